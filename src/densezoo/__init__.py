@@ -1,0 +1,33 @@
+"""densezoo: fetch, cache and verify DensePose model-zoo weights and data.
+
+The package root stays cheap to import: the API is loaded on first use, so
+``densezoo --help`` and ``densezoo path`` never import requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "Zoo", "fetch", "info", "verify", "path", "list_artifacts",
+    "ArtifactInfo", "FetchResult", "FetchOutcome", "VerifyReport", "VerifyEntry", "PinInfo",
+}
+__all__ = sorted(_API | {"list", "__version__", "errors"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    if name == "list":
+        from .api import list_artifacts
+
+        return list_artifacts
+    if name == "errors":
+        from . import errors
+
+        return errors
+    raise AttributeError(f"module 'densezoo' has no attribute {name!r}")

@@ -1,0 +1,144 @@
+"""All loaded manifests as one catalog: name lookup, filters and dependency closure.
+
+Later manifests extend or override earlier ones by name, so a user's file can
+add entries or replace a shipped entry (a new mirror, a published md5).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
+from .manifest import Artifact, Manifest, load_manifest
+
+
+def default_manifest_paths() -> list[Path]:
+    """The manifests shipped in the wheel (``densezoo/manifests/*.yaml``)."""
+    try:
+        root = resources.files("densezoo") / "manifests"
+        found = sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        found = []
+    if not found:
+        # A source checkout run without installing: the manifests sit at the repo top.
+        here = Path(__file__).resolve().parents[2] / "manifests"
+        found = sorted(here.glob("*.yaml"))
+    return found
+
+
+@dataclass(frozen=True)
+class Catalog:
+    artifacts: tuple[Artifact, ...]
+    manifests: tuple[Manifest, ...]
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path] = (), *, defaults: bool = True) -> "Catalog":
+        files: list[Path] = (default_manifest_paths() if defaults else []) + [Path(p) for p in paths]
+        return cls.from_manifests([load_manifest(p) for p in files])
+
+    @classmethod
+    def from_manifests(cls, manifests: Iterable[Manifest]) -> "Catalog":
+        manifests = tuple(manifests)
+        by_name: dict[str, Artifact] = {}
+        for m in manifests:
+            for art in m.artifacts:
+                by_name.pop(art.name.lower(), None)      # override keeps the newest position
+                by_name[art.name.lower()] = art
+        catalog = cls(tuple(by_name.values()), manifests)
+        catalog._check_requires()
+        return catalog
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> Artifact:
+        """Resolve a name: exact name, alias, ``zoo:name``, or the file name; case-insensitive."""
+        query = name.strip()
+        low = query.lower()
+        zoo = None
+        if ":" in low and not low.startswith(("http:", "https:")):
+            zoo, _, low = low.partition(":")
+        pool = [a for a in self.artifacts if zoo is None or a.zoo.lower() == zoo]
+        for matcher in (lambda a: a.name.lower() == low,
+                        lambda a: low in (x.lower() for x in a.aliases),
+                        lambda a: a.file_name.lower() == low):
+            hits = [a for a in pool if matcher(a)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise AmbiguousArtifactError(query, [f"{a.zoo}:{a.name}" for a in hits])
+        words = {a.name.lower(): a.name for a in pool}
+        for a in pool:
+            for alias in a.aliases:
+                words.setdefault(alias.lower(), alias)
+        close = difflib.get_close_matches(low, list(words), n=5, cutoff=0.6)
+        if not close:
+            close = [k for k in words if low and low in k][:5]
+        raise UnknownArtifactError(query, [words[c] for c in close])
+
+    def select(self, *, kind: str | None = None, zoo: str | None = None,
+               text: str | None = None) -> list[Artifact]:
+        out = list(self.artifacts)
+        if kind:
+            out = [a for a in out if a.kind.lower() == kind.lower()]
+        if zoo:
+            out = [a for a in out if a.zoo.lower() == zoo.lower()]
+        if text:
+            t = text.lower()
+            out = [a for a in out if t in a.name.lower() or t in a.file_name.lower()
+                   or t in (a.description or "").lower()
+                   or any(t in x.lower() for x in a.aliases)]
+        return out
+
+    def kinds(self) -> list[str]:
+        return sorted({a.kind for a in self.artifacts})
+
+    def zoos(self) -> list[str]:
+        return sorted({a.zoo for a in self.artifacts})
+
+    # -- dependencies ---------------------------------------------------------------------
+
+    def closure(self, artifacts: Iterable[Artifact]) -> list[Artifact]:
+        """The artifacts plus everything they require, dependencies first, each once."""
+        order: list[Artifact] = []
+        seen: set[str] = set()
+
+        def visit(a: Artifact) -> None:
+            if a.name in seen:
+                return
+            seen.add(a.name)
+            for dep in a.requires:
+                visit(self._require(a, dep))
+            order.append(a)
+
+        for a in artifacts:
+            visit(a)
+        return order
+
+    def _require(self, owner: Artifact, dep: str) -> Artifact:
+        try:
+            return self.get(dep)
+        except (UnknownArtifactError, AmbiguousArtifactError):
+            raise ManifestError(owner.source, f"requires {dep!r}, which no loaded manifest "
+                                              "defines uniquely", entry=owner.name) from None
+
+    def _check_requires(self) -> None:
+        state: dict[str, int] = {}     # 1 = on the current path, 2 = done
+
+        def walk(a: Artifact, path: list[str]) -> None:
+            mark = state.get(a.name)
+            if mark == 2:
+                return
+            if mark == 1:
+                cycle = " -> ".join(path[path.index(a.name):] + [a.name])
+                raise ManifestError(a.source, f"dependency cycle: {cycle}", entry=a.name)
+            state[a.name] = 1
+            for dep in a.requires:
+                walk(self._require(a, dep), path + [a.name])
+            state[a.name] = 2
+
+        for a in self.artifacts:
+            walk(a, [])

@@ -1,0 +1,456 @@
+"""The ``densezoo`` command: parse arguments, call the API, render the results.
+
+stdout carries results only (paths, tables, JSON) so scripts can pipe it;
+progress, warnings and errors go to stderr.  Every failure becomes one line
+and a distinct exit code (see EXIT_CODES below).  rich is imported only when
+something is rendered, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+
+from . import __version__, config
+from .errors import (EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY, EXIT_USAGE,
+                     DensezooError)
+
+if TYPE_CHECKING:
+    from .api import ArtifactInfo, Zoo
+    from .manifest import Artifact
+
+EXIT_CODES = """\b
+Exit codes:
+  0  ok                        5  download failed on every URL
+  1  other failure             6  not in cache (path, verify NAME, --offline)
+  2  usage error               7  invalid manifest
+  3  unknown artifact          8  store / disk error
+  4  checksum mismatch         9  refused by policy (--strict, http downgrade)
+
+\b
+Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR,
+DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
+DENSEZOO_DEBUG (show tracebacks)."""
+
+
+@dataclass
+class App:
+    """Per-invocation settings shared by every command (click's ctx.obj)."""
+
+    manifests: tuple[str, ...] = ()
+    default_manifests: bool = True
+    cache_dir: str | None = None
+    quiet: bool = False
+    verbose: int = 0
+    progress: bool = True
+    offline: bool | None = None
+    strict: bool | None = None
+    allow_http: bool | None = None
+    _zoo: "Zoo | None" = field(default=None, repr=False)
+
+    @property
+    def zoo(self) -> "Zoo":
+        if self._zoo is None:
+            from .api import Zoo
+
+            self._zoo = Zoo(manifests=self.manifests, cache_dir=self.cache_dir,
+                            default_manifests=self.default_manifests, strict=self.strict,
+                            offline=self.offline, allow_http=self.allow_http)
+        return self._zoo
+
+    def say(self, message: str) -> None:
+        """Informational line on stderr (silenced by -q)."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"warning: {message}", err=True)
+
+    def error(self, err: DensezooError, prefix: str = "") -> None:
+        click.echo(f"error: {prefix}{_one_line(err)}", err=True)
+
+    def show_progress(self, as_json: bool) -> bool:
+        return self.progress and not self.quiet and not as_json and sys.stderr.isatty()
+
+
+def _one_line(err: DensezooError) -> str:
+    text = str(err)
+    return f"{text} (hint: {err.hint})" if err.hint else text
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _human_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
+
+
+def _headline_metric(metrics: dict[str, Any]) -> str:
+    """The one number a browsing user compares: DensePose AP (or GPSm), else the first one."""
+    if not metrics:
+        return ""
+    task = metrics.get("densepose", next(iter(metrics.values())))
+    if isinstance(task, dict):
+        for key in ("AP", "GPSm", "GPS"):
+            if key in task:
+                return f"{task[key]:g}"
+        return f"{next(iter(task.values())):g}" if task else ""
+    return f"{task:g}"
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES)
+@click.option("--manifest", "manifests", multiple=True, metavar="PATH",
+              type=click.Path(dir_okay=False),
+              help="Extra manifest (repeatable; later ones extend or override). "
+                   "[env var: DENSEZOO_MANIFEST]")
+@click.option("--no-default-manifests", is_flag=True,
+              help="Use only the manifests given with --manifest / DENSEZOO_MANIFEST.")
+@click.option("--cache-dir", metavar="DIR", envvar=config.ENV_CACHE_DIR, show_envvar=True,
+              help="Store root (default: the platform user cache dir).")
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+@click.option("--no-progress", is_flag=True, help="Never draw progress bars.")
+@click.option("--offline", is_flag=True, default=None,
+              help="Never touch the network. [env var: DENSEZOO_OFFLINE]")
+@click.option("--strict", is_flag=True, default=None,
+              help="Refuse artifacts without a published checksum. [env var: DENSEZOO_STRICT]")
+@click.option("--allow-http", is_flag=True, default=None,
+              help="Allow plain-http URLs beyond loopback. [env var: DENSEZOO_ALLOW_HTTP]")
+@click.version_option(__version__, "--version", prog_name="densezoo")
+@click.pass_context
+def cli(ctx: click.Context, manifests, no_default_manifests, cache_dir, quiet, verbose,
+        no_progress, offline, strict, allow_http) -> None:
+    """Fetch, cache and verify DensePose model-zoo weights and data.
+
+    \b
+    densezoo list                        browse every artifact (with AP metrics)
+    densezoo fetch ResNet50_FPN_s1x      download + verify; prints the local path
+    densezoo verify                      offline re-check of the cache (for CI)
+    """
+    ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
+                  cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
+                  offline=offline or None, strict=strict or None,
+                  allow_http=allow_http or None)
+
+
+# -- list / info ----------------------------------------------------------------------------
+
+@cli.command("list")
+@click.argument("text", required=False)
+@click.option("--kind", help="Only this kind (model, proposals, annotations, ...).")
+@click.option("--zoo", help="Only this zoo (e.g. densepose-v1).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_cmd(app: App, text, kind, zoo, as_json) -> None:
+    """List artifacts: name, kind, size, checksum strength, AP, cached state.
+
+    TEXT filters by a substring of the name, file name or description.
+    """
+    infos = app.zoo.list(kind=kind, zoo=zoo, text=text)
+    if as_json:
+        _emit_json([i.to_dict() for i in infos])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("name", "zoo", "kind", "size", "checksum", "AP", "cached"):
+        table.add_column(col, justify="right" if col in ("size", "AP") else "left",
+                         no_wrap=col == "name")
+    for i in infos:
+        a = i.artifact
+        size = a.size or (i.pin or {}).get("size")
+        table.add_row(a.name + (" (deprecated)" if a.deprecated else ""), a.zoo, a.kind,
+                      _human_size(size), i.strength, _headline_metric(dict(a.metrics)),
+                      "yes" if i.path else "")
+    _stdout_console().print(table)
+    app.say(f"{len(infos)} artifacts")
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    return Console(soft_wrap=not tty, width=None if tty else 240, highlight=False)
+
+
+@cli.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def info_cmd(app: App, name, as_json) -> None:
+    """Show an artifact's URLs, checksums, config, metrics, dependencies and cached path."""
+    info = app.zoo.info(name)
+    if as_json:
+        _emit_json(info.to_dict())
+        return
+    for key, value in _info_lines(info):
+        click.echo(f"{key:<13} {value}")
+
+
+def _info_lines(info: "ArtifactInfo"):
+    a = info.artifact
+    yield "name", a.name
+    yield "zoo", a.zoo
+    yield "kind", a.kind
+    if a.description:
+        yield "description", a.description
+    yield "file", a.file_name
+    yield "url", a.url
+    for m in a.mirrors:
+        yield "mirror", m
+    for u in a.legacy_urls:
+        yield "legacy url", f"{u} (historical, not tried)"
+    yield "checksum", info.strength
+    for key in ("md5", "sha256", "md5_prefix", "md5_url"):
+        if getattr(a, key):
+            yield key, getattr(a, key)
+    if info.pin:
+        for key in ("md5", "sha256", "size"):
+            if info.pin.get(key) is not None:
+                yield f"pinned {key}", info.pin[key]
+        if info.pin.get("sidecar_md5"):
+            yield "sidecar md5", info.pin["sidecar_md5"]
+    yield "size", f"{a.size} bytes" if a.size is not None else "unknown"
+    if a.config:
+        yield "config", a.config
+    for task, values in a.metrics.items():
+        if isinstance(values, dict):
+            yield f"{task}", "  ".join(f"{k} {v:g}" for k, v in values.items())
+        else:
+            yield task, f"{values:g}"
+    if a.license:
+        yield "license", a.license
+    if a.requires:
+        yield "requires", ", ".join(a.requires)
+        if set(info.requires) != set(a.requires):
+            yield "closure", ", ".join(info.requires)
+    if a.aliases:
+        yield "aliases", ", ".join(a.aliases)
+    if a.deprecated:
+        yield "deprecated", "yes"
+    if a.note:
+        yield "note", a.note
+    yield "manifest", a.source
+    yield "cached", str(info.path) if info.path else "no"
+
+
+# -- fetch --------------------------------------------------------------------------------
+
+class _RichProgress:
+    """Adapter from densezoo's Progress protocol to one shared rich Progress display."""
+
+    def __init__(self, display) -> None:
+        self.display = display
+        self.task = None
+
+    def start(self, label: str, total: int | None, initial: int = 0) -> None:
+        if self.task is None:
+            self.task = self.display.add_task(label, total=total, completed=initial)
+        else:
+            self.display.reset(self.task, total=total, completed=initial)
+
+    def advance(self, n: int) -> None:
+        self.display.advance(self.task, n)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.display.remove_task(self.task)
+            self.task = None
+
+
+def _progress_display():
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                               TimeRemainingColumn, TransferSpeedColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+@cli.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every artifact in the loaded manifests.")
+@click.option("--kind", help="Every artifact of this kind.")
+@click.option("--with-deps", is_flag=True, help="Also fetch what the artifacts require.")
+@click.option("--force", is_flag=True, help="Download again even if a verified copy is cached.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
+@pass_app
+def fetch_cmd(app: App, names, all_, kind, with_deps, force, as_json) -> None:
+    """Download, verify and cache artifacts; print each verified local path.
+
+    Progress goes to stderr (only on a terminal); stdout gets one path per line.
+    """
+    zoo = app.zoo
+    if not names and not all_ and not kind:
+        raise click.UsageError("name at least one artifact, or use --all / --kind")
+    targets: list[Artifact | str] = list(names)
+    if all_ or kind:
+        targets += zoo.catalog.select(kind=kind)
+        if kind and not targets:
+            raise click.UsageError(f"no artifact has kind {kind!r} "
+                                   f"(kinds: {', '.join(zoo.catalog.kinds())})")
+    arts = [t if not isinstance(t, str) else zoo.catalog.get(t) for t in targets]
+    if with_deps:
+        arts = zoo.catalog.closure(arts)
+    else:
+        from .api import _unique
+
+        arts = _unique(arts)
+
+    display = _progress_display() if app.show_progress(as_json) else None
+    progress: Callable | None = (lambda art: _RichProgress(display)) if display else None
+    if display:
+        display.start()
+    try:
+        outcomes = zoo.fetch_many(arts, force=force, progress=progress)
+    finally:
+        if display:
+            display.stop()
+
+    code = EXIT_OK
+    for o in outcomes:
+        if o.result:
+            for w in o.result.warnings:
+                app.warn(w)
+            if app.verbose or o.result.action != "cached":
+                detail = f" from {o.result.url}" if app.verbose and o.result.url else ""
+                app.say(f"{o.result.action} {o.name} ({_human_size(o.result.transferred)} "
+                        f"transferred, checksum: {o.result.strength}){detail}")
+            if not as_json:
+                click.echo(str(o.result.path))
+        else:
+            assert o.error is not None
+            app.error(o.error)
+            code = code or o.error.exit_code
+    if as_json:
+        _emit_json([o.to_dict() for o in outcomes])
+    sys.exit(code)
+
+
+# -- verify / path ----------------------------------------------------------------------
+
+@cli.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--quick", is_flag=True,
+              help="Trust files unchanged (inode, size, mtime, ctime) since their last full hash.")
+@click.option("--full", "full", is_flag=True, help="Re-hash every file (the default).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Files hashed in parallel.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@pass_app
+def verify_cmd(app: App, names, quick, full, jobs, as_json) -> None:
+    """Re-check cached files against their checksums or pins.  Never uses the network.
+
+    Reports each artifact as ok, missing, corrupt (moved aside) or unpinned.
+    Exit 0 only if all are ok; 4 if any is corrupt; 6 if a named one is missing;
+    1 if one is unpinned.
+    """
+    if quick and full:
+        raise click.UsageError("--quick and --full exclude each other")
+    report = app.zoo.verify(names or None, quick=quick, jobs=jobs)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        for e in report.entries:
+            line = f"{e.status:<9} {e.name}"
+            if e.detail and e.status != "ok":
+                line += f"  ({e.detail})"
+            if e.moved_to:
+                line += f"  moved to {e.moved_to}"
+            click.echo(line)
+        counts = report.to_dict()["counts"]
+        app.say(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing cached")
+    if report.count("corrupt"):
+        sys.exit(4)
+    if report.count("missing"):
+        sys.exit(EXIT_NOT_CACHED)
+    if report.count("unpinned"):
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command("path")
+@click.argument("name")
+@pass_app
+def path_cmd(app: App, name) -> None:
+    """Print the verified cached path of NAME, or fail with exit 6 (never downloads)."""
+    click.echo(str(app.zoo.path(name)))
+
+
+# -- pin ----------------------------------------------------------------------------------
+
+@cli.command("pin")
+@click.argument("names", nargs=-1)
+@click.option("--manifest-out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the pinned md5/sha256/size into a copy of the source manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def pin_cmd(app: App, names, manifest_out, as_json) -> None:
+    """Show checksums pinned on first download, or write them back into a manifest.
+
+    A maintainer with network access can fetch the unpublished artifacts and run
+    `densezoo pin --manifest-out densepose.yaml` to get a reviewable diff.
+    """
+    zoo = app.zoo
+    pins = zoo.write_pins(manifest_out, names or None) if manifest_out else \
+        zoo.pins(names or None)
+    if as_json:
+        _emit_json([p.to_dict() for p in pins])
+    else:
+        for p in pins:
+            click.echo(f"{p.name}  md5 {p.md5 or '-'}  size {p.size if p.size is not None else '-'}"
+                       f"  sha256 {p.sha256 or '-'}")
+    if manifest_out:
+        app.say(f"wrote {len(pins)} pin(s) into {manifest_out}")
+
+
+# -- entry point --------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, mapping every error to one stderr line and its exit code."""
+    try:
+        rv = cli.main(args=argv, prog_name="densezoo", standalone_mode=False)
+    except DensezooError as e:
+        if config.debug():
+            traceback.print_exc()
+        click.echo(f"error: {_one_line(e)}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code if e.exit_code else EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(EXIT_FAILURE)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; partial downloads are kept and resume next time",
+                   err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if config.debug():
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(e).__name__}: {e} "
+                   "(hint: rerun with DENSEZOO_DEBUG=1 and report the traceback)", err=True)
+        sys.exit(EXIT_FAILURE)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+__all__ = ["cli", "main", "EXIT_POLICY"]

@@ -1,0 +1,201 @@
+"""Typed errors that carry their facts, and the exit code the CLI maps each to.
+
+Every error knows what failed (the fields), what to do about it (``hint``) and
+which exit code a pipeline should see (``exit_code``).  The CLI prints
+``str(error)`` and, on its own line, the hint; it never has to guess.  Several
+classes also derive from a stdlib type so library callers can catch them the
+way they already catch ``KeyError`` or ``OSError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+# Exit codes: the contract with CI pipelines.  Documented in README and `--help`.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_UNKNOWN_ARTIFACT = 3
+EXIT_CHECKSUM = 4
+EXIT_DOWNLOAD = 5
+EXIT_NOT_CACHED = 6
+EXIT_MANIFEST = 7
+EXIT_STORE = 8
+EXIT_POLICY = 9
+
+
+class DensezooError(Exception):
+    """Base of every error densezoo raises on purpose."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ManifestError(DensezooError, ValueError):
+    """A manifest that cannot be trusted: names the file, the entry and the problem."""
+
+    exit_code = EXIT_MANIFEST
+
+    def __init__(self, source: str, problem: str, *, entry: str | None = None,
+                 hint: str | None = None) -> None:
+        where = f"{source}: entry {entry!r}" if entry else source
+        super().__init__(f"invalid manifest {where}: {problem}",
+                         hint=hint or "fix the manifest file and run the command again")
+        self.source = source
+        self.entry = entry
+        self.problem = problem
+
+
+class UnknownArtifactError(DensezooError, KeyError):
+    """A name that matches no artifact; carries close matches to suggest."""
+
+    exit_code = EXIT_UNKNOWN_ARTIFACT
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = list(suggestions)
+        hint = ("did you mean: " + ", ".join(self.suggestions) + "?") if self.suggestions \
+            else "run `densezoo list` to see every artifact"
+        super().__init__(f"unknown artifact {name!r}", hint=hint)
+
+    # KeyError.__str__ would add quotes; keep the plain message.
+    __str__ = DensezooError.__str__
+
+
+class AmbiguousArtifactError(DensezooError, KeyError):
+    """A name (often a shared file name) that matches several artifacts."""
+
+    exit_code = EXIT_UNKNOWN_ARTIFACT
+
+    def __init__(self, name: str, candidates: Sequence[str]) -> None:
+        self.name = name
+        self.candidates = list(candidates)
+        super().__init__(
+            f"{name!r} matches {len(self.candidates)} artifacts: " + ", ".join(self.candidates),
+            hint="name one of them exactly")
+
+    __str__ = DensezooError.__str__
+
+
+class ChecksumMismatchError(DensezooError):
+    """Bytes that do not match what was expected; the file was not published."""
+
+    exit_code = EXIT_CHECKSUM
+
+    def __init__(self, what: str, algorithm: str, expected: str, actual: str, *,
+                 url: str | None = None, path: str | None = None,
+                 hint: str | None = None) -> None:
+        self.what = what
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+        self.url = url
+        self.path = path
+        super().__init__(
+            f"{algorithm} mismatch for {what}: expected {expected}, got {actual}",
+            hint=hint or "the download was corrupted or the upstream file changed; "
+                         "the bad copy was not kept")
+
+
+@dataclass(frozen=True)
+class UrlFailure:
+    """Why one URL did not yield a verified file."""
+
+    url: str
+    reason: str
+    category: str = "download"   # download | checksum | policy | http
+
+
+class DownloadFailedError(DensezooError, OSError):
+    """Every URL of an artifact failed; lists each URL and why."""
+
+    exit_code = EXIT_DOWNLOAD
+
+    def __init__(self, name: str, failures: Sequence[UrlFailure]) -> None:
+        self.name = name
+        self.failures = list(failures)
+        lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
+        categories = {f.category for f in self.failures}
+        # When every URL failed the same special way, surface that way's exit code.
+        if categories == {"checksum"}:
+            self.exit_code = EXIT_CHECKSUM
+        elif categories == {"policy"}:
+            self.exit_code = EXIT_POLICY
+        super().__init__(
+            f"could not fetch {name}: every URL failed: {lines}",
+            hint="check your network or proxy, or set DENSEZOO_MIRROR to a mirror that has the file")
+
+    __str__ = DensezooError.__str__
+
+
+class NotCachedError(DensezooError, FileNotFoundError):
+    """The artifact is not in the local store and we may not download it."""
+
+    exit_code = EXIT_NOT_CACHED
+
+    def __init__(self, name: str, *, hint: str | None = None) -> None:
+        self.name = name
+        super().__init__(f"{name} is not in the cache",
+                         hint=hint or f"run `densezoo fetch {name}` first")
+
+    __str__ = DensezooError.__str__
+
+
+class StoreError(DensezooError, OSError):
+    """The cache directory cannot be written or read (disk full, read-only, permissions)."""
+
+    exit_code = EXIT_STORE
+
+    def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(message, hint=hint or
+                         "free some space or point --cache-dir / DENSEZOO_CACHE_DIR "
+                         "at a writable directory")
+
+    __str__ = DensezooError.__str__
+
+
+class PolicyError(DensezooError):
+    """Refused on purpose: strict mode, an insecure redirect, a plain-http URL."""
+
+    exit_code = EXIT_POLICY
+
+
+class StrictModeError(PolicyError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"{name} has no published checksum and strict mode is on",
+            hint="drop --strict / DENSEZOO_STRICT, or add a published md5 to your manifest")
+
+
+class InsecureRedirectError(PolicyError):
+    def __init__(self, url: str, location: str) -> None:
+        self.url = url
+        self.location = location
+        super().__init__(f"refused redirect from https to http: {url} -> {location}")
+
+
+class TransferError(DensezooError, OSError):
+    """One URL failed (used inside the downloader; the API aggregates these)."""
+
+    exit_code = EXIT_DOWNLOAD
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None,
+                 retryable: bool = True, retry_after: float | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(f"{url}: {reason}")
+
+    __str__ = DensezooError.__str__

@@ -1,0 +1,321 @@
+"""YAML manifest -> validated, frozen ``Artifact`` records.
+
+A manifest is data from outside (a user's file, a mirror's file), so it is
+loaded with a safe loader and every field is checked before anything trusts it.
+Each problem is reported once, naming the file, the entry and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .errors import ManifestError
+from .hashing import is_hex
+
+SCHEMA_VERSION = 1
+TOP_KEYS = {"schema", "zoo", "description", "artifacts"}
+REQUIRED_KEYS = ("name", "url", "md5")
+OPTIONAL_KEYS = {
+    "kind", "sha256", "size", "mirrors", "md5_url", "md5_prefix", "legacy_urls", "description",
+    "config", "metrics", "license", "filename", "requires", "aliases", "deprecated", "note",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+_RESERVED_MARKS = (".dzpart", ".dzmeta")   # the store's own sidecar names
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One downloadable file, as a manifest declares it."""
+
+    name: str
+    url: str
+    md5: str | None
+    kind: str = "file"
+    zoo: str = ""
+    sha256: str | None = None
+    md5_prefix: str | None = None
+    size: int | None = None
+    mirrors: tuple[str, ...] = ()
+    md5_url: str | None = None
+    legacy_urls: tuple[str, ...] = ()
+    description: str | None = None
+    config: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    license: str | None = None
+    filename: str | None = None
+    requires: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    deprecated: bool = False
+    note: str | None = None
+    source: str = ""
+
+    @property
+    def file_name(self) -> str:
+        """The name the file is known by: explicit ``filename`` or the URL's last segment."""
+        return self.filename or url_key(self.url)[-1]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Upstream URLs in the order they are tried (legacy URLs are never tried)."""
+        return (self.url, *self.mirrors)
+
+    @property
+    def published(self) -> bool:
+        """Whether any checksum was published (in the manifest or as a sidecar)."""
+        return bool(self.md5 or self.sha256 or self.md5_prefix or self.md5_url)
+
+    @property
+    def strength(self) -> str:
+        """How strongly the manifest alone pins the bytes: full, sidecar, prefix or none."""
+        if self.md5 or self.sha256:
+            return "full"
+        if self.md5_url:
+            return "sidecar"
+        if self.md5_prefix:
+            return "prefix"
+        return "none"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: str
+    zoo: str
+    description: str | None
+    artifacts: tuple[Artifact, ...]
+
+
+def url_key(url: str) -> tuple[str, ...]:
+    """Host plus path segments: the store key, so equal basenames never collide.
+
+    Percent-escapes stay as they are (``%3A`` is a literal ``:`` in the S3 key and
+    must not be decoded or encoded twice); empty segments from ``//`` are dropped.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.port:
+        host = f"{host}_{parts.port}"
+    segments = [s for s in parts.path.split("/") if s]
+    return (host, *segments)
+
+
+def check_url(url: object, source: str, entry: str | None, what: str = "url") -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ManifestError(source, f"{what} must be a non-empty string", entry=entry)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        raise ManifestError(source, f"{what} {url!r} is not a valid URL ({e})", entry=entry)
+    if parts.scheme not in ("http", "https"):
+        raise ManifestError(source, f"{what} {url!r} must be http(s)", entry=entry)
+    if not parts.hostname:
+        raise ManifestError(source, f"{what} {url!r} has no host", entry=entry)
+    if any(c in url for c in "\x00\r\n\t \\"):
+        raise ManifestError(source, f"{what} {url!r} contains whitespace or control characters",
+                            entry=entry)
+    key = url_key(url)
+    if len(key) < 2:
+        raise ManifestError(source, f"{what} {url!r} names no file", entry=entry)
+    for seg in key[1:]:
+        if seg in (".", "..") or seg.startswith("%2e%2e") or seg.lower() in ("%2e", "%2e%2e"):
+            raise ManifestError(source, f"{what} {url!r} has a '..' segment that would escape "
+                                        "the store", entry=entry)
+    if any(mark in key[-1] for mark in _RESERVED_MARKS):
+        raise ManifestError(source, f"{what} {url!r} uses a file suffix densezoo reserves",
+                            entry=entry)
+    return url
+
+
+def _hex(value: object, length: int | None, source: str, entry: str, key: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ManifestError(source, f"{key} must be a hex string or null, not {value!r}",
+                            entry=entry)
+    v = value.strip().lower()
+    if not is_hex(v) or (length is not None and len(v) != length):
+        want = f"{length} hex digits" if length else "hex digits"
+        raise ManifestError(source, f"{key} {value!r} is not {want}", entry=entry)
+    return v
+
+
+def _str(value: object, source: str, entry: str, key: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ManifestError(source, f"{key} must be text", entry=entry)
+    return str(value)
+
+
+def _str_list(value: object, source: str, entry: str, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestError(source, f"{key} must be a list of strings", entry=entry)
+    return tuple(value)
+
+
+def _metrics(value: object, source: str, entry: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ManifestError(source, "metrics must be a mapping", entry=entry)
+    out: dict[str, Any] = {}
+    for task, v in value.items():
+        if isinstance(v, dict):
+            inner = {}
+            for metric, number in v.items():
+                if not isinstance(number, (int, float)) or isinstance(number, bool):
+                    raise ManifestError(source, f"metrics.{task}.{metric} must be a number",
+                                        entry=entry)
+                inner[str(metric)] = number
+            out[str(task)] = inner
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[str(task)] = v
+        else:
+            raise ManifestError(source, f"metrics.{task} must be a number or a mapping",
+                                entry=entry)
+    return out
+
+
+def check_name(name: object, source: str, entry: str | None = None, what: str = "name") -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ManifestError(
+            source, f"{what} {name!r} is not allowed (letters, digits and . _ + - only; "
+                    "no '/', no '..')", entry=entry if entry is not None else str(name))
+    return name
+
+
+def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
+    if not isinstance(raw, dict):
+        raise ManifestError(source, f"artifact #{index + 1} must be a mapping")
+    label = raw.get("name") if isinstance(raw.get("name"), str) else f"#{index + 1}"
+    for key in REQUIRED_KEYS:
+        if key not in raw:
+            raise ManifestError(source, f"missing required key {key!r}", entry=label)
+    unknown = sorted(set(map(str, raw)) - set(REQUIRED_KEYS) - OPTIONAL_KEYS)
+    if unknown:
+        raise ManifestError(source, "unknown key(s) " + ", ".join(map(repr, unknown)),
+                            entry=label, hint="check the spelling against docs/manifest.md")
+    name = check_name(raw["name"], source, label)
+    url = check_url(raw["url"], source, name)
+    size = raw.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ManifestError(source, f"size must be a non-negative integer, not {size!r}",
+                            entry=name)
+    kind = _str(raw.get("kind"), source, name, "kind") or "file"
+    filename = _str(raw.get("filename"), source, name, "filename")
+    if filename is not None and (filename in (".", "..") or "/" in filename
+                                 or "\\" in filename or "\x00" in filename):
+        raise ManifestError(source, f"filename {filename!r} must be a plain file name",
+                            entry=name)
+    md5_url = raw.get("md5_url")
+    deprecated = raw.get("deprecated", False)
+    if not isinstance(deprecated, bool):
+        raise ManifestError(source, "deprecated must be true or false", entry=name)
+    return Artifact(
+        name=name,
+        url=url,
+        md5=_hex(raw["md5"], 32, source, name, "md5"),
+        kind=kind,
+        zoo=zoo,
+        sha256=_hex(raw.get("sha256"), 64, source, name, "sha256"),
+        md5_prefix=_md5_prefix(raw.get("md5_prefix"), source, name),
+        size=size,
+        mirrors=tuple(check_url(u, source, name, "mirror")
+                      for u in _str_list(raw.get("mirrors"), source, name, "mirrors")),
+        md5_url=check_url(md5_url, source, name, "md5_url") if md5_url is not None else None,
+        legacy_urls=_str_list(raw.get("legacy_urls"), source, name, "legacy_urls"),
+        description=_str(raw.get("description"), source, name, "description"),
+        config=_str(raw.get("config"), source, name, "config"),
+        metrics=_metrics(raw.get("metrics"), source, name),
+        license=_str(raw.get("license"), source, name, "license"),
+        filename=filename,
+        requires=tuple(check_name(r, source, name, "requires entry")
+                       for r in _str_list(raw.get("requires"), source, name, "requires")),
+        aliases=tuple(check_name(a, source, name, "alias")
+                      for a in _str_list(raw.get("aliases"), source, name, "aliases")),
+        deprecated=deprecated,
+        note=_str(raw.get("note"), source, name, "note"),
+        source=source,
+    )
+
+
+def _md5_prefix(value: object, source: str, entry: str) -> str | None:
+    v = _hex(value, None, source, entry, "md5_prefix")
+    if v is not None and not 6 <= len(v) <= 32:
+        raise ManifestError(source, f"md5_prefix {value!r} must be 6 to 32 hex digits",
+                            entry=entry)
+    return v
+
+
+def _safe_load(text: str, source: str) -> object:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ManifestError(source, f"not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ManifestError(source, "YAML nests too deeply") from None
+
+
+def parse_manifest(text: str, source: str = "<string>") -> Manifest:
+    """Parse and validate manifest text; raises ManifestError on the first problem."""
+    data = _safe_load(text, source)
+    if not isinstance(data, dict):
+        raise ManifestError(source, "the top level must be a mapping with an 'artifacts' list")
+    unknown = sorted(set(map(str, data)) - TOP_KEYS)
+    if unknown:
+        raise ManifestError(source, "unknown top-level key(s) " + ", ".join(map(repr, unknown)))
+    schema = data.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION:
+        raise ManifestError(source, f"schema {schema!r} is not supported (this densezoo reads "
+                                    f"schema {SCHEMA_VERSION})", hint="upgrade densezoo")
+    zoo = data.get("zoo") or Path(source).stem
+    if not isinstance(zoo, str):
+        raise ManifestError(source, "zoo must be text")
+    raw_artifacts = data.get("artifacts")
+    if not isinstance(raw_artifacts, list):
+        raise ManifestError(source, "'artifacts' must be a list")
+    artifacts: list[Artifact] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_artifacts):
+        art = parse_entry(raw, source, zoo, i)
+        low = art.name.lower()
+        if low in seen:
+            raise ManifestError(source, "duplicate name", entry=art.name)
+        seen.add(low)
+        artifacts.append(art)
+    description = data.get("description")
+    return Manifest(source=source, zoo=zoo,
+                    description=description if isinstance(description, str) else None,
+                    artifacts=tuple(artifacts))
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    source = str(path)
+    try:
+        p = Path(path)
+        if p.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(source, f"file is larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+        text = p.read_text(encoding="utf-8")
+    except ManifestError:
+        raise
+    except UnicodeDecodeError:
+        raise ManifestError(source, "file is not UTF-8 text") from None
+    except OSError as e:
+        raise ManifestError(source, f"cannot read it ({e.strerror or e})",
+                            hint="check the path given to --manifest / DENSEZOO_MANIFEST") from None
+    return parse_manifest(text, source)

@@ -1,0 +1,51 @@
+"""Progress reporting as a tiny protocol, so the downloader never imports a UI library.
+
+The CLI plugs in a rich display; library users get tqdm.auto (which renders
+well in notebooks) by passing ``progress=True``; everyone else gets nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """``start`` may be called again for the same file when a retry restarts it."""
+
+    def start(self, label: str, total: int | None, initial: int = 0) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, label: str, total: int | None, initial: int = 0) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TqdmProgress:
+    """tqdm.auto bar for library and notebook users (imported only when used)."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def start(self, label: str, total: int | None, initial: int = 0) -> None:
+        from tqdm.auto import tqdm
+
+        self.close()          # a retry that restarts from zero starts a fresh bar
+        self._bar = tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True,
+                         unit_divisor=1024, leave=False)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

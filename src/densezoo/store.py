@@ -1,0 +1,320 @@
+"""The local store: where files, partial downloads, metadata and pins live on disk.
+
+Layout (see docs/cache.md)::
+
+    <root>/CACHEDIR.TAG
+    <root>/files/<host>/<url path>                    published, verified file
+    <root>/files/<host>/<url path>.dzmeta             its metadata (JSON)
+    <root>/files/<host>/<url path>.dzpart             a resumable partial nobody holds
+    <root>/files/<host>/<url path>.dzpart-<token>     a partial one process is writing
+    <root>/pins/<host>/<url path>.json                checksums pinned on first download
+    <root>/bad/<stamp>/<host>/<url path>              corrupt copies moved aside by verify
+
+Correctness never depends on a lock.  Each process writes its own uniquely
+named partial; a resumable partial is *claimed* by an atomic rename (one
+winner), and a finished file is published by an atomic rename after it has
+been verified.  The worst a race can cost is duplicate bandwidth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from .errors import DensezooError, StoreError
+from .hashing import Digests
+from .manifest import Artifact, url_key
+
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by densezoo.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+PART = ".dzpart"
+META = ".dzmeta"
+STALE_SECONDS = 15 * 60      # an unchanged partial of a holder we cannot see is up for grabs
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def stat_memo(path: Path) -> list[int]:
+    """(inode, size, mtime_ns, ctime_ns): changes whenever the file is written or replaced.
+
+    ctime is in it because no user tool can set ctime back, so restoring an
+    mtime after an edit still invalidates the memo.
+    """
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _token() -> str:
+    host = "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())[:40]
+    return f"{os.getpid()}@{host or 'host'}.{uuid.uuid4().hex[:8]}"
+
+
+def _holder_alive(token: str) -> bool | None:
+    """True/False for a holder on this host; None if it lives elsewhere (cannot tell)."""
+    pid_s, _, rest = token.partition("@")
+    host = rest.rsplit(".", 1)[0]
+    mine = "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())[:40]
+    if host != mine or not pid_s.isdigit():
+        return None
+    pid = int(pid_s)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def store_errors(what: str, path: Path) -> Iterator[None]:
+    """Turn OSError (ENOSPC, EROFS, EACCES, ...) into a StoreError naming the directory."""
+    try:
+        yield
+    except DensezooError:
+        raise
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path)) from e
+
+
+@dataclass
+class Partial:
+    """A partial download this process holds (its own unique file)."""
+
+    path: Path
+    slot: Path                     # where an abandoned partial waits for the next run
+    meta: dict[str, Any]           # url, etag, last_modified of the bytes in it
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".meta")
+
+    def open(self, offset: int) -> BinaryIO:
+        """Open for writing at ``offset`` (truncating anything after it)."""
+        f = open(self.path, "r+b" if self.path.exists() else "w+b")
+        f.seek(offset)
+        f.truncate()
+        return f
+
+    def save_meta(self, **fields: Any) -> None:
+        self.meta.update(fields)
+        write_json_atomic(self.meta_path, self.meta)
+
+    def release(self) -> None:
+        """Leave the partial where the next run (or another process) can resume it."""
+        with contextlib.suppress(OSError):
+            if self.size == 0:
+                self.discard()
+                return
+            os.replace(self.path, self.slot)
+            if self.meta_path.exists():
+                os.replace(self.meta_path, self.slot.with_name(self.slot.name + ".meta"))
+
+    def discard(self) -> None:
+        for p in (self.path, self.meta_path):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+class Store:
+    """One cache root.  Creating a Store touches nothing; writes create what they need."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # -- paths ----------------------------------------------------------------------------
+
+    @property
+    def files_dir(self) -> Path:
+        return self.root / "files"
+
+    def path_for(self, art: Artifact) -> Path:
+        key = url_key(art.url)
+        path = self.files_dir.joinpath(*key)
+        if art.filename and art.filename != key[-1]:
+            path = path.with_name(art.filename)
+        return path
+
+    def meta_path(self, art: Artifact) -> Path:
+        p = self.path_for(art)
+        return p.with_name(p.name + META)
+
+    def pin_path(self, art: Artifact) -> Path:
+        p = self.root.joinpath("pins", *url_key(art.url))
+        return p.with_name(p.name + ".json")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def cached_path(self, art: Artifact) -> Path | None:
+        p = self.path_for(art)
+        return p if p.is_file() else None
+
+    def read_meta(self, art: Artifact) -> dict[str, Any] | None:
+        return read_json(self.meta_path(art))
+
+    def read_pin(self, art: Artifact) -> dict[str, Any] | None:
+        return read_json(self.pin_path(art))
+
+    def memo_valid(self, art: Artifact, meta: dict[str, Any] | None = None) -> bool:
+        """Whether the file is unchanged since densezoo last hashed it."""
+        meta = meta if meta is not None else self.read_meta(art)
+        path = self.path_for(art)
+        try:
+            return bool(meta) and meta.get("stat") == stat_memo(path)
+        except OSError:
+            return False
+
+    # -- writing --------------------------------------------------------------------------
+
+    def ensure_dir(self, directory: Path) -> None:
+        with store_errors("create a directory", directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                write_json_tag = tag.with_name(f"CACHEDIR.TAG.{uuid.uuid4().hex[:8]}.tmp")
+                write_json_tag.write_text(CACHEDIR_TAG, encoding="ascii")
+                os.replace(write_json_tag, tag)
+
+    def claim_partial(self, art: Artifact) -> Partial:
+        """Take over a resumable partial if one is free, else start an empty one of our own."""
+        final = self.path_for(art)
+        self.ensure_dir(final.parent)
+        slot = final.with_name(final.name + PART)
+        mine = final.with_name(f"{final.name}{PART}-{_token()}")
+        candidates = [slot] + self._orphans(final)
+        for cand in candidates:
+            try:
+                os.rename(cand, mine)          # atomic: exactly one process wins it
+            except OSError:
+                continue
+            meta = {}
+            cand_meta = cand.with_name(cand.name + ".meta")
+            with contextlib.suppress(OSError):
+                os.rename(cand_meta, mine.with_name(mine.name + ".meta"))
+                meta = read_json(mine.with_name(mine.name + ".meta")) or {}
+            return Partial(mine, slot, meta)
+        with store_errors("start a download", final.parent):
+            mine.touch(exist_ok=False)
+        return Partial(mine, slot, {})
+
+    def _orphans(self, final: Path) -> list[Path]:
+        """Partials left by holders that died (same host) or went quiet (other hosts)."""
+        out = []
+        prefix = f"{final.name}{PART}-"
+        try:
+            entries = list(os.scandir(final.parent))
+        except OSError:
+            return []
+        now = time.time()
+        for e in entries:
+            if not e.name.startswith(prefix) or e.name.endswith((".meta", ".tmp")):
+                continue
+            alive = _holder_alive(e.name[len(prefix):])
+            try:
+                idle = now - e.stat().st_mtime
+            except OSError:
+                continue
+            if alive is False or (alive is None and idle > STALE_SECONDS):
+                out.append(Path(e.path))
+        out.sort(key=lambda p: p.stat().st_size if p.exists() else 0, reverse=True)
+        return out
+
+    def publish(self, art: Artifact, partial: Partial, digests: Digests, *, url: str,
+                headers: dict[str, str | None]) -> Path:
+        """Atomically move a verified partial into place and record its metadata."""
+        final = self.path_for(art)
+        with store_errors("publish a file", final.parent):
+            os.replace(partial.path, final)
+            partial.discard()
+            self.write_meta(art, digests, url=url, headers=headers)
+        return final
+
+    def write_meta(self, art: Artifact, digests: Digests, *, url: str | None,
+                   headers: dict[str, str | None] | None = None,
+                   extra: dict[str, Any] | None = None) -> None:
+        final = self.path_for(art)
+        meta = {
+            "name": art.name, "url": url, **(headers or {}), **digests.as_dict(),
+            "fetched_at": _now(), "verified_at": _now(), "stat": stat_memo(final),
+        }
+        old = self.read_meta(art) or {}
+        if headers is None:
+            for k in ("url", "etag", "last_modified", "fetched_at"):
+                if old.get(k):
+                    meta[k] = old[k]
+        if "sidecar_md5" in old:
+            meta["sidecar_md5"] = old["sidecar_md5"]
+        meta.update(extra or {})
+        with store_errors("write metadata", final.parent):
+            write_json_atomic(self.meta_path(art), meta)
+
+    def remember_sidecar(self, art: Artifact, md5: str) -> None:
+        """Keep the md5 read from a ``.md5sum`` sidecar, so verify can run offline."""
+        pin = self.read_pin(art) or {}
+        if pin.get("sidecar_md5") != md5:
+            pin["sidecar_md5"] = md5
+            self._write_pin_dict(art, pin)
+
+    def write_pin(self, art: Artifact, digests: Digests, url: str) -> dict[str, Any]:
+        pin = self.read_pin(art) or {}
+        pin.update({"name": art.name, "url": url, "pinned_at": _now(), **digests.as_dict()})
+        self._write_pin_dict(art, pin)
+        return pin
+
+    def _write_pin_dict(self, art: Artifact, pin: dict[str, Any]) -> None:
+        path = self.pin_path(art)
+        self.ensure_dir(path.parent)
+        with store_errors("write a pin", path.parent):
+            write_json_atomic(path, pin)
+
+    def quarantine(self, art: Artifact) -> Path:
+        """Move a corrupt file out of the way (never delete it: it is evidence)."""
+        src = self.path_for(art)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        dest = self.root.joinpath("bad", stamp, *url_key(art.url))
+        self.ensure_dir(dest.parent)
+        with store_errors("move a corrupt file aside", dest.parent):
+            os.replace(src, dest)
+            with contextlib.suppress(OSError):
+                self.meta_path(art).unlink()
+        return dest
