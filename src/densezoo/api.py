@@ -329,12 +329,11 @@ class Zoo:
         failures: list[UrlFailure] = []
         for url in self.candidate_urls(art.url, art.mirrors):
             partial = self.store.claim_partial(art)
-            resumable = partial.size > 0 and (expected.has_checksum or bool(
-                partial.meta.get("etag") or partial.meta.get("last_modified")))
             try:
                 result = downloader.download(
                     url, partial, expected_size=expected.size, file_name=art.file_name,
-                    resume=resumable, progress=_progress_for(progress, art))
+                    resume_unvalidated=expected.has_checksum,
+                    progress=_progress_for(progress, art))
             except TransferError as e:
                 partial.release()
                 failures.append(UrlFailure(e.url, e.reason, "http" if e.status else "download"))

@@ -32,6 +32,7 @@ USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+_sleep = time.sleep          # a seam: tests swap in a recorder instead of waiting
 _NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
                    TimeoutError, OSError)
 
@@ -113,13 +114,13 @@ class Downloader:
     def __init__(self, session: requests.Session | None = None, *,
                  timeout: tuple[float, float] = (10.0, 60.0), attempts: int = 5,
                  backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, allow_http: bool = False) -> None:
+                 sleep: Callable[[float], None] | None = None, allow_http: bool = False) -> None:
         self.session = session or new_session()
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.sleep = sleep
+        self.sleep = sleep or _sleep
         self.allow_http = allow_http
 
     # -- policy and redirects -------------------------------------------------------------
@@ -182,15 +183,20 @@ class Downloader:
     # -- the main job ---------------------------------------------------------------------
 
     def download(self, url: str, partial: Partial, *, expected_size: int | None,
-                 file_name: str, resume: bool = True,
+                 file_name: str, resume_unvalidated: bool = True,
                  progress: Progress | None = None) -> DownloadResult:
-        """Fill ``partial`` from ``url`` (resuming what is in it) and hash every byte once."""
+        """Fill ``partial`` from ``url`` (resuming what is in it) and hash every byte once.
+
+        Bytes already in the partial are kept only if the server can confirm they
+        belong to the same file (an ETag/Last-Modified for ``If-Range``), or if
+        ``resume_unvalidated`` says a published checksum will catch a stitched file.
+        """
         progress = progress or NoProgress()
         state = _State(partial)
         try:
             return self._with_retries(url, lambda: self._attempt(
-                url, state, expected_size=expected_size, file_name=file_name, resume=resume,
-                progress=progress), progress_made=lambda: state.progress_mark())
+                url, state, expected_size=expected_size, file_name=file_name,
+                resume_unvalidated=resume_unvalidated, progress=progress), progress_made=lambda: state.progress_mark())
         finally:
             progress.close()
             if state.hasher is not None and state.result is None:
@@ -230,13 +236,13 @@ class Downloader:
                             retry_after=_retry_after(resp.headers.get("Retry-After")))
 
     def _attempt(self, url: str, state: "_State", *, expected_size: int | None, file_name: str,
-                 resume: bool, progress: Progress) -> DownloadResult:
+                 resume_unvalidated: bool, progress: Progress) -> DownloadResult:
         partial = state.partial
-        offset = partial.size if resume else 0
+        validator = partial.meta.get("etag") or partial.meta.get("last_modified")
+        offset = partial.size if (validator or resume_unvalidated) else 0
         if expected_size is not None and offset > expected_size:
             offset = 0
         headers = {"Accept-Encoding": "identity"}
-        validator = partial.meta.get("etag") or partial.meta.get("last_modified")
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
             if validator:

@@ -1,0 +1,136 @@
+"""Shared fixtures: an isolated cache per test, a loopback server, synthetic artifacts."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from densezoo import download
+
+sys.path.insert(0, str(Path(__file__).parent))
+from server import TestServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _server():
+    with TestServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(_server):
+    _server.reset()
+    yield _server
+    _server.reset()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own cache and no DENSEZOO_* settings from the outside world."""
+    for k in list(os.environ):
+        if k.startswith("DENSEZOO_"):
+            monkeypatch.delenv(k)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DENSEZOO_CACHE_DIR", str(cache))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    sleeps: list[float] = []
+    monkeypatch.setattr(download, "_sleep", sleeps.append)
+    return {"cache": cache, "sleeps": sleeps}
+
+
+@pytest.fixture
+def sleeps(isolated) -> list[float]:
+    return isolated["sleeps"]
+
+
+@pytest.fixture
+def cache_dir(isolated) -> Path:
+    return isolated["cache"]
+
+
+@dataclass
+class Blob:
+    name: str
+    data: bytes
+    url: str
+    path: str
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@pytest.fixture
+def blob(server):
+    """Make a synthetic artifact served at /zoo/<name>.bin (deterministic bytes per name)."""
+    def make(name: str, size: int = 100_000, *, path: str | None = None) -> Blob:
+        seed = hashlib.sha256(name.encode()).digest()
+        reps = size // len(seed) + 1
+        # Vary the bytes so a shifted or stitched copy never hashes the same.
+        data = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest()
+                        for i in range(reps))[:size]
+        p = path or f"/zoo/{name}.bin"
+        return Blob(name, data, server.add(p, data), p)
+    return make
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    """Write a manifest from entry dicts; returns its path."""
+    counter = {"n": 0}
+
+    def write(*entries: dict[str, Any], zoo: str = "test", raw: str | None = None) -> Path:
+        counter["n"] += 1
+        p = tmp_path / f"manifest{counter['n']}.yaml"
+        p.write_text(raw if raw is not None else yaml.safe_dump(
+            {"schema": 1, "zoo": zoo, "artifacts": list(entries)}, sort_keys=False))
+        return p
+    return write
+
+
+def entry(b: Blob, *, md5: bool = True, size: bool = True, **extra: Any) -> dict[str, Any]:
+    """A manifest entry for a blob (published md5 and size unless told otherwise)."""
+    e: dict[str, Any] = {"name": b.name, "url": b.url, "md5": b.md5 if md5 else None}
+    if size:
+        e["size"] = len(b.data)
+    e.update(extra)
+    return e
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str) -> Run:
+    """Run the real entry point in-process, as a shell would see it (exit code, stdout, stderr)."""
+    from densezoo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli():
+    return run_cli

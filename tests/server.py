@@ -1,0 +1,285 @@
+"""A real HTTP/1.1 server on 127.0.0.1 for densezoo's tests.
+
+It serves in-memory files with Range, ETag/If-Range and Last-Modified, and can be
+told, per path, to misbehave the ways real servers and CDNs do: error statuses
+with Retry-After, redirects, a connection reset or truncation mid-body, a stall,
+wrong bytes, an ignored Range, a wrong Content-Range, an HTML page or git-lfs
+pointer instead of the file, gzip it was not asked for, or a slow trickle.
+
+Transport behaviour is tested against this real socket server rather than mocks,
+so urllib3 raises the same exceptions it raises in the field.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+               b"oid sha256:f5950ffd00000000000000000000000000000000000000000000000000004672\n"
+               b"size 31\n")
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Access Denied</h1></body></html>\n"
+
+
+@dataclass
+class Fault:
+    kind: str
+    times: int = 1                 # how many requests it applies to (-1: forever)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+              head: bool = False) -> None:
+        self.send_response(status)
+        hdrs = {"Content-Length": str(len(body))}
+        hdrs.update(headers or {})
+        for k, v in hdrs.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), as a dying proxy would."""
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _serve(self, head: bool) -> None:
+        owner = self.server.owner
+        path = self.path
+        owner._record(Seen(path, {k: v for k, v in self.headers.items()}))
+        fault = owner._take_fault(path)
+        data = owner.files.get(path)
+        if fault is not None and self._fault(fault, data, head):
+            return
+        if data is None:
+            self._send(404, b"not found\n", head=head)
+            return
+        self._normal(data, head, ignore_range=False)
+
+    def _validators(self, data: bytes) -> dict[str, str]:
+        return {"ETag": '"' + hashlib.md5(data).hexdigest() + '"',
+                "Last-Modified": formatdate(self.server.owner.mtime, usegmt=True),
+                "Accept-Ranges": "bytes"}
+
+    def _normal(self, data: bytes, head: bool, *, ignore_range: bool,
+                body_override: bytes | None = None) -> None:
+        headers = self._validators(data)
+        start = 0
+        rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng and not ignore_range and (if_range is None or if_range in (
+                headers["ETag"], headers["Last-Modified"])):
+            m = _RANGE.match(rng.strip())
+            if m:
+                start = int(m.group(1))
+                end = int(m.group(2)) if m.group(2) else len(data) - 1
+                if start >= len(data):
+                    self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"}, head)
+                    return
+                end = min(end, len(data) - 1)
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                body = (body_override or data)[start:end + 1]
+                self._send(206, body, headers, head)
+                return
+        self._send(200, body_override or data, headers, head)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def _fault(self, f: Fault, data: bytes | None, head: bool) -> bool:
+        """Apply a fault; return True if the response was fully handled."""
+        p = f.params
+        if f.kind == "status":
+            extra = {}
+            if "retry_after" in p:
+                extra["Retry-After"] = str(p["retry_after"])
+            self._send(p["code"], p.get("body", b"error\n"), extra, head)
+            return True
+        if f.kind == "redirect":
+            self._send(p.get("code", 302), b"", {"Location": p["location"]}
+                       if p.get("location") is not None else {}, head)
+            return True
+        if f.kind in ("reset", "truncate") and data is not None:
+            start = 0
+            rng = _RANGE.match(self.headers.get("Range", "").strip())
+            headers = self._validators(data)
+            status = 200
+            if rng and not p.get("ignore_range"):
+                start = int(rng.group(1))
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            body = data[start:]
+            self.send_response(status)
+            headers["Content-Length"] = str(len(body))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body[: p.get("after", len(body) // 2)])
+            if f.kind == "reset":
+                # Give the client time to read what was sent: a RST makes the peer's
+                # kernel drop data still unread, which would make the test depend on timing.
+                time.sleep(p.get("pause", 0.2))
+                self._reset()
+            else:
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_WR)
+            return True
+        if f.kind == "stall":
+            time.sleep(p.get("seconds", 5))
+            return False
+        if f.kind == "wrong_bytes" and data is not None:
+            bad = bytes((b ^ 0xFF) for b in data[:64]) + data[64:]
+            self._normal(data, head, ignore_range=False, body_override=bad)
+            return True
+        if f.kind == "ignore_range" and data is not None:
+            self._normal(data, head, ignore_range=True)
+            return True
+        if f.kind == "bad_content_range" and data is not None:
+            headers = self._validators(data)
+            headers["Content-Range"] = f"bytes 0-{len(data) - 1}/{len(data)}"
+            self._send(206, data, headers, head)
+            return True
+        if f.kind == "html":
+            self._send(200, HTML_PAGE, {"Content-Type": "text/html"}, head)
+            return True
+        if f.kind == "lfs_pointer":
+            self._send(200, LFS_POINTER, {"Content-Type": "text/plain"}, head)
+            return True
+        if f.kind == "gzip" and data is not None:
+            body = gzip.compress(data)
+            self._send(200, body, {"Content-Encoding": "gzip", **self._validators(data)}, head)
+            return True
+        if f.kind == "trickle" and data is not None:
+            self.send_response(200)
+            for k, v in self._validators(data).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            step = p.get("step", 1024)
+            for i in range(0, len(data), step):
+                self.wfile.write(data[i:i + step])
+                self.wfile.flush()
+                time.sleep(p.get("delay", 0.01))
+            return True
+        return False
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: "TestServer"
+
+    def handle_error(self, request, client_address) -> None:
+        pass    # faults close sockets under the handler's feet on purpose
+
+
+class TestServer:
+    """Start with ``with TestServer() as srv:``; add files with ``srv.add(path, data)``."""
+
+    __test__ = False   # not a pytest test class
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, list[Fault]] = {}
+        self.requests: list[Seen] = []
+        self.mtime = time.time() - 3600
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "TestServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._httpd = _Server((self.host, 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None
+        return self._httpd.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.files.clear()
+            self.faults.clear()
+            self.requests.clear()
+
+    def add(self, path: str, data: bytes) -> str:
+        self.files[path] = data
+        return self.url(path)
+
+    def fault(self, path: str, kind: str, times: int = 1, **params: Any) -> None:
+        with self._lock:
+            self.faults.setdefault(path, []).append(Fault(kind, times, params))
+
+    def hits(self, path: str) -> list[Seen]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _record(self, seen: Seen) -> None:
+        with self._lock:
+            self.requests.append(seen)
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            queue = self.faults.get(path)
+            if not queue:
+                return None
+            f = queue[0]
+            if f.times > 0:
+                f.times -= 1
+                if f.times == 0:
+                    queue.pop(0)
+            return f
