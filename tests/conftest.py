@@ -26,6 +26,21 @@ def _server():
         yield srv
 
 
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory):
+    """An https server with a throw-away self-signed certificate for 127.0.0.1."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    with TestServer(certfile=str(cert), keyfile=str(key)) as srv:
+        srv.cafile = str(cert)
+        yield srv
+
+
 @pytest.fixture
 def server(_server):
     _server.reset()

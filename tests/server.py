@@ -212,8 +212,10 @@ class TestServer:
 
     __test__ = False   # not a pytest test class
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, certfile: str | None = None,
+                 keyfile: str | None = None) -> None:
         self.host = host
+        self.certfile, self.keyfile = certfile, keyfile
         self.files: dict[str, bytes] = {}
         self.faults: dict[str, list[Fault]] = {}
         self.requests: list[Seen] = []
@@ -232,6 +234,12 @@ class TestServer:
     def start(self) -> None:
         self._httpd = _Server((self.host, 0), _Handler)
         self._httpd.owner = self
+        if self.certfile:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -248,7 +256,8 @@ class TestServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.certfile else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def reset(self) -> None:
         with self._lock:

@@ -313,3 +313,61 @@ def test_read_only_cache_is_a_store_error(server, blob, manifest, cache_dir):
     with pytest.raises(StoreError) as e:
         zoo_for(manifest, entry(b)).fetch("ro")
     assert e.value.exit_code == 8 and str(cache_dir) in str(e.value)
+
+
+# -- redirects, policy, timeouts -------------------------------------------------------------
+
+def test_redirect_chain_is_followed(server, blob, manifest):
+    b = blob("red")
+    server.fault("/r1", "redirect", times=-1, location="/r2")
+    server.fault("/r2", "redirect", times=-1, code=301, location=b.url)
+    res = zoo_for(manifest, {"name": "red", "url": server.url("/r1"), "md5": b.md5}).fetch("red")
+    assert res.path.read_bytes() == b.data and res.url == b.url
+
+
+def test_redirect_loop_and_missing_location_fail_that_url(server, manifest):
+    server.fault("/l1", "redirect", times=-1, location="/l2")
+    server.fault("/l2", "redirect", times=-1, location="/l1")
+    server.fault("/dead", "redirect", times=-1, code=301, location=None)
+    with pytest.raises(DownloadFailedError) as e:
+        zoo_for(manifest, {"name": "loop", "url": server.url("/l1"), "md5": None,
+                           "mirrors": [server.url("/dead")]}).fetch("loop")
+    assert "redirect loop" in str(e.value) and "without a Location" in str(e.value)
+
+
+def test_https_to_http_redirect_is_refused(tls_server, server, blob, manifest, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_server.cafile)
+    b = blob("down")
+    tls_server.fault("/secure.bin", "redirect", times=-1, location=b.url)
+    zoo = zoo_for(manifest, {"name": "down", "url": tls_server.url("/secure.bin"), "md5": b.md5})
+    with pytest.raises(DownloadFailedError) as e:
+        zoo.fetch("down")
+    assert e.value.exit_code == 9 and "https to http" in str(e.value)
+    assert server.hits(b.path) == []            # the downgraded URL was never requested
+    tls_server.faults.clear()
+    tls_server.add("/secure.bin", b.data)
+    assert zoo.fetch("down").path.read_bytes() == b.data      # plain https works
+
+
+def test_plain_http_beyond_loopback_is_refused_before_connecting(manifest):
+    zoo = zoo_for(manifest, {"name": "ext", "url": "http://mirror.example.invalid/x.bin",
+                             "md5": None})
+    with pytest.raises(DownloadFailedError) as e:
+        zoo.fetch("ext")
+    assert e.value.exit_code == 9 and "--allow-http" in e.value.hint
+
+
+def test_stalled_server_hits_the_read_timeout_then_retries(server, blob, manifest, monkeypatch,
+                                                           sleeps):
+    monkeypatch.setenv("DENSEZOO_TIMEOUT", "0.3")
+    b = blob("stall")
+    server.fault(b.path, "stall", times=1, seconds=1.5)
+    res = zoo_for(manifest, entry(b)).fetch("stall")
+    assert res.digests.md5 == b.md5 and len(sleeps) == 1
+
+
+def test_manifest_env_var_adds_manifests(server, blob, manifest, monkeypatch):
+    b = blob("envm")
+    monkeypatch.setenv("DENSEZOO_MANIFEST", str(manifest(entry(b))))
+    assert Zoo().fetch("envm").digests.md5 == b.md5
+    assert Zoo().catalog.get("ResNet50_FPN_s1x")           # shipped manifests still there

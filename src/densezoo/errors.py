@@ -124,14 +124,21 @@ class DownloadFailedError(DensezooError, OSError):
         self.failures = list(failures)
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         categories = {f.category for f in self.failures}
-        # When every URL failed the same special way, surface that way's exit code.
+        hint = ("check your network or proxy, or set DENSEZOO_MIRROR to a mirror that has "
+                "the file")
+        # When every URL failed the same special way, surface that way's exit code and advice.
         if categories == {"checksum"}:
             self.exit_code = EXIT_CHECKSUM
+            hint = ("no URL served bytes matching the expected checksum (a bad mirror or a "
+                    "changed upstream file); nothing was kept")
         elif categories == {"policy"}:
             self.exit_code = EXIT_POLICY
-        super().__init__(
-            f"could not fetch {name}: every URL failed: {lines}",
-            hint="check your network or proxy, or set DENSEZOO_MIRROR to a mirror that has the file")
+            hint = ("use https URLs, or pass --allow-http / DENSEZOO_ALLOW_HTTP=1 for a "
+                    "trusted internal mirror")
+        elif categories == {"http"}:
+            hint = ("the server refused or lacks the file (403 often means a wrong id/path); "
+                    "check the URL, or set DENSEZOO_MIRROR to a mirror that has it")
+        super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
     __str__ = DensezooError.__str__
 
