@@ -10,19 +10,19 @@ from conftest import entry
 
 
 def test_list_shows_every_v1_artifact_with_metrics(cli):
-    r = cli("list")
+    r = cli("list", "--zoo", "densepose-v1")
     assert r.code == 0
     assert "ResNet50_FPN_s1x" in r.out and "0.4748" in r.out and "sidecar" in r.out
     assert "29 artifacts" in r.err          # chatter goes to stderr, the table to stdout
 
 
 def test_list_json_and_filters(cli):
-    r = cli("list", "--json")
+    r = cli("list", "--zoo", "densepose-v1", "--json")
     rows = json.loads(r.out)
     assert len(rows) == 29 and {"name", "strength", "cached", "metrics"} <= set(rows[0])
-    models = json.loads(cli("list", "--kind", "model", "--json").out)
+    models = json.loads(cli("list", "--zoo", "densepose-v1", "--kind", "model", "--json").out)
     assert len(models) == 7
-    posetrack = json.loads(cli("list", "PoseTrack", "--json").out)
+    posetrack = json.loads(cli("list", "--zoo", "densepose-v1", "PoseTrack", "--json").out)
     assert {x["kind"] for x in posetrack} == {"annotations"} and len(posetrack) == 5
     x101 = json.loads(cli("list", "x-101-32x8d-fpn", "--kind", "proposals", "--json").out)
     assert len(x101) == 3

@@ -369,9 +369,9 @@ class Zoo:
 
     def fetch_many(self, names: Iterable[str | Artifact], *, force: bool = False,
                    progress: ProgressArg = None) -> list[FetchOutcome]:
-        """Fetch several artifacts; a failure of one is recorded and the rest go on."""
+        """Fetch several artifacts (each once); a failure of one is recorded, the rest go on."""
         outcomes = []
-        for n in names:
+        for n in _unique(list(names)):
             label = n.name if isinstance(n, Artifact) else n
             try:
                 outcomes.append(FetchOutcome(label, self.fetch(n, force=force,

@@ -30,6 +30,14 @@ def default_manifest_paths() -> list[Path]:
     return found
 
 
+def _config_keys(config: str | None) -> tuple[str, ...]:
+    if not config:
+        return ()
+    c = config.lower()
+    short = c[len("configs/"):] if c.startswith("configs/") else c
+    return (c, short, short[:-5] if short.endswith(".yaml") else short)
+
+
 @dataclass(frozen=True)
 class Catalog:
     artifacts: tuple[Artifact, ...]
@@ -55,16 +63,22 @@ class Catalog:
     # -- lookup ---------------------------------------------------------------------------
 
     def get(self, name: str) -> Artifact:
-        """Resolve a name: exact name, alias, ``zoo:name``, or the file name; case-insensitive."""
+        """Resolve a name; case-insensitive, ``zoo:name`` narrows to one zoo.
+
+        Tried in order: the name or an alias (short form), the file name, the
+        config path (``cse/densepose_rcnn_R_50_FPN_s1x``).  A query that matches
+        several entries at the first tier that matches at all is ambiguous: the
+        user chooses, densezoo never guesses.
+        """
         query = name.strip()
         low = query.lower()
         zoo = None
         if ":" in low and not low.startswith(("http:", "https:")):
             zoo, _, low = low.partition(":")
         pool = [a for a in self.artifacts if zoo is None or a.zoo.lower() == zoo]
-        for matcher in (lambda a: a.name.lower() == low,
-                        lambda a: low in (x.lower() for x in a.aliases),
-                        lambda a: a.file_name.lower() == low):
+        for matcher in (lambda a: a.name.lower() == low or low in (x.lower() for x in a.aliases),
+                        lambda a: a.file_name.lower() == low,
+                        lambda a: low in _config_keys(a.config)):
             hits = [a for a in pool if matcher(a)]
             if len(hits) == 1:
                 return hits[0]

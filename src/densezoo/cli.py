@@ -290,38 +290,35 @@ def _progress_display():
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Every artifact in the loaded manifests.")
 @click.option("--kind", help="Every artifact of this kind.")
+@click.option("--zoo", help="With --all / --kind: only this zoo.")
 @click.option("--with-deps", is_flag=True, help="Also fetch what the artifacts require.")
 @click.option("--force", is_flag=True, help="Download again even if a verified copy is cached.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
 @pass_app
-def fetch_cmd(app: App, names, all_, kind, with_deps, force, as_json) -> None:
+def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
     """
-    zoo = app.zoo
     if not names and not all_ and not kind:
         raise click.UsageError("name at least one artifact, or use --all / --kind")
-    targets: list[Artifact | str] = list(names)
-    if all_ or kind:
-        targets += zoo.catalog.select(kind=kind)
-        if kind and not targets:
-            raise click.UsageError(f"no artifact has kind {kind!r} "
-                                   f"(kinds: {', '.join(zoo.catalog.kinds())})")
-    arts = [t if not isinstance(t, str) else zoo.catalog.get(t) for t in targets]
-    if with_deps:
-        arts = zoo.catalog.closure(arts)
-    else:
-        from .api import _unique
-
-        arts = _unique(arts)
+    catalog = app.zoo.catalog
+    selected = catalog.select(kind=kind, zoo=zoo) if (all_ or kind) else []
+    if (all_ or kind) and not selected:
+        asked = " ".join(f"--{k} {v}" for k, v in (("kind", kind), ("zoo", zoo)) if v)
+        raise click.UsageError(f"nothing matches {asked or '--all'} "
+                               f"(kinds: {', '.join(catalog.kinds())}; "
+                               f"zoos: {', '.join(catalog.zoos())})")
+    arts = app.zoo.resolve(names, with_deps=with_deps) + selected
+    if with_deps and selected:
+        arts = catalog.closure(arts)
 
     display = _progress_display() if app.show_progress(as_json) else None
     progress: Callable | None = (lambda art: _RichProgress(display)) if display else None
     if display:
         display.start()
     try:
-        outcomes = zoo.fetch_many(arts, force=force, progress=progress)
+        outcomes = app.zoo.fetch_many(arts, force=force, progress=progress)
     finally:
         if display:
             display.stop()
