@@ -100,23 +100,22 @@ class StreamHasher:
             workers.append(w)
         self._workers = workers
 
-    def finish(self) -> Digests:
-        if self._workers is not None:
-            for w in self._workers:
-                w.q.put(None)
-            for w in self._workers:
-                w.join()
-        return Digests(self.size, self._inline["md5"].hexdigest(),
-                       self._inline["sha256"].hexdigest())
-
-    def abort(self) -> None:
-        """Stop worker threads without caring about the result."""
+    def _stop_workers(self) -> None:
         if self._workers is not None:
             for w in self._workers:
                 w.q.put(None)
             for w in self._workers:
                 w.join()
             self._workers = None
+
+    def finish(self) -> Digests:
+        self._stop_workers()
+        return Digests(self.size, self._inline["md5"].hexdigest(),
+                       self._inline["sha256"].hexdigest())
+
+    def abort(self) -> None:
+        """Stop worker threads without caring about the result."""
+        self._stop_workers()
 
 
 def hash_stream(stream: BinaryIO, hasher: StreamHasher | None = None,
