@@ -1,0 +1,48 @@
+"""The Python API as a library user calls it: returns objects, never prints."""
+
+import densezoo
+from conftest import entry
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def start(self, label, total, initial=0):
+        self.calls.append(("start", label, total, initial))
+
+    def advance(self, n):
+        self.calls.append(("advance", n))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_module_level_fetch_returns_a_path_and_prints_nothing(blob, manifest, capsys):
+    b = blob("lib")
+    m = manifest(entry(b, md5=False, size=False))
+    path = densezoo.fetch("lib", manifests=[m])
+    assert path.read_bytes() == b.data
+    assert capsys.readouterr() == ("", "")          # the pin warning is returned, not printed
+    assert densezoo.path("lib", manifests=[m]) == path
+    report = densezoo.verify(manifests=[m])
+    assert report.ok and report.to_dict()["counts"]["ok"] == 1
+    info = densezoo.info("lib", manifests=[m])
+    assert info.strength == "pinned" and info.path == path
+    assert any(i.name == "lib" for i in densezoo.list(manifests=[m]))
+
+
+def test_progress_object_sees_every_byte(blob, manifest):
+    b = blob("prog", 3_500_000)
+    rec = Recorder()
+    densezoo.Zoo(manifests=[manifest(entry(b))]).fetch("prog", progress=rec)
+    assert rec.calls[0] == ("start", "prog.bin", len(b.data), 0)
+    assert sum(c[1] for c in rec.calls if c[0] == "advance") == len(b.data)
+    assert rec.calls[-1] == ("close",)
+
+
+def test_tqdm_progress_for_library_users(blob, manifest, capsys):
+    b = blob("tq", 2_000_000)
+    densezoo.fetch("tq", manifests=[manifest(entry(b))], progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "tq.bin" in err              # tqdm draws on stderr, never stdout
