@@ -27,8 +27,10 @@ from .catalog import Catalog
 from .errors import (DensezooError, DownloadFailedError, NotCachedError, PolicyError,
                      StrictModeError, TransferError, UrlFailure)
 from .hashing import Digests, Expected, hash_file, parse_md5_sidecar
-from .manifest import Artifact, url_key
+from .manifest import Artifact
+from .urls import url_key
 from .progress import NoProgress, Progress, TqdmProgress
+from .urls import redact
 from .store import Store
 
 if TYPE_CHECKING:
@@ -290,7 +292,7 @@ class Zoo:
                                    self.strength(art))
             if check.status == "unpinned":
                 assert check.digests is not None
-                self.store.write_pin(art, check.digests, art.url)
+                self.store.write_pin(art, check.digests, redact(art.url))
                 return FetchResult(art.name, path, "cached", None, 0, check.digests, "pinned",
                                    pinned=True, warnings=(
                                        f"{art.name} had no pin; pinned the cached copy",))
@@ -340,7 +342,7 @@ class Zoo:
                 continue
             except PolicyError as e:
                 partial.release()
-                failures.append(UrlFailure(url, str(e), "policy"))
+                failures.append(UrlFailure(redact(url), str(e), "policy"))
                 continue
             except BaseException:
                 partial.release()        # Ctrl-C, disk full: keep the bytes for a resume

@@ -11,13 +11,12 @@ that failed and leaves choosing the next URL to the caller.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import random
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -27,6 +26,7 @@ from .errors import InsecureRedirectError, PolicyError, TransferError
 from .hashing import CHUNK, Digests, StreamHasher, hash_stream
 from .progress import NoProgress, Progress
 from .store import Partial, store_errors
+from .urls import is_loopback, redact
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
@@ -35,27 +35,6 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiting
 _NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
                    TimeoutError, OSError)
-
-
-def redact(url: str) -> str:
-    """A URL with any user:password removed, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def new_session() -> requests.Session:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .errors import ManifestError
 from .hashing import is_hex
+from .urls import url_key
 
 SCHEMA_VERSION = 1
 TOP_KEYS = {"schema", "zoo", "description", "artifacts"}
@@ -26,6 +27,7 @@ OPTIONAL_KEYS = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 _RESERVED_MARKS = (".dzpart", ".dzmeta")   # the store's own sidecar names
 MAX_MANIFEST_BYTES = 16 << 20
+MAX_ALIASES = 1000          # real manifests need few; a "billion laughs" needs many
 
 
 @dataclass(frozen=True)
@@ -87,20 +89,6 @@ class Manifest:
     zoo: str
     description: str | None
     artifacts: tuple[Artifact, ...]
-
-
-def url_key(url: str) -> tuple[str, ...]:
-    """Host plus path segments: the store key, so equal basenames never collide.
-
-    Percent-escapes stay as they are (``%3A`` is a literal ``:`` in the S3 key and
-    must not be decoded or encoded twice); empty segments from ``//`` are dropped.
-    """
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.port:
-        host = f"{host}_{parts.port}"
-    segments = [s for s in parts.path.split("/") if s]
-    return (host, *segments)
 
 
 def check_url(url: object, source: str, entry: str | None, what: str = "url") -> str:
@@ -257,10 +245,22 @@ def _md5_prefix(value: object, source: str, entry: str) -> str | None:
 
 
 def _safe_load(text: str, source: str) -> object:
+    """Load with a safe loader, after refusing alias bombs by counting alias events.
+
+    Counting events is linear in the text, so a hostile document is refused
+    before anything is built from it.
+    """
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        aliases = 0
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise ManifestError(source, f"more than {MAX_ALIASES} YAML aliases "
+                                                "(refused as a possible alias bomb)")
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -269,6 +269,9 @@ def _safe_load(text: str, source: str) -> object:
         raise ManifestError(source, f"not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise ManifestError(source, "YAML nests too deeply") from None
+    except (ValueError, TypeError, OverflowError) as e:
+        # e.g. a timestamp-looking scalar that is not a real date (2019-02-30)
+        raise ManifestError(source, f"a value cannot be read: {e}") from None
 
 
 def parse_manifest(text: str, source: str = "<string>") -> Manifest:

@@ -30,7 +30,8 @@ from typing import Any, BinaryIO, Iterator
 
 from .errors import DensezooError, StoreError
 from .hashing import Digests
-from .manifest import Artifact, url_key
+from .manifest import Artifact
+from .urls import url_key
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
