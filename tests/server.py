@@ -184,16 +184,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, {"Content-Encoding": "gzip", **self._validators(data)}, head)
             return True
         if f.kind == "trickle" and data is not None:
-            self.send_response(200)
-            for k, v in self._validators(data).items():
+            headers = self._validators(data)
+            start, status = 0, 200
+            rng = _RANGE.match(self.headers.get("Range", "").strip())
+            if rng:
+                start, status = int(rng.group(1)), 206
+                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            self.send_response(status)
+            for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
             step = p.get("step", 1024)
-            for i in range(0, len(data), step):
-                self.wfile.write(data[i:i + step])
-                self.wfile.flush()
-                time.sleep(p.get("delay", 0.01))
+            try:
+                for i in range(start, len(data), step):
+                    self.wfile.write(data[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(p.get("delay", 0.01))
+            except OSError:
+                self.close_connection = True      # the client went away (killed)
             return True
         return False
 

@@ -17,6 +17,7 @@ For more control (several manifests, another cache, strict mode) build a
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,8 @@ class Zoo:
     offline: bool | None = None
     allow_http: bool | None = None
     mirrors: Sequence[str] | None = None
+    space_check: bool = True
+    markers: bool | None = None
     downloader: "Downloader | None" = None
     _catalog: Catalog | None = field(default=None, init=False, repr=False)
 
@@ -187,6 +190,7 @@ class Zoo:
         self.offline = config.offline() if self.offline is None else self.offline
         self.allow_http = config.allow_http() if self.allow_http is None else self.allow_http
         self.mirrors = config.mirrors() if self.mirrors is None else list(self.mirrors)
+        self.markers = config.markers() if self.markers is None else self.markers
 
     @property
     def catalog(self) -> Catalog:
@@ -198,7 +202,8 @@ class Zoo:
         if self.downloader is None:
             from .download import Downloader   # requests is imported only when we download
 
-            self.downloader = Downloader(timeout=config.timeout(), allow_http=bool(self.allow_http))
+            self.downloader = Downloader(timeout=config.timeout(), allow_http=bool(self.allow_http),
+                                         space_check=self.space_check)
         return self.downloader
 
     # -- lookup -----------------------------------------------------------------------
@@ -283,28 +288,59 @@ class Zoo:
         if self.strict and not art.published:
             raise StrictModeError(art.name)
         warnings: list[str] = []
-        expected = self.expected(art)
-        path = self.store.cached_path(art)
-        if path is not None and not force:
-            check = self._check(art, expected, quick=True)
-            if check.status == "ok":
-                return FetchResult(art.name, path, "cached", None, 0, check.digests,
-                                   self.strength(art))
-            if check.status == "unpinned":
-                assert check.digests is not None
-                self.store.write_pin(art, check.digests, redact(art.url))
-                return FetchResult(art.name, path, "cached", None, 0, check.digests, "pinned",
-                                   pinned=True, warnings=(
-                                       f"{art.name} had no pin; pinned the cached copy",))
-            moved = self.store.quarantine(art)
-            warnings.append(f"cached copy failed its checksum ({check.detail}); "
-                            f"moved it to {moved} and downloading again")
+        if not force:
+            cached = self._cached_result(art, warnings)
+            if cached is not None:
+                return cached
         if self.offline:
             raise NotCachedError(art.name, hint="offline mode is on (--offline / DENSEZOO_OFFLINE); "
-                                                "fetch it once with network access")
-        if art.md5_url and not expected.md5:
-            expected = self._with_sidecar(art, expected, warnings)
-        return self._download(art, expected, warnings, progress)
+                                                "fetch it once with network access"
+                                 + ("; " + warnings[0] if warnings else ""))
+        marker = self.store.marker(art)
+        waited = self._wait_for_others(marker) if self.markers else False
+        try:
+            if waited and not force:          # another process may have fetched it meanwhile
+                cached = self._cached_result(art, warnings)
+                if cached is not None:
+                    return cached
+            expected = self.expected(art)
+            if art.md5_url and not expected.md5:
+                expected = self._with_sidecar(art, expected, warnings)
+            return self._download(art, expected, warnings, progress)
+        finally:
+            if self.markers:
+                marker.release()
+
+    def _wait_for_others(self, marker) -> bool:
+        """Take the fetch marker, waiting while a live process holds it; True if we waited."""
+        waited = False
+        while not marker.try_acquire():
+            if marker.holder_gone():
+                marker.break_stale()
+                continue
+            waited = True
+            time.sleep(0.2)
+        return waited
+
+    def _cached_result(self, art: Artifact, warnings: list[str]) -> FetchResult | None:
+        """The cached copy if it verifies; a corrupt one is moved aside (and None returned)."""
+        path = self.store.cached_path(art)
+        if path is None:
+            return None
+        check = self._check(art, self.expected(art), quick=True)
+        if check.status == "ok":
+            return FetchResult(art.name, path, "cached", None, 0, check.digests,
+                               self.strength(art))
+        if check.status == "unpinned":
+            assert check.digests is not None
+            self.store.write_pin(art, check.digests, redact(art.url))
+            return FetchResult(art.name, path, "cached", None, 0, check.digests, "pinned",
+                               pinned=True,
+                               warnings=(f"{art.name} had no pin; pinned the cached copy",))
+        moved = self.store.quarantine(art)
+        warnings.append(f"cached copy failed its checksum ({check.detail}); "
+                        f"moved it to {moved} and downloading again")
+        return None
 
     def _with_sidecar(self, art: Artifact, expected: Expected, warnings: list[str]) -> Expected:
         failures = []

@@ -293,15 +293,19 @@ def _progress_display():
 @click.option("--zoo", help="With --all / --kind: only this zoo.")
 @click.option("--with-deps", is_flag=True, help="Also fetch what the artifacts require.")
 @click.option("--force", is_flag=True, help="Download again even if a verified copy is cached.")
+@click.option("--no-space-check", is_flag=True,
+              help="Skip the free-space check (for filesystems that misreport free space).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
 @pass_app
-def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, as_json) -> None:
+def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check,
+              as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
     """
     if not names and not all_ and not kind:
         raise click.UsageError("name at least one artifact, or use --all / --kind")
+    app.zoo.space_check = not no_space_check
     catalog = app.zoo.catalog
     selected = catalog.select(kind=kind, zoo=zoo) if (all_ or kind) else []
     if (all_ or kind) and not selected:

@@ -18,6 +18,7 @@ ENV_OFFLINE = "DENSEZOO_OFFLINE"
 ENV_DEBUG = "DENSEZOO_DEBUG"
 ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
 ENV_ALLOW_HTTP = "DENSEZOO_ALLOW_HTTP"
+ENV_NO_MARKERS = "DENSEZOO_NO_MARKERS"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -65,6 +66,11 @@ def offline() -> bool:
 
 def debug() -> bool:
     return env_flag(ENV_DEBUG)
+
+
+def markers() -> bool:
+    """Whether to wait for another process already fetching the same file (saves bandwidth)."""
+    return not env_flag(ENV_NO_MARKERS)
 
 
 def allow_http() -> bool:

@@ -20,12 +20,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import IncompleteRead
 
 from . import __version__
 from .errors import InsecureRedirectError, PolicyError, TransferError
 from .hashing import CHUNK, Digests, StreamHasher, hash_stream
 from .progress import NoProgress, Progress
-from .store import Partial, store_errors
+from .store import Partial, check_free_space, store_errors
 from .urls import is_loopback, redact
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
@@ -93,7 +94,8 @@ class Downloader:
     def __init__(self, session: requests.Session | None = None, *,
                  timeout: tuple[float, float] = (10.0, 60.0), attempts: int = 5,
                  backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 sleep: Callable[[float], None] | None = None, allow_http: bool = False) -> None:
+                 sleep: Callable[[float], None] | None = None, allow_http: bool = False,
+                 space_check: bool = True) -> None:
         self.session = session or new_session()
         self.timeout = timeout
         self.attempts = max(1, attempts)
@@ -101,6 +103,7 @@ class Downloader:
         self.backoff_max = backoff_max
         self.sleep = sleep or _sleep
         self.allow_http = allow_http
+        self.space_check = space_check
 
     # -- policy and redirects -------------------------------------------------------------
 
@@ -253,6 +256,8 @@ class Downloader:
             if total is not None and expected_size is not None and total != expected_size:
                 raise TransferError(redact(url), f"server offers {total} bytes but the manifest "
                                     f"says {expected_size}: a different file", retryable=False)
+            if self.space_check and total is not None:
+                check_free_space(partial.path.parent, total - start)
             served_url = resp.url or url
             info = {"etag": resp.headers.get("ETag"),
                     "last_modified": resp.headers.get("Last-Modified")}
@@ -263,7 +268,9 @@ class Downloader:
             progress.start(file_name, total, start)
             try:
                 first = True
-                read = resp.raw.read
+                # read1 returns what has arrived (up to CHUNK): a slow link still shows
+                # progress and loses at most one socket read when it breaks.
+                read = resp.raw.read1
                 while True:
                     try:
                         chunk = read(CHUNK, decode_content=encoded)
@@ -277,7 +284,9 @@ class Downloader:
                         if bad:
                             state.reset()
                             raise TransferError(redact(url), bad, retryable=False)
-                    with store_errors("write the download", partial.path.parent):
+                    with store_errors("write the download", partial.path.parent,
+                                      needed=None if total is None
+                                      else total - state.hasher.size):
                         f.write(chunk)
                     state.hasher.update(chunk)
                     state.transferred += len(chunk)
@@ -341,6 +350,10 @@ def _int(value: str | None) -> int | None:
 
 def _describe(e: BaseException) -> str:
     """A short, credential-free reason for a network exception."""
+    for inner in (e, *getattr(e, "args", ())):
+        if isinstance(inner, IncompleteRead):
+            return (f"connection closed after {inner.partial} bytes with {inner.expected} more "
+                    "promised by Content-Length")
     if isinstance(e, (requests.exceptions.ConnectTimeout,)):
         return "connection timed out"
     if isinstance(e, (requests.exceptions.ReadTimeout, TimeoutError)) or "timed out" in str(e):

@@ -25,7 +25,7 @@ OPTIONAL_KEYS = {
     "config", "metrics", "license", "filename", "requires", "aliases", "deprecated", "note",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
-_RESERVED_MARKS = (".dzpart", ".dzmeta")   # the store's own sidecar names
+_RESERVED_MARKS = (".dzpart", ".dzmeta", ".dzlock")   # the store's own sidecar names
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_ALIASES = 1000          # real manifests need few; a "billion laughs" needs many
 

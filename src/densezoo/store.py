@@ -19,9 +19,12 @@ been verified.  The worst a race can cost is duplicate bandwidth.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,7 +43,10 @@ CACHEDIR_TAG = (
 )
 PART = ".dzpart"
 META = ".dzmeta"
+LOCK = ".dzlock"
 STALE_SECONDS = 15 * 60      # an unchanged partial of a holder we cannot see is up for grabs
+MARKER_STALE_SECONDS = 30.0  # a marker whose heartbeat stopped this long ago is ignored
+HEARTBEAT_SECONDS = 5.0
 
 
 def _now() -> str:
@@ -100,7 +106,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def store_errors(what: str, path: Path) -> Iterator[None]:
+def store_errors(what: str, path: Path, needed: int | None = None) -> Iterator[None]:
     """Turn OSError (ENOSPC, EROFS, EACCES, ...) into a StoreError naming the directory."""
     try:
         yield
@@ -108,7 +114,23 @@ def store_errors(what: str, path: Path) -> Iterator[None]:
         raise
     except OSError as e:
         reason = e.strerror or str(e)
+        if e.errno == errno.ENOSPC and needed is not None:
+            reason += f" ({needed} more bytes needed)"
         raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path)) from e
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    """Refuse before the first byte when the filesystem says the file cannot fit."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return            # cannot tell: let the write itself report a full disk
+    if needed > free:
+        raise StoreError(
+            f"not enough space in {directory}: the download needs {needed} more bytes "
+            f"and {free} are free", path=str(directory),
+            hint="free some space, point --cache-dir / DENSEZOO_CACHE_DIR elsewhere, or pass "
+                 "--no-space-check if this filesystem misreports its free space")
 
 
 @dataclass
@@ -157,6 +179,64 @@ class Partial:
                 p.unlink()
 
 
+class FetchMarker:
+    """"Some process is fetching this file": lets others wait instead of downloading twice.
+
+    Only bandwidth depends on it.  Created with O_EXCL (one winner), kept fresh
+    by a heartbeat thread, and ignored once its holder is dead (same host) or its
+    heartbeat is older than MARKER_STALE_SECONDS (another host), so a crashed
+    holder never blocks anyone for long.  On filesystems where O_EXCL or mtimes
+    lie, the worst case is the duplicate download we would have had anyway.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.token = _token()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def try_acquire(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        except OSError:
+            return True       # cannot coordinate here: go ahead (correctness does not need it)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.token)
+        self._thread = threading.Thread(target=self._beat, name="densezoo-heartbeat", daemon=True)
+        self._thread.start()
+        return True
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def holder_gone(self) -> bool:
+        """True when the current marker belongs to a dead or silent process."""
+        try:
+            token = self.path.read_text()
+            age = time.time() - self.path.stat().st_mtime
+        except OSError:
+            return True
+        alive = _holder_alive(token)
+        return alive is False or age > MARKER_STALE_SECONDS
+
+    def break_stale(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            with contextlib.suppress(OSError):
+                if self.path.read_text() == self.token:
+                    self.path.unlink()
+
+
 class Store:
     """One cache root.  Creating a Store touches nothing; writes create what they need."""
 
@@ -179,6 +259,11 @@ class Store:
     def meta_path(self, art: Artifact) -> Path:
         p = self.path_for(art)
         return p.with_name(p.name + META)
+
+    def marker(self, art: Artifact) -> FetchMarker:
+        p = self.path_for(art)
+        self.ensure_dir(p.parent)
+        return FetchMarker(p.with_name(p.name + LOCK))
 
     def pin_path(self, art: Artifact) -> Path:
         p = self.root.joinpath("pins", *url_key(art.url))
@@ -248,7 +333,7 @@ class Store:
             return []
         now = time.time()
         for e in entries:
-            if not e.name.startswith(prefix) or e.name.endswith((".meta", ".tmp")):
+            if not e.name.startswith(prefix) or e.name.endswith((".meta", ".tmp", LOCK)):
                 continue
             alive = _holder_alive(e.name[len(prefix):])
             try:
