@@ -29,6 +29,7 @@ from .errors import (DensezooError, DownloadFailedError, NotCachedError, PolicyE
                      StrictModeError, TransferError, UrlFailure)
 from .hashing import Digests, Expected, hash_file, parse_md5_sidecar
 from .manifest import Artifact
+from .pickle_scan import ScanReport, scan_pickle
 from .urls import url_key
 from .progress import NoProgress, Progress, TqdmProgress
 from .urls import redact
@@ -114,7 +115,7 @@ class FetchOutcome:
 @dataclass(frozen=True)
 class VerifyEntry:
     name: str
-    status: str                    # ok | missing | corrupt | unpinned
+    status: str                    # ok | missing | corrupt | unsafe | unpinned
     path: str | None = None
     detail: str | None = None
     moved_to: str | None = None
@@ -136,7 +137,7 @@ class VerifyReport:
         return sum(e.status == status for e in self.entries)
 
     def to_dict(self) -> dict[str, Any]:
-        counts = {s: self.count(s) for s in ("ok", "missing", "corrupt", "unpinned")}
+        counts = {s: self.count(s) for s in ("ok", "missing", "corrupt", "unsafe", "unpinned")}
         return {"ok": self.ok, "counts": counts, "entries": [e.to_dict() for e in self.entries]}
 
 
@@ -180,6 +181,7 @@ class Zoo:
     mirrors: Sequence[str] | None = None
     space_check: bool = True
     markers: bool | None = None
+    scan: bool | None = None
     downloader: "Downloader | None" = None
     _catalog: Catalog | None = field(default=None, init=False, repr=False)
 
@@ -191,6 +193,7 @@ class Zoo:
         self.allow_http = config.allow_http() if self.allow_http is None else self.allow_http
         self.mirrors = config.mirrors() if self.mirrors is None else list(self.mirrors)
         self.markers = config.markers() if self.markers is None else self.markers
+        self.scan = config.scan() if self.scan is None else self.scan
 
     @property
     def catalog(self) -> Catalog:
@@ -390,6 +393,13 @@ class Zoo:
                 failures.append(UrlFailure(result.url, f"{alg} mismatch: expected {exp}, "
                                                        f"got {act}", "checksum"))
                 continue
+            unsafe = self._scan_findings(art, partial.path, warnings)
+            if unsafe:
+                moved = self.store.quarantine(art, partial.path)
+                partial.discard()
+                failures.append(UrlFailure(result.url, f"unsafe pickle: {unsafe} (kept in "
+                                                       f"{moved})", "policy"))
+                continue
             path = self.store.publish(art, partial, result.digests, url=result.url,
                                       headers=result.headers)
             pinned = False
@@ -404,6 +414,25 @@ class Zoo:
             return FetchResult(art.name, path, action, result.url, result.transferred,
                                result.digests, self.strength(art), pinned, tuple(warnings))
         raise DownloadFailedError(art.name, failures)
+
+    def _scan_findings(self, art: Artifact, path: Path, warnings: list[str]) -> str | None:
+        """For a .pkl: the first disallowed import (None if safe or not scanned)."""
+        if not (self.scan and art.file_name.lower().endswith(".pkl")):
+            return None
+        report = scan_pickle(path)
+        if report.error and report.ok:
+            warnings.append(f"{art.name}: {report.error}")
+        return str(report.findings[0]) if report.findings else None
+
+    def scan_file(self, target: str) -> ScanReport:
+        """Scan an artifact's cached file (by name) or any file (by path) without loading it."""
+        if os.path.isfile(target):
+            return scan_pickle(target)
+        art = self.catalog.get(target)
+        path = self.store.cached_path(art)
+        if path is None:
+            raise NotCachedError(art.name)
+        return scan_pickle(path)
 
     def fetch_many(self, names: Iterable[str | Artifact], *, force: bool = False,
                    progress: ProgressArg = None) -> list[FetchOutcome]:
@@ -435,11 +464,12 @@ class Zoo:
     # -- verify -----------------------------------------------------------------------
 
     def verify(self, names: Iterable[str] | None = None, *, quick: bool = False,
-               jobs: int | None = None) -> VerifyReport:
+               jobs: int | None = None, scan: bool = False) -> VerifyReport:
         """Re-check cached files against published checksums or pins.  Never uses the network.
 
         With no names, every cached artifact is checked; named artifacts that are
-        not cached are reported as missing.  Corrupt files are moved aside.
+        not cached are reported as missing.  Corrupt files are moved aside, and with
+        ``scan`` so are ``.pkl`` files that import anything off the allow-list.
         """
         arts = (self.resolve(names) if names is not None
                 else [a for a in self.catalog.artifacts if self.store.cached_path(a)])
@@ -453,6 +483,12 @@ class Zoo:
                 moved = self.store.quarantine(art)
                 return VerifyEntry(art.name, "corrupt", str(path), check.detail, str(moved),
                                    check.method)
+            if scan and art.file_name.lower().endswith(".pkl"):
+                report = scan_pickle(path)
+                if not report.ok:
+                    moved = self.store.quarantine(art)
+                    return VerifyEntry(art.name, "unsafe", str(path), str(report.findings[0]),
+                                       str(moved), check.method)
             return VerifyEntry(art.name, check.status, str(path), check.detail,
                                method=check.method)
 

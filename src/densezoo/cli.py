@@ -295,9 +295,11 @@ def _progress_display():
 @click.option("--force", is_flag=True, help="Download again even if a verified copy is cached.")
 @click.option("--no-space-check", is_flag=True,
               help="Skip the free-space check (for filesystems that misreport free space).")
+@click.option("--no-scan", is_flag=True,
+              help="Do not scan .pkl downloads for disallowed imports. [env var: DENSEZOO_SCAN=0]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
 @pass_app
-def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check,
+def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
               as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
@@ -306,6 +308,8 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
     if not names and not all_ and not kind:
         raise click.UsageError("name at least one artifact, or use --all / --kind")
     app.zoo.space_check = not no_space_check
+    if no_scan:
+        app.zoo.scan = False
     catalog = app.zoo.catalog
     selected = catalog.select(kind=kind, zoo=zoo) if (all_ or kind) else []
     if (all_ or kind) and not selected:
@@ -355,18 +359,19 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
               help="Trust files unchanged (inode, size, mtime, ctime) since their last full hash.")
 @click.option("--full", "full", is_flag=True, help="Re-hash every file (the default).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Files hashed in parallel.")
+@click.option("--scan", is_flag=True, help="Also scan .pkl files for disallowed imports.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @pass_app
-def verify_cmd(app: App, names, quick, full, jobs, as_json) -> None:
+def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     """Re-check cached files against their checksums or pins.  Never uses the network.
 
-    Reports each artifact as ok, missing, corrupt (moved aside) or unpinned.
-    Exit 0 only if all are ok; 4 if any is corrupt; 6 if a named one is missing;
-    1 if one is unpinned.
+    Reports each artifact as ok, missing, corrupt (moved aside), unsafe (with --scan;
+    moved aside) or unpinned.  Exit 0 only if all are ok; 4 if any is corrupt; 9 if
+    any is unsafe; 6 if a named one is missing; 1 if one is unpinned.
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
-    report = app.zoo.verify(names or None, quick=quick, jobs=jobs)
+    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan)
     if as_json:
         _emit_json(report.to_dict())
     else:
@@ -381,6 +386,8 @@ def verify_cmd(app: App, names, quick, full, jobs, as_json) -> None:
         app.say(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing cached")
     if report.count("corrupt"):
         sys.exit(4)
+    if report.count("unsafe"):
+        sys.exit(EXIT_POLICY)
     if report.count("missing"):
         sys.exit(EXIT_NOT_CACHED)
     if report.count("unpinned"):
@@ -393,6 +400,36 @@ def verify_cmd(app: App, names, quick, full, jobs, as_json) -> None:
 def path_cmd(app: App, name) -> None:
     """Print the verified cached path of NAME, or fail with exit 6 (never downloads)."""
     click.echo(str(app.zoo.path(name)))
+
+
+@cli.command("scan")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@pass_app
+def scan_cmd(app: App, targets, as_json) -> None:
+    """Check pickles (artifact NAMEs or FILE paths) for imports outside the allow-list.
+
+    Walks the pickle opcodes without unpickling anything.  Exit 0 if every file
+    imports only what weight files need (numpy arrays, builtin containers), 9 if
+    any imports something else, 1 if a file is not a readable pickle.
+    """
+    reports = [app.zoo.scan_file(t) for t in targets]
+    if as_json:
+        _emit_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            if r.findings:
+                click.echo(f"unsafe    {r.path}")
+                for f in r.findings:
+                    click.echo(f"  {f}")
+            elif r.error:
+                click.echo(f"unreadable {r.path}  ({r.error})")
+            else:
+                click.echo(f"ok        {r.path}  ({len(r.globals)} allowed imports)")
+    if any(r.findings for r in reports):
+        sys.exit(EXIT_POLICY)
+    if any(r.error for r in reports):
+        sys.exit(EXIT_FAILURE)
 
 
 # -- pin ----------------------------------------------------------------------------------
@@ -454,4 +491,3 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
-__all__ = ["cli", "main", "EXIT_POLICY"]

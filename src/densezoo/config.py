@@ -19,6 +19,7 @@ ENV_DEBUG = "DENSEZOO_DEBUG"
 ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
 ENV_ALLOW_HTTP = "DENSEZOO_ALLOW_HTTP"
 ENV_NO_MARKERS = "DENSEZOO_NO_MARKERS"
+ENV_SCAN = "DENSEZOO_SCAN"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -66,6 +67,11 @@ def offline() -> bool:
 
 def debug() -> bool:
     return env_flag(ENV_DEBUG)
+
+
+def scan() -> bool:
+    """Scan downloaded .pkl files for disallowed imports (DENSEZOO_SCAN=0 turns it off)."""
+    return os.environ.get(ENV_SCAN, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def markers() -> bool:

@@ -393,14 +393,16 @@ class Store:
         with store_errors("write a pin", path.parent):
             write_json_atomic(path, pin)
 
-    def quarantine(self, art: Artifact) -> Path:
-        """Move a corrupt file out of the way (never delete it: it is evidence)."""
-        src = self.path_for(art)
+    def quarantine(self, art: Artifact, src: Path | None = None) -> Path:
+        """Move a corrupt or unsafe file out of the way (never delete it: it is evidence)."""
+        published = src is None
+        src = src or self.path_for(art)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         dest = self.root.joinpath("bad", stamp, *url_key(art.url))
         self.ensure_dir(dest.parent)
         with store_errors("move a corrupt file aside", dest.parent):
             os.replace(src, dest)
-            with contextlib.suppress(OSError):
-                self.meta_path(art).unlink()
+            if published:
+                with contextlib.suppress(OSError):
+                    self.meta_path(art).unlink()
         return dest
