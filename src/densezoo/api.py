@@ -33,7 +33,7 @@ from .pickle_scan import ScanReport, scan_pickle
 from .urls import url_key
 from .progress import NoProgress, Progress, TqdmProgress
 from .urls import redact
-from .store import Store
+from .store import Store, store_errors
 
 if TYPE_CHECKING:
     from .download import Downloader
@@ -94,6 +94,18 @@ class FetchResult:
                 **(self.digests.as_dict() if self.digests else {}),
                 "strength": self.strength, "pinned": self.pinned,
                 "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    name: str
+    archive: Path
+    path: Path                     # the folder the archive was unpacked into
+    action: str                    # extracted | cached
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "archive": str(self.archive), "path": str(self.path),
+                "action": self.action}
 
 
 @dataclass(frozen=True)
@@ -433,6 +445,21 @@ class Zoo:
         if path is None:
             raise NotCachedError(art.name)
         return scan_pickle(path)
+
+    def extract(self, name: str | Artifact, *, progress: ProgressArg = None) -> ExtractResult:
+        """Fetch a tarball and unpack it once into the store (``<root>/extracted/...``)."""
+        from .extract import extract_once, is_archive
+
+        art = name if isinstance(name, Artifact) else self.catalog.get(name)
+        if not is_archive(art.file_name):
+            raise DensezooError(f"{art.name} ({art.file_name}) is not a tar archive",
+                                hint="--extract applies to .tar/.tar.gz/.tgz artifacts")
+        fetched = self.fetch(art, progress=progress)
+        target = self.store.extract_dir(art)
+        assert fetched.digests is not None
+        with store_errors("extract", target.parent):
+            done = extract_once(fetched.path, target, fetched.digests.sha256)
+        return ExtractResult(art.name, fetched.path, target, "extracted" if done else "cached")
 
     def fetch_many(self, names: Iterable[str | Artifact], *, force: bool = False,
                    progress: ProgressArg = None) -> list[FetchOutcome]:

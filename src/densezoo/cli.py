@@ -297,10 +297,12 @@ def _progress_display():
               help="Skip the free-space check (for filesystems that misreport free space).")
 @click.option("--no-scan", is_flag=True,
               help="Do not scan .pkl downloads for disallowed imports. [env var: DENSEZOO_SCAN=0]")
+@click.option("--extract", is_flag=True,
+              help="Unpack tarballs once (safely) and print the unpacked folder instead.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
 @pass_app
 def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
-              as_json) -> None:
+              extract, as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
@@ -332,22 +334,40 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             display.stop()
 
     code = EXIT_OK
+    rows = []
     for o in outcomes:
-        if o.result:
-            for w in o.result.warnings:
-                app.warn(w)
-            if app.verbose or o.result.action != "cached":
-                detail = f" from {o.result.url}" if app.verbose and o.result.url else ""
-                app.say(f"{o.result.action} {o.name} ({_human_size(o.result.transferred)} "
-                        f"transferred, checksum: {o.result.strength}){detail}")
-            if not as_json:
-                click.echo(str(o.result.path))
-        else:
-            assert o.error is not None
+        row = o.to_dict()
+        rows.append(row)
+        if o.error is not None:
             app.error(o.error)
             code = code or o.error.exit_code
+            continue
+        res = o.result
+        assert res is not None
+        for w in res.warnings:
+            app.warn(w)
+        if app.verbose or res.action != "cached":
+            detail = f" from {res.url}" if app.verbose and res.url else ""
+            app.say(f"{res.action} {o.name} ({_human_size(res.transferred)} transferred, "
+                    f"checksum: {res.strength}){detail}")
+        shown = str(res.path)
+        if extract:
+            from .extract import is_archive
+
+            if is_archive(res.path.name):
+                try:
+                    unpacked = app.zoo.extract(o.name)
+                except DensezooError as e:
+                    app.error(e)
+                    code = code or e.exit_code
+                    row["extracted"] = {"error": str(e)}
+                    continue
+                row["extracted"] = unpacked.to_dict()
+                shown = str(unpacked.path)
+        if not as_json:
+            click.echo(shown)
     if as_json:
-        _emit_json([o.to_dict() for o in outcomes])
+        _emit_json(rows)
     sys.exit(code)
 
 

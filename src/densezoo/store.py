@@ -260,6 +260,9 @@ class Store:
         p = self.path_for(art)
         return p.with_name(p.name + META)
 
+    def extract_dir(self, art: Artifact) -> Path:
+        return self.root.joinpath("extracted", *url_key(art.url))
+
     def marker(self, art: Artifact) -> FetchMarker:
         p = self.path_for(art)
         self.ensure_dir(p.parent)
