@@ -30,12 +30,13 @@ Exit codes:
   1  other failure             6  not in cache (path, verify NAME, --offline)
   2  usage error               7  invalid manifest
   3  unknown artifact          8  store / disk error
-  4  checksum mismatch         9  refused by policy (--strict, http downgrade)
+  4  checksum mismatch         9  refused by policy (--strict, http downgrade,
+                                  unsafe pickle, hostile archive)
 
 \b
 Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR,
 DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
-DENSEZOO_DEBUG (show tracebacks)."""
+DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_DEBUG (show tracebacks)."""
 
 
 @dataclass
