@@ -24,13 +24,24 @@ def test_fetch_downloads_verifies_and_publishes(server, blob, manifest, cache_di
     res = zoo_for(manifest, entry(b)).fetch("alpha")
     assert res.action == "downloaded" and res.transferred == len(b.data)
     assert res.path.read_bytes() == b.data
-    assert res.digests.md5 == b.md5 and res.digests.sha256 == b.sha256
+    # md5 is published, so only md5 is computed: sha256 would cost a core for nothing
+    assert res.digests.md5 == b.md5 and res.digests.sha256 is None
     # layout keyed on host and path; metadata beside it; no partial left behind
     assert res.path == cache_dir / "files" / f"127.0.0.1_{server.port}" / "zoo" / "alpha.bin"
     meta = json.loads(res.path.with_name("alpha.bin.dzmeta").read_text())
     assert meta["md5"] == b.md5 and meta["size"] == len(b.data) and meta["etag"]
     assert not [f for f in files_in(cache_dir) if "dzpart" in f]
     assert (cache_dir / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f")
+
+
+def test_only_the_algorithms_a_check_needs_are_computed(server, blob, manifest):
+    b = blob("algos")
+    by_sha = zoo_for(manifest, {"name": "algos", "url": b.url, "md5": None,
+                                "sha256": b.sha256}).fetch("algos")
+    assert by_sha.digests.sha256 == b.sha256 and by_sha.digests.md5 is None
+    c = blob("algos2")
+    pinned = zoo_for(manifest, entry(c, md5=False)).fetch("algos2")
+    assert (pinned.digests.md5, pinned.digests.sha256) == (c.md5, c.sha256)   # a pin gets both
 
 
 def test_request_asks_for_identity_encoding(server, blob, manifest):

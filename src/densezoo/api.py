@@ -27,7 +27,7 @@ from . import config
 from .catalog import Catalog
 from .errors import (DensezooError, DownloadFailedError, NotCachedError, PolicyError,
                      StrictModeError, TransferError, UrlFailure)
-from .hashing import Digests, Expected, hash_file, parse_md5_sidecar
+from .hashing import ALGORITHMS, Digests, Expected, hash_file, parse_md5_sidecar
 from .manifest import Artifact
 from .pickle_scan import ScanReport, scan_pickle
 from .urls import url_key
@@ -270,21 +270,23 @@ class Zoo:
     # -- checking what is cached --------------------------------------------------------
 
     def _check(self, art: Artifact, expected: Expected, *, quick: bool) -> _Check:
+        """Is the cached file right?  Hashes only the algorithms the check needs.
+
+        ``quick`` trusts the digests recorded in the metadata while the stat memo
+        says the file has not changed since they were computed.
+        """
         path = self.store.path_for(art)
+        algorithms = expected.algorithms() or ALGORITHMS   # nothing to check: hash to pin
         meta = self.store.read_meta(art)
         if quick and meta and self.store.memo_valid(art, meta):
-            try:
-                memo = Digests(int(meta["size"]), str(meta["md5"]), str(meta["sha256"]))
-            except (KeyError, TypeError, ValueError):
-                memo = None
-            if memo is not None:
+            memo = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
+            if memo.covers(algorithms):
                 if not expected.has_checksum:
                     return _Check("unpinned", memo, "no published checksum and no pin",
                                   "quick")
-                bad = expected.mismatch(memo)
-                if bad is None:
+                if expected.mismatch(memo) is None:
                     return _Check("ok", memo, method="quick")
-        digests = hash_file(path)
+        digests = hash_file(path, algorithms)
         if not expected.has_checksum:
             return _Check("unpinned", digests, "no published checksum and no pin")
         bad = expected.mismatch(digests)
@@ -380,12 +382,15 @@ class Zoo:
                   progress: ProgressArg) -> FetchResult:
         downloader = self._downloader()
         failures: list[UrlFailure] = []
+        # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
+        will_pin = art.strength != "full" and not (self.store.read_pin(art) or {}).get("md5")
+        algorithms = ALGORITHMS if will_pin else (expected.algorithms() or ALGORITHMS)
         for url in self.candidate_urls(art.url, art.mirrors):
             partial = self.store.claim_partial(art)
             try:
                 result = downloader.download(
                     url, partial, expected_size=expected.size, file_name=art.file_name,
-                    resume_unvalidated=expected.has_checksum,
+                    resume_unvalidated=expected.has_checksum, algorithms=algorithms,
                     progress=_progress_for(progress, art))
             except TransferError as e:
                 partial.release()
@@ -415,7 +420,7 @@ class Zoo:
             path = self.store.publish(art, partial, result.digests, url=result.url,
                                       headers=result.headers)
             pinned = False
-            if art.strength != "full" and not (self.store.read_pin(art) or {}).get("md5"):
+            if will_pin:
                 self.store.write_pin(art, result.digests, result.url)
                 pinned = True
                 if not art.published:

@@ -24,7 +24,7 @@ from urllib3.exceptions import IncompleteRead
 
 from . import __version__
 from .errors import InsecureRedirectError, PolicyError, TransferError
-from .hashing import CHUNK, Digests, StreamHasher, hash_stream
+from .hashing import ALGORITHMS, CHUNK, Digests, StreamHasher, hash_stream
 from .progress import NoProgress, Progress
 from .store import Partial, check_free_space, store_errors
 from .urls import is_loopback, redact
@@ -166,6 +166,7 @@ class Downloader:
 
     def download(self, url: str, partial: Partial, *, expected_size: int | None,
                  file_name: str, resume_unvalidated: bool = True,
+                 algorithms: tuple[str, ...] = ALGORITHMS,
                  progress: Progress | None = None) -> DownloadResult:
         """Fill ``partial`` from ``url`` (resuming what is in it) and hash every byte once.
 
@@ -174,7 +175,7 @@ class Downloader:
         ``resume_unvalidated`` says a published checksum will catch a stitched file.
         """
         progress = progress or NoProgress()
-        state = _State(partial)
+        state = _State(partial, algorithms)
         try:
             return self._with_retries(url, lambda: self._attempt(
                 url, state, expected_size=expected_size, file_name=file_name,
@@ -306,8 +307,9 @@ class Downloader:
 class _State:
     """Keeps the partial file and the running hash in step across retries."""
 
-    def __init__(self, partial: Partial) -> None:
+    def __init__(self, partial: Partial, algorithms: tuple[str, ...]) -> None:
         self.partial = partial
+        self.algorithms = algorithms
         self.hasher: StreamHasher | None = None
         self.transferred = 0
         self.result: DownloadResult | None = None
@@ -330,13 +332,13 @@ class _State:
                 self.hasher.abort()
                 self.hasher = None
             if self.hasher is None:
-                self.hasher = StreamHasher()
+                self.hasher = StreamHasher(self.algorithms)
                 if offset:
                     with open(self.partial.path, "rb") as kept:
                         hash_stream(kept, self.hasher, limit=offset)
                     if self.hasher.size != offset:       # the kept file was shorter: restart
                         self.hasher.abort()
-                        self.hasher = StreamHasher()
+                        self.hasher = StreamHasher(self.algorithms)
                         offset = 0
             return self.partial.open(offset)
 

@@ -362,11 +362,18 @@ class Store:
                    headers: dict[str, str | None] | None = None,
                    extra: dict[str, Any] | None = None) -> None:
         final = self.path_for(art)
+        old = self.read_meta(art) or {}
+        found = digests.as_dict()
+        # A digest not computed this time is kept if another one proves the same bytes.
+        same_bytes = old.get("size") == digests.size and any(
+            found[a] is not None and old.get(a) == found[a] for a in ("md5", "sha256"))
+        for a in ("md5", "sha256"):
+            if found[a] is None and same_bytes:
+                found[a] = old.get(a)
         meta = {
-            "name": art.name, "url": url, **(headers or {}), **digests.as_dict(),
+            "name": art.name, "url": url, **(headers or {}), **found,
             "fetched_at": _now(), "verified_at": _now(), "stat": stat_memo(final),
         }
-        old = self.read_meta(art) or {}
         if headers is None:
             for k in ("url", "etag", "last_modified", "fetched_at"):
                 if old.get(k):
