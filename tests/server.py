@@ -79,6 +79,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
+        with owner._lock:
+            owner.active += 1
+            owner.max_active = max(owner.max_active, owner.active)
+        try:
+            self._serve_counted(head, owner)
+        finally:
+            with owner._lock:
+                owner.active -= 1
+
+    def _serve_counted(self, head: bool, owner: "TestServer") -> None:
         path = self.path
         owner._record(Seen(path, {k: v for k, v in self.headers.items()}))
         fault = owner._take_fault(path)
@@ -185,20 +195,22 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if f.kind == "trickle" and data is not None:
             headers = self._validators(data)
-            start, status = 0, 200
+            start, stop, status = 0, len(data), 200
             rng = _RANGE.match(self.headers.get("Range", "").strip())
             if rng:
                 start, status = int(rng.group(1)), 206
-                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+                if rng.group(2):
+                    stop = min(len(data), int(rng.group(2)) + 1)
+                headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Content-Length", str(stop - start))
             self.end_headers()
             step = p.get("step", 1024)
             try:
-                for i in range(start, len(data), step):
-                    self.wfile.write(data[i:i + step])
+                for i in range(start, stop, step):
+                    self.wfile.write(data[i:min(i + step, stop)])
                     self.wfile.flush()
                     time.sleep(p.get("delay", 0.01))
             except OSError:
@@ -223,6 +235,8 @@ class TestServer:
 
     def __init__(self, host: str = "127.0.0.1", *, certfile: str | None = None,
                  keyfile: str | None = None) -> None:
+        self.active = 0              # requests being served right now
+        self.max_active = 0
         self.host = host
         self.certfile, self.keyfile = certfile, keyfile
         self.files: dict[str, bytes] = {}
@@ -270,6 +284,7 @@ class TestServer:
 
     def reset(self) -> None:
         with self._lock:
+            self.max_active = 0
             self.files.clear()
             self.faults.clear()
             self.requests.clear()

@@ -194,6 +194,7 @@ class Zoo:
     space_check: bool = True
     markers: bool | None = None
     scan: bool | None = None
+    connections: int | None = None          # per file: None = automatic, 1 = never segment
     downloader: "Downloader | None" = None
     _catalog: Catalog | None = field(default=None, init=False, repr=False)
 
@@ -218,7 +219,8 @@ class Zoo:
             from .download import Downloader   # requests is imported only when we download
 
             self.downloader = Downloader(timeout=config.timeout(), allow_http=bool(self.allow_http),
-                                         space_check=self.space_check)
+                                         space_check=self.space_check,
+                                         connections=self.connections)
         return self.downloader
 
     # -- lookup -----------------------------------------------------------------------
@@ -467,18 +469,35 @@ class Zoo:
         return ExtractResult(art.name, fetched.path, target, "extracted" if done else "cached")
 
     def fetch_many(self, names: Iterable[str | Artifact], *, force: bool = False,
-                   progress: ProgressArg = None) -> list[FetchOutcome]:
-        """Fetch several artifacts (each once); a failure of one is recorded, the rest go on."""
-        outcomes = []
-        for n in _unique(list(names)):
+                   progress: ProgressArg = None, jobs: int = 1) -> list[FetchOutcome]:
+        """Fetch several artifacts (each once), ``jobs`` at a time, over one connection pool.
+
+        A failure of one is recorded and the rest go on; only a broken store
+        (exit 8, where every other download would fail too) is raised, after the
+        downloads already running have finished.
+        """
+        items = _unique(list(names))
+        self._downloader()                 # one Session (and pool) shared by every thread
+
+        def one(n: str | Artifact) -> FetchOutcome:
             label = n.name if isinstance(n, Artifact) else n
             try:
-                outcomes.append(FetchOutcome(label, self.fetch(n, force=force,
-                                                               progress=progress)))
+                return FetchOutcome(label, self.fetch(n, force=force, progress=progress))
             except DensezooError as e:
-                if e.exit_code == 8:      # the store itself is broken: the rest would fail too
-                    raise
-                outcomes.append(FetchOutcome(label, error=e))
+                return FetchOutcome(label, error=e)
+
+        if jobs <= 1 or len(items) <= 1:
+            outcomes = []
+            for n in items:
+                outcomes.append(one(n))
+                if outcomes[-1].error is not None and outcomes[-1].error.exit_code == 8:
+                    break
+        else:
+            with ThreadPoolExecutor(min(jobs, len(items)), "densezoo-fetch") as pool:
+                outcomes = list(pool.map(one, items))
+        for o in outcomes:
+            if o.error is not None and o.error.exit_code == 8:
+                raise o.error
         return outcomes
 
     def path(self, name: str) -> Path:

@@ -298,12 +298,17 @@ def _progress_display():
               help="Skip the free-space check (for filesystems that misreport free space).")
 @click.option("--no-scan", is_flag=True,
               help="Do not scan .pkl downloads for disallowed imports. [env var: DENSEZOO_SCAN=0]")
+@click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Artifacts downloaded at the same time.")
+@click.option("--connections", type=click.IntRange(1, 16), default=None,
+              help="Range connections per file (default: automatic, more only when one "
+                   "connection is capped by the server).")
 @click.option("--extract", is_flag=True,
               help="Unpack tarballs once (safely) and print the unpacked folder instead.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
 @pass_app
 def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
-              extract, as_json) -> None:
+              jobs, connections, extract, as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
@@ -311,6 +316,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
     if not names and not all_ and not kind:
         raise click.UsageError("name at least one artifact, or use --all / --kind")
     app.zoo.space_check = not no_space_check
+    app.zoo.connections = connections
     if no_scan:
         app.zoo.scan = False
     catalog = app.zoo.catalog
@@ -329,7 +335,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
     if display:
         display.start()
     try:
-        outcomes = app.zoo.fetch_many(arts, force=force, progress=progress)
+        outcomes = app.zoo.fetch_many(arts, force=force, progress=progress, jobs=jobs)
     finally:
         if display:
             display.stop()

@@ -11,8 +11,10 @@ that failed and leaves choosing the next URL to the caller.
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -34,6 +36,13 @@ MAX_REDIRECTS = 10
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiting
+# Automatic segmentation: after AUTO_PROBE seconds on one connection, if the server
+# takes ranges, at least AUTO_MIN_REMAINING bytes are left and the rate is below
+# AUTO_SLOW bytes/s (a per-connection cap, not our CPU), use AUTO_CONNECTIONS.
+AUTO_PROBE = 1.0
+AUTO_MIN_REMAINING = 64 << 20
+AUTO_SLOW = 50e6
+AUTO_CONNECTIONS = 4
 _NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
                    TimeoutError, OSError)
 
@@ -95,7 +104,7 @@ class Downloader:
                  timeout: tuple[float, float] = (10.0, 60.0), attempts: int = 5,
                  backoff_base: float = 0.5, backoff_max: float = 30.0,
                  sleep: Callable[[float], None] | None = None, allow_http: bool = False,
-                 space_check: bool = True) -> None:
+                 space_check: bool = True, connections: int | None = None) -> None:
         self.session = session or new_session()
         self.timeout = timeout
         self.attempts = max(1, attempts)
@@ -104,6 +113,8 @@ class Downloader:
         self.sleep = sleep or _sleep
         self.allow_http = allow_http
         self.space_check = space_check
+        self.connections = connections          # None: automatic; 1: never segment
+        self._progress_lock = threading.Lock()
 
     # -- policy and redirects -------------------------------------------------------------
 
@@ -267,12 +278,20 @@ class Downloader:
             f = state.open_at(start)
             resumed = start
             progress.start(file_name, total, start)
+            ranges_ok = (total is not None and not encoded and bool(validator_of(info))
+                         and (resp.status_code == 206
+                              or resp.headers.get("Accept-Ranges", "").lower() == "bytes"))
+            forced = (self.connections or 0) > 1
+            began = time.monotonic()
             try:
                 first = True
                 # read1 returns what has arrived (up to CHUNK): a slow link still shows
                 # progress and loses at most one socket read when it breaks.
                 read = resp.raw.read1
                 while True:
+                    if ranges_ok and self.connections != 1 and self._should_split(
+                            forced, began, state.hasher.size - start, total - state.hasher.size):
+                        break
                     try:
                         chunk = read(CHUNK, decode_content=encoded)
                     except _NETWORK_ERRORS as e:
@@ -292,6 +311,13 @@ class Downloader:
                     state.hasher.update(chunk)
                     state.transferred += len(chunk)
                     progress.advance(len(chunk))
+                with store_errors("write the download", partial.path.parent):
+                    f.flush()
+                if total is not None and state.hasher.size < total and ranges_ok and (
+                        self.connections != 1):
+                    resp.close()
+                    self._segmented(resp.url or url, url, info, f.fileno(), state, total,
+                                    progress)
             finally:
                 with store_errors("write the download", partial.path.parent):
                     f.close()
@@ -302,6 +328,53 @@ class Downloader:
         state.result = DownloadResult(digests, redact(served_url), resumed, state.transferred,
                                       info)
         return state.result
+
+
+    def _should_split(self, forced: bool, began: float, done: int, remaining: int) -> bool:
+        if remaining < 2 * (1 << 20):
+            return False
+        if forced:
+            return True
+        if self.connections is not None or remaining < AUTO_MIN_REMAINING:
+            return False
+        elapsed = time.monotonic() - began
+        return elapsed >= AUTO_PROBE and done / elapsed < AUTO_SLOW
+
+    def _segmented(self, real_url: str, url: str, info: dict[str, str | None], fd: int,
+                   state: "_State", total: int, progress: Progress) -> None:
+        """Fetch [hashed prefix, total) over several connections; see segmented.py."""
+        from .segmented import SegmentedFetch
+
+        validator = validator_of(info)
+
+        def open_range(first: int, last: int) -> requests.Response:
+            headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{last}"}
+            if validator:
+                headers["If-Range"] = validator
+            resp = self._open(real_url, headers)
+            self._raise_for_status(url, resp)
+            return resp
+
+        def on_bytes(n: int) -> None:
+            with self._progress_lock:
+                state.transferred += n
+                progress.advance(n)
+
+        seg = SegmentedFetch(open_range=open_range, fd=fd, start=state.hasher.size, total=total,
+                             connections=self.connections or AUTO_CONNECTIONS,
+                             attempts=self.attempts, sleep=self.sleep, on_bytes=on_bytes,
+                             describe=_describe, network_errors=_NETWORK_ERRORS)
+        try:
+            seg.run(state.hasher)
+        except BaseException:
+            # Keep only the prefix that was hashed in order: that is what a resume needs.
+            with store_errors("write the download", state.partial.path.parent):
+                os.ftruncate(fd, state.hasher.size)
+            raise
+
+
+def validator_of(info: dict[str, str | None]) -> str | None:
+    return info.get("etag") or info.get("last_modified")
 
 
 class _State:

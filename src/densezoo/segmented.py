@@ -1,0 +1,138 @@
+"""Fetch the rest of one file over several Range connections, hashed in order.
+
+Some CDNs cap each connection (aria2c users pass ``-x8 -s8`` for a reason).  When
+that is what limits a download, the remaining bytes are cut into blocks that N
+workers fetch in order with ``Range`` (plus ``If-Range``, so a file that changes
+mid-way is caught), each writing at its own offset.  The caller's thread follows
+behind, hashing finished blocks in file order from the page cache: the network
+is never read twice, and at most the last few blocks are hashed after the final
+byte arrives.  If anything fails, the file is cut back to the hashed prefix,
+which stays valid for a resume.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import DensezooError, TransferError
+from .hashing import CHUNK, StreamHasher
+
+BLOCK = 8 << 20
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+@dataclass
+class _Block:
+    start: int
+    end: int                                  # exclusive
+    done: threading.Event = field(default_factory=threading.Event)   # finished or given up
+    ok: bool = False                          # every byte of the block is on disk
+
+
+class SegmentedFetch:
+    """Download [start, total) of ``url`` into ``fd`` with ``connections`` workers."""
+
+    def __init__(self, *, open_range: Callable[[int, int], object], fd: int, start: int, total: int, connections: int, attempts: int,
+                 sleep: Callable[[float], None], on_bytes: Callable[[int], None],
+                 describe: Callable[[BaseException], str], network_errors: tuple) -> None:
+        self.open_range = open_range          # (start, end_inclusive) -> open response
+        self.fd = fd
+        self.total = total
+        self.connections = connections
+        self.attempts = attempts
+        self.sleep = sleep
+        self.on_bytes = on_bytes
+        self.describe = describe
+        self.network_errors = network_errors
+        self.blocks = [_Block(s, min(s + BLOCK, total)) for s in range(start, total, BLOCK)]
+        self._next = 0
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self._stop = threading.Event()
+
+    # -- workers --------------------------------------------------------------------------
+
+    def _claim(self) -> _Block | None:
+        with self._lock:
+            if self._next >= len(self.blocks) or self._stop.is_set():
+                return None
+            b = self.blocks[self._next]
+            self._next += 1
+            return b
+
+    def _worker(self) -> None:
+        try:
+            while (b := self._claim()) is not None:
+                self._fetch_block(b)
+        except BaseException as e:  # noqa: BLE001 - handed to the follower thread
+            with self._lock:
+                if self._failed is None:
+                    self._failed = e
+            self._stop.set()
+            for b in self.blocks:
+                b.done.set()                   # wake the follower so it sees the failure
+
+    def _fetch_block(self, b: _Block) -> None:
+        failures = 0
+        pos = b.start
+        while pos < b.end:
+            if self._stop.is_set():
+                return
+            try:
+                resp = self.open_range(pos, b.end - 1)
+                with resp:
+                    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+                    if resp.status_code != 206 or not m or int(m.group(1)) != pos:
+                        raise TransferError(resp.url or "", "the file changed on the server or "
+                                            "Range is not honoured during a segmented download",
+                                            retryable=False)
+                    read = resp.raw.read1
+                    while pos < b.end:
+                        try:
+                            chunk = read(min(CHUNK, b.end - pos))
+                        except self.network_errors as e:
+                            raise TransferError(resp.url or "", self.describe(e)) from None
+                        if not chunk:
+                            raise TransferError(resp.url or "", "connection closed early")
+                        os.pwrite(self.fd, chunk, pos)
+                        pos += len(chunk)
+                        failures = 0
+                        self.on_bytes(len(chunk))
+            except TransferError as e:
+                failures += 1
+                if not e.retryable or failures >= self.attempts:
+                    raise
+                self.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
+        b.ok = True
+        b.done.set()
+
+    # -- the follower ---------------------------------------------------------------------
+
+    def run(self, hasher: StreamHasher) -> None:
+        """Run the workers; hash each block in order as it completes.  Raises on failure."""
+        threads = [threading.Thread(target=self._worker, name=f"densezoo-seg{i}", daemon=True)
+                   for i in range(min(self.connections, len(self.blocks)))]
+        for t in threads:
+            t.start()
+        try:
+            for b in self.blocks:
+                b.done.wait()
+                if not b.ok:          # blocks before it are hashed: a clean prefix to keep
+                    break
+                pos = b.start
+                while pos < b.end:
+                    chunk = os.pread(self.fd, min(CHUNK, b.end - pos), pos)
+                    if not chunk:
+                        raise DensezooError("the partial file shrank during a download")
+                    hasher.update(chunk)
+                    pos += len(chunk)
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join()
+        if self._failed is not None:
+            raise self._failed

@@ -1,0 +1,93 @@
+"""Several artifacts at once (-j) and one artifact over several Range connections."""
+
+import json
+import re
+
+import pytest
+
+from conftest import entry
+from densezoo import Zoo, download
+from densezoo.errors import DownloadFailedError
+
+
+def test_fetch_j_downloads_artifacts_concurrently(server, blob, manifest, cli):
+    blobs = [blob(f"par{i}", 600_000) for i in range(6)]
+    for b in blobs:
+        server.fault(b.path, "trickle", -1, step=100_000, delay=0.03)
+    m = str(manifest(*[entry(b) for b in blobs]))
+    r = cli("--manifest", m, "fetch", "-j", "3", *[b.name for b in blobs], "--json")
+    assert r.code == 0
+    rows = json.loads(r.out)
+    assert [row["name"] for row in rows] == [b.name for b in blobs]     # input order kept
+    assert all(row["md5"] == b.md5 for row, b in zip(rows, blobs))
+    assert server.max_active >= 2
+
+
+def test_fetch_j1_is_sequential(server, blob, manifest, cli):
+    blobs = [blob(f"seq{i}", 300_000) for i in range(3)]
+    for b in blobs:
+        server.fault(b.path, "trickle", -1, step=100_000, delay=0.02)
+    m = str(manifest(*[entry(b) for b in blobs]))
+    assert cli("--manifest", m, "fetch", "-j", "1", *[b.name for b in blobs]).code == 0
+    assert server.max_active == 1
+
+
+def ranges(server, path):
+    out = []
+    for h in server.hits(path):
+        m = re.match(r"bytes=(\d+)-(\d*)", h.headers.get("Range", ""))
+        out.append((int(m.group(1)), m.group(2)) if m else None)
+    return out
+
+
+def test_forced_connections_split_one_file(server, blob, manifest, cli):
+    b = blob("seg", 40_000_000)
+    server.fault(b.path, "trickle", -1, step=256 * 1024, delay=0.002)
+    r = cli("--manifest", str(manifest(entry(b))), "fetch", "seg", "--connections", "4",
+            "--json")
+    assert r.code == 0, r.err
+    (row,) = json.loads(r.out)
+    assert row["md5"] == b.md5 and row["transferred"] == len(b.data)
+    blocks = [x for x in ranges(server, b.path) if x and x[1]]
+    assert len(blocks) >= 4                       # 8 MiB blocks with an explicit end
+    assert all(h.headers.get("If-Range") for h in server.hits(b.path)[1:])
+    assert server.max_active >= 2
+
+
+def test_automatic_split_only_when_one_connection_is_slow(server, blob, manifest, monkeypatch):
+    monkeypatch.setattr(download, "AUTO_PROBE", 0.2)
+    monkeypatch.setattr(download, "AUTO_MIN_REMAINING", 4 << 20)
+    b = blob("auto", 30_000_000)
+    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)       # ~6 MB/s: capped
+    res = Zoo(manifests=[manifest(entry(b))]).fetch("auto")
+    assert res.digests.md5 == b.md5
+    assert len([x for x in ranges(server, b.path) if x and x[1]]) >= 2   # it split
+    fast = blob("fast", 30_000_000)                                       # no cap
+    Zoo(manifests=[manifest(entry(fast))]).fetch("fast")
+    assert len(server.hits(fast.path)) == 1                               # one connection
+
+
+def test_a_failing_block_is_retried(server, blob, manifest, sleeps):
+    b = blob("segretry", 30_000_000)
+    server.fault(b.path, "trickle", 1, step=1 << 20, delay=0.0)          # the first GET
+    server.fault(b.path, "reset", 1, after=100_000)                       # one block breaks
+    zoo = Zoo(manifests=[manifest(entry(b))], connections=3)
+    res = zoo.fetch("segretry")
+    assert res.digests.md5 == b.md5 and len(sleeps) >= 1
+
+
+def test_segmented_failure_keeps_the_hashed_prefix_for_a_resume(server, blob, manifest):
+    b = blob("segfail", 30_000_000)
+    server.fault(b.path, "trickle", 3, step=1 << 20, delay=0.0)   # first GET + blocks 0 and 1
+    server.fault(b.path, "status", -1, code=404)                  # every later block fails
+    zoo = Zoo(manifests=[manifest(entry(b))], connections=2)
+    zoo._downloader().attempts = 1
+    with pytest.raises(DownloadFailedError):
+        zoo.fetch("segfail")
+    slot = zoo.store.path_for(zoo.catalog.get("segfail")).with_name("segfail.bin.dzpart")
+    kept = slot.stat().st_size
+    assert kept == 2 * (8 << 20)                               # blocks 0 and 1, hashed in order
+    assert open(slot, "rb").read() == b.data[:kept]            # a clean prefix, no holes
+    server.faults.clear()
+    res = Zoo(manifests=zoo.manifests).fetch("segfail")
+    assert res.digests.md5 == b.md5 and res.transferred == len(b.data) - kept
