@@ -283,35 +283,34 @@ class Downloader:
                               or resp.headers.get("Accept-Ranges", "").lower() == "bytes"))
             forced = (self.connections or 0) > 1
             began = time.monotonic()
+            needed = (lambda: None if total is None else total - state.hasher.size)
             try:
                 first = True
                 # read1 returns what has arrived (up to CHUNK): a slow link still shows
                 # progress and loses at most one socket read when it breaks.
                 read = resp.raw.read1
-                while True:
-                    if ranges_ok and self.connections != 1 and self._should_split(
-                            forced, began, state.hasher.size - start, total - state.hasher.size):
-                        break
-                    try:
-                        chunk = read(CHUNK, decode_content=encoded)
-                    except _NETWORK_ERRORS as e:
-                        raise TransferError(redact(url), _describe(e)) from None
-                    if not chunk:
-                        break
-                    if first:
-                        first = False
-                        bad = sniff_wrong_content(chunk, file_name) if start == 0 else None
-                        if bad:
-                            state.reset()
-                            raise TransferError(redact(url), bad, retryable=False)
-                    with store_errors("write the download", partial.path.parent,
-                                      needed=None if total is None
-                                      else total - state.hasher.size):
+                with store_errors("write the download", partial.path.parent, needed):
+                    while True:
+                        if ranges_ok and self.connections != 1 and self._should_split(
+                                forced, began, state.hasher.size - start,
+                                total - state.hasher.size):
+                            break
+                        try:
+                            chunk = read(CHUNK, decode_content=encoded)
+                        except _NETWORK_ERRORS as e:
+                            raise TransferError(redact(url), _describe(e)) from None
+                        if not chunk:
+                            break
+                        if first:
+                            first = False
+                            bad = sniff_wrong_content(chunk, file_name) if start == 0 else None
+                            if bad:
+                                state.reset()
+                                raise TransferError(redact(url), bad, retryable=False)
                         f.write(chunk)
-                    state.hasher.update(chunk)
-                    state.transferred += len(chunk)
-                    progress.advance(len(chunk))
-                with store_errors("write the download", partial.path.parent):
+                        state.hasher.update(chunk)
+                        state.transferred += len(chunk)
+                        progress.advance(len(chunk))
                     f.flush()
                 if total is not None and state.hasher.size < total and ranges_ok and (
                         self.connections != 1):

@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import DensezooError, StoreError
 from .hashing import Digests
@@ -106,16 +106,22 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def store_errors(what: str, path: Path, needed: int | None = None) -> Iterator[None]:
-    """Turn OSError (ENOSPC, EROFS, EACCES, ...) into a StoreError naming the directory."""
+def store_errors(what: str, path: Path,
+                 needed: Callable[[], int | None] | None = None) -> Iterator[None]:
+    """Turn OSError (ENOSPC, EROFS, EACCES, ...) into a StoreError naming the directory.
+
+    densezoo's own errors (a TransferError is an OSError too) pass through untouched.
+    ``needed`` is asked only when the disk is full, for the bytes still to come.
+    """
     try:
         yield
     except DensezooError:
         raise
     except OSError as e:
         reason = e.strerror or str(e)
-        if e.errno == errno.ENOSPC and needed is not None:
-            reason += f" ({needed} more bytes needed)"
+        more = needed() if (e.errno == errno.ENOSPC and needed is not None) else None
+        if more is not None:
+            reason += f" ({more} more bytes needed)"
         raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path)) from e
 
 
@@ -153,10 +159,16 @@ class Partial:
         return self.path.with_name(self.path.name + ".meta")
 
     def open(self, offset: int) -> BinaryIO:
-        """Open for writing at ``offset`` (truncating anything after it)."""
+        """Open for writing at ``offset`` (dropping anything after it).
+
+        Truncate only when there is something to drop: truncating a file to
+        size 0 makes ext4 (auto_da_alloc) force writeback of the whole file on
+        close, which cost ~0.35 s per GiB for nothing.
+        """
         f = open(self.path, "r+b" if self.path.exists() else "w+b")
+        if os.fstat(f.fileno()).st_size > offset:
+            f.truncate(offset)
         f.seek(offset)
-        f.truncate()
         return f
 
     def save_meta(self, **fields: Any) -> None:

@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""densezoo benchmark harness: one command, peers side by side, results to docs/benchmarks.md.
+
+    python benchmarks/run.py                  # full sizes, 5 repetitions (a few minutes)
+    python benchmarks/run.py --tiny --out -   # tiny sizes, 1 repetition (CI keeps it working)
+
+It installs what it needs (Debian nginx-light and aria2, PyPI pooch) if missing,
+starts nginx on 127.0.0.1 with its own config (stopped by PID at the end), creates
+random synthetic files, and times each command as a whole process (start-up
+included), reporting median and spread.  Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MiB = 1 << 20
+
+
+@dataclass
+class Sizes:
+    big: int
+    small_n: int
+    small: int
+    mid_n: int
+    mid: int
+    capped: int          # file served by the per-connection-capped server
+    rate: str            # nginx limit_rate per connection
+    reps: int
+
+
+FULL = Sizes(big=1024 * MiB, small_n=20, small=16 * MiB, mid_n=16, mid=64 * MiB,
+             capped=256 * MiB, rate="25m", reps=5)
+TINY = Sizes(big=8 * MiB, small_n=4, small=1 * MiB, mid_n=4, mid=2 * MiB,
+             capped=8 * MiB, rate="4m", reps=1)
+
+
+@dataclass
+class Result:
+    name: str
+    times: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    command: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def spread(self) -> str:
+        return f"{min(self.times):.3f}–{max(self.times):.3f}"
+
+
+def sh(cmd: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+def ensure_tools() -> None:
+    missing = [pkg for tool, pkg in (("nginx", "nginx-light"), ("aria2c", "aria2"),
+                                     ("curl", "curl"), ("md5sum", "coreutils"))
+               if shutil.which(tool) is None]
+    if not os.path.exists("/usr/bin/time"):
+        missing.append("time")
+    if missing:
+        sh("apt-get update -qq && apt-get install -y -qq " + " ".join(sorted(set(missing)))
+           + " >/dev/null")
+    try:
+        import pooch  # noqa: F401
+    except ImportError:
+        sh(f"{sys.executable} -m pip install -q pooch")
+
+
+def make_file(path: Path, size: int) -> str:
+    """Random bytes (incompressible), written once; returns the md5."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.md5()
+    if not path.exists() or path.stat().st_size != size:
+        with open(path, "wb") as f:
+            left = size
+            while left:
+                chunk = os.urandom(min(left, 4 * MiB))
+                f.write(chunk)
+                h.update(chunk)
+                left -= len(chunk)
+        return h.hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest() if hasattr(hashlib, "file_digest") \
+            else hashlib.md5(f.read()).hexdigest()
+
+
+class Nginx:
+    """nginx on 127.0.0.1: one plain server and one with a per-connection rate cap."""
+
+    def __init__(self, work: Path, port: int, rate: str) -> None:
+        self.dir = work / "nginx"
+        self.port = port
+        self.rate = rate
+        self.pid_file = self.dir / "nginx.pid"
+
+    def start(self, docroot: Path) -> None:
+        (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(textwrap.dedent(f"""\
+            worker_processes 1;
+            user root;
+            pid {self.pid_file};
+            error_log {self.dir}/error.log;
+            events {{ worker_connections 512; }}
+            http {{
+              access_log off;
+              sendfile on; tcp_nopush on; keepalive_requests 10000;
+              client_body_temp_path {self.dir}/tmp; proxy_temp_path {self.dir}/tmp;
+              fastcgi_temp_path {self.dir}/tmp; uwsgi_temp_path {self.dir}/tmp;
+              scgi_temp_path {self.dir}/tmp;
+              server {{ listen 127.0.0.1:{self.port}; root {docroot}; }}
+              server {{ listen 127.0.0.1:{self.port + 1}; root {docroot};
+                        limit_rate {self.rate}; }}
+            }}
+            """))
+        sh(f"nginx -c {conf}")
+        for _ in range(50):
+            if self.pid_file.exists():
+                return
+            time.sleep(0.1)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        try:
+            pid = int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return
+        os.kill(pid, signal.SIGQUIT)
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+    def url(self, path: str, capped: bool = False) -> str:
+        return f"http://127.0.0.1:{self.port + (1 if capped else 0)}/{path}"
+
+
+def timed(cmd: list[str] | str, env: dict | None = None) -> tuple[float, int]:
+    """Wall time of the whole command, and its peak RSS (KiB) as GNU time reports it.
+
+    Measuring RSS through /usr/bin/time matters: a child forked from this Python
+    process would otherwise be charged for the parent's pages it had before exec.
+    """
+    rss_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"densezoo-bench-rss-{os.getpid()}"
+    shell = cmd if isinstance(cmd, str) else " ".join(shlex.quote(c) for c in cmd)
+    wrapped = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), "sh", "-c", shell]
+    t0 = time.perf_counter()
+    p = subprocess.run(wrapped, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {shell}\n"
+                           + p.stderr.decode(errors="replace"))
+    try:
+        rss = int(rss_file.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        rss = 0
+    return elapsed, rss
+
+
+def measure(name: str, cmd, reps: int, prepare=None, env=None, results=None) -> Result:
+    r = Result(name, command=cmd if isinstance(cmd, str) else " ".join(cmd))
+    for _ in range(reps):
+        if prepare:
+            prepare()
+        os.sync()
+        t, rss = timed(cmd, env)
+        r.times.append(t)
+        r.rss_kb.append(rss)
+    print(f"  {name:<34} median {r.median:7.3f} s  ({r.spread()})  rss {max(r.rss_kb)//1024} MB",
+          flush=True)
+    if results is not None:
+        results[name] = r
+    return r
+
+
+def rm(*paths: Path):
+    def go():
+        for p in paths:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists():
+                p.unlink()
+    return go
+
+
+def versions() -> dict[str, str]:
+    def first_line(cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True
+                                  ).stdout.strip().splitlines()[0] or \
+                subprocess.run(cmd, shell=True, capture_output=True, text=True
+                               ).stderr.strip().splitlines()[0]
+        except (IndexError, OSError):
+            return "?"
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("densezoo", "requests", "urllib3", "pooch"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "-"
+    out["nginx"] = first_line("nginx -v 2>&1")
+    out["curl"] = first_line("curl --version")
+    out["aria2c"] = first_line("aria2c --version")
+    out["md5sum"] = first_line("md5sum --version")
+    return out
+
+
+def machine() -> str:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB RAM, Linux {platform.release()}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="tiny files, 1 repetition (CI)")
+    ap.add_argument("--reps", type=int, help="repetitions per measurement")
+    ap.add_argument("--work", default=os.environ.get("DENSEZOO_BENCH_DIR", "/var/tmp/densezoo-bench"))
+    ap.add_argument("--port", type=int, default=18700)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"),
+                    help="report path ('-' prints it only)")
+    args = ap.parse_args()
+    sizes = TINY if args.tiny else FULL
+    reps = args.reps or sizes.reps
+    work = Path(args.work) / ("tiny" if args.tiny else "full")
+    files, dl = work / "files", work / "dl"
+    ensure_tools()
+
+    print(f"creating synthetic files in {files}", flush=True)
+    md5 = {"big.bin": make_file(files / "big.bin", sizes.big),
+           "capped.bin": make_file(files / "capped.bin", sizes.capped)}
+    smalls = [f"small/s{i:02d}.bin" for i in range(1, sizes.small_n + 1)]
+    mids = [f"mid/m{i:02d}.bin" for i in range(1, sizes.mid_n + 1)]
+    for rel in smalls:
+        md5[rel] = make_file(files / rel, sizes.small)
+    for rel in mids:
+        md5[rel] = make_file(files / rel, sizes.mid)
+    for p in [work, files, *files.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+    nginx = Nginx(work, args.port, sizes.rate)
+    nginx.start(files)
+    try:
+        results: dict[str, Result] = {}
+        run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results)
+    finally:
+        nginx.stop()
+    report = render(results, sizes, reps, args.tiny)
+    if args.out == "-":
+        print(report)
+    else:
+        Path(args.out).write_text(report)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def manifest(path: Path, entries: list[tuple[str, str, str, int]]) -> Path:
+    lines = ["artifacts:"]
+    for name, url, digest, size in entries:
+        lines.append(f"  - {{name: {name}, url: '{url}', md5: {digest}, size: {size}}}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> None:
+    dz = [sys.executable, "-m", "densezoo"]
+    cache = work / "cache"
+    env = {**os.environ, "DENSEZOO_CACHE_DIR": str(cache)}
+    m = manifest(work / "bench.yaml", [
+        ("big", nginx.url("big.bin"), md5["big.bin"], sizes.big),
+        ("capped", nginx.url("capped.bin", capped=True), md5["capped.bin"], sizes.capped),
+        *[(Path(r).stem, nginx.url(r), md5[r], sizes.small) for r in smalls],
+        *[(Path(r).stem, nginx.url(r), md5[r], sizes.mid) for r in mids]])
+    base = [*dz, "-q", "--no-default-manifests", "--manifest", str(m)]
+    big_local = files / "big.bin"
+    dl.mkdir(parents=True, exist_ok=True)
+    M = lambda *a, **k: measure(*a, results=results, **k)  # noqa: E731
+
+    print(f"1 x {sizes.big // MiB} MiB", flush=True)
+    M("md5sum (local file)", ["md5sum", str(big_local)], reps)
+    M("densezoo fetch", [*base, "fetch", "big"], reps, prepare=rm(cache), env=env)
+    M("curl -o + md5sum", f"curl -sS -o {dl}/c.bin {nginx.url('big.bin')} && md5sum {dl}/c.bin",
+      reps, prepare=rm(dl / "c.bin"))
+    M("aria2c --checksum", ["aria2c", "-q", "--allow-overwrite=true", "-d", str(dl), "-o", "a.bin",
+                            f"--checksum=md5={md5['big.bin']}", nginx.url("big.bin")],
+      reps, prepare=rm(dl / "a.bin"))
+    pooch_cmd = [sys.executable, "-c",
+                 "import pooch,sys; pooch.retrieve(sys.argv[1], known_hash='md5:'+sys.argv[2], "
+                 "fname='p.bin', path=sys.argv[3], progressbar=False)",
+                 nginx.url("big.bin"), md5["big.bin"], str(dl / "pooch")]
+    M("pooch.retrieve (md5)", pooch_cmd, max(1, min(reps, 3)), prepare=rm(dl / "pooch"))
+    M("densezoo fetch (warm, cached)", [*base, "fetch", "big"], reps, env=env)
+    M("densezoo --help", [*dz, "--help"], reps)
+
+    print(f"capped server: limit_rate {sizes.rate} per connection, {sizes.capped // MiB} MiB",
+          flush=True)
+    M("densezoo fetch capped (auto)", [*base, "fetch", "capped"], reps, prepare=rm(cache), env=env)
+    M("densezoo fetch capped --connections 4", [*base, "fetch", "capped", "--connections", "4"],
+      reps, prepare=rm(cache), env=env)
+    M("aria2c -x4 -s4 --checksum", ["aria2c", "-q", "-x4", "-s4", "--allow-overwrite=true",
+                                    "-d", str(dl), "-o", "cap.bin",
+                                    f"--checksum=md5={md5['capped.bin']}",
+                                    nginx.url("capped.bin", capped=True)],
+      reps, prepare=rm(dl / "cap.bin"))
+
+    print(f"{len(smalls)} x {sizes.small // MiB} MiB", flush=True)
+    names = [Path(r).stem for r in smalls]
+    M("densezoo fetch -j4 (many)", [*base, "fetch", "-j", "4", *names], reps, prepare=rm(cache),
+      env=env)
+    loop = " && ".join(f"curl -sS -o {dl}/small/{Path(r).name} {nginx.url(r)} && "
+                       f"md5sum {dl}/small/{Path(r).name}" for r in smalls)
+    M("curl + md5sum, file by file", f"mkdir -p {dl}/small && {loop}", reps, prepare=rm(dl / "small"))
+    aria_list = work / "aria-small.txt"
+    aria_list.write_text("".join(f"{nginx.url(r)}\n  out={Path(r).name}\n  checksum=md5={md5[r]}\n"
+                                 for r in smalls))
+    M("aria2c -j4 --checksum (many)", ["aria2c", "-q", "-j4", "--allow-overwrite=true",
+                                       "-d", str(dl / "small-aria"), "-i", str(aria_list)],
+      reps, prepare=rm(dl / "small-aria"))
+
+    print(f"verify {len(mids)} x {sizes.mid // MiB} MiB", flush=True)
+    mid_names = [Path(r).stem for r in mids]
+    subprocess.run([*base, "fetch", "-j", "4", *mid_names], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    M("densezoo verify --full (many)", [*base, "verify", "--full", *mid_names], reps, env=env)
+    M("md5sum sequential (many)", ["md5sum", *[str(files / r) for r in mids]], reps)
+    M("densezoo verify --quick (many)", [*base, "verify", "--quick", *mid_names], reps, env=env)
+
+
+TARGETS = [
+    # (figure, numerator, denominator or None, target text, test)
+    ("fetch 1 GiB / md5sum of the local file", "densezoo fetch", "md5sum (local file)",
+     "≤ 1.0", lambda r: r <= 1.0),
+    ("fetch vs pooch.retrieve (md5): times faster", "pooch.retrieve (md5)", "densezoo fetch",
+     "≥ 5×", lambda r: r >= 5),
+    ("capped: fetch (auto) / aria2c -x4 -s4 --checksum", "densezoo fetch capped (auto)",
+     "aria2c -x4 -s4 --checksum", "≤ 0.9", lambda r: r <= 0.9),
+    ("capped: fetch --connections 4 / aria2c -x4 -s4", "densezoo fetch capped --connections 4",
+     "aria2c -x4 -s4 --checksum", "≤ 0.9", lambda r: r <= 0.9),
+    ("fetch -j of many / curl + md5sum file by file", "densezoo fetch -j4 (many)",
+     "curl + md5sum, file by file", "≤ 0.8", lambda r: r <= 0.8),
+    ("fetch -j of many / aria2c -j4 --checksum", "densezoo fetch -j4 (many)",
+     "aria2c -j4 --checksum (many)", "< 1.0", lambda r: r < 1.0),
+    ("verify --full / sequential md5sum", "densezoo verify --full (many)",
+     "md5sum sequential (many)", "≤ 0.6", lambda r: r <= 0.6),
+    ("verify --quick, whole process (s)", "densezoo verify --quick (many)", None, "< 0.3 s",
+     lambda r: r < 0.3),
+    ("verify --full / verify --quick: times faster", "densezoo verify --full (many)",
+     "densezoo verify --quick (many)", "≥ 100×", lambda r: r >= 100),
+    ("warm fetch of a cached artifact, whole process (s)", "densezoo fetch (warm, cached)", None,
+     "< 0.3 s", lambda r: r < 0.3),
+    ("densezoo --help (s)", "densezoo --help", None, "< 0.2 s", lambda r: r < 0.2),
+]
+
+
+def render(results: dict[str, Result], sizes: Sizes, reps: int, tiny: bool) -> str:
+    v = versions()
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks", "",
+        f"Measured {when} on {machine()}." + (" **Tiny smoke run: sizes too small for the "
+                                              "figures to mean anything.**" if tiny else ""),
+        "Produced by `python benchmarks/run.py` (one command: installs and starts nginx on "
+        "127.0.0.1, creates random files, runs each command as a whole process, "
+        f"{reps} repetitions, median and min–max). All traffic is loopback.", "",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
+        "## Targets", "",
+        "| figure | measured | target | met |", "|---|---:|---|---|"]
+    for figure, num, den, target, ok in TARGETS:
+        if num not in results or (den and den not in results):
+            continue
+        value = results[num].median / results[den].median if den else results[num].median
+        shown = f"{value:.3f}" if not den else f"{value:.2f}"
+        lines.append(f"| {figure} | {shown} | {target} | {'yes' if ok(value) else '**no**'} |")
+    big_rss = max(results["densezoo fetch"].rss_kb) / 1024 if "densezoo fetch" in results else 0
+    lines.append(f"| peak RSS during the {sizes.big // MiB} MiB fetch (MB) | {big_rss:.0f} | "
+                 f"< 64 | {'yes' if big_rss < 64 else '**no**'} |")
+    lines += ["", "## All measurements", "",
+              "| measurement | median s | min–max s | peak RSS MB | command |",
+              "|---|---:|---|---:|---|"]
+    for r in results.values():
+        cmd = r.command.replace("|", "\\|")
+        if len(cmd) > 160:
+            cmd = cmd[:157] + "..."
+        lines.append(f"| {r.name} | {r.median:.3f} | {r.spread()} | {max(r.rss_kb) / 1024:.0f} "
+                     f"| `{cmd}` |")
+    lines += ["", "Sizes: " + f"1 × {sizes.big // MiB} MiB; {sizes.small_n} × "
+              f"{sizes.small // MiB} MiB; {sizes.mid_n} × {sizes.mid // MiB} MiB (verify); "
+              f"capped server {sizes.capped // MiB} MiB at nginx `limit_rate {sizes.rate}` per "
+              "connection.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
