@@ -91,7 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_counted(self, head: bool, owner: "TestServer") -> None:
         path = self.path
         owner._record(Seen(path, {k: v for k, v in self.headers.items()}))
-        fault = owner._take_fault(path)
+        rng = _RANGE.match(self.headers.get("Range", "").strip())
+        fault = owner._take_fault(path, int(rng.group(1)) if rng else 0)
         data = owner.files.get(path)
         if fault is not None and self._fault(fault, data, head):
             return
@@ -305,12 +306,16 @@ class TestServer:
         with self._lock:
             self.requests.append(seen)
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, range_start: int = 0) -> Fault | None:
+        """The next fault for this path; one with ``from_byte`` only hits requests whose
+        Range starts at or after that byte (so a test can break exactly one block)."""
         with self._lock:
             queue = self.faults.get(path)
             if not queue:
                 return None
             f = queue[0]
+            if range_start < f.params.get("from_byte", 0):
+                return None
             if f.times > 0:
                 f.times -= 1
                 if f.times == 0:

@@ -72,16 +72,24 @@ class SegmentedFetch:
             with self._lock:
                 if self._failed is None:
                     self._failed = e
-            self._stop.set()
-            for b in self.blocks:
-                b.done.set()                   # wake the follower so it sees the failure
+                self._stop.set()
+                # Blocks nobody holds will never come: release the follower from them.
+                # Blocks other workers are streaming still finish and signal themselves,
+                # so everything that arrives in order is kept for a resume.
+                for b in self.blocks[self._next:]:
+                    b.done.set()
 
     def _fetch_block(self, b: _Block) -> None:
+        try:
+            self._fetch_block_bytes(b)
+            b.ok = True
+        finally:
+            b.done.set()
+
+    def _fetch_block_bytes(self, b: _Block) -> None:
         failures = 0
         pos = b.start
         while pos < b.end:
-            if self._stop.is_set():
-                return
             try:
                 resp = self.open_range(pos, b.end - 1)
                 with resp:
@@ -104,11 +112,9 @@ class SegmentedFetch:
                         self.on_bytes(len(chunk))
             except TransferError as e:
                 failures += 1
-                if not e.retryable or failures >= self.attempts:
+                if not e.retryable or failures >= self.attempts or self._stop.is_set():
                     raise
                 self.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
-        b.ok = True
-        b.done.set()
 
     # -- the follower ---------------------------------------------------------------------
 
