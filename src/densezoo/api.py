@@ -316,9 +316,10 @@ class Zoo:
                                                 "fetch it once with network access"
                                  + ("; " + warnings[0] if warnings else ""))
         marker = self.store.marker(art)
-        waited = self._wait_for_others(marker) if self.markers else False
+        if self.markers:
+            self._wait_for_others(marker)
         try:
-            if waited and not force:          # another process may have fetched it meanwhile
+            if not force:     # another process may have published it since we last looked
                 cached = self._cached_result(art, warnings)
                 if cached is not None:
                     return cached
@@ -330,16 +331,13 @@ class Zoo:
             if self.markers:
                 marker.release()
 
-    def _wait_for_others(self, marker) -> bool:
-        """Take the fetch marker, waiting while a live process holds it; True if we waited."""
-        waited = False
+    def _wait_for_others(self, marker) -> None:
+        """Take the fetch marker, waiting while a live process holds it."""
         while not marker.try_acquire():
             if marker.holder_gone():
                 marker.break_stale()
                 continue
-            waited = True
             time.sleep(0.2)
-        return waited
 
     def _cached_result(self, art: Artifact, warnings: list[str]) -> FetchResult | None:
         """The cached copy if it verifies; a corrupt one is moved aside (and None returned)."""
