@@ -46,3 +46,17 @@ def test_tqdm_progress_for_library_users(blob, manifest, capsys):
     densezoo.fetch("tq", manifests=[manifest(entry(b))], progress=True)
     out, err = capsys.readouterr()
     assert out == "" and "tq.bin" in err              # tqdm draws on stderr, never stdout
+
+
+def test_list_path_help_and_quick_verify_do_not_import_requests(tmp_path):
+    """Start-up cost: only a download needs requests (about 0.1 s to import)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom densezoo.cli import main\n"
+            "for args in (['--help'], ['list'], ['path', 'ResNet50_FPN_s1x'], "
+            "['verify', '--quick'], ['info', 'R_50_FPN_s1x']):\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            "print('LOADED' if 'requests' in sys.modules else 'CLEAN', file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"DENSEZOO_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert r.stderr.strip().splitlines()[-1] == "CLEAN"
