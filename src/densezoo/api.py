@@ -31,6 +31,7 @@ from .hashing import ALGORITHMS, Digests, Expected, hash_file, parse_md5_sidecar
 from .manifest import Artifact
 from .pickle_scan import ScanReport, scan_pickle
 from .urls import url_key
+from .health import Health
 from .progress import NoProgress, Progress, TqdmProgress
 from .urls import redact
 from .store import Store, store_errors
@@ -264,10 +265,15 @@ class Zoo:
         return [self._info(a) for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
 
     def candidate_urls(self, url: str, extra: Sequence[str] = ()) -> list[str]:
-        """Configured mirrors first (same host/path layout as the store), then upstream."""
+        """Configured mirrors first (same host/path layout as the store), then upstream;
+        hosts that failed recently go to the back (see health.py)."""
         key = "/".join(url_key(url))
         urls = [m.rstrip("/") + "/" + key for m in (self.mirrors or ())]
-        return _unique([*urls, url, *extra])
+        return self.health.order(_unique([*urls, url, *extra]))
+
+    @property
+    def health(self) -> Health:
+        return Health(self.store.root / "health.json")
 
     # -- checking what is cached --------------------------------------------------------
 
@@ -387,6 +393,7 @@ class Zoo:
         algorithms = ALGORITHMS if will_pin else (expected.algorithms() or ALGORITHMS)
         for url in self.candidate_urls(art.url, art.mirrors):
             partial = self.store.claim_partial(art)
+            began = time.monotonic()
             try:
                 result = downloader.download(
                     url, partial, expected_size=expected.size, file_name=art.file_name,
@@ -394,6 +401,7 @@ class Zoo:
                     progress=_progress_for(progress, art))
             except TransferError as e:
                 partial.release()
+                self.health.record(url, ok=False)
                 failures.append(UrlFailure(e.url, e.reason, "http" if e.status else "download"))
                 continue
             except PolicyError as e:
@@ -403,6 +411,8 @@ class Zoo:
             except BaseException:
                 partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
                 raise
+            self.health.record(url, ok=True,
+                               bytes_per_s=result.transferred / max(time.monotonic() - began, 1e-6))
             bad = expected.mismatch(result.digests)
             if bad:
                 partial.discard()

@@ -116,6 +116,19 @@ def _headline_metric(metrics: dict[str, Any]) -> str:
 pass_app = click.make_pass_decorator(App)
 
 
+def _complete_names(ctx: click.Context, param: click.Parameter, incomplete: str):
+    """Shell completion of artifact names (from the manifests the command would load)."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        app = ctx.find_object(App) or App()
+        low = incomplete.lower()
+        return [CompletionItem(a.name, help=a.kind) for a in app.zoo.catalog.artifacts
+                if a.name.lower().startswith(low)][:200]
+    except Exception:  # noqa: BLE001 - completion must never crash the shell
+        return []
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES)
 @click.option("--manifest", "manifests", multiple=True, metavar="PATH",
@@ -193,7 +206,7 @@ def _stdout_console():
 
 
 @cli.command("info")
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_names)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def info_cmd(app: App, name, as_json) -> None:
@@ -288,7 +301,7 @@ def _progress_display():
 
 
 @cli.command("fetch")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=_complete_names)
 @click.option("--all", "all_", is_flag=True, help="Every artifact in the loaded manifests.")
 @click.option("--kind", help="Every artifact of this kind.")
 @click.option("--zoo", help="With --all / --kind: only this zoo.")
@@ -381,7 +394,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
 # -- verify / path ----------------------------------------------------------------------
 
 @cli.command("verify")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=_complete_names)
 @click.option("--quick", is_flag=True,
               help="Trust files unchanged (inode, size, mtime, ctime) since their last full hash.")
 @click.option("--full", "full", is_flag=True, help="Re-hash every file (the default).")
@@ -422,7 +435,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
 
 
 @cli.command("path")
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_names)
 @pass_app
 def path_cmd(app: App, name) -> None:
     """Print the verified cached path of NAME, or fail with exit 6 (never downloads)."""
@@ -430,7 +443,7 @@ def path_cmd(app: App, name) -> None:
 
 
 @cli.command("scan")
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True, shell_complete=_complete_names)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @pass_app
 def scan_cmd(app: App, targets, as_json) -> None:
@@ -462,7 +475,7 @@ def scan_cmd(app: App, targets, as_json) -> None:
 # -- pin ----------------------------------------------------------------------------------
 
 @cli.command("pin")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=_complete_names)
 @click.option("--manifest-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the pinned md5/sha256/size into a copy of the source manifest.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -484,6 +497,232 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
                        f"  sha256 {p.sha256 or '-'}")
     if manifest_out:
         app.say(f"wrote {len(pins)} pin(s) into {manifest_out}")
+
+
+# -- cache management ---------------------------------------------------------------
+
+@cli.group("cache")
+def cache_group() -> None:
+    """Inspect and clean the local store (ls, du, rm, prune)."""
+
+
+@cache_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def cache_ls(app: App, as_json) -> None:
+    """List cached files: artifact, size, state (verified/pinned/unverified/unknown), last used."""
+    from .cache import entries
+
+    rows = entries(app.zoo)
+    if as_json:
+        _emit_json([r.to_dict() for r in rows])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("name", "size", "state", "last used", "path"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for r in rows:
+        table.add_row(r.name or "?", _human_size(r.size), r.state, r.last_used or "",
+                      str(r.path))
+    _stdout_console().print(table)
+    app.say(f"{len(rows)} files, {_human_size(sum(r.size for r in rows))}")
+
+
+@cache_group.command("du")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def cache_du(app: App, as_json) -> None:
+    """Disk usage of the store: files, partial downloads, unpacked archives, bad copies."""
+    from .cache import usage
+
+    u = usage(app.zoo)
+    if as_json:
+        _emit_json(u.to_dict())
+        return
+    for label, n in (("files", u.file_bytes), ("partials", u.partial_bytes),
+                     ("unpacked", u.extracted_bytes), ("bad", u.bad_bytes),
+                     ("total", u.total)):
+        click.echo(f"{label:<9} {_human_size(n):>10}")
+    app.say(f"{u.files} files in {u.root}")
+
+
+def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
+    if as_json and (dry_run or not plan.items):
+        _emit_json({**plan.to_dict(), "removed": False})
+        return
+    for path, size, reason in plan.items:
+        if not as_json:
+            click.echo(f"{'would remove' if dry_run else 'remove'}  {_human_size(size):>10}  "
+                       f"{path}  ({reason})")
+    if dry_run or not plan.items:
+        app.say(f"{len(plan.items)} item(s), {_human_size(plan.total)}"
+                + (" (dry run: nothing removed)" if dry_run else ""))
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("no terminal to confirm on: pass -y to remove, or --dry-run")
+        click.confirm(f"Remove {len(plan.items)} item(s), {_human_size(plan.total)}?",
+                      abort=True, err=True)
+    freed = plan.execute()
+    if as_json:
+        _emit_json({**plan.to_dict(), "removed": True, "freed": freed})
+    app.say(f"freed {_human_size(freed)}")
+
+
+@cache_group.command("rm")
+@click.argument("names", nargs=-1, shell_complete=_complete_names)
+@click.option("--all", "all_", is_flag=True, help="Every cached file (pins are kept).")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def cache_rm(app: App, names, all_, dry_run, yes, as_json) -> None:
+    """Remove cached artifacts (their pins stay, so a re-download is still checked)."""
+    from .cache import plan_remove
+
+    if not names and not all_:
+        raise click.UsageError("name artifacts to remove, or pass --all")
+    _run_plan(app, plan_remove(app.zoo, None if all_ else list(names)), dry_run, yes, as_json)
+
+
+@cache_group.command("prune")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def cache_prune(app: App, dry_run, yes, as_json) -> None:
+    """Remove stale partials and markers, copies moved aside, and files no manifest names."""
+    from .cache import plan_prune
+
+    _run_plan(app, plan_prune(app.zoo), dry_run, yes, as_json)
+
+
+# -- export, mirrors, bundles ------------------------------------------------------------
+
+@cli.command("export")
+@click.argument("names", nargs=-1, required=True, shell_complete=_complete_names)
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink",
+              show_default=True, help="How to place files (falls back to copy where links fail).")
+@click.option("--layout", type=click.Choice(["flat", "densepose"]), default="flat",
+              show_default=True,
+              help="densepose: DensePoseData/UV_data, eval_data, DensePose_COCO as the code expects.")
+@click.option("--force", is_flag=True, help="Replace existing files in the target.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
+    """Put verified artifacts into a folder (links by default), fetching them if needed."""
+    from pathlib import Path
+
+    from .share import export
+
+    results = export(app.zoo, names, Path(to), link=link,
+                     layout=None if layout == "flat" else layout, force=force)
+    if as_json:
+        _emit_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            click.echo(str(r.path))
+    fallbacks = [r for r in results if r.mode == "copy" and link != "copy"]
+    if fallbacks:
+        app.warn(f"{len(fallbacks)} file(s) copied because {link}s are not possible there")
+
+
+@cli.group("mirror")
+def mirror_group() -> None:
+    """Build a static mirror any web server (nginx, S3, a CDN) can serve."""
+
+
+@mirror_group.command("build")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("names", nargs=-1, shell_complete=_complete_names)
+@click.option("--all", "all_", is_flag=True, help="Every artifact of the loaded manifests.")
+@click.option("--base-url", help="Where the tree will be served; written into the manifest.")
+@click.option("--link", type=click.Choice(["hardlink", "symlink", "copy"]), default="hardlink",
+              show_default=True)
+@pass_app
+def mirror_build_cmd(app: App, directory, names, all_, base_url, link) -> None:
+    """Write DIRECTORY/<host>/<path> for each artifact plus densezoo-mirror.yaml.
+
+    Serve DIRECTORY over http(s) and set DENSEZOO_MIRROR to its URL on the clients:
+    every file is still verified, so any mirror is safe.
+    """
+    from pathlib import Path
+
+    from .share import mirror_build
+
+    if not names and not all_:
+        raise click.UsageError("name artifacts, or pass --all")
+    out = mirror_build(app.zoo, Path(directory), None if all_ else list(names),
+                       base_url=base_url, link=link)
+    click.echo(str(out))
+
+
+@cli.command("bundle")
+@click.argument("names", nargs=-1, required=True, shell_complete=_complete_names)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The .tar to write.")
+@pass_app
+def bundle_cmd(app: App, names, output) -> None:
+    """Pack verified artifacts, a manifest subset and checksums into one tar (air gaps)."""
+    from pathlib import Path
+
+    from .share import bundle
+
+    packed = bundle(app.zoo, names, Path(output))
+    click.echo(output)
+    app.say(f"bundled {len(packed)} artifact(s): {', '.join(packed)}")
+
+
+@cli.command("import")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def import_cmd(app: App, bundle_path, as_json) -> None:
+    """Add a bundle's files to the store, verifying each before it is added."""
+    from pathlib import Path
+
+    from .share import import_bundle
+
+    results, saved = import_bundle(app.zoo, Path(bundle_path))
+    if as_json:
+        _emit_json({"manifest": str(saved), "artifacts": [r.to_dict() for r in results]})
+    else:
+        for r in results:
+            click.echo(f"{r.action:<15} {r.name}  {r.path}")
+    app.say(f"the bundle's manifest is saved as {saved} (use it with --manifest if the "
+            "artifacts are not in the shipped manifests)")
+
+
+# -- doctor, completion ------------------------------------------------------------------
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def doctor_cmd(app: App, as_json) -> None:
+    """Check the setup: versions, cache dir (writable, free space), proxies, CA bundle, manifests."""
+    from .doctor import diagnose
+
+    report = diagnose(app.zoo)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        for c in report.checks:
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<14} {c.detail}")
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell) -> None:
+    """Print the completion script: eval "$(densezoo completion bash)" in ~/.bashrc."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "densezoo", "_DENSEZOO_COMPLETE").source())
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _token() -> str:
     return f"{os.getpid()}@{host or 'host'}.{uuid.uuid4().hex[:8]}"
 
 
-def _holder_alive(token: str) -> bool | None:
+def holder_alive(token: str) -> bool | None:
     """True/False for a holder on this host; None if it lives elsewhere (cannot tell)."""
     pid_s, _, rest = token.partition("@")
     host = rest.rsplit(".", 1)[0]
@@ -232,7 +232,7 @@ class FetchMarker:
             age = time.time() - self.path.stat().st_mtime
         except OSError:
             return True
-        alive = _holder_alive(token)
+        alive = holder_alive(token)
         return alive is False or age > MARKER_STALE_SECONDS
 
     def break_stale(self) -> None:
@@ -350,7 +350,7 @@ class Store:
         for e in entries:
             if not e.name.startswith(prefix) or e.name.endswith((".meta", ".tmp", LOCK)):
                 continue
-            alive = _holder_alive(e.name[len(prefix):])
+            alive = holder_alive(e.name[len(prefix):])
             try:
                 idle = now - e.stat().st_mtime
             except OSError:

@@ -1,0 +1,52 @@
+"""Remembered URL health: try hosts that worked recently first, skip ones that just failed.
+
+aria2c's ``--uri-selector=feedback`` keeps a server-stat file for the same reason.
+Records expire (HEALTH_TTL), so a mirror that was down an hour ago gets another
+chance; and since every file is verified, the order only affects speed, never
+what is accepted.  The file is advisory: a lost update costs one slow try.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .store import read_json, write_json_atomic
+
+HEALTH_TTL = 15 * 60
+
+
+def _host(url: str) -> str:
+    p = urlsplit(url)
+    return f"{p.hostname}:{p.port or (443 if p.scheme == 'https' else 80)}"
+
+
+class Health:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict:
+        data = read_json(self.path) or {}
+        now = time.time()
+        return {h: r for h, r in data.items()
+                if isinstance(r, dict) and now - r.get("at", 0) < HEALTH_TTL}
+
+    def record(self, url: str, ok: bool, bytes_per_s: float | None = None) -> None:
+        data = self._load()
+        data[_host(url)] = {"ok": ok, "at": time.time(), "rate": bytes_per_s}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.path, data)
+        except OSError:
+            pass          # advisory only: a read-only cache still downloads
+
+    def order(self, urls: list[str]) -> list[str]:
+        """Recently failed hosts last; otherwise the configured order (mirrors first)."""
+        data = self._load()
+
+        def rank(item: tuple[int, str]) -> tuple[int, int]:
+            i, url = item
+            rec = data.get(_host(url))
+            return (1 if rec and not rec.get("ok") else 0, i)
+        return [u for _, u in sorted(enumerate(urls), key=rank)]
