@@ -54,7 +54,8 @@ def _place(src: Path, dest: Path, mode: str, force: bool) -> str:
     """Link or copy src to dest atomically; falls back to a copy where links fail."""
     if dest.is_symlink() and os.path.realpath(dest) == str(src.resolve()):
         return "unchanged"
-    if dest.exists() and not dest.is_symlink() and dest.is_file() and os.path.samefile(src, dest):
+    if dest.exists() and not dest.is_symlink() and dest.is_file() and (
+            os.path.samefile(src, dest) or _same_bytes(src, dest)):
         return "unchanged"
     if (dest.exists() or dest.is_symlink()) and not force:
         raise DensezooError(f"{dest} already exists and is not this artifact's file",
@@ -82,6 +83,14 @@ def _place(src: Path, dest: Path, mode: str, force: bool) -> str:
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
     return used
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    from .hashing import hash_file
+
+    return hash_file(a, ("sha256",)).sha256 == hash_file(b, ("sha256",)).sha256
 
 
 def export(zoo: "Zoo", names: Iterable[str], to: Path, *, link: str = "symlink",
