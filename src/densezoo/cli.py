@@ -114,6 +114,7 @@ def _headline_metric(metrics: dict[str, Any]) -> str:
 
 
 pass_app = click.make_pass_decorator(App)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 def _complete_names(ctx: click.Context, param: click.Parameter, incomplete: str):
@@ -171,7 +172,7 @@ def cli(ctx: click.Context, manifests, no_default_manifests, cache_dir, quiet, v
 @click.argument("text", required=False)
 @click.option("--kind", help="Only this kind (model, proposals, annotations, ...).")
 @click.option("--zoo", help="Only this zoo (e.g. densepose-v1).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def list_cmd(app: App, text, kind, zoo, as_json) -> None:
     """List artifacts: name, kind, size, checksum strength, AP, cached state.
@@ -207,7 +208,7 @@ def _stdout_console():
 
 @cli.command("info")
 @click.argument("name", shell_complete=_complete_names)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def info_cmd(app: App, name, as_json) -> None:
     """Show an artifact's URLs, checksums, config, metrics, dependencies and cached path."""
@@ -478,7 +479,7 @@ def scan_cmd(app: App, targets, as_json) -> None:
 @click.argument("names", nargs=-1, shell_complete=_complete_names)
 @click.option("--manifest-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the pinned md5/sha256/size into a copy of the source manifest.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def pin_cmd(app: App, names, manifest_out, as_json) -> None:
     """Show checksums pinned on first download, or write them back into a manifest.
@@ -507,7 +508,7 @@ def cache_group() -> None:
 
 
 @cache_group.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def cache_ls(app: App, as_json) -> None:
     """List cached files: artifact, size, state (verified/pinned/unverified/unknown), last used."""
@@ -530,7 +531,7 @@ def cache_ls(app: App, as_json) -> None:
 
 
 @cache_group.command("du")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def cache_du(app: App, as_json) -> None:
     """Disk usage of the store: files, partial downloads, unpacked archives, bad copies."""
@@ -575,7 +576,7 @@ def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
 @click.option("--all", "all_", is_flag=True, help="Every cached file (pins are kept).")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def cache_rm(app: App, names, all_, dry_run, yes, as_json) -> None:
     """Remove cached artifacts (their pins stay, so a re-download is still checked)."""
@@ -589,7 +590,7 @@ def cache_rm(app: App, names, all_, dry_run, yes, as_json) -> None:
 @cache_group.command("prune")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def cache_prune(app: App, dry_run, yes, as_json) -> None:
     """Remove stale partials and markers, copies moved aside, and files no manifest names."""
@@ -609,7 +610,7 @@ def cache_prune(app: App, dry_run, yes, as_json) -> None:
               show_default=True,
               help="densepose: DensePoseData/UV_data, eval_data, DensePose_COCO as the code expects.")
 @click.option("--force", is_flag=True, help="Replace existing files in the target.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
     """Put verified artifacts into a folder (links by default), fetching them if needed."""
@@ -677,7 +678,7 @@ def bundle_cmd(app: App, names, output) -> None:
 
 @cli.command("import")
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def import_cmd(app: App, bundle_path, as_json) -> None:
     """Add a bundle's files to the store, verifying each before it is added."""
@@ -698,7 +699,7 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
 # -- doctor, completion ------------------------------------------------------------------
 
 @cli.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_app
 def doctor_cmd(app: App, as_json) -> None:
     """Check the setup: versions, cache dir (writable, free space), proxies, CA bundle, manifests."""
