@@ -509,16 +509,14 @@ class Zoo:
         return outcomes
 
     def path(self, name: str) -> Path:
-        """The verified cached path; never downloads (NotCachedError if absent)."""
+        """The verified cached path; never downloads (NotCachedError if absent or corrupt)."""
         art = self.catalog.get(name)
-        if self.store.cached_path(art) is None:
-            raise NotCachedError(art.name)
-        saved = self.offline
-        self.offline = True
-        try:
-            return self.fetch(art).path
-        finally:
-            self.offline = saved
+        warnings: list[str] = []
+        cached = self._cached_result(art, warnings) if self.store.cached_path(art) else None
+        if cached is None:
+            raise NotCachedError(art.name, hint="; ".join(
+                [*warnings, f"run `densezoo fetch {art.name}`"]))
+        return cached.path
 
     # -- verify -----------------------------------------------------------------------
 

@@ -73,8 +73,8 @@ class App:
         if not self.quiet:
             click.echo(f"warning: {message}", err=True)
 
-    def error(self, err: DensezooError, prefix: str = "") -> None:
-        click.echo(f"error: {prefix}{_one_line(err)}", err=True)
+    def error(self, err: DensezooError) -> None:
+        click.echo(f"error: {_one_line(err)}", err=True)
 
     def show_progress(self, as_json: bool) -> bool:
         return self.progress and not self.quiet and not as_json and sys.stderr.isatty()
