@@ -213,7 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
                 for i in range(start, stop, step):
                     self.wfile.write(data[i:min(i + step, stop)])
                     self.wfile.flush()
-                    time.sleep(p.get("delay", 0.01))
+                    if i + step < stop:      # no pause after the last bytes: done is done
+                        time.sleep(p.get("delay", 0.01))
             except OSError:
                 self.close_connection = True      # the client went away (killed)
             return True

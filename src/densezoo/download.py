@@ -196,6 +196,11 @@ class Downloader:
             if state.hasher is not None and state.result is None:
                 state.hasher.abort()
 
+    def backoff(self, failures: int) -> float:
+        """Capped exponential backoff with jitter, after the n-th consecutive failure."""
+        delay = min(self.backoff_max, self.backoff_base * (2 ** (failures - 1)))
+        return delay * (0.5 + random.random() / 2)
+
     def _with_retries(self, url: str, fn: Callable[[], object],
                       progress_made: Callable[[], int] | None = None):
         failures = 0
@@ -211,8 +216,7 @@ class Downloader:
                 failures += 1
                 if not e.retryable or failures >= self.attempts:
                     raise
-                delay = min(self.backoff_max, self.backoff_base * (2 ** (failures - 1)))
-                delay *= 0.5 + random.random() / 2
+                delay = self.backoff(failures)
                 if e.retry_after is not None:
                     delay = min(max(delay, e.retry_after), max(self.backoff_max, 60.0))
                 self.sleep(delay)
@@ -232,7 +236,7 @@ class Downloader:
     def _attempt(self, url: str, state: "_State", *, expected_size: int | None, file_name: str,
                  resume_unvalidated: bool, progress: Progress) -> DownloadResult:
         partial = state.partial
-        validator = partial.meta.get("etag") or partial.meta.get("last_modified")
+        validator = validator_of(partial.meta)
         offset = partial.size if (validator or resume_unvalidated) else 0
         if expected_size is not None and offset > expected_size:
             offset = 0
@@ -252,14 +256,13 @@ class Downloader:
                 "identity", "")
             start, total = 0, _int(resp.headers.get("Content-Length"))
             if resp.status_code == 206 and offset > 0 and not encoded:
-                m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-                if not m or int(m.group(1)) != offset:
+                parsed = content_range(resp)
+                if parsed is None or parsed[0] != offset:
                     state.reset()
                     raise TransferError(redact(url), "server answered the resume with a wrong "
                                         f"Content-Range ({resp.headers.get('Content-Range')!r}); "
                                         "restarting")
-                start = offset
-                total = _int(m.group(3)) if m.group(3) != "*" else None
+                start, total = offset, parsed[1]
             elif resp.status_code != 200:
                 raise TransferError(redact(url), f"unexpected HTTP {resp.status_code}",
                                     status=resp.status_code, retryable=False)
@@ -361,8 +364,9 @@ class Downloader:
 
         seg = SegmentedFetch(open_range=open_range, fd=fd, start=state.hasher.size, total=total,
                              connections=self.connections or AUTO_CONNECTIONS,
-                             attempts=self.attempts, sleep=self.sleep, on_bytes=on_bytes,
-                             describe=_describe, network_errors=_NETWORK_ERRORS)
+                             attempts=self.attempts, sleep=self.sleep, backoff=self.backoff,
+                             on_bytes=on_bytes, describe=_describe,
+                             network_errors=_NETWORK_ERRORS, content_range=content_range)
         try:
             seg.run(state.hasher)
         except BaseException:
@@ -372,8 +376,17 @@ class Downloader:
             raise
 
 
-def validator_of(info: dict[str, str | None]) -> str | None:
+def validator_of(info: dict) -> str | None:
+    """The ETag (or else Last-Modified) that If-Range needs to resume the same file."""
     return info.get("etag") or info.get("last_modified")
+
+
+def content_range(resp) -> tuple[int, int | None] | None:
+    """(first byte, total size or None) of a 206 response, or None if the header is bad."""
+    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    if not m:
+        return None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
 
 
 class _State:

@@ -13,7 +13,6 @@ which stays valid for a resume.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,7 +21,6 @@ from .errors import DensezooError, TransferError
 from .hashing import CHUNK, StreamHasher
 
 BLOCK = 8 << 20
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
 
 @dataclass
@@ -37,14 +35,17 @@ class SegmentedFetch:
     """Download [start, total) of ``url`` into ``fd`` with ``connections`` workers."""
 
     def __init__(self, *, open_range: Callable[[int, int], object], fd: int, start: int, total: int, connections: int, attempts: int,
-                 sleep: Callable[[float], None], on_bytes: Callable[[int], None],
-                 describe: Callable[[BaseException], str], network_errors: tuple) -> None:
+                 sleep: Callable[[float], None], backoff: Callable[[int], float],
+                 on_bytes: Callable[[int], None], describe: Callable[[BaseException], str],
+                 network_errors: tuple, content_range: Callable) -> None:
         self.open_range = open_range          # (start, end_inclusive) -> open response
         self.fd = fd
         self.total = total
         self.connections = connections
         self.attempts = attempts
         self.sleep = sleep
+        self.backoff = backoff                # the downloader's own retry schedule
+        self.content_range = content_range    # and its Content-Range parser
         self.on_bytes = on_bytes
         self.describe = describe
         self.network_errors = network_errors
@@ -93,8 +94,8 @@ class SegmentedFetch:
             try:
                 resp = self.open_range(pos, b.end - 1)
                 with resp:
-                    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-                    if resp.status_code != 206 or not m or int(m.group(1)) != pos:
+                    parsed = self.content_range(resp)
+                    if resp.status_code != 206 or parsed is None or parsed[0] != pos:
                         raise TransferError(resp.url or "", "the file changed on the server or "
                                             "Range is not honoured during a segmented download",
                                             retryable=False)
@@ -114,7 +115,7 @@ class SegmentedFetch:
                 failures += 1
                 if not e.retryable or failures >= self.attempts or self._stop.is_set():
                     raise
-                self.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
+                self.sleep(self.backoff(failures))
 
     # -- the follower ---------------------------------------------------------------------
 
