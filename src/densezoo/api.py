@@ -230,11 +230,23 @@ class Zoo:
         arts = [self.catalog.get(n) for n in names]
         return self.catalog.closure(arts) if with_deps else _unique(arts)
 
+    @staticmethod
+    def published(art: Artifact) -> Expected:
+        """What the manifest entry itself promises about the bytes."""
+        return Expected(size=art.size, md5=art.md5, sha256=art.sha256, md5_prefix=art.md5_prefix,
+                        sources={k: "manifest" for k in ("size", "md5", "sha256", "md5_prefix")
+                                 if getattr(art, k) is not None})
+
+    def pinned(self, art: Artifact) -> bool:
+        return bool((self.store.read_pin(art) or {}).get("md5"))
+
+    def needs_pin(self, art: Artifact) -> bool:
+        """True when a verified copy should be pinned: no full checksum published, none pinned."""
+        return art.strength != "full" and not self.pinned(art)
+
     def expected(self, art: Artifact) -> Expected:
         """Published checksums, then a remembered sidecar md5, then the first-use pin."""
-        exp = Expected(size=art.size, md5=art.md5, sha256=art.sha256, md5_prefix=art.md5_prefix,
-                       sources={k: "manifest" for k in ("size", "md5", "sha256", "md5_prefix")
-                                if getattr(art, k) is not None})
+        exp = self.published(art)
         if art.strength == "full":
             return exp
         pin = self.store.read_pin(art) or {}
@@ -247,7 +259,7 @@ class Zoo:
         return exp
 
     def strength(self, art: Artifact) -> str:
-        if art.strength == "none" and (self.store.read_pin(art) or {}).get("md5"):
+        if art.strength == "none" and self.pinned(art):
             return "pinned"
         return art.strength
 
@@ -389,7 +401,7 @@ class Zoo:
         downloader = self._downloader()
         failures: list[UrlFailure] = []
         # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
-        will_pin = art.strength != "full" and not (self.store.read_pin(art) or {}).get("md5")
+        will_pin = self.needs_pin(art)
         algorithms = ALGORITHMS if will_pin else (expected.algorithms() or ALGORITHMS)
         for url in self.candidate_urls(art.url, art.mirrors):
             partial = self.store.claim_partial(art)

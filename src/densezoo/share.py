@@ -255,8 +255,7 @@ def import_bundle(zoo: "Zoo", tar_path: Path) -> tuple[list[ImportResult], Path]
             if ".." in PurePosixPath(arc).parts:
                 raise ManifestError(str(tar_path), "unsafe path in bundle", entry=art.name)
             local = _local_twin(zoo, art)
-            expected = Expected(size=art.size, md5=art.md5, sha256=art.sha256,
-                                md5_prefix=art.md5_prefix)
+            expected = zoo.published(art)
             if local is not None:          # the local manifest's published values must hold too
                 expected = expected.merged(zoo.expected(local))
             target = local or art
@@ -301,7 +300,7 @@ def _import_one(zoo: "Zoo", art: Artifact, src, expected: Expected, origin: str)
                                              "nothing was imported for this artifact")
         path = zoo.store.publish(art, partial, digests, url=art.url,
                                  headers={"etag": None, "last_modified": None})
-        if art.strength != "full" and not (zoo.store.read_pin(art) or {}).get("md5"):
+        if zoo.needs_pin(art):
             zoo.store.write_pin(art, digests, art.url)
         return path
     finally:
