@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import ChecksumMismatchError, DensezooError, ManifestError
-from .hashing import CHUNK, Expected, StreamHasher
+from .hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from .manifest import Artifact, parse_manifest
-from .store import store_errors
+from .store import store_errors, write_text_atomic
 from .urls import url_key
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def mirror_build(zoo: "Zoo", directory: Path, names: Iterable[str] | None,
         url = art.url if base_url is None else base_url.rstrip("/") + "/" + "/".join(key)
         lines.append("  - " + _entry_yaml(art, digests, url, [art.url] if base_url else []))
     out = directory / "densezoo-mirror.yaml"
-    out.write_text("\n".join(lines) + "\n")
+    write_text_atomic(out, "\n".join(lines) + "\n")     # the tree may be served live
     return out
 
 
@@ -286,7 +286,7 @@ def _import_one(zoo: "Zoo", art: Artifact, src, expected: Expected, origin: str)
         raise DensezooError(f"bundle entry {art.name} carries no checksum",
                             hint="bundles written by `densezoo bundle` always do")
     partial = zoo.store.claim_partial(art)
-    hasher = StreamHasher(("md5", "sha256"))
+    hasher = StreamHasher(ALGORITHMS)
     try:
         with store_errors("import", partial.path.parent), partial.open(0) as f:
             while chunk := src.read(CHUNK):

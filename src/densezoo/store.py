@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import DensezooError, StoreError
-from .hashing import Digests
+from .hashing import ALGORITHMS, Digests
 from .manifest import Artifact
 from .urls import url_key
 
@@ -87,14 +87,19 @@ def holder_alive(token: str) -> bool | None:
     return True
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -312,9 +317,7 @@ class Store:
             directory.mkdir(parents=True, exist_ok=True)
             tag = self.root / "CACHEDIR.TAG"
             if not tag.exists():
-                write_json_tag = tag.with_name(f"CACHEDIR.TAG.{uuid.uuid4().hex[:8]}.tmp")
-                write_json_tag.write_text(CACHEDIR_TAG, encoding="ascii")
-                os.replace(write_json_tag, tag)
+                write_text_atomic(tag, CACHEDIR_TAG)
 
     def claim_partial(self, art: Artifact) -> Partial:
         """Take over a resumable partial if one is free, else start an empty one of our own."""
@@ -378,8 +381,8 @@ class Store:
         found = digests.as_dict()
         # A digest not computed this time is kept if another one proves the same bytes.
         same_bytes = old.get("size") == digests.size and any(
-            found[a] is not None and old.get(a) == found[a] for a in ("md5", "sha256"))
-        for a in ("md5", "sha256"):
+            found[a] is not None and old.get(a) == found[a] for a in ALGORITHMS)
+        for a in ALGORITHMS:
             if found[a] is None and same_bytes:
                 found[a] = old.get(a)
         meta = {
