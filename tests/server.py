@@ -82,9 +82,17 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.active += 1
             owner.max_active = max(owner.max_active, owner.active)
+        self._counted = True
         try:
             self._serve_counted(head, owner)
         finally:
+            self._uncount(owner)
+
+    def _uncount(self, owner: "TestServer") -> None:
+        """No longer 'being served'.  A trickle calls this before its last write: once the
+        client has every byte it may start its next request before this thread runs again."""
+        if self._counted:
+            self._counted = False
             with owner._lock:
                 owner.active -= 1
 
@@ -211,6 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
             step = p.get("step", 1024)
             try:
                 for i in range(start, stop, step):
+                    if i + step >= stop:
+                        self._uncount(self.server.owner)
                     self.wfile.write(data[i:min(i + step, stop)])
                     self.wfile.flush()
                     if i + step < stop:      # no pause after the last bytes: done is done

@@ -61,11 +61,11 @@ def test_second_fetch_is_served_from_cache_without_network(server, blob, manifes
 
 def test_download_is_hashed_while_streaming_not_reread(server, blob, manifest, monkeypatch):
     b = blob("once", 3_000_000)
-    import densezoo.api as api
+    import densezoo.verifier as verifier
 
     def no_rehash(path):
         raise AssertionError("the downloaded file was read again")
-    monkeypatch.setattr(api, "hash_file", no_rehash)
+    monkeypatch.setattr(verifier, "hash_file", no_rehash)
     assert zoo_for(manifest, entry(b)).fetch("once").digests.md5 == b.md5
 
 
@@ -132,8 +132,7 @@ def test_resume_after_interrupted_download_uses_range_and_if_range(server, blob,
 def test_resume_across_runs_from_a_kept_partial(server, blob, manifest):
     b = blob("across", 4_000_000)
     server.fault(b.path, "reset", times=-1, after=2_500_000)
-    zoo = Zoo(manifests=[manifest(entry(b))], default_manifests=False)
-    zoo._downloader().attempts = 1
+    zoo = Zoo(manifests=[manifest(entry(b))], default_manifests=False, attempts=1)
     with pytest.raises(DownloadFailedError):
         zoo.fetch("across")
     art = zoo.catalog.get("across")
@@ -141,7 +140,7 @@ def test_resume_across_runs_from_a_kept_partial(server, blob, manifest):
     kept = slot.stat().st_size
     assert slot.exists() and 1_000_000 <= kept <= 2_500_000
     server.faults.clear()
-    res = Zoo(manifests=zoo.manifests, default_manifests=False).fetch("across")
+    res = Zoo(zoo.settings, attempts=5).fetch("across")
     assert res.action == "resumed" and res.path.read_bytes() == b.data
     assert res.transferred == len(b.data) - kept      # only the missing bytes moved
     assert not slot.exists()
@@ -169,14 +168,13 @@ def test_changed_upstream_file_is_not_stitched(server, blob, manifest):
     """If-Range with the old ETag makes the server send the new file whole."""
     b = blob("changing", 3_000_000)
     server.fault(b.path, "reset", times=-1, after=2_000_000)
-    zoo = Zoo(manifests=[manifest(entry(b, md5=False, size=False))], default_manifests=False)
-    zoo._downloader().attempts = 1
+    zoo = Zoo(manifests=[manifest(entry(b, md5=False, size=False))], default_manifests=False, attempts=1)
     with pytest.raises(DownloadFailedError):
         zoo.fetch("changing")
     server.faults.clear()
     new = bytes(reversed(b.data))
     server.add(b.path, new)
-    res = Zoo(manifests=zoo.manifests, default_manifests=False).fetch("changing")
+    res = Zoo(zoo.settings, attempts=5).fetch("changing")
     assert res.path.read_bytes() == new
     assert res.action == "downloaded"
 

@@ -323,3 +323,37 @@ def test_completion_scripts_and_artifact_names(cli, tmp_path):
     r = subprocess.run([sys.executable, "-m", "densezoo"], capture_output=True, text=True,
                        env=env, timeout=60)
     assert "ResNet101_FPN_32x8d_s1x" in r.stdout and "ResNet101_FPN_32x8d_s1x-e2e" in r.stdout
+
+
+def _handmade_bundle(path: Path, files: dict[str, bytes], entries: list[dict]) -> None:
+    """A bundle as an attacker would write it: its own manifest and checksums all agree."""
+    import io as _io
+
+    import yaml
+
+    with tarfile.open(path, "w") as t:
+        for arc, data in {**files, "densezoo-bundle.yaml": yaml.safe_dump(
+                {"schema": 1, "zoo": "bundle", "artifacts": entries}).encode()}.items():
+            info = tarfile.TarInfo(arc)
+            info.size = len(data)
+            t.addfile(info, _io.BytesIO(data))
+
+
+def test_self_consistent_bundle_with_a_hostile_pickle_is_refused(cli, tmp_path):
+    """Bundle import goes through the same intake as a download, pickle scan included."""
+    from test_pickle_scan import Planted
+
+    import pickle
+
+    evil = pickle.dumps({"model": Planted()}, protocol=2)
+    url = "https://dl.fbaipublicfiles.com/densepose/evil_model.pkl"
+    zoo_tar = tmp_path / "evil.tar"
+    _handmade_bundle(zoo_tar, {"files/dl.fbaipublicfiles.com/densepose/evil_model.pkl": evil},
+                     [{"name": "evil_model", "url": url, "md5": hashlib.md5(evil).hexdigest(),
+                       "size": len(evil)}])
+    air = tmp_path / "air"
+    r = cli("--cache-dir", str(air), "import", str(zoo_tar))
+    assert r.code == 9 and "unsafe pickle" in r.err and ".system" in r.err, r.err
+    assert not [p for p in (air / "files").rglob("*") if p.is_file()]     # nothing added
+    kept = [p for p in (air / "bad").rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in kept] == [evil]                        # kept as evidence

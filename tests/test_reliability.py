@@ -50,7 +50,7 @@ def test_sigkill_at_random_points_then_resume(server, blob, manifest, cache_dir)
         assert_only_verified(cache_dir, {"crash.bin": b.md5})
         assert not published(cache_dir)     # too slow to finish: nothing may be published yet
     partials = [p for p in (cache_dir / "files").rglob("crash.bin.dzpart*")
-                if not p.name.endswith(".meta")]
+                if not p.name.endswith(".dzmeta")]
     kept = sum(p.stat().st_size for p in partials)
     assert kills == 8 and kept > 0
     server.faults.clear()

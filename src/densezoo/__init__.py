@@ -10,11 +10,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = {
-    "Zoo", "fetch", "info", "verify", "path", "list_artifacts",
-    "ArtifactInfo", "FetchResult", "FetchOutcome", "VerifyReport", "VerifyEntry", "PinInfo",
-}
-__all__ = sorted(_API | {"list", "__version__", "errors"})
+_API = {"Zoo", "fetch", "info", "verify", "path", "list_artifacts"}
+_RESULTS = {"ArtifactInfo", "FetchResult", "FetchOutcome", "ExtractResult", "VerifyReport",
+            "VerifyEntry", "PinInfo", "ExportResult", "ImportResult", "FetchAction",
+            "VerifyStatus"}
+__all__ = sorted(_API | _RESULTS | {"list", "__version__", "errors", "Settings", "Strength"})
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +22,18 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name in _RESULTS:
+        from . import results
+
+        return getattr(results, name)
+    if name == "Settings":
+        from .settings import Settings
+
+        return Settings
+    if name == "Strength":
+        from .trust import Strength
+
+        return Strength
     if name == "list":
         from .api import list_artifacts
 

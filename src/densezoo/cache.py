@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .store import LOCK, META, PART, STALE_SECONDS, holder_alive, read_json
+from .disk import read_json
+from .layout import EXTRACT_STAMP, Layout, marker_is_stale, partial_is_stale
+from .trust import Strength
 from .urls import url_key
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class CacheUsage:
 
 @dataclass
 class RemovalPlan:
+    layout: Layout
     items: list[tuple[Path, int, str]] = field(default_factory=list)   # path, bytes, reason
 
     @property
@@ -73,10 +76,7 @@ class RemovalPlan:
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-                    for side in (path.with_name(path.name + META),
-                                 path.with_name(path.name + ".meta")):
-                        if side.exists():
-                            side.unlink()
+                    self.layout.meta(path).unlink(missing_ok=True)
                 freed += size
             except FileNotFoundError:
                 pass
@@ -96,34 +96,21 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _internal(name: str) -> bool:
-    return PART in name or name.endswith((META, LOCK, ".meta", ".tmp"))
-
-
-def _published(root: Path):
-    files = root / "files"
-    if not files.is_dir():
-        return
-    for dirpath, _, names in os.walk(files):
-        for n in names:
-            if not _internal(n):
-                yield Path(dirpath) / n
-
-
 def _by_path(zoo: "Zoo") -> dict[Path, Any]:
-    return {zoo.store.path_for(a): a for a in zoo.catalog.artifacts}
+    return {zoo.store.layout.file(a): a for a in zoo.catalog.artifacts}
 
 
 def entries(zoo: "Zoo") -> list[CacheEntry]:
     known = _by_path(zoo)
+    lay = zoo.store.layout
     out = []
-    for p in sorted(_published(zoo.store.root)):
+    for p in sorted(lay.published_files()):
         art = known.get(p)
-        meta = read_json(p.with_name(p.name + META)) or {}
+        meta = read_json(lay.meta(p)) or {}
         state = "unknown"
         if art is not None:
             memo_ok = zoo.store.memo_valid(art, meta)
-            state = ("pinned" if zoo.strength(art) == "pinned" else "verified") \
+            state = ("pinned" if zoo.trust.strength(art) is Strength.PINNED else "verified") \
                 if memo_ok else "unverified"
         st = p.stat()
         last = max(st.st_atime, st.st_mtime)
@@ -133,30 +120,30 @@ def entries(zoo: "Zoo") -> list[CacheEntry]:
 
 
 def usage(zoo: "Zoo") -> CacheUsage:
-    root = zoo.store.root
-    files = list(_published(root))
-    partial = sum(_size(p) for p in (root / "files").rglob(f"*{PART}*")
-                  if not p.name.endswith(".meta")) if (root / "files").exists() else 0
-    return CacheUsage(root, len(files), sum(_size(p) for p in files), partial,
-                      _size(root / "extracted") if (root / "extracted").exists() else 0,
-                      _size(root / "bad") if (root / "bad").exists() else 0)
+    lay = zoo.store.layout
+    files = list(lay.published_files())
+    partial = sum(_size(p) for p in lay.partials())
+    return CacheUsage(lay.root, len(files), sum(_size(p) for p in files), partial,
+                      _size(lay.extracted_dir) if lay.extracted_dir.exists() else 0,
+                      _size(lay.bad_dir) if lay.bad_dir.exists() else 0)
 
 
 def plan_remove(zoo: "Zoo", names: list[str] | None) -> RemovalPlan:
     """Named artifacts' files (and their unpacked folders), or with None every file."""
-    plan = RemovalPlan()
+    lay = zoo.store.layout
+    plan = RemovalPlan(lay)
     if names is None:
-        for p in _published(zoo.store.root):
+        for p in lay.published_files():
             plan.add(p, "--all")
-        for sub in ("extracted", "bad"):
-            if (zoo.store.root / sub).exists():
-                plan.add(zoo.store.root / sub, "--all")
+        for folder in (lay.extracted_dir, lay.bad_dir):
+            if folder.exists():
+                plan.add(folder, "--all")
         return plan
     for art in zoo.resolve(names):
         p = zoo.store.cached_path(art)
         if p is not None:
             plan.add(p, f"cache rm {art.name}")
-        ex = zoo.store.extract_dir(art)
+        ex = lay.extract_dir(art)
         if ex.exists():
             plan.add(ex, f"unpacked {art.name}")
     return plan
@@ -164,32 +151,24 @@ def plan_remove(zoo: "Zoo", names: list[str] | None) -> RemovalPlan:
 
 def plan_prune(zoo: "Zoo") -> RemovalPlan:
     """Stale partials and locks, corrupt copies kept aside, files no manifest names."""
-    plan = RemovalPlan()
-    root = zoo.store.root
+    lay = zoo.store.layout
+    plan = RemovalPlan(lay)
     known = _by_path(zoo)
-    now = time.time()
-    if (root / "files").exists():
-        for p in (root / "files").rglob("*"):
-            if not p.is_file() or p.name.endswith((".meta", META)):
-                continue
-            if PART in p.name:
-                token = p.name.split(PART + "-", 1)[1] if PART + "-" in p.name else ""
-                idle = now - p.stat().st_mtime
-                alive = holder_alive(token) if token else None
-                if alive is False or (alive is not True and idle > STALE_SECONDS):
-                    plan.add(p, "stale partial download")
-            elif p.name.endswith(LOCK):
-                if now - p.stat().st_mtime > STALE_SECONDS:
-                    plan.add(p, "stale fetch marker")
-            elif p not in known:
-                plan.add(p, "no loaded manifest names this file")
-    if (root / "bad").exists():
-        plan.add(root / "bad", "corrupt or unsafe copies kept aside")
+    for p in lay.partials():
+        if partial_is_stale(p):
+            plan.add(p, "stale partial download")
+    for p in lay.markers():
+        if marker_is_stale(p):
+            plan.add(p, "stale fetch marker")
+    for p in lay.published_files():
+        if p not in known:
+            plan.add(p, "no loaded manifest names this file")
+    if lay.bad_dir.exists():
+        plan.add(lay.bad_dir, "corrupt or unsafe copies kept aside")
     keys = {url_key(a.url) for a in zoo.catalog.artifacts}
-    ex_root = root / "extracted"
-    if ex_root.exists():
-        for stamp in ex_root.rglob(".densezoo-extracted.json"):
+    if lay.extracted_dir.exists():
+        for stamp in lay.extracted_dir.rglob(EXTRACT_STAMP):
             folder = stamp.parent
-            if tuple(folder.relative_to(ex_root).parts) not in keys:
+            if tuple(folder.relative_to(lay.extracted_dir).parts) not in keys:
                 plan.add(folder, "unpacked archive no loaded manifest names")
     return plan

@@ -11,6 +11,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from .errors import DensezooError
+from .urls import redact
 
 if TYPE_CHECKING:
     from .api import Zoo
@@ -77,13 +78,12 @@ def diagnose(zoo: "Zoo") -> Diagnosis:
                             f"{len(cat.artifacts)} artifacts, zoos: {', '.join(cat.zoos())}"))
     except DensezooError as e:
         checks.append(Check("manifests", False, str(e)))
-    mode = "offline" if zoo.offline else "online"
-    checks.append(Check("mode", True, f"{mode}; strict={bool(zoo.strict)}; mirrors: "
-                        + (", ".join(zoo.mirrors or ()) or "none")))
+    s = zoo.settings
+    mode = "offline" if s.offline else "online"
+    checks.append(Check("mode", True, f"{mode}; strict={s.strict}; mirrors: "
+                        + (", ".join(redact(m) for m in s.mirrors) or "none")))
     return Diagnosis(tuple(checks))
 
 
 def _redact_env(value: str) -> str:
-    from .urls import redact
-
     return redact(value) if "://" in value else value

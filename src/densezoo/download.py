@@ -28,7 +28,7 @@ from . import __version__
 from .errors import InsecureRedirectError, PolicyError, TransferError
 from .hashing import ALGORITHMS, CHUNK, Digests, StreamHasher, hash_stream
 from .progress import NoProgress, Progress
-from .store import Partial, check_free_space, store_errors
+from .disk import check_free_space, store_errors
 from .urls import is_loopback, redact
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
@@ -66,7 +66,7 @@ class DownloadResult:
     url: str                       # the URL finally served (after redirects)
     resumed_from: int              # bytes kept from an earlier attempt
     transferred: int               # bytes that came over the network
-    headers: dict[str, str | None] = field(default_factory=dict)
+    validators: dict[str, str | None] = field(default_factory=dict)   # etag, last_modified
 
 
 def sniff_wrong_content(first: bytes, file_name: str) -> str | None:
@@ -175,7 +175,7 @@ class Downloader:
 
     # -- the main job ---------------------------------------------------------------------
 
-    def download(self, url: str, partial: Partial, *, expected_size: int | None,
+    def download(self, url: str, partial, *, expected_size: int | None,
                  file_name: str, resume_unvalidated: bool = True,
                  algorithms: tuple[str, ...] = ALGORITHMS,
                  progress: Progress | None = None) -> DownloadResult:
@@ -392,7 +392,7 @@ def content_range(resp) -> tuple[int, int | None] | None:
 class _State:
     """Keeps the partial file and the running hash in step across retries."""
 
-    def __init__(self, partial: Partial, algorithms: tuple[str, ...]) -> None:
+    def __init__(self, partial, algorithms: tuple[str, ...]) -> None:
         self.partial = partial
         self.algorithms = algorithms
         self.hasher: StreamHasher | None = None

@@ -10,6 +10,7 @@ way they already catch ``KeyError`` or ``OSError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Sequence
 
 # Exit codes: the contract with CI pipelines.  Documented in README and `--help`.
@@ -25,6 +26,20 @@ EXIT_STORE = 8
 EXIT_POLICY = 9
 
 
+class Label(str, Enum):
+    """An enum whose members print, format and serialise (JSON) as their plain value.
+
+    Statuses and strengths are compared in code and shown to users; a ``str``
+    enum gives both without ``.value`` everywhere (``enum.StrEnum`` is 3.11+).
+    """
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 class DensezooError(Exception):
     """Base of every error densezoo raises on purpose."""
 
@@ -37,6 +52,12 @@ class DensezooError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class UsageError(DensezooError):
+    """A request that cannot mean anything (an empty selection, a bad setting)."""
+
+    exit_code = EXIT_USAGE
 
 
 class ManifestError(DensezooError, ValueError):
@@ -105,13 +126,23 @@ class ChecksumMismatchError(DensezooError):
                          "the bad copy was not kept")
 
 
+class FailureKind(Label):
+    """Why one URL failed; when every URL failed the same way it picks the exit code."""
+
+    DOWNLOAD = "download"     # network, timeouts, truncation
+    HTTP = "http"             # the server answered with an error status
+    CHECKSUM = "checksum"     # bytes arrived but were not the right ones
+    POLICY = "policy"         # refused by a rule (plain http, https->http redirect)
+    UNSAFE = "unsafe"         # the content itself is hostile (a pickle that imports code)
+
+
 @dataclass(frozen=True)
 class UrlFailure:
     """Why one URL did not yield a verified file."""
 
     url: str
     reason: str
-    category: str = "download"   # download | checksum | policy | http
+    kind: FailureKind = FailureKind.DOWNLOAD
 
 
 class DownloadFailedError(DensezooError, OSError):
@@ -123,24 +154,29 @@ class DownloadFailedError(DensezooError, OSError):
         self.name = name
         self.failures = list(failures)
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
-        categories = {f.category for f in self.failures}
-        hint = ("check your network or proxy, or set DENSEZOO_MIRROR to a mirror that has "
-                "the file")
+        kinds = {f.kind for f in self.failures}
         # When every URL failed the same special way, surface that way's exit code and advice.
-        if categories == {"checksum"}:
-            self.exit_code = EXIT_CHECKSUM
-            hint = ("no URL served bytes matching the expected checksum (a bad mirror or a "
-                    "changed upstream file); nothing was kept")
-        elif categories == {"policy"}:
-            self.exit_code = EXIT_POLICY
-            hint = ("use https URLs, or pass --allow-http / DENSEZOO_ALLOW_HTTP=1 for a "
-                    "trusted internal mirror")
-        elif categories == {"http"}:
-            hint = ("the server refused or lacks the file (403 often means a wrong id/path); "
-                    "check the URL, or set DENSEZOO_MIRROR to a mirror that has it")
+        only = kinds.pop() if len(kinds) == 1 else None
+        self.exit_code, hint = _ALL_FAILED.get(only, _ALL_FAILED[FailureKind.DOWNLOAD])
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
     __str__ = DensezooError.__str__
+
+
+_ALL_FAILED = {
+    FailureKind.DOWNLOAD: (EXIT_DOWNLOAD, "check your network or proxy, or set DENSEZOO_MIRROR "
+                                          "to a mirror that has the file"),
+    FailureKind.HTTP: (EXIT_DOWNLOAD, "the server refused or lacks the file (403 often means a "
+                                      "wrong id/path); check the URL, or set DENSEZOO_MIRROR to "
+                                      "a mirror that has it"),
+    FailureKind.CHECKSUM: (EXIT_CHECKSUM, "no URL served bytes matching the expected checksum "
+                                          "(a bad mirror or a changed upstream file); nothing "
+                                          "was kept"),
+    FailureKind.POLICY: (EXIT_POLICY, "use https URLs, or pass --allow-http / "
+                                      "DENSEZOO_ALLOW_HTTP=1 for a trusted internal mirror"),
+    FailureKind.UNSAFE: (EXIT_POLICY, "every copy served was refused as unsafe (kept aside in "
+                                      "the cache's bad/ folder as evidence); report the source"),
+}
 
 
 class NotCachedError(DensezooError, FileNotFoundError):
@@ -206,3 +242,18 @@ class TransferError(DensezooError, OSError):
         super().__init__(f"{url}: {reason}")
 
     __str__ = DensezooError.__str__
+
+
+class UnsafeContentError(PolicyError):
+    """Bytes refused for what they are, whatever their checksum: a pickle that imports code."""
+
+    def __init__(self, what: str, reason: str, *, path: str | None = None,
+                 moved_to: str | None = None) -> None:
+        self.what = what
+        self.reason = reason
+        self.path = path
+        self.moved_to = moved_to
+        kept = f"kept aside in {moved_to} as evidence; " if moved_to else ""
+        super().__init__(f"refused {what}: {reason}",
+                         hint=f"{kept}nothing was published; do not load this file and report "
+                              "where it came from")

@@ -20,9 +20,10 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from .errors import DensezooError, PolicyError
+from .layout import EXTRACT_STAMP as STAMP
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-STAMP = ".densezoo-extracted.json"
+
 
 
 class UnsafeArchiveError(PolicyError):

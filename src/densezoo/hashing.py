@@ -196,13 +196,17 @@ class Expected:
         return None
 
     def check(self, got: Digests, what: str, *, url: str | None = None,
-              path: str | None = None) -> None:
+              path: str | None = None, hint: str | None = None) -> None:
+        """Raise ChecksumMismatchError for the first disagreement.
+
+        The hint says what the mismatch most likely means: against a pin, that
+        the upstream file changed since first use; otherwise ``hint`` (or the
+        default "corrupted download or changed upstream file").
+        """
         bad = self.mismatch(got)
         if bad:
             algorithm, expected, actual = bad
-            source = self.sources.get(algorithm.replace("-", "_"), "")
-            hint = None
-            if source == "pin":
+            if self.sources.get(algorithm.replace("-", "_")) == "pin":
                 hint = ("this differs from the copy pinned on first download: the upstream "
                         "file changed or this copy is corrupt")
             raise ChecksumMismatchError(what, algorithm, expected, actual, url=url,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .errors import ManifestError
 from .hashing import is_hex
+from .layout import RESERVED_SUFFIXES
 from .urls import url_key
 
 SCHEMA_VERSION = 1
@@ -25,7 +26,6 @@ OPTIONAL_KEYS = {
     "config", "metrics", "license", "filename", "requires", "aliases", "deprecated", "note",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
-_RESERVED_MARKS = (".dzpart", ".dzmeta", ".dzlock")   # the store's own sidecar names
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_EXPANDED_NODES = 2_000_000   # nodes the document would have with aliases expanded
 
@@ -66,22 +66,6 @@ class Artifact:
         """Upstream URLs in the order they are tried (legacy URLs are never tried)."""
         return (self.url, *self.mirrors)
 
-    @property
-    def published(self) -> bool:
-        """Whether any checksum was published (in the manifest or as a sidecar)."""
-        return bool(self.md5 or self.sha256 or self.md5_prefix or self.md5_url)
-
-    @property
-    def strength(self) -> str:
-        """How strongly the manifest alone pins the bytes: full, sidecar, prefix or none."""
-        if self.md5 or self.sha256:
-            return "full"
-        if self.md5_url:
-            return "sidecar"
-        if self.md5_prefix:
-            return "prefix"
-        return "none"
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -113,7 +97,7 @@ def check_url(url: object, source: str, entry: str | None, what: str = "url") ->
         if seg in (".", "..") or seg.startswith("%2e%2e") or seg.lower() in ("%2e", "%2e%2e"):
             raise ManifestError(source, f"{what} {url!r} has a '..' segment that would escape "
                                         "the store", entry=entry)
-    if any(mark in key[-1] for mark in _RESERVED_MARKS):
+    if any(mark in key[-1] for mark in RESERVED_SUFFIXES):
         raise ManifestError(source, f"{what} {url!r} uses a file suffix densezoo reserves",
                             entry=entry)
     return url

@@ -1,0 +1,57 @@
+"""The ``densezoo`` command: parse arguments, call the API, render the results.
+
+One module per command group (``browse``: list/info/fetch/path, ``check``:
+verify/scan/pin, ``cache``, ``share``: export/mirror/bundle/import, ``setup``:
+doctor/completion), one for rendering, and ``app`` for the root group.  This
+module wires them together and maps every failure to one stderr line and a
+distinct exit code (see ``app.EXIT_CODES``).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError
+from ..settings import debug
+from . import browse, cache, check, setup, share
+from .app import cli
+from .render import one_line
+
+for _module in (browse, check, cache, share, setup):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, mapping every error to one stderr line and its exit code."""
+    try:
+        rv = cli.main(args=argv, prog_name="densezoo", standalone_mode=False)
+    except DensezooError as e:
+        if debug():
+            traceback.print_exc()
+        click.echo(f"error: {one_line(e)}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code if e.exit_code else EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(EXIT_FAILURE)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; partial downloads are kept and resume next time",
+                   err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if debug():
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(e).__name__}: {e} "
+                   "(hint: rerun with DENSEZOO_DEBUG=1 and report the traceback)", err=True)
+        sys.exit(EXIT_FAILURE)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)

@@ -1,0 +1,138 @@
+"""The root ``densezoo`` group, its global options, and the per-invocation ``App``.
+
+Every command module registers itself on ``cli`` and reaches the API only
+through ``App.zoo`` (or ``App.make_zoo`` for commands with their own settings).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .. import __version__
+from ..errors import DensezooError
+from ..settings import ENV_CACHE_DIR
+from .render import one_line
+
+if TYPE_CHECKING:
+    from ..api import Zoo
+
+EXIT_CODES = """\b
+Exit codes:
+  0  ok                        5  download failed on every URL
+  1  other failure             6  not in cache (path, verify NAME, --offline)
+  2  usage error               7  invalid manifest
+  3  unknown artifact          8  store / disk error
+  4  checksum mismatch         9  refused by policy (--strict, http downgrade,
+                                  unsafe pickle, hostile archive)
+
+\b
+Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR,
+DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
+DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_DEBUG (show tracebacks)."""
+
+
+@dataclass
+class App:
+    """Per-invocation settings shared by every command (click's ctx.obj)."""
+
+    manifests: tuple[str, ...] = ()
+    default_manifests: bool = True
+    cache_dir: str | None = None
+    quiet: bool = False
+    verbose: int = 0
+    progress: bool = True
+    offline: bool | None = None
+    strict: bool | None = None
+    allow_http: bool | None = None
+    _zoo: "Zoo | None" = field(default=None, repr=False)
+
+    def make_zoo(self, **overrides: Any) -> "Zoo":
+        """The Zoo for this invocation; a command's own options go in ``overrides``."""
+        if self._zoo is None:
+            from ..api import Zoo
+
+            self._zoo = Zoo(manifests=self.manifests, cache_dir=self.cache_dir,
+                            default_manifests=self.default_manifests, strict=self.strict,
+                            offline=self.offline, allow_http=self.allow_http, **overrides)
+        return self._zoo
+
+    @property
+    def zoo(self) -> "Zoo":
+        return self.make_zoo()
+
+    def say(self, message: str) -> None:
+        """Informational line on stderr (silenced by -q)."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"warning: {message}", err=True)
+
+    def error(self, err: DensezooError) -> None:
+        click.echo(f"error: {one_line(err)}", err=True)
+
+    def show_progress(self, as_json: bool) -> bool:
+        return self.progress and not self.quiet and not as_json and sys.stderr.isatty()
+
+
+pass_app = click.make_pass_decorator(App)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def complete_names(ctx: click.Context, param: click.Parameter, incomplete: str):
+    """Shell completion of artifact names (from the manifests the command would load)."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        app = ctx.find_object(App) or App()
+        low = incomplete.lower()
+        return [CompletionItem(a.name, help=a.kind) for a in app.zoo.catalog.artifacts
+                if a.name.lower().startswith(low)][:200]
+    except Exception:  # noqa: BLE001 - completion must never crash the shell
+        return []
+
+
+def names_argument(**kwargs: Any):
+    """The NAMES argument most commands take, with artifact-name completion."""
+    return click.argument("names", nargs=-1, shell_complete=complete_names, **kwargs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES)
+@click.option("--manifest", "manifests", multiple=True, metavar="PATH",
+              type=click.Path(dir_okay=False),
+              help="Extra manifest (repeatable; later ones extend or override). "
+                   "[env var: DENSEZOO_MANIFEST]")
+@click.option("--no-default-manifests", is_flag=True,
+              help="Use only the manifests given with --manifest / DENSEZOO_MANIFEST.")
+@click.option("--cache-dir", metavar="DIR", envvar=ENV_CACHE_DIR, show_envvar=True,
+              help="Store root (default: the platform user cache dir).")
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+@click.option("--no-progress", is_flag=True, help="Never draw progress bars.")
+@click.option("--offline", is_flag=True, default=None,
+              help="Never touch the network. [env var: DENSEZOO_OFFLINE]")
+@click.option("--strict", is_flag=True, default=None,
+              help="Refuse artifacts without a published checksum. [env var: DENSEZOO_STRICT]")
+@click.option("--allow-http", is_flag=True, default=None,
+              help="Allow plain-http URLs beyond loopback. [env var: DENSEZOO_ALLOW_HTTP]")
+@click.version_option(__version__, "--version", prog_name="densezoo")
+@click.pass_context
+def cli(ctx: click.Context, manifests, no_default_manifests, cache_dir, quiet, verbose,
+        no_progress, offline, strict, allow_http) -> None:
+    """Fetch, cache and verify DensePose model-zoo weights and data.
+
+    \b
+    densezoo list                        browse every artifact (with AP metrics)
+    densezoo fetch ResNet50_FPN_s1x      download + verify; prints the local path
+    densezoo verify                      offline re-check of the cache (for CI)
+    """
+    ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
+                  cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
+                  offline=offline or None, strict=strict or None,
+                  allow_http=allow_http or None)

@@ -1,0 +1,128 @@
+"""``list``, ``info``, ``fetch`` and ``path``: finding artifacts and getting verified copies."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import click
+
+from ..errors import EXIT_OK
+from .app import App, complete_names, json_option, names_argument, pass_app
+from .render import (RichProgress, emit_json, headline_metric, human_size, info_lines,
+                     progress_display, table)
+
+
+@click.command("list")
+@click.argument("text", required=False)
+@click.option("--kind", help="Only this kind (model, proposals, annotations, ...).")
+@click.option("--zoo", help="Only this zoo (e.g. densepose-v1).")
+@json_option
+@pass_app
+def list_cmd(app: App, text, kind, zoo, as_json) -> None:
+    """List artifacts: name, kind, size, checksum strength, AP, cached state.
+
+    TEXT filters by a substring of the name, file name or description.
+    """
+    infos = app.zoo.list(kind=kind, zoo=zoo, text=text)
+    if as_json:
+        emit_json([i.to_dict() for i in infos])
+        return
+    rows = []
+    for i in infos:
+        a = i.artifact
+        size = a.size or (i.pin or {}).get("size")
+        rows.append((a.name + (" (deprecated)" if a.deprecated else ""), a.zoo, a.kind,
+                     human_size(size), str(i.strength), headline_metric(dict(a.metrics)),
+                     "yes" if i.path else ""))
+    table(("name", "zoo", "kind", "size", "checksum", "AP", "cached"), rows,
+          right=("size", "AP"), no_wrap=("name",))
+    app.say(f"{len(infos)} artifacts")
+
+
+@click.command("info")
+@click.argument("name", shell_complete=complete_names)
+@json_option
+@pass_app
+def info_cmd(app: App, name, as_json) -> None:
+    """Show an artifact's URLs, checksums, config, metrics, dependencies and cached path."""
+    info = app.zoo.info(name)
+    if as_json:
+        emit_json(info.to_dict())
+        return
+    for key, value in info_lines(info):
+        click.echo(f"{key:<13} {value}")
+
+
+@click.command("fetch")
+@names_argument()
+@click.option("--all", "all_", is_flag=True, help="Every artifact in the loaded manifests.")
+@click.option("--kind", help="Every artifact of this kind.")
+@click.option("--zoo", help="With --all / --kind: only this zoo.")
+@click.option("--with-deps", is_flag=True, help="Also fetch what the artifacts require.")
+@click.option("--force", is_flag=True, help="Download again even if a verified copy is cached.")
+@click.option("--no-space-check", is_flag=True,
+              help="Skip the free-space check (for filesystems that misreport free space).")
+@click.option("--no-scan", is_flag=True,
+              help="Do not scan .pkl downloads for disallowed imports. [env var: DENSEZOO_SCAN=0]")
+@click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Artifacts downloaded at the same time.")
+@click.option("--connections", type=click.IntRange(1, 16), default=None,
+              help="Range connections per file (default: automatic, more only when one "
+                   "connection is capped by the server).")
+@click.option("--extract", is_flag=True,
+              help="Unpack tarballs once (safely) and print the unpacked folder instead.")
+@json_option
+@pass_app
+def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
+              jobs, connections, extract, as_json) -> None:
+    """Download, verify and cache artifacts; print each verified local path.
+
+    Progress goes to stderr (only on a terminal); stdout gets one path per line.
+    """
+    if not names and not all_ and not kind:
+        raise click.UsageError("name at least one artifact, or use --all / --kind")
+    z = app.make_zoo(space_check=not no_space_check, connections=connections,
+                     scan=False if no_scan else None)
+    arts = z.resolve(names, with_deps=with_deps, kind=kind, zoo=zoo, all=all_)
+
+    display = progress_display() if app.show_progress(as_json) else None
+    progress: Callable | None = (lambda art: RichProgress(display)) if display else None
+    if display:
+        display.start()
+    try:
+        outcomes = z.fetch_many(arts, force=force, progress=progress, jobs=jobs,
+                                extract=extract)
+    finally:
+        if display:
+            display.stop()
+
+    code = EXIT_OK
+    for o in outcomes:
+        res = o.result
+        if res is not None:
+            for w in res.warnings:
+                app.warn(w)
+            if app.verbose or res.action != "cached":
+                detail = f" from {res.url}" if app.verbose and res.url else ""
+                app.say(f"{res.action} {o.name} ({human_size(res.transferred)} transferred, "
+                        f"checksum: {res.strength}){detail}")
+        if o.error is not None:
+            app.error(o.error)
+            code = code or o.error.exit_code
+        elif not as_json:
+            click.echo(str(o.path))
+    if as_json:
+        emit_json([o.to_dict() for o in outcomes])
+    sys.exit(code)
+
+
+@click.command("path")
+@click.argument("name", shell_complete=complete_names)
+@pass_app
+def path_cmd(app: App, name) -> None:
+    """Print the verified cached path of NAME, or fail with exit 6 (never downloads)."""
+    click.echo(str(app.zoo.path(name)))
+
+
+COMMANDS = (list_cmd, info_cmd, fetch_cmd, path_cmd)

@@ -1,0 +1,100 @@
+"""``cache ls|du|rm|prune``: what the store holds, and removing it safely (plan, then act)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .app import App, json_option, names_argument, pass_app
+from .render import emit_json, human_size, table
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect and clean the local store (ls, du, rm, prune)."""
+
+
+@cache_group.command("ls")
+@json_option
+@pass_app
+def cache_ls(app: App, as_json) -> None:
+    """List cached files: artifact, size, state (verified/pinned/unverified/unknown), last used."""
+    rows = app.zoo.cache_entries()
+    if as_json:
+        emit_json([r.to_dict() for r in rows])
+        return
+    table(("name", "size", "state", "last used", "path"),
+          [(r.name or "?", human_size(r.size), r.state, r.last_used or "", str(r.path))
+           for r in rows], right=("size",))
+    app.say(f"{len(rows)} files, {human_size(sum(r.size for r in rows))}")
+
+
+@cache_group.command("du")
+@json_option
+@pass_app
+def cache_du(app: App, as_json) -> None:
+    """Disk usage of the store: files, partial downloads, unpacked archives, bad copies."""
+    u = app.zoo.cache_usage()
+    if as_json:
+        emit_json(u.to_dict())
+        return
+    for label, n in (("files", u.file_bytes), ("partials", u.partial_bytes),
+                     ("unpacked", u.extracted_bytes), ("bad", u.bad_bytes),
+                     ("total", u.total)):
+        click.echo(f"{label:<9} {human_size(n):>10}")
+    app.say(f"{u.files} files in {u.root}")
+
+
+def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
+    if as_json and (dry_run or not plan.items):
+        emit_json({**plan.to_dict(), "removed": False})
+        return
+    for path, size, reason in plan.items:
+        if not as_json:
+            click.echo(f"{'would remove' if dry_run else 'remove'}  {human_size(size):>10}  "
+                       f"{path}  ({reason})")
+    if dry_run or not plan.items:
+        app.say(f"{len(plan.items)} item(s), {human_size(plan.total)}"
+                + (" (dry run: nothing removed)" if dry_run else ""))
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("no terminal to confirm on: pass -y to remove, or --dry-run")
+        click.confirm(f"Remove {len(plan.items)} item(s), {human_size(plan.total)}?",
+                      abort=True, err=True)
+    freed = plan.execute()
+    if as_json:
+        emit_json({**plan.to_dict(), "removed": True, "freed": freed})
+    app.say(f"freed {human_size(freed)}")
+
+
+dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+
+
+@cache_group.command("rm")
+@names_argument()
+@click.option("--all", "all_", is_flag=True, help="Every cached file (pins are kept).")
+@dry_run_option
+@yes_option
+@json_option
+@pass_app
+def cache_rm(app: App, names, all_, dry_run, yes, as_json) -> None:
+    """Remove cached artifacts (their pins stay, so a re-download is still checked)."""
+    if not names and not all_:
+        raise click.UsageError("name artifacts to remove, or pass --all")
+    _run_plan(app, app.zoo.plan_remove(None if all_ else names), dry_run, yes, as_json)
+
+
+@cache_group.command("prune")
+@dry_run_option
+@yes_option
+@json_option
+@pass_app
+def cache_prune(app: App, dry_run, yes, as_json) -> None:
+    """Remove stale partials and markers, copies moved aside, and files no manifest names."""
+    _run_plan(app, app.zoo.plan_prune(), dry_run, yes, as_json)
+
+
+COMMANDS = (cache_group,)

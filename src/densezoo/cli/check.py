@@ -1,0 +1,108 @@
+"""``verify``, ``scan`` and ``pin``: re-checking what is cached, and recording trust."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY)
+from ..results import VerifyStatus
+from .app import App, complete_names, json_option, names_argument, pass_app
+from .render import emit_json
+
+# The exit code of a verify run: the first of these statuses present decides.
+VERIFY_EXIT = ((VerifyStatus.CORRUPT, EXIT_CHECKSUM), (VerifyStatus.UNSAFE, EXIT_POLICY),
+               (VerifyStatus.MISSING, EXIT_NOT_CACHED), (VerifyStatus.UNPINNED, EXIT_FAILURE))
+
+
+@click.command("verify")
+@names_argument()
+@click.option("--quick", is_flag=True,
+              help="Trust files unchanged (inode, size, mtime, ctime) since their last full hash.")
+@click.option("--full", "full", is_flag=True, help="Re-hash every file (the default).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Files hashed in parallel.")
+@click.option("--scan", is_flag=True, help="Also scan .pkl files for disallowed imports.")
+@json_option
+@pass_app
+def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
+    """Re-check cached files against their checksums or pins.  Never uses the network.
+
+    Reports each artifact as ok, missing, corrupt (moved aside), unsafe (with --scan;
+    moved aside) or unpinned.  Exit 0 only if all are ok; 4 if any is corrupt; 9 if
+    any is unsafe; 6 if a named one is missing; 1 if one is unpinned.
+    """
+    if quick and full:
+        raise click.UsageError("--quick and --full exclude each other")
+    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for e in report.entries:
+            line = f"{e.status:<9} {e.name}"
+            if e.detail and e.status != VerifyStatus.OK:
+                line += f"  ({e.detail})"
+            if e.moved_to:
+                line += f"  moved to {e.moved_to}"
+            click.echo(line)
+        counts = report.to_dict()["counts"]
+        app.say(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing cached")
+    sys.exit(next((code for status, code in VERIFY_EXIT if report.count(status)), EXIT_OK))
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_names)
+@json_option
+@pass_app
+def scan_cmd(app: App, targets, as_json) -> None:
+    """Check pickles (artifact NAMEs or FILE paths) for imports outside the allow-list.
+
+    Walks the pickle opcodes without unpickling anything.  Exit 0 if every file
+    imports only what weight files need (numpy arrays, builtin containers), 9 if
+    any imports something else, 1 if a file is not a readable pickle.
+    """
+    reports = [app.zoo.scan_file(t) for t in targets]
+    if as_json:
+        emit_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            if r.findings:
+                click.echo(f"unsafe    {r.path}")
+                for f in r.findings:
+                    click.echo(f"  {f}")
+            elif r.error:
+                click.echo(f"unreadable {r.path}  ({r.error})")
+            else:
+                click.echo(f"ok        {r.path}  ({len(r.globals)} allowed imports)")
+    if any(r.findings for r in reports):
+        sys.exit(EXIT_POLICY)
+    if any(r.error for r in reports):
+        sys.exit(EXIT_FAILURE)
+
+
+@click.command("pin")
+@names_argument()
+@click.option("--manifest-out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the pinned md5/sha256/size into a copy of the source manifest.")
+@json_option
+@pass_app
+def pin_cmd(app: App, names, manifest_out, as_json) -> None:
+    """Show checksums pinned on first download, or write them back into a manifest.
+
+    A maintainer with network access can fetch the unpublished artifacts and run
+    `densezoo pin --manifest-out densepose.yaml` to get a reviewable diff.
+    """
+    zoo = app.zoo
+    pins = zoo.write_pins(manifest_out, names or None) if manifest_out else \
+        zoo.pins(names or None)
+    if as_json:
+        emit_json([p.to_dict() for p in pins])
+    else:
+        for p in pins:
+            click.echo(f"{p.name}  md5 {p.md5 or '-'}  size {p.size if p.size is not None else '-'}"
+                       f"  sha256 {p.sha256 or '-'}")
+    if manifest_out:
+        app.say(f"wrote {len(pins)} pin(s) into {manifest_out}")
+
+
+COMMANDS = (verify_cmd, scan_cmd, pin_cmd)

@@ -1,0 +1,90 @@
+"""``export``, ``mirror build``, ``bundle`` and ``import``: verified files leaving the store."""
+
+from __future__ import annotations
+
+import click
+
+from .app import App, complete_names, json_option, names_argument, pass_app
+from .render import emit_json
+
+
+@click.command("export")
+@names_argument(required=True)
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink",
+              show_default=True, help="How to place files (falls back to copy where links fail).")
+@click.option("--layout", type=click.Choice(["flat", "densepose"]), default="flat",
+              show_default=True,
+              help="densepose: DensePoseData/UV_data, eval_data, DensePose_COCO as the code expects.")
+@click.option("--force", is_flag=True, help="Replace existing files in the target.")
+@json_option
+@pass_app
+def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
+    """Put verified artifacts into a folder (links by default), fetching them if needed."""
+    results = app.zoo.export(names, to, link=link, layout=None if layout == "flat" else layout,
+                             force=force)
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            click.echo(str(r.path))
+    fallbacks = [r for r in results if r.mode == "copy" and link != "copy"]
+    if fallbacks:
+        app.warn(f"{len(fallbacks)} file(s) copied because {link}s are not possible there")
+
+
+@click.group("mirror")
+def mirror_group() -> None:
+    """Build a static mirror any web server (nginx, S3, a CDN) can serve."""
+
+
+@mirror_group.command("build")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("names", nargs=-1, shell_complete=complete_names)
+@click.option("--all", "all_", is_flag=True, help="Every artifact of the loaded manifests.")
+@click.option("--base-url", help="Where the tree will be served; written into the manifest.")
+@click.option("--link", type=click.Choice(["hardlink", "symlink", "copy"]), default="hardlink",
+              show_default=True)
+@pass_app
+def mirror_build_cmd(app: App, directory, names, all_, base_url, link) -> None:
+    """Write DIRECTORY/<host>/<path> for each artifact plus densezoo-mirror.yaml.
+
+    Serve DIRECTORY over http(s) and set DENSEZOO_MIRROR to its URL on the clients:
+    every file is still verified, so any mirror is safe.
+    """
+    if not names and not all_:
+        raise click.UsageError("name artifacts, or pass --all")
+    out = app.zoo.mirror_build(directory, None if all_ else list(names), base_url=base_url,
+                               link=link)
+    click.echo(str(out))
+
+
+@click.command("bundle")
+@names_argument(required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The .tar to write.")
+@pass_app
+def bundle_cmd(app: App, names, output) -> None:
+    """Pack verified artifacts, a manifest subset and checksums into one tar (air gaps)."""
+    packed = app.zoo.bundle(names, output)
+    click.echo(output)
+    app.say(f"bundled {len(packed)} artifact(s): {', '.join(packed)}")
+
+
+@click.command("import")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@pass_app
+def import_cmd(app: App, bundle_path, as_json) -> None:
+    """Add a bundle's files to the store, verifying and scanning each before it is added."""
+    results, saved = app.zoo.import_bundle(bundle_path)
+    if as_json:
+        emit_json({"manifest": str(saved), "artifacts": [r.to_dict() for r in results]})
+    else:
+        for r in results:
+            click.echo(f"{r.action:<15} {r.name}  {r.path}")
+    app.say(f"the bundle's manifest is saved as {saved} (use it with --manifest if the "
+            "artifacts are not in the shipped manifests)")
+
+
+COMMANDS = (export_cmd, mirror_group, bundle_cmd, import_cmd)

@@ -1,0 +1,92 @@
+"""Small filesystem primitives every writer shares: atomic writes, JSON, errors, free space.
+
+They sit below the store and the downloader (both write files) so neither has
+to import the other; each turns an ``OSError`` into a ``StoreError`` that names
+the directory, which is what a user can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import DensezooError, StoreError
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def stat_memo(path: Path) -> list[int]:
+    """(inode, size, mtime_ns, ctime_ns): changes whenever the file is written or replaced.
+
+    ctime is in it because no user tool can set ctime back, so restoring an
+    mtime after an edit still invalidates the memo.
+    """
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None for a missing, unreadable or damaged file (never fatal)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def store_errors(what: str, path: Path,
+                 needed: Callable[[], int | None] | None = None) -> Iterator[None]:
+    """Turn OSError (ENOSPC, EROFS, EACCES, ...) into a StoreError naming the directory.
+
+    densezoo's own errors (a TransferError is an OSError too) pass through untouched.
+    ``needed`` is asked only when the disk is full, for the bytes still to come.
+    """
+    try:
+        yield
+    except DensezooError:
+        raise
+    except OSError as e:
+        reason = e.strerror or str(e)
+        more = needed() if (e.errno == errno.ENOSPC and needed is not None) else None
+        if more is not None:
+            reason += f" ({more} more bytes needed)"
+        raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path)) from e
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    """Refuse before the first byte when the filesystem says the file cannot fit."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return            # cannot tell: let the write itself report a full disk
+    if needed > free:
+        raise StoreError(
+            f"not enough space in {directory}: the download needs {needed} more bytes "
+            f"and {free} are free", path=str(directory),
+            hint="free some space, point --cache-dir / DENSEZOO_CACHE_DIR elsewhere, or pass "
+                 "--no-space-check if this filesystem misreports its free space")

@@ -1,0 +1,117 @@
+"""Putting verified files where other tools look for them: a folder, a DensePose checkout.
+
+Everything exported starts from a verified copy (``Zoo.fetch``), so what leaves
+the store is what was checked.  Links by default (no second copy of a 1 GiB
+weight), falling back to a copy where the filesystem cannot link.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from .disk import store_errors
+from .errors import DensezooError, UsageError
+from .hashing import hash_file
+from .layout import EXTRACT_STAMP
+from .results import ExportResult
+
+if TYPE_CHECKING:
+    from .api import Zoo
+
+LINK_MODES = ("symlink", "hardlink", "copy")
+# Where the DensePose v1 code looks for things, relative to the repo root.
+DENSEPOSE_LAYOUT = {
+    "densepose_coco_2014_train": "DensePoseData/DensePose_COCO",
+    "densepose_coco_2014_valminusminival": "DensePoseData/DensePose_COCO",
+    "densepose_coco_2014_minival": "DensePoseData/DensePose_COCO",
+    "densepose_coco_2014_test": "DensePoseData/DensePose_COCO",
+    "densepose_uv_data": "DensePoseData",          # the tarball holds UV_data/
+    "densepose_eval_data": "DensePoseData",        # the tarball holds eval_data/
+}
+
+
+def place(src: Path, dest: Path, mode: str, force: bool) -> str:
+    """Link or copy src to dest atomically; falls back to a copy where links fail."""
+    if dest.is_symlink() and os.path.realpath(dest) == str(src.resolve()):
+        return "unchanged"
+    if dest.exists() and not dest.is_symlink() and dest.is_file() and (
+            os.path.samefile(src, dest) or _same_bytes(src, dest)):
+        return "unchanged"
+    if (dest.exists() or dest.is_symlink()) and not force:
+        raise DensezooError(f"{dest} already exists and is not this artifact's file",
+                            hint="pass --force to replace it, or export somewhere else")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    used = mode
+    try:
+        if mode == "symlink":
+            try:
+                os.symlink(src.resolve(), tmp)
+            except OSError:
+                used = "copy"
+        elif mode == "hardlink":
+            try:
+                os.link(src, tmp)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                used = "copy"
+        if used == "copy":
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+    return used
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    return hash_file(a, ("sha256",)).sha256 == hash_file(b, ("sha256",)).sha256
+
+
+def _place_tree(src: Path, dest: Path, mode: str, force: bool) -> str:
+    if mode == "symlink":
+        return place(src, dest, "symlink", force)
+    used = mode
+    for p in src.rglob("*"):
+        if p.is_file():
+            used = place(p, dest / p.relative_to(src), mode, force)
+    return used
+
+
+def export(zoo: "Zoo", names: Iterable[str], to: Path, *, link: str = "symlink",
+           layout: str | None = None, force: bool = False) -> list[ExportResult]:
+    """Put verified copies (links by default) of artifacts into ``to``."""
+    if link not in LINK_MODES:
+        raise UsageError(f"unknown link mode {link!r}", hint="use symlink, hardlink or copy")
+    arts = zoo.resolve(names)
+    counts: dict[str, int] = {}
+    for a in arts:
+        counts[a.file_name] = counts.get(a.file_name, 0) + 1
+    out = []
+    for art in arts:
+        sub = DENSEPOSE_LAYOUT.get(art.name, "") if layout == "densepose" else ""
+        if layout == "densepose" and sub and art.kind == "data":
+            unpacked = zoo.extract(art).path
+            for child in sorted(unpacked.iterdir()):
+                if child.name == EXTRACT_STAMP:
+                    continue
+                dest = to / sub / child.name
+                mode = (_place_tree if child.is_dir() else place)(child, dest, link, force)
+                out.append(ExportResult(art.name, dest, mode))
+            continue
+        src = zoo.fetch(art).path
+        folder = to / sub if sub else to
+        if counts[art.file_name] > 1:       # two model_final.pkl: one folder each
+            folder = folder / art.name
+        dest = folder / art.file_name
+        with store_errors("export", dest.parent):
+            out.append(ExportResult(art.name, dest, place(src, dest, link, force)))
+    return out

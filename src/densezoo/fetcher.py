@@ -1,0 +1,274 @@
+"""The fetch pipeline: a verified cached copy, or a download from the best URL into the store.
+
+For one artifact: strict-mode refusal, the cached copy if it verifies (a bad
+one moved aside), waiting for another process already fetching it, the
+upstream ``.md5sum`` when the manifest names one, then each candidate URL in
+turn (mirrors first, recently failed hosts last) until one yields bytes that
+``Intake`` admits.  ``fetch_many`` runs that for several artifacts over one
+thread pool and one connection pool, and unpacks archives when asked.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Callable, Sequence, Union
+
+from .errors import (EXIT_STORE, ChecksumMismatchError, DensezooError, DownloadFailedError,
+                     FailureKind, NotCachedError, PolicyError, StrictModeError, TransferError,
+                     UnsafeContentError, UrlFailure)
+from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
+from .health import Health
+from .intake import Intake
+from .manifest import Artifact
+from .progress import NoProgress, Progress, TqdmProgress
+from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, VerifyStatus
+from .settings import Settings
+from .store import FetchMarker, Store
+from .trust import Strength, Trust, declared_strength
+from .urls import redact, url_key
+from .verifier import Verifier
+
+if TYPE_CHECKING:
+    from .download import Downloader
+
+ProgressArg = Union[bool, None, Progress, Callable[[Artifact], Progress]]
+
+
+class Fetcher:
+    def __init__(self, settings: Settings, store: Store, trust: Trust, verifier: Verifier,
+                 downloader: "Downloader | None" = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.trust = trust
+        self.verifier = verifier
+        self.intake = Intake(store, trust, scan=settings.scan)
+        self.health = Health(store.layout.health_file)
+        self._downloader = downloader
+
+    @property
+    def downloader(self) -> "Downloader":
+        """Built on first use: requests is imported only when something is downloaded."""
+        if self._downloader is None:
+            from .download import Downloader
+
+            s = self.settings
+            self._downloader = Downloader(timeout=s.timeout, allow_http=s.allow_http,
+                                          space_check=s.space_check, connections=s.connections,
+                                          attempts=s.attempts)
+        return self._downloader
+
+    def candidate_urls(self, url: str, extra: Sequence[str] = ()) -> list[str]:
+        """Configured mirrors first (same host/path layout as the store), then upstream;
+        hosts that failed recently go to the back (see health.py)."""
+        key = "/".join(url_key(url))
+        urls = [m.rstrip("/") + "/" + key for m in self.settings.mirrors]
+        return self.health.order(unique([*urls, url, *extra]))
+
+    # -- one artifact -------------------------------------------------------------------
+
+    def fetch(self, art: Artifact, *, force: bool = False,
+              progress: ProgressArg = None) -> FetchResult:
+        """Return the verified local copy, downloading (or resuming) it if needed."""
+        if self.settings.strict and declared_strength(art) is Strength.NONE:
+            raise StrictModeError(art.name)
+        warnings: list[str] = []
+        if not force:
+            cached = self.cached(art, warnings)
+            if cached is not None:
+                return cached
+        if self.settings.offline:
+            raise NotCachedError(art.name, hint="offline mode is on (--offline / DENSEZOO_OFFLINE); "
+                                                "fetch it once with network access"
+                                 + ("; " + warnings[0] if warnings else ""))
+        marker = self.store.marker(art)
+        if self.settings.markers:
+            _wait_for_others(marker)
+        try:
+            if not force:     # another process may have published it since we last looked
+                cached = self.cached(art, warnings)
+                if cached is not None:
+                    return cached
+            expected = self.trust.expected(art)
+            if art.md5_url and not expected.md5:
+                expected = self._with_sidecar(art, expected, warnings)
+            return self._download(art, expected, warnings, progress)
+        finally:
+            if self.settings.markers:
+                marker.release()
+
+    def cached(self, art: Artifact, warnings: list[str]) -> FetchResult | None:
+        """The cached copy if it verifies; a corrupt one is moved aside (and None returned)."""
+        path = self.store.cached_path(art)
+        if path is None:
+            return None
+        check = self.verifier.check(art, self.trust.expected(art), quick=True)
+        if check.status is VerifyStatus.OK:
+            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
+                               self.trust.strength(art))
+        if check.status is VerifyStatus.UNPINNED:
+            assert check.digests is not None
+            self.store.write_pin(art, check.digests, redact(art.url))
+            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
+                               Strength.PINNED, pinned=True,
+                               warnings=(f"{art.name} had no pin; pinned the cached copy",))
+        moved = self.store.quarantine(art)
+        warnings.append(f"cached copy failed its checksum ({check.detail}); "
+                        f"moved it to {moved} and downloading again")
+        return None
+
+    def _with_sidecar(self, art: Artifact, expected: Expected, warnings: list[str]) -> Expected:
+        failures = []
+        for url in self.candidate_urls(art.md5_url or ""):
+            try:
+                md5 = parse_md5_sidecar(self.downloader.get_small(url))
+            except (TransferError, PolicyError) as e:
+                failures.append(str(e))
+                continue
+            except ValueError as e:
+                failures.append(f"{url}: {e}")
+                continue
+            self.store.remember_sidecar(art, md5)
+            return expected.merged(Expected(md5=md5, sources={"md5": "sidecar"}))
+        if self.settings.strict:
+            raise StrictModeError(art.name)
+        warnings.append("the published .md5sum could not be read (" + "; ".join(failures)
+                        + "); verifying by first-use pin instead")
+        return expected
+
+    def _download(self, art: Artifact, expected: Expected, warnings: list[str],
+                  progress: ProgressArg) -> FetchResult:
+        failures: list[UrlFailure] = []
+        # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
+        will_pin = self.trust.needs_pin(art)
+        algorithms = ALGORITHMS if will_pin else (expected.algorithms() or ALGORITHMS)
+        for url in self.candidate_urls(art.url, art.mirrors):
+            partial = self.store.claim_partial(art)
+            began = time.monotonic()
+            try:
+                got = self.downloader.download(
+                    url, partial, expected_size=expected.size, file_name=art.file_name,
+                    resume_unvalidated=expected.has_checksum, algorithms=algorithms,
+                    progress=progress_for(progress, art))
+            except TransferError as e:
+                partial.release()
+                self.health.record(url, ok=False)
+                failures.append(UrlFailure(e.url, e.reason, FailureKind.HTTP if e.status
+                                           else FailureKind.DOWNLOAD))
+                continue
+            except PolicyError as e:
+                partial.release()
+                failures.append(UrlFailure(redact(url), str(e), FailureKind.POLICY))
+                continue
+            except BaseException:
+                partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
+                raise
+            self.health.record(url, ok=True,
+                               bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6))
+            try:
+                admitted = self.intake.admit(art, partial, got.digests, expected, url=got.url,
+                                             validators=got.validators, origin=got.url)
+            except ChecksumMismatchError as e:
+                failures.append(UrlFailure(got.url, f"{e.algorithm} mismatch: expected "
+                                                    f"{e.expected}, got {e.actual}",
+                                           FailureKind.CHECKSUM))
+                continue
+            except UnsafeContentError as e:
+                failures.append(UrlFailure(got.url, f"{e.reason} (kept in {e.moved_to})",
+                                           FailureKind.UNSAFE))
+                continue
+            action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
+            return FetchResult(art.name, admitted.path, action, got.url, got.transferred,
+                               got.digests, self.trust.strength(art), admitted.pinned,
+                               (*warnings, *admitted.warnings))
+        raise DownloadFailedError(art.name, failures)
+
+    def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
+        """Unpack a fetched archive once into ``<root>/extracted/...``."""
+        from .disk import store_errors
+        from .extract import extract_once
+
+        target = self.store.layout.extract_dir(art)
+        assert fetched.digests is not None
+        with store_errors("extract", target.parent):
+            done = extract_once(fetched.path, target, fetched.digests.sha256)
+        return ExtractResult(art.name, fetched.path, target, "extracted" if done else "cached")
+
+    # -- several ------------------------------------------------------------------------
+
+    def fetch_many(self, arts: Sequence[Artifact], *, force: bool = False,
+                   progress: ProgressArg = None, jobs: int = 1,
+                   extract: bool = False) -> list[FetchOutcome]:
+        """Fetch several artifacts (each once), ``jobs`` at a time, over one connection pool.
+
+        A failure of one is recorded and the rest go on; only a broken store
+        (exit 8, where every other download would fail too) is raised, after the
+        downloads already running have finished.  With ``extract``, archives are
+        unpacked and the outcome names the folder.
+        """
+        from .extract import is_archive
+
+        items = unique(list(arts))
+        if not self.settings.offline:
+            self.downloader                 # one Session (and pool) shared by every thread
+
+        def one(art: Artifact) -> FetchOutcome:
+            try:
+                res = self.fetch(art, force=force, progress=progress)
+            except DensezooError as e:
+                return FetchOutcome(art.name, error=e)
+            if not (extract and is_archive(res.path.name)):
+                return FetchOutcome(art.name, res)
+            try:
+                return FetchOutcome(art.name, res, extracted=self.extract(art, res))
+            except DensezooError as e:
+                return FetchOutcome(art.name, res, error=e)
+
+        if jobs <= 1 or len(items) <= 1:
+            outcomes = []
+            for art in items:
+                outcomes.append(one(art))
+                if _store_broken(outcomes[-1]):
+                    break
+        else:
+            with ThreadPoolExecutor(min(jobs, len(items)), "densezoo-fetch") as pool:
+                outcomes = list(pool.map(one, items))
+        for o in outcomes:
+            if _store_broken(o):
+                assert o.error is not None
+                raise o.error
+        return outcomes
+
+
+def _store_broken(o: FetchOutcome) -> bool:
+    return o.error is not None and o.error.exit_code == EXIT_STORE
+
+
+def _wait_for_others(marker: FetchMarker) -> None:
+    """Take the fetch marker, waiting while a live process holds it."""
+    while not marker.try_acquire():
+        if marker.holder_gone():
+            marker.break_stale()
+            continue
+        time.sleep(0.2)
+
+
+def progress_for(progress: ProgressArg, art: Artifact) -> Progress:
+    if progress is None or progress is False:
+        return NoProgress()
+    if progress is True:
+        return TqdmProgress()
+    if callable(progress) and not hasattr(progress, "advance"):
+        return progress(art)
+    return progress  # type: ignore[return-value]
+
+
+def unique(items: list) -> list:
+    """Artifacts (or names) in order, each once."""
+    seen, out = set(), []
+    for x in items:
+        key = x.name if isinstance(x, Artifact) else x
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return out

@@ -1,0 +1,188 @@
+"""Where everything lives in a cache root, and which names are densezoo's own.
+
+One module owns the naming so the store, ``cache`` management and manifest
+validation cannot disagree about it: the suffixes densezoo reserves, the path
+of every file, partial, marker, pin and unpacked folder, and when a partial or
+a marker left by another process counts as abandoned.
+
+Layout (see docs/cache.md)::
+
+    <root>/CACHEDIR.TAG
+    <root>/files/<host>/<url path>                    published, verified file
+    <root>/files/<host>/<url path>.dzmeta             its metadata (JSON)
+    <root>/files/<host>/<url path>.dzpart             a resumable partial nobody holds
+    <root>/files/<host>/<url path>.dzpart-<token>     a partial one process is writing
+    <root>/files/<host>/<url path>.dzpart….dzmeta     what the partial's bytes are (validator)
+    <root>/files/<host>/<url path>.dzlock             "a process is fetching this" marker
+    <root>/pins/<host>/<url path>.json                checksums pinned on first download
+    <root>/bad/<stamp>/<host>/<url path>              corrupt copies moved aside
+    <root>/extracted/<host>/<url path>/               unpacked archives
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from .urls import url_key
+
+if TYPE_CHECKING:
+    from .manifest import Artifact
+
+PART = ".dzpart"
+META = ".dzmeta"
+LOCK = ".dzlock"
+TMP = ".tmp"
+RESERVED_SUFFIXES = (PART, META, LOCK)     # a manifest file name may not contain these
+PARTIAL_STALE_SECONDS = 15 * 60   # an unchanged partial of a holder we cannot see is up for grabs
+MARKER_STALE_SECONDS = 30.0       # a marker whose heartbeat stopped this long ago is ignored
+HEARTBEAT_SECONDS = 5.0
+EXTRACT_STAMP = ".densezoo-extracted.json"
+
+
+def is_internal(name: str) -> bool:
+    """True for densezoo's own bookkeeping files (never an artifact)."""
+    return PART in name or name.endswith((META, LOCK, TMP))
+
+
+def is_partial(name: str) -> bool:
+    """True for a partial download's bytes (the slot or a held one), not its metadata."""
+    return PART in name and not name.endswith((META, TMP))
+
+
+def _host_label() -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())[:40]
+
+
+def new_token() -> str:
+    """``pid@host.random``: unique per holder, and tells a same-host reader who holds it."""
+    return f"{os.getpid()}@{_host_label() or 'host'}.{uuid.uuid4().hex[:8]}"
+
+
+def holder_alive(token: str) -> bool | None:
+    """True/False for a holder on this host; None if it lives elsewhere (cannot tell)."""
+    pid_s, _, rest = token.partition("@")
+    host = rest.rsplit(".", 1)[0]
+    if host != _host_label() or not pid_s.isdigit():
+        return None
+    pid = int(pid_s)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _idle_seconds(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def partial_is_stale(path: Path) -> bool:
+    """A partial whose writer died (same host) or has been silent too long (any host)."""
+    _, sep, token = path.name.partition(PART + "-")
+    alive = holder_alive(token) if sep else None
+    if alive is not None:
+        return not alive
+    idle = _idle_seconds(path)
+    return idle is not None and idle > PARTIAL_STALE_SECONDS
+
+
+def marker_is_stale(path: Path) -> bool:
+    """A fetch marker whose holder died, or whose heartbeat stopped (other hosts)."""
+    try:
+        token = path.read_text()
+    except OSError:
+        return True
+    idle = _idle_seconds(path)
+    return holder_alive(token) is False or idle is None or idle > MARKER_STALE_SECONDS
+
+
+def with_suffix(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+class Layout:
+    """Every path under one cache root.  Computing a path never touches the disk."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.files_dir = self.root / "files"
+        self.pins_dir = self.root / "pins"
+        self.bad_dir = self.root / "bad"
+        self.extracted_dir = self.root / "extracted"
+        self.imported_dir = self.root / "imported"
+        self.health_file = self.root / "health.json"
+        self.cachedir_tag = self.root / "CACHEDIR.TAG"
+
+    def file(self, art: "Artifact") -> Path:
+        """The published file: host + URL path, so equal basenames never collide."""
+        key = url_key(art.url)
+        path = self.files_dir.joinpath(*key)
+        if art.filename and art.filename != key[-1]:
+            path = path.with_name(art.filename)
+        return path
+
+    def meta(self, path: Path) -> Path:
+        """The metadata beside a published file or a partial."""
+        return with_suffix(path, META)
+
+    def slot(self, art: "Artifact") -> Path:
+        """Where a partial nobody holds waits for the next run to resume it."""
+        return with_suffix(self.file(art), PART)
+
+    def partial(self, art: "Artifact", token: str) -> Path:
+        return with_suffix(self.file(art), f"{PART}-{token}")
+
+    def held_partials(self, art: "Artifact") -> list[Path]:
+        """Partials some process named as its own (alive or not)."""
+        final = self.file(art)
+        prefix = f"{final.name}{PART}-"
+        try:
+            names = os.listdir(final.parent)
+        except OSError:
+            return []
+        return [final.parent / n for n in names if n.startswith(prefix) and is_partial(n)]
+
+    def marker(self, art: "Artifact") -> Path:
+        return with_suffix(self.file(art), LOCK)
+
+    def pin(self, art: "Artifact") -> Path:
+        return with_suffix(self.pins_dir.joinpath(*url_key(art.url)), ".json")
+
+    def extract_dir(self, art: "Artifact") -> Path:
+        return self.extracted_dir.joinpath(*url_key(art.url))
+
+    def bad(self, art: "Artifact") -> Path:
+        """A fresh place under bad/ for a copy moved aside (never overwrites evidence)."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        return self.bad_dir.joinpath(stamp, *url_key(art.url))
+
+    def published_files(self) -> Iterator[Path]:
+        """Every artifact file under files/ (bookkeeping files skipped)."""
+        yield from self._walk(lambda n: not is_internal(n))
+
+    def partials(self) -> Iterator[Path]:
+        """Every partial download under files/ (its metadata not included)."""
+        yield from self._walk(is_partial)
+
+    def markers(self) -> Iterator[Path]:
+        yield from self._walk(lambda n: n.endswith(LOCK))
+
+    def _walk(self, keep) -> Iterator[Path]:
+        if not self.files_dir.is_dir():
+            return
+        for dirpath, _, names in os.walk(self.files_dir):
+            for n in names:
+                if keep(n):
+                    yield Path(dirpath) / n

@@ -1,0 +1,202 @@
+"""What the API returns: plain frozen records with a ``to_dict`` for ``--json``.
+
+The CLI renders these and nothing else, so a library user gets exactly what a
+script reading ``--json`` gets.  Statuses and actions are ``Label`` enums: they
+compare equal to, print as and serialise as their plain strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DensezooError, Label
+from .hashing import Digests
+from .manifest import Artifact
+from .trust import Strength
+from .urls import redact
+
+
+class FetchAction(Label):
+    CACHED = "cached"          # a verified copy was already in the store
+    DOWNLOADED = "downloaded"
+    RESUMED = "resumed"        # continued from bytes kept by an earlier attempt
+
+
+class VerifyStatus(Label):
+    OK = "ok"
+    MISSING = "missing"        # not in the cache
+    CORRUPT = "corrupt"        # checksum mismatch (moved aside)
+    UNSAFE = "unsafe"          # a pickle importing code (moved aside; verify --scan)
+    UNPINNED = "unpinned"      # nothing published and nothing pinned to check against
+
+
+def artifact_dict(a: Artifact) -> dict[str, Any]:
+    """An artifact as the manifest declares it, with credentials redacted from its URLs."""
+    return {
+        "name": a.name, "zoo": a.zoo, "kind": a.kind, "file_name": a.file_name,
+        "url": redact(a.url), "mirrors": [redact(m) for m in a.mirrors],
+        "legacy_urls": [redact(u) for u in a.legacy_urls], "md5": a.md5,
+        "md5_prefix": a.md5_prefix, "sha256": a.sha256,
+        "md5_url": redact(a.md5_url) if a.md5_url else None, "size": a.size,
+        "description": a.description, "config": a.config, "metrics": dict(a.metrics),
+        "license": a.license, "requires": list(a.requires), "aliases": list(a.aliases),
+        "deprecated": a.deprecated, "note": a.note, "manifest": a.source,
+    }
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """An artifact as the manifest declares it, plus what the local store knows of it."""
+
+    artifact: Artifact
+    strength: Strength
+    path: Path | None              # the cached file, if present
+    pin: dict[str, Any] | None
+    requires: tuple[str, ...] = ()  # full dependency closure, dependencies first
+
+    @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    def to_dict(self) -> dict[str, Any]:
+        d = artifact_dict(self.artifact)
+        pin = dict(self.pin) if self.pin else None
+        if pin and pin.get("url"):
+            pin["url"] = redact(pin["url"])
+        d.update({"strength": self.strength, "cached": self.path is not None,
+                  "path": str(self.path) if self.path else None, "pin": pin,
+                  "requires_closure": list(self.requires)})
+        return d
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    name: str
+    path: Path
+    action: FetchAction
+    url: str | None                # redacted: the URL that served the bytes
+    transferred: int
+    digests: Digests | None
+    strength: Strength
+    pinned: bool = False           # True when this call recorded a trust-on-first-use pin
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "action": self.action,
+                "url": self.url, "transferred": self.transferred,
+                **(self.digests.as_dict() if self.digests else {}),
+                "strength": self.strength, "pinned": self.pinned,
+                "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    name: str
+    archive: Path
+    path: Path                     # the folder the archive was unpacked into
+    action: str                    # extracted | cached
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "archive": str(self.archive), "path": str(self.path),
+                "action": self.action}
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """One name of a multi-name fetch: its result, unpacked folder, or the error that stopped it.
+
+    A fetch can succeed and its extraction fail; then ``result`` and ``error`` are both set.
+    """
+
+    name: str
+    result: FetchResult | None = None
+    error: DensezooError | None = None
+    extracted: ExtractResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def path(self) -> Path | None:
+        """What to hand to the user: the unpacked folder if there is one, else the file."""
+        if self.error is not None:
+            return None
+        if self.extracted is not None:
+            return self.extracted.path
+        return self.result.path if self.result else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"ok": self.ok, "name": self.name}
+        if self.result:
+            d.update(self.result.to_dict())
+        if self.extracted:
+            d["extracted"] = self.extracted.to_dict()
+        if self.error is not None:
+            d.update({"error": str(self.error), "hint": self.error.hint,
+                      "exit_code": self.error.exit_code})
+        return d
+
+
+@dataclass(frozen=True)
+class VerifyEntry:
+    name: str
+    status: VerifyStatus
+    path: str | None = None
+    detail: str | None = None
+    moved_to: str | None = None
+    method: str | None = None      # full (re-hashed) | quick (stat memo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: tuple[VerifyEntry, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(e.status is VerifyStatus.OK for e in self.entries)
+
+    def count(self, status: str) -> int:
+        return sum(e.status == status for e in self.entries)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {str(s): self.count(s) for s in VerifyStatus}
+        return {"ok": self.ok, "counts": counts, "entries": [e.to_dict() for e in self.entries]}
+
+
+@dataclass(frozen=True)
+class PinInfo:
+    name: str
+    manifest: str
+    md5: str | None
+    sha256: str | None
+    size: int | None
+    pinned_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    name: str
+    path: Path
+    mode: str                 # symlink | hardlink | copy | unchanged
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    name: str
+    path: Path
+    action: str               # imported | already-cached
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "action": self.action}

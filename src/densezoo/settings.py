@@ -1,0 +1,127 @@
+"""Every setting in one frozen object, resolved once from arguments and the environment.
+
+Environment variables are read when ``Settings.resolve`` is called, never at
+import, so a test (or a long-lived notebook) that changes ``DENSEZOO_CACHE_DIR``
+sees the change on the next ``Zoo``.  Nothing mutates a Settings after it is
+built: a caller that wants another value asks for ``settings.replace(...)``
+and a new ``Zoo``, so no component can see half of a change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+ENV_CACHE_DIR = "DENSEZOO_CACHE_DIR"
+ENV_MANIFEST = "DENSEZOO_MANIFEST"
+ENV_MIRROR = "DENSEZOO_MIRROR"
+ENV_STRICT = "DENSEZOO_STRICT"
+ENV_OFFLINE = "DENSEZOO_OFFLINE"
+ENV_DEBUG = "DENSEZOO_DEBUG"
+ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
+ENV_ALLOW_HTTP = "DENSEZOO_ALLOW_HTTP"
+ENV_NO_MARKERS = "DENSEZOO_NO_MARKERS"
+ENV_SCAN = "DENSEZOO_SCAN"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_flag(name: str) -> bool:
+    """True for 1/true/yes/on in any case; everything else (or unset) is False."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def debug() -> bool:
+    """DENSEZOO_DEBUG: show tracebacks (read by the CLI's error handler, not by Settings)."""
+    return env_flag(ENV_DEBUG)
+
+
+def default_cache_dir() -> Path:
+    """DENSEZOO_CACHE_DIR, else the platform cache dir.
+
+    platformdirs already knows XDG_CACHE_HOME, ~/Library/Caches and AppData;
+    hand-writing those rules is how tools end up ignoring XDG.
+    """
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("densezoo", appauthor=False))
+
+
+def _env_manifests() -> tuple[Path, ...]:
+    """DENSEZOO_MANIFEST: one or more paths separated by the OS path separator."""
+    raw = os.environ.get(ENV_MANIFEST, "")
+    return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
+
+
+def _env_mirrors() -> tuple[str, ...]:
+    """DENSEZOO_MIRROR: one or more URL prefixes (comma-separated), tried before upstream."""
+    raw = os.environ.get(ENV_MIRROR, "")
+    return tuple(m.strip() for m in raw.split(",") if m.strip())
+
+
+def _env_timeout() -> tuple[float, float]:
+    """(connect, read) seconds; DENSEZOO_TIMEOUT sets the read timeout."""
+    raw = os.environ.get(ENV_TIMEOUT)
+    read = 60.0
+    if raw:
+        try:
+            read = max(0.1, float(raw))
+        except ValueError:
+            pass
+    return (min(10.0, read), read)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a ``Zoo`` does; see ``resolve`` for where each value comes from."""
+
+    cache_dir: Path
+    manifests: tuple[Path, ...] = ()          # extra manifests, after the shipped ones
+    default_manifests: bool = True            # load the manifests shipped in the wheel
+    strict: bool = False                      # refuse artifacts with no published checksum
+    offline: bool = False                     # never touch the network
+    allow_http: bool = False                  # plain http beyond loopback
+    mirrors: tuple[str, ...] = ()             # URL prefixes tried before upstream
+    markers: bool = True                      # wait for another process fetching the same file
+    scan: bool = True                         # scan .pkl files before publishing them
+    space_check: bool = True                  # refuse a download that cannot fit
+    connections: int | None = None            # per file: None = automatic, 1 = never segment
+    attempts: int = 5                         # tries per URL before the next one
+    timeout: tuple[float, float] = (10.0, 60.0)
+
+    @classmethod
+    def resolve(cls, *, manifests: Sequence[str | os.PathLike[str]] = (),
+                cache_dir: str | os.PathLike[str] | None = None,
+                mirrors: Sequence[str] | None = None, **explicit: Any) -> "Settings":
+        """Explicit arguments win; ``None`` falls back to the environment, then the default.
+
+        Manifests add up: the ones given here, then DENSEZOO_MANIFEST's.
+        """
+        env: dict[str, Any] = {
+            "strict": env_flag(ENV_STRICT), "offline": env_flag(ENV_OFFLINE),
+            "allow_http": env_flag(ENV_ALLOW_HTTP), "markers": not env_flag(ENV_NO_MARKERS),
+            "scan": os.environ.get(ENV_SCAN, "1").strip().lower() not in _FALSE,
+            "timeout": _env_timeout(),
+        }
+        unknown = set(explicit) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in explicit.items() if v is not None}
+        for key, value in env.items():
+            values.setdefault(key, value)
+        return cls(
+            cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
+            manifests=tuple(Path(p) for p in manifests) + _env_manifests(),
+            mirrors=tuple(mirrors) if mirrors is not None else _env_mirrors(),
+            **values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,78 @@
+"""What "the right bytes" means for an artifact, and how sure densezoo can be of it.
+
+Three sources, strongest first: checksums the manifest publishes, the md5 in
+the upstream ``.md5sum`` sidecar, and the pin recorded on first download.  A
+mirror is never one of them (it is transport, not a trust root).  Every other
+module asks here instead of reading manifest fields or pins itself, so there is
+one answer to "is this artifact checked, and against what".
+"""
+
+from __future__ import annotations
+
+from .errors import Label
+from .hashing import Expected
+from .manifest import Artifact
+from .store import Store
+
+
+class Strength(Label):
+    """How strongly an artifact's bytes are pinned down, strongest first."""
+
+    FULL = "full"          # the manifest publishes md5 or sha256
+    SIDECAR = "sidecar"    # an upstream .md5sum file publishes the md5
+    PREFIX = "prefix"      # the manifest publishes an md5 prefix (detectron2's file names)
+    PINNED = "pinned"      # nothing published; checked against the first download
+    NONE = "none"          # nothing published and nothing pinned yet
+
+
+def declared_strength(art: Artifact) -> Strength:
+    """What the manifest alone promises (pins not considered)."""
+    if art.md5 or art.sha256:
+        return Strength.FULL
+    if art.md5_url:
+        return Strength.SIDECAR
+    if art.md5_prefix:
+        return Strength.PREFIX
+    return Strength.NONE
+
+
+def declared(art: Artifact) -> Expected:
+    """The size and checksums the manifest entry itself states."""
+    return Expected(size=art.size, md5=art.md5, sha256=art.sha256, md5_prefix=art.md5_prefix,
+                    sources={k: "manifest" for k in ("size", "md5", "sha256", "md5_prefix")
+                             if getattr(art, k) is not None})
+
+
+class Trust:
+    """Trust decisions that also depend on the store (pins, remembered sidecars)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def pinned(self, art: Artifact) -> bool:
+        return bool((self.store.read_pin(art) or {}).get("md5"))
+
+    def needs_pin(self, art: Artifact) -> bool:
+        """True when a verified copy should be pinned: no full checksum published, none pinned."""
+        return declared_strength(art) is not Strength.FULL and not self.pinned(art)
+
+    def expected(self, art: Artifact) -> Expected:
+        """Published checksums, then the remembered upstream sidecar md5, then the pin."""
+        exp = declared(art)
+        if declared_strength(art) is Strength.FULL:
+            return exp
+        pin = self.store.read_pin(art) or {}
+        if pin.get("sidecar_md5"):
+            exp = exp.merged(Expected(md5=pin["sidecar_md5"], sources={"md5": "sidecar"}))
+        if pin.get("md5"):
+            exp = exp.merged(Expected(size=pin.get("size"), md5=pin["md5"],
+                                      sha256=pin.get("sha256"),
+                                      sources={"size": "pin", "md5": "pin", "sha256": "pin"}))
+        return exp
+
+    def strength(self, art: Artifact) -> Strength:
+        """The declared strength, or ``pinned`` once a first download was recorded."""
+        declared_ = declared_strength(art)
+        if declared_ is Strength.NONE and self.pinned(art):
+            return Strength.PINNED
+        return declared_
