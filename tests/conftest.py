@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from densezoo import download
+from densezoo.download import http as download
 
 sys.path.insert(0, str(Path(__file__).parent))
 from server import TestServer  # noqa: E402

@@ -6,7 +6,8 @@ import re
 import pytest
 
 from conftest import entry
-from densezoo import Zoo, download
+from densezoo import Zoo
+from densezoo.download import http as download
 from densezoo.errors import DownloadFailedError
 
 

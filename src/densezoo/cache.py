@@ -7,7 +7,6 @@ files, so a re-download is still checked against what was trusted first.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field

@@ -15,12 +15,19 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from .errors import DensezooError, TransferError
-from .hashing import CHUNK, StreamHasher
+from ..disk import store_errors
+from ..errors import DensezooError, TransferError
+from ..hashing import CHUNK
+from .http import NETWORK_ERRORS, content_range, describe
+from .transfer import Transfer
+
+if TYPE_CHECKING:
+    from .http import Downloader, _Body
 
 BLOCK = 8 << 20
+AUTO_CONNECTIONS = 4          # connections when segmentation was chosen automatically
 
 
 @dataclass
@@ -32,24 +39,22 @@ class _Block:
 
 
 class SegmentedFetch:
-    """Download [start, total) of ``url`` into ``fd`` with ``connections`` workers."""
+    """Download the rest of ``body`` (from ``transfer.hashed`` on) into ``fd``.
 
-    def __init__(self, *, open_range: Callable[[int, int], object], fd: int, start: int, total: int, connections: int, attempts: int,
-                 sleep: Callable[[float], None], backoff: Callable[[int], float],
-                 on_bytes: Callable[[int], None], describe: Callable[[BaseException], str],
-                 network_errors: tuple, content_range: Callable) -> None:
-        self.open_range = open_range          # (start, end_inclusive) -> open response
+    Works on the downloader's own requests, retry schedule and response checks,
+    and on the same ``Transfer`` as the single-connection loop it continues.
+    """
+
+    def __init__(self, downloader: "Downloader", transfer: Transfer, body: "_Body", fd: int,
+                 url: str) -> None:
+        assert body.total is not None
+        self.downloader = downloader
+        self.transfer = transfer
+        self.body = body
         self.fd = fd
-        self.total = total
-        self.connections = connections
-        self.attempts = attempts
-        self.sleep = sleep
-        self.backoff = backoff                # the downloader's own retry schedule
-        self.content_range = content_range    # and its Content-Range parser
-        self.on_bytes = on_bytes
-        self.describe = describe
-        self.network_errors = network_errors
-        self.blocks = [_Block(s, min(s + BLOCK, total)) for s in range(start, total, BLOCK)]
+        self.url = url                        # as the caller named it, for messages
+        self.blocks = [_Block(s, min(s + BLOCK, body.total))
+                       for s in range(transfer.hashed, body.total, BLOCK)]
         self._next = 0
         self._lock = threading.Lock()
         self._failed: BaseException | None = None
@@ -92,9 +97,9 @@ class SegmentedFetch:
         pos = b.start
         while pos < b.end:
             try:
-                resp = self.open_range(pos, b.end - 1)
+                resp = self.downloader.open_range(self.body, self.url, pos, b.end - 1)
                 with resp:
-                    parsed = self.content_range(resp)
+                    parsed = content_range(resp)
                     if resp.status_code != 206 or parsed is None or parsed[0] != pos:
                         raise TransferError(resp.url or "", "the file changed on the server or "
                                             "Range is not honoured during a segmented download",
@@ -103,26 +108,42 @@ class SegmentedFetch:
                     while pos < b.end:
                         try:
                             chunk = read(min(CHUNK, b.end - pos))
-                        except self.network_errors as e:
-                            raise TransferError(resp.url or "", self.describe(e)) from None
+                        except NETWORK_ERRORS as e:
+                            raise TransferError(resp.url or "", describe(e)) from None
                         if not chunk:
                             raise TransferError(resp.url or "", "connection closed early")
                         os.pwrite(self.fd, chunk, pos)
                         pos += len(chunk)
                         failures = 0
-                        self.on_bytes(len(chunk))
+                        self.transfer.count(len(chunk))
             except TransferError as e:
                 failures += 1
-                if not e.retryable or failures >= self.attempts or self._stop.is_set():
+                if (not e.retryable or failures >= self.downloader.attempts
+                        or self._stop.is_set()):
                     raise
-                self.sleep(self.backoff(failures))
+                self.downloader.sleep(self.downloader.backoff(failures))
 
     # -- the follower ---------------------------------------------------------------------
 
-    def run(self, hasher: StreamHasher) -> None:
-        """Run the workers; hash each block in order as it completes.  Raises on failure."""
+    def run(self) -> None:
+        """Run the workers; hash each block in order as it completes.  Raises on failure.
+
+        On failure the file is cut back to the prefix hashed in order: that is
+        what a resume needs, and it stays valid.
+        """
+        try:
+            self._run()
+        except BaseException:
+            with store_errors("write the download", self.transfer.sink.path.parent):
+                os.ftruncate(self.fd, self.transfer.hashed)
+            raise
+
+    def _run(self) -> None:
+        hasher = self.transfer.hasher
+        assert hasher is not None
+        connections = self.downloader.connections or AUTO_CONNECTIONS
         threads = [threading.Thread(target=self._worker, name=f"densezoo-seg{i}", daemon=True)
-                   for i in range(min(self.connections, len(self.blocks)))]
+                   for i in range(min(connections, len(self.blocks)))]
         for t in threads:
             t.start()
         try:

@@ -1,0 +1,374 @@
+"""The Downloader: requests, redirects, retries, and the checks on every response.
+
+What this module owns: redirects (followed by hand so an https->http downgrade
+can be refused), retries with capped exponential backoff and ``Retry-After``,
+resume with ``Range`` + ``If-Range``, size checks against ``Content-Length``,
+and sniffing out HTML error pages or git-lfs pointers served as a file.  One
+attempt is three steps, pip-style: ``_accept`` the response (status, range,
+size, space), ``_receive`` its body, then hand the rest to ``segmented`` when
+one connection is the bottleneck.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import IncompleteRead
+
+from .. import __version__
+from ..content import sniff_wrong_content
+from ..disk import check_free_space, store_errors
+from ..errors import InsecureRedirectError, PolicyError, TransferError
+from ..hashing import ALGORITHMS, CHUNK
+from ..progress import Progress
+from ..urls import is_loopback, redact
+from .transfer import DownloadResult, Sink, Transfer, validator_of
+
+USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
+MAX_REDIRECTS = 10
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+_sleep = time.sleep          # a seam: tests swap in a recorder instead of waiting
+# Automatic segmentation: after AUTO_PROBE seconds on one connection, if the server
+# takes ranges, at least AUTO_MIN_REMAINING bytes are left and the rate is below
+# AUTO_SLOW bytes/s (a per-connection cap, not our CPU), split (segmented.AUTO_CONNECTIONS).
+AUTO_PROBE = 1.0
+AUTO_MIN_REMAINING = 64 << 20
+AUTO_SLOW = 50e6
+NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
+                   TimeoutError, OSError)
+
+
+def new_session() -> requests.Session:
+    """A Session with a connection pool big enough for parallel downloads.
+
+    requests already honours HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE.
+    """
+    s = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    s.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    return s
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What an accepted response will deliver."""
+
+    start: int                     # offset of its first byte in the file
+    total: int | None              # the file's size, when known
+    encoded: bool                  # a Content-Encoding the server applied anyway
+    url: str                       # the URL that answered (after redirects)
+    validators: dict[str, str | None]
+    ranges_ok: bool                # the rest may be fetched with Range requests
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Downloader:
+    """Fetch URLs with retries into densezoo's partial files.
+
+    ``session`` and ``sleep`` are injectable so tests can count waits instead
+    of sleeping; everything else is exercised against a real loopback server.
+    """
+
+    def __init__(self, session: requests.Session | None = None, *,
+                 timeout: tuple[float, float] = (10.0, 60.0), attempts: int = 5,
+                 backoff_base: float = 0.5, backoff_max: float = 30.0,
+                 sleep: Callable[[float], None] | None = None, allow_http: bool = False,
+                 space_check: bool = True, connections: int | None = None) -> None:
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.sleep = sleep or _sleep
+        self.allow_http = allow_http
+        self.space_check = space_check
+        self.connections = connections          # None: automatic; 1: never segment
+        
+    # -- policy and redirects -------------------------------------------------------------
+
+    def check_url_allowed(self, url: str) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme == "https":
+            return
+        if scheme == "http" and (self.allow_http or is_loopback(url)):
+            return
+        if scheme == "http":
+            raise PolicyError(f"refused plain-http URL {redact(url)}",
+                              hint="use https, or pass --allow-http / DENSEZOO_ALLOW_HTTP=1 "
+                                   "for a trusted internal mirror")
+        raise PolicyError(f"refused URL scheme {scheme!r} in {redact(url)}")
+
+    def _open(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """GET with redirects followed by hand (so a downgrade is refused, loops are caught)."""
+        seen = []
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            self.check_url_allowed(current)
+            seen.append(current)
+            try:
+                resp = self.session.get(current, headers=headers, stream=True,
+                                        allow_redirects=False, timeout=self.timeout)
+            except NETWORK_ERRORS as e:
+                raise TransferError(redact(url), describe(e)) from None
+            if resp.status_code in (301, 302, 303, 307, 308):
+                location = resp.headers.get("Location")
+                resp.close()
+                if not location:
+                    raise TransferError(redact(url), f"HTTP {resp.status_code} redirect without "
+                                        "a Location header (a dead host alias?)",
+                                        status=resp.status_code, retryable=False)
+                target = urljoin(current, location)
+                if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
+                    raise InsecureRedirectError(redact(current), redact(target))
+                if target in seen:
+                    raise TransferError(redact(url), "redirect loop", retryable=False)
+                current = target
+                continue
+            return resp
+        raise TransferError(redact(url), f"more than {MAX_REDIRECTS} redirects", retryable=False)
+
+    # -- small files (sidecars) -----------------------------------------------------------
+
+    def get_small(self, url: str, limit: int = 64 * 1024) -> bytes:
+        """GET a small text resource (an ``.md5sum``) with the same retries."""
+        def once() -> bytes:
+            resp = self._open(url, {"Accept-Encoding": "identity"})
+            with resp:
+                self.raise_for_status(url, resp)
+                data = resp.raw.read(limit + 1, decode_content=True)
+            if len(data) > limit:
+                raise TransferError(redact(url), f"larger than {limit} bytes", retryable=False)
+            return data
+        return self._with_retries(url, once)
+
+    # -- the main job ---------------------------------------------------------------------
+
+    def download(self, url: str, sink: Sink, *, expected_size: int | None,
+                 file_name: str, resume_unvalidated: bool = True,
+                 algorithms: tuple[str, ...] = ALGORITHMS,
+                 progress: Progress | None = None) -> DownloadResult:
+        """Fill ``sink`` from ``url`` (resuming what is in it) and hash every byte once.
+
+        Bytes already in the sink are kept only if the server can confirm they
+        belong to the same file (an ETag/Last-Modified for ``If-Range``), or if
+        ``resume_unvalidated`` says a published checksum will catch a stitched file.
+        """
+        t = Transfer(sink, algorithms=algorithms, expected_size=expected_size,
+                     file_name=file_name, resume_unvalidated=resume_unvalidated,
+                     progress=progress)
+        try:
+            return self._with_retries(url, lambda: self._attempt(url, t),
+                                      progress_made=lambda: t.transferred)
+        finally:
+            t.close()
+
+    def backoff(self, failures: int) -> float:
+        """Capped exponential backoff with jitter, after the n-th consecutive failure."""
+        delay = min(self.backoff_max, self.backoff_base * (2 ** (failures - 1)))
+        return delay * (0.5 + random.random() / 2)
+
+    def _with_retries(self, url: str, fn: Callable[[], object],
+                      progress_made: Callable[[], int] | None = None):
+        failures = 0
+        last_mark = progress_made() if progress_made else 0
+        while True:
+            try:
+                return fn()
+            except TransferError as e:
+                mark = progress_made() if progress_made else 0
+                if mark > last_mark:        # bytes arrived: a flaky link, not a dead one
+                    failures = 0
+                    last_mark = mark
+                failures += 1
+                if not e.retryable or failures >= self.attempts:
+                    raise
+                delay = self.backoff(failures)
+                if e.retry_after is not None:
+                    delay = min(max(delay, e.retry_after), max(self.backoff_max, 60.0))
+                self.sleep(delay)
+
+    def raise_for_status(self, url: str, resp: requests.Response) -> None:
+        code = resp.status_code
+        if code < 400:
+            return
+        reason = f"HTTP {code} {resp.reason or ''}".strip()
+        if code == 403:
+            reason += " (forbidden or missing key: check the id/path in the URL)"
+        elif code == 404:
+            reason += " (not found)"
+        raise TransferError(redact(url), reason, status=code, retryable=code in RETRY_STATUS,
+                            retry_after=_retry_after(resp.headers.get("Retry-After")))
+
+    def _attempt(self, url: str, t: Transfer) -> DownloadResult:
+        """One request: resume where the kept bytes end, check the answer, take the body."""
+        offset = t.resume_offset()
+        resp = self._open(url, t.request_headers(offset))
+        with resp:
+            body = self._accept(url, t, resp, offset)
+            f = t.open_at(body.start)
+            t.progress.start(t.file_name, body.total, body.start)
+            try:
+                self._receive(url, t, resp, f, body)
+            finally:
+                with store_errors("write the download", t.sink.path.parent):
+                    f.close()
+        if body.total is not None and t.hashed != body.total:
+            raise TransferError(redact(url), f"connection closed after {t.hashed} of "
+                                             f"{body.total} bytes")
+        return t.finish(redact(body.url), body.start, body.validators)
+
+    def _accept(self, url: str, t: Transfer, resp: requests.Response, offset: int) -> _Body:
+        """Check status, Content-Range, size and free space; record what the bytes are."""
+        if resp.status_code == 416 and offset > 0:
+            # Our partial is at least as long as the file: start over, cheaply.
+            t.reset()
+            raise TransferError(redact(url), "HTTP 416 for a resume; restarting", status=416)
+        self.raise_for_status(url, resp)
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        start, total = 0, _int(resp.headers.get("Content-Length"))
+        if resp.status_code == 206 and offset > 0 and not encoded:
+            parsed = content_range(resp)
+            if parsed is None or parsed[0] != offset:
+                t.reset()
+                raise TransferError(redact(url), "server answered the resume with a wrong "
+                                    f"Content-Range ({resp.headers.get('Content-Range')!r}); "
+                                    "restarting")
+            start, total = offset, parsed[1]
+        elif resp.status_code != 200:
+            raise TransferError(redact(url), f"unexpected HTTP {resp.status_code}",
+                                status=resp.status_code, retryable=False)
+        if encoded:
+            total = None                       # Content-Length counts encoded bytes
+        if total is not None and t.expected_size is not None and total != t.expected_size:
+            raise TransferError(redact(url), f"server offers {total} bytes but the manifest "
+                                f"says {t.expected_size}: a different file", retryable=False)
+        if self.space_check and total is not None:
+            check_free_space(t.sink.path.parent, total - start)
+        served = resp.url or url
+        validators = {"etag": resp.headers.get("ETag"),
+                      "last_modified": resp.headers.get("Last-Modified")}
+        t.sink.save_meta(url=redact(served), **validators)
+        ranges_ok = (self.connections != 1 and total is not None and not encoded
+                     and bool(validator_of(validators))
+                     and (resp.status_code == 206
+                          or resp.headers.get("Accept-Ranges", "").lower() == "bytes"))
+        return _Body(start, total, encoded, served, validators, ranges_ok)
+
+    def _receive(self, url: str, t: Transfer, resp: requests.Response, f: BinaryIO,
+                 body: _Body) -> None:
+        """Write, hash and count the body; hand the rest to segmented download if it pays."""
+        assert t.hasher is not None
+        forced = (self.connections or 0) > 1
+        began = time.monotonic()
+        needed = (lambda: None if body.total is None else body.total - t.hashed)
+        # read1 returns what has arrived (up to CHUNK): a slow link still shows
+        # progress and loses at most one socket read when it breaks.
+        read, first = resp.raw.read1, True
+        with store_errors("write the download", t.sink.path.parent, needed):
+            while not (body.ranges_ok and self._should_split(
+                    forced, began, t.hashed - body.start, body.total - t.hashed)):
+                try:
+                    chunk = read(CHUNK, decode_content=body.encoded)
+                except NETWORK_ERRORS as e:
+                    raise TransferError(redact(url), describe(e)) from None
+                if not chunk:
+                    break
+                if first and body.start == 0:
+                    bad = sniff_wrong_content(chunk, t.file_name)
+                    if bad:
+                        t.reset()
+                        raise TransferError(redact(url), bad, retryable=False)
+                first = False
+                f.write(chunk)
+                t.hasher.update(chunk)
+                t.count(len(chunk))
+            f.flush()
+        if body.ranges_ok and body.total is not None and t.hashed < body.total:
+            resp.close()
+            from .segmented import SegmentedFetch
+
+            SegmentedFetch(self, t, body, f.fileno(), url).run()
+
+    def _should_split(self, forced: bool, began: float, done: int, remaining: int) -> bool:
+        if remaining < 2 * (1 << 20):
+            return False
+        if forced:
+            return True
+        if self.connections is not None or remaining < AUTO_MIN_REMAINING:
+            return False
+        elapsed = time.monotonic() - began
+        return elapsed >= AUTO_PROBE and done / elapsed < AUTO_SLOW
+
+    def open_range(self, body: _Body, url: str, first: int, last: int) -> requests.Response:
+        """One Range request for the same bytes the body came from (segmented download)."""
+        headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{last}"}
+        validator = validator_of(body.validators)
+        if validator:
+            headers["If-Range"] = validator
+        resp = self._open(body.url, headers)
+        self.raise_for_status(url, resp)
+        return resp
+
+
+def content_range(resp) -> tuple[int, int | None] | None:
+    """(first byte, total size or None) of a 206 response, or None if the header is bad."""
+    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    if not m:
+        return None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe(e: BaseException) -> str:
+    """A short, credential-free reason for a network exception."""
+    for inner in (e, *getattr(e, "args", ())):
+        if isinstance(inner, IncompleteRead):
+            return (f"connection closed after {inner.partial} bytes with {inner.expected} more "
+                    "promised by Content-Length")
+    if isinstance(e, (requests.exceptions.ConnectTimeout,)):
+        return "connection timed out"
+    if isinstance(e, (requests.exceptions.ReadTimeout, TimeoutError)) or "timed out" in str(e):
+        return "read timed out"
+    if isinstance(e, requests.exceptions.SSLError):
+        return "TLS error (set REQUESTS_CA_BUNDLE if a proxy re-signs traffic)"
+    if isinstance(e, requests.exceptions.ConnectionError):
+        text = str(e)
+        if "Connection refused" in text:
+            return "connection refused"
+        if "Name or service not known" in text or "getaddrinfo" in text:
+            return "host name not found"
+        if "reset" in text.lower():
+            return "connection reset"
+        return "connection failed"
+    text = str(e).split("\n")[0]
+    text = re.sub(r"https?://\S+", "<url>", text)
+    return f"connection broken ({type(e).__name__}: {text[:120]})"
