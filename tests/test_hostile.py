@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from densezoo.errors import ManifestError
 from densezoo.manifest import OPTIONAL_KEYS, REQUIRED_KEYS, parse_manifest
-from densezoo.store import Store
+from densezoo.layout import Layout
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -56,11 +56,13 @@ def test_nothing_accepted_can_escape_the_store(entries):
     m = only_manifest_errors(yaml.safe_dump({"artifacts": entries}, allow_unicode=True))
     if m is None:
         return
-    store = Store(Path("/srv/cache"))
+    lay = Layout(Path("/srv/cache"))
     for art in m.artifacts:
-        for p, base in ((store.path_for(art), "/srv/cache/files/"),
-                        (store.pin_path(art), "/srv/cache/pins/"),
-                        (store.meta_path(art), "/srv/cache/files/")):
+        for p, base in ((lay.file(art), "/srv/cache/files/"),
+                        (lay.pin(art), "/srv/cache/pins/"),
+                        (lay.meta(lay.file(art)), "/srv/cache/files/"),
+                        (lay.extract_dir(art), "/srv/cache/extracted/"),
+                        (lay.bad(art), "/srv/cache/bad/")):
             resolved = str(Path(p).resolve(strict=False)) if ".." in str(p) else str(p)
             assert resolved.startswith(base) and ".." not in Path(p).parts, p
             assert not any(mark in Path(p).name for mark in (".dzpart", ".dzlock")), p
