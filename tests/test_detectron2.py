@@ -1,6 +1,7 @@
 """The detectron2 zoo, md5-prefix verification, zoo selection and dependencies."""
 
 import hashlib
+import pickle
 import json
 import re
 
@@ -13,17 +14,18 @@ from densezoo.errors import AmbiguousArtifactError, DownloadFailedError
 from densezoo.manifest import load_manifest
 from densezoo.trust import declared_strength
 
-# Synthetic bytes whose real md5 starts with 162be9 / 844d15, found once by a
-# brute-force search (a 24-bit prefix takes a few million tries); the tests below
-# check the md5 for real rather than trusting these constants.
-SEED = b"densezoo synthetic model_final_%s #"
-FOUND = {"162be9": 601264, "844d15": 2066815}
+# Synthetic weight files whose real md5 starts with 162be9 / 844d15, found once by a
+# brute-force search (a 24-bit prefix takes a few million tries).  Each is a valid
+# 8-byte pickle (PROTO 2, BININT n, STOP), since a .pkl must parse to be accepted;
+# the tests check the md5 and the unpickled value for real rather than trusting these.
+FOUND = {"162be9": "80024a18326b812e", "844d15": "80024a74de6a802e"}
 
 
-def prefixed_bytes(prefix: str, size: int = 200_000) -> bytes:
-    head = SEED % prefix.encode() + FOUND[prefix].to_bytes(8, "big")
-    assert hashlib.md5(head).hexdigest().startswith(prefix)
-    return head
+def prefixed_bytes(prefix: str) -> bytes:
+    data = bytes.fromhex(FOUND[prefix])
+    assert hashlib.md5(data).hexdigest().startswith(prefix)
+    assert isinstance(pickle.loads(data), int)
+    return data
 
 
 def d2():

@@ -70,13 +70,15 @@ def test_download_is_hashed_while_streaming_not_reread(server, blob, manifest, m
 
 
 def test_two_urls_with_the_same_basename_do_not_collide(server, manifest):
-    a = server.add("/r50/model_final.pkl", b"A" * 1000)
-    x = server.add("/x101/model_final.pkl", b"X" * 1000)
     import hashlib
-    zoo = zoo_for(manifest, {"name": "a", "url": a, "md5": hashlib.md5(b"A" * 1000).hexdigest()},
-                  {"name": "x", "url": x, "md5": hashlib.md5(b"X" * 1000).hexdigest()})
+    import pickle
+    da, dx = pickle.dumps({"w": "A" * 1000}), pickle.dumps({"w": "X" * 1000})
+    a = server.add("/r50/model_final.pkl", da)
+    x = server.add("/x101/model_final.pkl", dx)
+    zoo = zoo_for(manifest, {"name": "a", "url": a, "md5": hashlib.md5(da).hexdigest()},
+                  {"name": "x", "url": x, "md5": hashlib.md5(dx).hexdigest()})
     pa, px = zoo.fetch("a").path, zoo.fetch("x").path
-    assert pa != px and pa.read_bytes() == b"A" * 1000 and px.read_bytes() == b"X" * 1000
+    assert pa != px and pa.read_bytes() == da and px.read_bytes() == dx
 
 
 def test_checksum_mismatch_publishes_nothing(server, blob, manifest, cache_dir):

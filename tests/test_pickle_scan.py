@@ -72,14 +72,17 @@ def test_indirect_imports_are_findings(op, detail, tmp_path):
     assert not r.ok and detail in r.findings[0].detail
 
 
-def test_a_second_pickle_in_the_same_file_is_scanned_too(tmp_path):
-    data = weights(2) + pickle.dumps(Planted(), protocol=2)
-    assert not scan_pickle(write(tmp_path, "two.pkl", data)).ok
+def test_a_second_pickle_in_the_same_file_is_unsafe(tmp_path):
+    """pickle.load reads one pickle; a weight file has nothing after its STOP."""
+    data = weights(2) + pickle.dumps([1], protocol=2)
+    r = scan_pickle(write(tmp_path, "two.pkl", data))
+    assert not r.ok and "after STOP" in r.error
 
 
-def test_not_a_pickle_is_reported_but_not_unsafe(tmp_path):
+def test_not_a_pickle_is_unsafe(tmp_path):
+    """A stream the scan cannot follow to its STOP is never called safe."""
     r = scan_pickle(write(tmp_path, "junk.pkl", b"<html>not a pickle</html>"))
-    assert r.ok and r.error and "not a valid pickle" in r.error
+    assert not r.ok and r.error and "not a valid pickle" in r.error
 
 
 def test_scan_command_exit_codes(tmp_path, cli):
@@ -89,7 +92,8 @@ def test_scan_command_exit_codes(tmp_path, cli):
     assert cli("scan", str(good)).code == 0
     r = cli("scan", str(good), str(evil))
     assert r.code == 9 and "posix.system" in r.out and "GLOBAL at byte" in r.out
-    assert cli("scan", str(junk)).code == 1
+    r = cli("scan", str(junk))
+    assert r.code == 9 and "unsafe" in r.out and "not a valid pickle" in r.out
     assert cli("scan", "ResNet50_FPN_s1x").code == 6       # an artifact name, not cached
 
 

@@ -134,6 +134,7 @@ class FailureKind(Label):
     CHECKSUM = "checksum"     # bytes arrived but were not the right ones
     POLICY = "policy"         # refused by a rule (plain http, https->http redirect)
     UNSAFE = "unsafe"         # the content itself is hostile (a pickle that imports code)
+    CONTENT = "content"       # not what the name says (an error page, not a pickle)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,9 @@ _ALL_FAILED = {
                                           "was kept"),
     FailureKind.POLICY: (EXIT_POLICY, "use https URLs, or pass --allow-http / "
                                       "DENSEZOO_ALLOW_HTTP=1 for a trusted internal mirror"),
+    FailureKind.CONTENT: (EXIT_DOWNLOAD, "the server sent something other than the file (an "
+                                         "error page or a placeholder); nothing was kept or "
+                                         "pinned"),
     FailureKind.UNSAFE: (EXIT_POLICY, "every copy served was refused as unsafe (kept aside in "
                                       "the cache's bad/ folder as evidence); report the source"),
 }
@@ -257,3 +261,16 @@ class UnsafeContentError(PolicyError):
         super().__init__(f"refused {what}: {reason}",
                          hint=f"{kept}nothing was published; do not load this file and report "
                               "where it came from")
+
+
+class WrongContentError(DensezooError):
+    """Bytes that are not what the artifact's name says (an error page named .pkl)."""
+
+    exit_code = EXIT_DOWNLOAD
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"refused {what}: {reason}",
+                         hint="the source served something other than the file; nothing was "
+                              "kept or pinned (try another mirror, or check the URL)")

@@ -1,11 +1,22 @@
-"""Unpack a verified tarball once, refusing any member that could land outside its folder.
+"""Unpack a verified tarball once, deciding every member's safety ourselves.
 
 DensePose's UV and eval data come as tarballs that users unpack with a plain
 ``tar xvf``.  A hostile archive (absolute names, ``..``, links pointing out,
-device files) can write anywhere the user can.  Every member is checked before
-anything is written; on Python versions that have it, tarfile's own "data"
-filter runs as a second line of defence.  Extraction goes to a temporary
-folder that is renamed into place, so a half-extracted tree is never seen.
+symlink chains, device files, a decompression bomb) can write anywhere the
+user can.  Python's ``tarfile`` filters are not a defence we can lean on: the
+``data`` filter does not exist before 3.10.12 (``requires-python`` allows 3.10.0)
+and had the PATH_MAX symlink-chain hole until 3.11.13-era fixes.  So this module
+does not call ``extractall`` at all:
+
+- every member name is checked lexically (no absolute path, no ``..``, nothing
+  that passes through a symlink member), every link target is resolved against
+  the archive's own names (inside the folder, never through another symlink),
+  devices and fifos are refused, and the member count and unpacked size are capped;
+- regular files and folders are written first with ``O_EXCL | O_NOFOLLOW``,
+  hard links are made to files already written, and symlinks are created last,
+  so no write ever goes through a link even if a check were wrong;
+- all of it happens in a fresh temporary folder that is renamed into place, and
+  removed on any refusal: nothing is left behind.
 """
 
 from __future__ import annotations
@@ -17,13 +28,19 @@ import re
 import shutil
 import tarfile
 import uuid
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 
+from .content import TAR_SUFFIXES
+from .disk import check_free_space
 from .errors import DensezooError, PolicyError
-from .layout import EXTRACT_STAMP as STAMP
+from .hashing import CHUNK, Digests
+from .layout import EXTRACT_STAMP
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-
+ARCHIVE_SUFFIXES = TAR_SUFFIXES
+DEFAULT_RATIO = 100                 # unpacked bytes allowed per archive byte
+DEFAULT_FLOOR = 1 << 30             # ... but never less than this
+DEFAULT_MAX_MEMBERS = 100_000
 
 
 class UnsafeArchiveError(PolicyError):
@@ -32,63 +49,177 @@ class UnsafeArchiveError(PolicyError):
         self.member = member
         self.reason = reason
         super().__init__(f"refused to extract {archive}: member {member!r} {reason}",
-                         hint="the archive is hostile or damaged; nothing was extracted")
+                         hint="a hostile or damaged archive; nothing was extracted")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one archive may unpack to (``None``: a multiple of its size)."""
+
+    max_bytes: int | None = None
+    max_members: int = DEFAULT_MAX_MEMBERS
+
+    def bytes_for(self, archive_size: int) -> int:
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return max(DEFAULT_FLOOR, DEFAULT_RATIO * archive_size)
 
 
 def is_archive(file_name: str) -> bool:
     return file_name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _inside(root: Path, p: Path) -> bool:
-    try:
-        p.relative_to(root)
-        return True
-    except ValueError:
-        return False
+def _parts(name: str, archive: str) -> tuple[str, ...]:
+    """A member path as normalised components; refuses anything that could escape."""
+    if "\\" in name or "\x00" in name:
+        raise UnsafeArchiveError(archive, name, "has a backslash or NUL in its path")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise UnsafeArchiveError(archive, name, "has an absolute path")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise UnsafeArchiveError(archive, name, "has a '..' path component")
+    return parts
 
 
-def check_members(tar: tarfile.TarFile, target: Path, archive: str) -> list[tarfile.TarInfo]:
-    """Every member, or UnsafeArchiveError for the first that could escape ``target``."""
-    root = target.resolve()
+def _through_symlink(parts: tuple[str, ...], symlinks: set[tuple[str, ...]],
+                     include_self: bool) -> tuple[str, ...] | None:
+    stop = len(parts) + 1 if include_self else len(parts)
+    for i in range(1, stop):
+        if parts[:i] in symlinks:
+            return parts[:i]
+    return None
+
+
+def plan(tar: tarfile.TarFile, archive: str, archive_size: int,
+         limits: Limits = Limits()) -> list[tuple[tarfile.TarInfo, tuple[str, ...]]]:
+    """Every member to write with its normalised path, or UnsafeArchiveError for the first
+    that could land outside the folder (checked before anything is written)."""
+    members = []
+    for m in tar:
+        members.append(m)
+        if len(members) > limits.max_members:
+            raise UnsafeArchiveError(archive, m.name, f"is past the limit of "
+                                     f"{limits.max_members} members (DENSEZOO_MAX_UNPACK_MEMBERS)")
+    symlinks = {_parts(m.name, archive) for m in members if m.issym()}
+    seen: dict[tuple[str, ...], tarfile.TarInfo] = {}
     out = []
-    for m in tar.getmembers():
-        name = m.name
-        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-            raise UnsafeArchiveError(archive, name, "has an absolute path")
-        if ".." in PurePosixPath(name.replace("\\", "/")).parts:
-            raise UnsafeArchiveError(archive, name, "has a '..' path component")
-        dest = (root / name).resolve()
-        if not _inside(root, dest):
-            raise UnsafeArchiveError(archive, name, "would be written outside the target")
+    total, cap = 0, limits.bytes_for(archive_size)
+    for m in members:
+        parts = _parts(m.name, archive)
+        if not parts:
+            if m.isdir():
+                continue              # "./": the folder itself
+            raise UnsafeArchiveError(archive, m.name, "names the extraction folder itself")
+        link = _through_symlink(parts, symlinks, include_self=False)
+        if link:
+            raise UnsafeArchiveError(archive, m.name, f"lies inside the symlink member "
+                                                      f"{'/'.join(link)!r}")
+        if parts in seen and not (m.isdir() and seen[parts].isdir()):
+            raise UnsafeArchiveError(archive, m.name, "appears twice in the archive")
         if m.issym():
-            if os.path.isabs(m.linkname):
-                raise UnsafeArchiveError(archive, name, f"is a symlink to an absolute path "
-                                                        f"({m.linkname})")
-            if not _inside(root, (dest.parent / m.linkname).resolve()):
-                raise UnsafeArchiveError(archive, name, f"is a symlink pointing outside "
-                                                        f"({m.linkname})")
+            _check_symlink(m, parts, symlinks, archive)
         elif m.islnk():
-            if not _inside(root, (root / m.linkname).resolve()):
-                raise UnsafeArchiveError(archive, name, f"is a hard link to outside "
-                                                        f"({m.linkname})")
+            try:
+                target = _parts(m.linkname, archive)
+            except UnsafeArchiveError:
+                raise UnsafeArchiveError(archive, m.name, f"is a hard link to outside "
+                                                          f"({m.linkname})") from None
+            earlier = seen.get(target)
+            if _through_symlink(target, symlinks, include_self=True):
+                raise UnsafeArchiveError(archive, m.name, f"is a hard link through a symlink "
+                                                          f"({m.linkname})")
+            if earlier is None or not earlier.isfile():
+                raise UnsafeArchiveError(archive, m.name, f"is a hard link to outside "
+                                         f"the files written before it ({m.linkname})")
         elif m.ischr() or m.isblk() or m.isfifo():
-            raise UnsafeArchiveError(archive, name, "is a device or fifo")
-        elif not (m.isfile() or m.isdir()):
-            raise UnsafeArchiveError(archive, name, "is of an unsupported type")
-        m.mode &= 0o755                      # no setuid/setgid/sticky, no world-writable
-        out.append(m)
+            raise UnsafeArchiveError(archive, m.name, "is a device or fifo")
+        elif m.issparse() or not (m.isfile() or m.isdir()):
+            raise UnsafeArchiveError(archive, m.name, "is of an unsupported type")
+        if m.isfile():
+            total += m.size
+            if total > cap:
+                raise UnsafeArchiveError(archive, m.name, f"takes the unpacked size past {cap} "
+                                         "bytes (a decompression bomb? raise "
+                                         "DENSEZOO_MAX_UNPACK_BYTES if it is genuine)")
+        seen[parts] = m
+        out.append((m, parts))
     return out
 
 
-def extract_once(archive: Path, target: Path, sha256: str) -> bool:
-    """Extract ``archive`` into ``target`` unless already done for these bytes.
+def _check_symlink(m: tarfile.TarInfo, parts: tuple[str, ...],
+                   symlinks: set[tuple[str, ...]], archive: str) -> None:
+    """Resolve the target against the archive's own names, step by step: it must stay
+    inside the folder and never pass through a symlink member (no chains)."""
+    if m.linkname.startswith("/") or re.match(r"^[A-Za-z]:", m.linkname):
+        raise UnsafeArchiveError(archive, m.name, f"is a symlink to an absolute path "
+                                                  f"({m.linkname})")
+    current = list(parts[:-1])
+    for p in m.linkname.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if not current:
+                raise UnsafeArchiveError(archive, m.name, f"is a symlink pointing outside "
+                                                          f"({m.linkname})")
+            current.pop()
+            continue
+        current.append(p)
+        if tuple(current) in symlinks:
+            raise UnsafeArchiveError(archive, m.name, f"is a symlink that points through "
+                                                      f"another symlink ({m.linkname})")
+
+
+def _write(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[str, ...]]],
+           root: Path) -> None:
+    """Folders and files, then hard links, then symlinks: nothing is written through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for m, parts in members:
+        dest = root.joinpath(*parts)
+        if m.isdir():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif m.isfile():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(m)
+            assert src is not None
+            fd = os.open(dest, flags, (m.mode & 0o755) | 0o600)
+            with os.fdopen(fd, "wb") as f:
+                while chunk := src.read(CHUNK):
+                    f.write(chunk)
+            os.utime(dest, (m.mtime, m.mtime))
+    for m, parts in members:
+        if m.islnk():
+            dest = root.joinpath(*parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(root.joinpath(*_parts(m.linkname, "")), dest)
+    for m, parts in members:
+        if m.issym():
+            dest = root.joinpath(*parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(m.linkname, dest)
+
+
+def _stamp(digests: Digests) -> dict:
+    return {"size": digests.size, "md5": digests.md5, "sha256": digests.sha256}
+
+
+def _same_archive(stamp: dict, digests: Digests) -> bool:
+    """The folder came from exactly these bytes: same size and every digest both know."""
+    mine = _stamp(digests)
+    common = [k for k in ("md5", "sha256") if stamp.get(k) and mine[k]]
+    return (bool(common) and stamp.get("size") == mine["size"]
+            and all(stamp[k] == mine[k] for k in common))
+
+
+def extract_once(archive: Path, target: Path, digests: Digests, *,
+                 limits: Limits = Limits(), space_check: bool = True) -> bool:
+    """Extract ``archive`` into ``target`` unless already done for these exact bytes.
 
     Returns True if it extracted now, False if ``target`` already held this
-    archive's contents (its stamp records the archive's sha256).
+    archive's contents (its stamp records the archive's size and digests).
     """
-    stamp = target / STAMP
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(stamp.read_text()).get("sha256") == sha256:
+    stamp = target / EXTRACT_STAMP
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if _same_archive(json.loads(stamp.read_text()), digests):
             return False
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -96,13 +227,15 @@ def extract_once(archive: Path, target: Path, sha256: str) -> bool:
         tmp.mkdir()
         try:
             with tarfile.open(archive) as tar:
-                members = check_members(tar, tmp, archive.name)
-                kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                tar.extractall(tmp, members=members, **kwargs)  # noqa: S202 - checked above
-        except (tarfile.TarError, EOFError) as e:
+                members = plan(tar, archive.name, archive.stat().st_size, limits)
+                if space_check:
+                    check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
+                _write(tar, members, tmp)
+        except (tarfile.TarError, EOFError, zlib_error()) as e:
             raise DensezooError(f"cannot extract {archive.name}: {e}",
                                 hint="the file is not a readable tar archive") from None
-        (tmp / STAMP).write_text(json.dumps({"archive": str(archive), "sha256": sha256}))
+        (tmp / EXTRACT_STAMP).write_text(json.dumps({"archive": str(archive),
+                                                     **_stamp(digests)}))
         old = None
         if target.exists():
             old = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
@@ -113,3 +246,9 @@ def extract_once(archive: Path, target: Path, sha256: str) -> bool:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return True
+
+
+def zlib_error() -> type[BaseException]:
+    import zlib
+
+    return zlib.error

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 from .errors import (EXIT_STORE, ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, NotCachedError, PolicyError, StrictModeError, TransferError,
-                     UnsafeContentError, UrlFailure)
+                     UnsafeContentError, UrlFailure, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .health import Health
 from .intake import Intake
@@ -90,7 +90,7 @@ class Fetcher:
                 if cached is not None:
                     return cached
             expected = self.trust.expected(art)
-            if art.md5_url and not expected.md5:
+            if art.md5_url and not self.trust.sidecar_md5(art):
                 expected = self._with_sidecar(art, expected, warnings)
             return self._download(art, expected, warnings, progress)
         finally:
@@ -118,22 +118,27 @@ class Fetcher:
         return None
 
     def _with_sidecar(self, art: Artifact, expected: Expected, warnings: list[str]) -> Expected:
-        failures = []
-        for url in self.candidate_urls(art.md5_url or ""):
-            try:
-                md5 = parse_md5_sidecar(self.downloader.get_small(url))
-            except (TransferError, PolicyError) as e:
-                failures.append(str(e))
-                continue
-            except ValueError as e:
-                failures.append(f"{url}: {e}")
-                continue
+        """The md5 from the upstream ``.md5sum``, never from a mirror.
+
+        A mirror is transport, not a trust root: one that served both a tampered
+        file and a matching sidecar would vouch for itself.  When upstream cannot
+        be reached, the artifact is treated as unpublished (pinned on first use,
+        refused under --strict) and the pin never becomes "published".
+        """
+        url = art.md5_url or ""
+        try:
+            md5 = parse_md5_sidecar(self.downloader.get_small(url))
+        except (TransferError, PolicyError) as e:
+            problem = str(e)
+        except ValueError as e:
+            problem = f"{redact(url)}: {e}"
+        else:
             self.store.remember_sidecar(art, md5)
-            return expected.merged(Expected(md5=md5, sources={"md5": "sidecar"}))
+            return self.trust.expected(art)
         if self.settings.strict:
             raise StrictModeError(art.name)
-        warnings.append("the published .md5sum could not be read (" + "; ".join(failures)
-                        + "); verifying by first-use pin instead")
+        warnings.append(f"the published .md5sum could not be read from upstream ({problem}); "
+                        "verifying by first-use pin instead")
         return expected
 
     def _download(self, art: Artifact, expected: Expected, warnings: list[str],
@@ -177,6 +182,9 @@ class Fetcher:
                 failures.append(UrlFailure(got.url, f"{e.reason} (kept in {e.moved_to})",
                                            FailureKind.UNSAFE))
                 continue
+            except WrongContentError as e:
+                failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
+                continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
             return FetchResult(art.name, admitted.path, action, got.url, got.transferred,
                                got.digests, self.trust.strength(art), admitted.pinned,
@@ -186,12 +194,15 @@ class Fetcher:
     def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
         """Unpack a fetched archive once into ``<root>/extracted/...``."""
         from .disk import store_errors
-        from .extract import extract_once
+        from .extract import Limits, extract_once
 
         target = self.store.layout.extract_dir(art)
         assert fetched.digests is not None
+        s = self.settings
+        limits = Limits(max_bytes=s.max_unpack_bytes, max_members=s.max_unpack_members)
         with store_errors("extract", target.parent):
-            done = extract_once(fetched.path, target, fetched.digests.sha256)
+            done = extract_once(fetched.path, target, fetched.digests, limits=limits,
+                                space_check=s.space_check)
         return ExtractResult(art.name, fetched.path, target, "extracted" if done else "cached")
 
     # -- several ------------------------------------------------------------------------

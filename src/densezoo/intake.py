@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UnsafeContentError
+from .content import content_problem
+from .errors import UnsafeContentError, WrongContentError
 from .hashing import Digests, Expected
 from .manifest import Artifact
 from .pickle_scan import scan_pickle
@@ -37,8 +38,9 @@ class Intake:
               mismatch_hint: str | None = None) -> Admitted:
         """Publish ``partial`` as ``art`` if its bytes are right and safe, else refuse.
 
-        Raises ChecksumMismatchError (partial discarded) or UnsafeContentError
-        (partial moved to ``bad/`` as evidence).  ``origin`` names where the
+        Raises ChecksumMismatchError or WrongContentError (partial discarded:
+        the bytes are not the file) or UnsafeContentError (partial moved to
+        ``bad/`` as evidence: the bytes are hostile).  ``origin`` names where the
         bytes came from, for messages; ``url`` is recorded (already redacted).
         """
         what = f"{art.name} from {origin}"
@@ -48,8 +50,13 @@ class Intake:
             partial.discard()
             raise
         warnings: list[str] = []
-        self._check_content(art, partial, what, warnings)
         will_pin = self.trust.needs_pin(art)
+        self._check_pickle(art, partial, what)
+        if will_pin:                     # nothing published to check against: never pin garbage
+            problem = content_problem(partial.path, art.file_name)
+            if problem:
+                partial.discard()
+                raise WrongContentError(what, problem)
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
         if will_pin:
             self.store.write_pin(art, digests, url)
@@ -58,16 +65,17 @@ class Intake:
                                 f"{digests.md5} and size {digests.size} on this first download")
         return Admitted(path, will_pin, tuple(warnings))
 
-    def _check_content(self, art: Artifact, partial: Partial, what: str,
-                       warnings: list[str]) -> None:
-        """Refuse a pickle that imports anything off the allow-list (see pickle_scan)."""
-        if not (self.scan and art.file_name.lower().endswith(".pkl")):
+    def _check_pickle(self, art: Artifact, partial: Partial, what: str) -> None:
+        """Refuse a pickle that imports anything off the allow-list, or that cannot be
+        followed to its STOP (see pickle_scan).  ``--no-scan`` skips the import check,
+        never the parse: a file that is not a pickle is not what its name says."""
+        if not art.file_name.lower().endswith(".pkl"):
             return
         report = scan_pickle(partial.path)
-        if report.findings:
+        if not self.scan and report.error is None:
+            return
+        if not report.ok:
             moved = self.store.quarantine(art, partial.path)
             partial.discard()
-            raise UnsafeContentError(what, f"unsafe pickle: {report.findings[0]}",
+            raise UnsafeContentError(what, f"unsafe pickle: {report.reason}",
                                      moved_to=str(moved))
-        if report.error:
-            warnings.append(f"{art.name}: {report.error}")

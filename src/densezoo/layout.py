@@ -28,7 +28,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from .urls import url_key
+from .errors import ManifestError
+from .urls import key_is_safe, redact, url_key, valid_host
 
 if TYPE_CHECKING:
     from .manifest import Artifact
@@ -127,11 +128,21 @@ class Layout:
 
     def file(self, art: "Artifact") -> Path:
         """The published file: host + URL path, so equal basenames never collide."""
-        key = url_key(art.url)
+        key = self.key(art.url)
         path = self.files_dir.joinpath(*key)
         if art.filename and art.filename != key[-1]:
             path = path.with_name(art.filename)
         return path
+
+    @staticmethod
+    def key(url: str) -> tuple[str, ...]:
+        """The URL's store key; one that could leave its folder is refused, whatever let
+        the URL through (manifests validate hosts and segments first)."""
+        key = url_key(url)
+        if not (key_is_safe(key) and valid_host(key[0].rsplit("_", 1)[0])):
+            raise ManifestError(redact(url), "this URL cannot be a store key (its host or a "
+                                             "path segment would leave the cache folder)")
+        return key
 
     def meta(self, path: Path) -> Path:
         """The metadata beside a published file or a partial."""
@@ -158,15 +169,15 @@ class Layout:
         return with_suffix(self.file(art), LOCK)
 
     def pin(self, art: "Artifact") -> Path:
-        return with_suffix(self.pins_dir.joinpath(*url_key(art.url)), ".json")
+        return with_suffix(self.pins_dir.joinpath(*self.key(art.url)), ".json")
 
     def extract_dir(self, art: "Artifact") -> Path:
-        return self.extracted_dir.joinpath(*url_key(art.url))
+        return self.extracted_dir.joinpath(*self.key(art.url))
 
     def bad(self, art: "Artifact") -> Path:
         """A fresh place under bad/ for a copy moved aside (never overwrites evidence)."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-        return self.bad_dir.joinpath(stamp, *url_key(art.url))
+        return self.bad_dir.joinpath(stamp, *self.key(art.url))
 
     def published_files(self) -> Iterator[Path]:
         """Every artifact file under files/ (bookkeeping files skipped)."""

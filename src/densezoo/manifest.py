@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .errors import ManifestError
 from .hashing import is_hex
 from .layout import RESERVED_SUFFIXES
-from .urls import url_key
+from .urls import url_key, valid_host
 
 SCHEMA_VERSION = 1
 TOP_KEYS = {"schema", "zoo", "description", "artifacts"}
@@ -87,6 +87,9 @@ def check_url(url: object, source: str, entry: str | None, what: str = "url") ->
         raise ManifestError(source, f"{what} {url!r} must be http(s)", entry=entry)
     if not parts.hostname:
         raise ManifestError(source, f"{what} {url!r} has no host", entry=entry)
+    if not valid_host(parts.hostname):
+        raise ManifestError(source, f"{what} {url!r} has an invalid host {parts.hostname!r} "
+                                    "(a DNS name or an IP address)", entry=entry)
     if any(c in url for c in "\x00\r\n\t \\"):
         raise ManifestError(source, f"{what} {url!r} contains whitespace or control characters",
                             entry=entry)
@@ -184,10 +187,8 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
                             entry=name)
     kind = _str(raw.get("kind"), source, name, "kind") or "file"
     filename = _str(raw.get("filename"), source, name, "filename")
-    if filename is not None and (filename in (".", "..") or "/" in filename
-                                 or "\\" in filename or "\x00" in filename):
-        raise ManifestError(source, f"filename {filename!r} must be a plain file name",
-                            entry=name)
+    if filename is not None:
+        _check_filename(filename, source, name)
     md5_url = raw.get("md5_url")
     deprecated = raw.get("deprecated", False)
     if not isinstance(deprecated, bool):
@@ -218,6 +219,18 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
         note=_str(raw.get("note"), source, name, "note"),
         source=source,
     )
+
+
+def _check_filename(filename: str, source: str, entry: str) -> None:
+    """A plain file name: printed on its own line, so no control characters; and none of
+    the suffixes the store keeps for its own files."""
+    if (filename in (".", "..") or "/" in filename or "\\" in filename
+            or any(ord(c) < 32 or ord(c) == 127 for c in filename)):
+        raise ManifestError(source, f"filename {filename!r} must be a plain file name (no "
+                                    "path separators or control characters)", entry=entry)
+    if any(mark in filename for mark in RESERVED_SUFFIXES):
+        raise ManifestError(source, f"filename {filename!r} uses a suffix densezoo reserves "
+                                    f"({', '.join(RESERVED_SUFFIXES)})", entry=entry)
 
 
 def _md5_prefix(value: object, source: str, entry: str) -> str | None:

@@ -1,22 +1,31 @@
-"""Check a pickle's imports against an allow-list, without unpickling it.
+"""Check a pickle's imports against an allow-list, reading it the way the unpickler does.
 
 Every DensePose/Detectron weight file is a pickle that detectron2 loads with a
-plain ``pickle.load``: a tampered mirror means arbitrary code on the user's
-machine.  A weights file needs only numpy array reconstruction and builtin
-containers, so instead of a deny-list (which keeps being bypassed) we allow
-exactly those globals and report everything else with its opcode position.
+plain ``pickle.load(f, encoding="latin1")``: a tampered mirror means arbitrary
+code on the user's machine.  A weights file needs only numpy array
+reconstruction and builtin containers, so we allow exactly those globals and
+report everything else with its opcode position.
 
-The walk uses ``pickletools.genops`` (which parses, never executes) and keeps a
-small model of the unpickler's stack and memo, so a ``STACK_GLOBAL`` whose
-module and name come from memoised strings is still resolved; one whose names
-cannot be resolved statically is itself a finding.
+A scanner that parses differently from the real consumer is a hole, not a
+check: ``pickletools`` rejects streams CPython's unpickler accepts (``I0x10``,
+digits followed by a NUL, non-ASCII protocol-0 strings), so a scan built on it
+stopped at such a byte and never saw the ``os.system`` after it.  This module
+has its own opcode reader that follows ``Modules/_pickle.c``: it consumes each
+argument exactly as the unpickler does (line, fixed or length-prefixed), keeps
+the unpickler's stack, mark stack and memo for the values that matter (strings,
+which ``STACK_GLOBAL`` can import by), and checks every length against the
+file before reading.  The rule that closes the rest: a stream the scanner
+cannot follow to a ``STOP`` at the very end of the file is unsafe.
 """
 
 from __future__ import annotations
 
+import codecs
+import mmap
+import os
 import pickletools
-from dataclasses import dataclass, field
-from pathlib import Path
+import struct
+from dataclasses import dataclass
 from typing import Any
 
 # What legitimate Detectron (py2, protocol 2) and detectron2 (py3) weights contain.
@@ -31,11 +40,11 @@ ALLOWED_GLOBALS = frozenset({
       for name in ("set", "frozenset", "slice", "complex", "bytearray")),
 })
 
-_STRING_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
-               "SHORT_BINUNICODE", "BINUNICODE8"}
-_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
-_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
-_FORBIDDEN_OPS = {
+MAX_MEMO = 1_000_000        # a weight file memoises a few thousand objects
+KEEP_STRING = 512           # longer strings cannot be module names: kept as opaque values
+_OPAQUE = object()          # any value that is not a str (only a str can be imported by)
+_NAMES = {op.code.encode("latin-1")[0]: op.name for op in pickletools.opcodes}
+_FORBIDDEN = {
     "EXT1": "extension-registry import (resolves a global by number)",
     "EXT2": "extension-registry import (resolves a global by number)",
     "EXT4": "extension-registry import (resolves a global by number)",
@@ -43,8 +52,31 @@ _FORBIDDEN_OPS = {
     "BINPERSID": "persistent id (asks the loader for an external object)",
     "NEXT_BUFFER": "out-of-band buffer (data not in the file)",
 }
-_MARK = object()
-_UNKNOWN = object()
+# Opcodes with no string value and a fixed stack effect: (argument, pops, pushes).
+# Arguments: "" none, "line", int n (n bytes), ("len", n, signed) (length-prefixed).
+_SIMPLE: dict[str, tuple[Any, int, int]] = {
+    "NONE": ("", 0, 1), "NEWTRUE": ("", 0, 1), "NEWFALSE": ("", 0, 1),
+    "EMPTY_DICT": ("", 0, 1), "EMPTY_LIST": ("", 0, 1), "EMPTY_TUPLE": ("", 0, 1),
+    "EMPTY_SET": ("", 0, 1), "REDUCE": ("", 2, 1), "BUILD": ("", 2, 1), "APPEND": ("", 2, 1),
+    "SETITEM": ("", 3, 1), "NEWOBJ": ("", 2, 1), "NEWOBJ_EX": ("", 3, 1),
+    "TUPLE1": ("", 1, 1), "TUPLE2": ("", 2, 1), "TUPLE3": ("", 3, 1),
+    "BINPERSID": ("", 1, 1), "READONLY_BUFFER": ("", 1, 1), "NEXT_BUFFER": ("", 0, 1),
+    "INT": ("line", 0, 1), "LONG": ("line", 0, 1), "FLOAT": ("line", 0, 1),
+    "PERSID": ("line", 0, 1), "BININT": (4, 0, 1), "BININT1": (1, 0, 1),
+    "BININT2": (2, 0, 1), "BINFLOAT": (8, 0, 1), "EXT1": (1, 0, 1), "EXT2": (2, 0, 1),
+    "EXT4": (4, 0, 1), "LONG1": (("len", 1, False), 0, 1), "LONG4": (("len", 4, True), 0, 1),
+    "BINBYTES": (("len", 4, False), 0, 1), "SHORT_BINBYTES": (("len", 1, False), 0, 1),
+    "BINBYTES8": (("len", 8, False), 0, 1), "BYTEARRAY8": (("len", 8, False), 0, 1),
+}
+_MARK_BUILDERS = {"DICT", "LIST", "TUPLE", "FROZENSET"}       # pop to mark, push one
+_MARK_EXTENDERS = {"APPENDS", "SETITEMS", "ADDITEMS"}         # pop to mark, top changes
+# String pushes: (argument, how the unpickler turns the bytes into the value).
+_STRINGS = {
+    "STRING": "line", "UNICODE": "line", "BINSTRING": ("len", 4, True),
+    "SHORT_BINSTRING": ("len", 1, False), "BINUNICODE": ("len", 4, False),
+    "SHORT_BINUNICODE": ("len", 1, False), "BINUNICODE8": ("len", 8, False),
+}
+_LEN_FORMAT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 
 
 @dataclass(frozen=True)
@@ -62,13 +94,24 @@ class ScanReport:
     path: str
     globals: tuple[tuple[str, str], ...] = ()
     findings: tuple[Finding, ...] = ()
-    error: str | None = None           # not (entirely) a valid pickle
+    error: str | None = None           # could not be followed to a final STOP
 
     @property
     def ok(self) -> bool:
-        """No disallowed import.  An ``error`` alone is not unsafe: the unpickler would
-        stop at the same bad byte, having reached only allowed globals before it."""
-        return not self.findings
+        """Safe to hand to ``pickle.load``: parsed to its STOP, nothing off the allow-list.
+
+        An unparseable stream is not safe: the unpickler may read it differently
+        and reach code the scan never saw."""
+        return not self.findings and self.error is None
+
+    @property
+    def reason(self) -> str | None:
+        """Why it is unsafe, in one line (None when it is safe)."""
+        if self.findings:
+            return str(self.findings[0])
+        if self.error:
+            return f"{self.error} (a stream densezoo cannot follow is never handed out)"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "ok": self.ok,
@@ -78,83 +121,238 @@ class ScanReport:
                 "error": self.error}
 
 
-@dataclass
-class _Walk:
-    stack: list[Any] = field(default_factory=list)
-    memo: dict[Any, Any] = field(default_factory=dict)
+class _Bad(Exception):
+    """The stream cannot be followed (the unpickler would fail or read it otherwise)."""
 
-    def pop(self) -> Any:
-        return self.stack.pop() if self.stack else _UNKNOWN
-
-    def pop_to_mark(self) -> None:
-        while self.stack:
-            if self.stack.pop() is _MARK:
-                return
+    def __init__(self, position: int, problem: str) -> None:
+        super().__init__(f"not a valid pickle at byte {position}: {problem}")
 
 
-def scan_pickle(path: str | Path, allowed: frozenset = ALLOWED_GLOBALS) -> ScanReport:
-    """Walk every opcode of every pickle in the file; report disallowed imports."""
-    seen: list[tuple[str, str]] = []
-    findings: list[Finding] = []
-
-    def check(module: str, name: str, pos: int, op: str) -> None:
-        seen.append((module, name))
-        if (module, name) not in allowed:
-            findings.append(Finding(pos, op, f"imports {module}.{name}, which is not on the "
-                                             "allow-list of weight-file contents"))
-
+def scan_pickle(path: str | os.PathLike[str],
+                allowed: frozenset = ALLOWED_GLOBALS) -> ScanReport:
+    """Follow every opcode to the final STOP; report disallowed imports and parse failures."""
     try:
         with open(path, "rb") as f:
-            pickles = 0
-            while f.peek(1):
-                pickles += 1
-                walk = _Walk()
-                for op, arg, pos in pickletools.genops(f):
-                    _step(walk, op, arg, pos or 0, check, findings)
-            if pickles == 0:
+            if os.fstat(f.fileno()).st_size == 0:
                 return ScanReport(str(path), error="empty file: not a pickle")
-    except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as e:
-        return ScanReport(str(path), tuple(seen), tuple(findings),
-                          error=f"not a valid pickle: {e}")
-    return ScanReport(str(path), tuple(dict.fromkeys(seen)), tuple(findings))
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                scanner = _Scanner(data, allowed)
+                try:
+                    scanner.run()
+                except _Bad as e:
+                    return scanner.report(str(path), str(e))
+                return scanner.report(str(path), None)
+    except OSError as e:
+        return ScanReport(str(path), error=f"cannot read it: {e.strerror or e}")
 
 
-def _step(w: _Walk, op, arg, pos: int, check, findings: list[Finding]) -> None:
-    name = op.name
-    if name in _FORBIDDEN_OPS:
-        findings.append(Finding(pos, name, _FORBIDDEN_OPS[name]))
-    if name in ("GLOBAL", "INST"):
-        module, _, qual = str(arg).partition(" ")
-        check(module, qual, pos, name)
-    elif name == "STACK_GLOBAL":
-        qual, module = w.pop(), w.pop()
-        if isinstance(module, str) and isinstance(qual, str):
-            check(module, qual, pos, name)
+class _Scanner:
+    def __init__(self, data: mmap.mmap | bytes, allowed: frozenset) -> None:
+        self.data = data
+        self.allowed = allowed
+        self.seen: list[tuple[str, str]] = []
+        self.findings: list[Finding] = []
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+
+    def report(self, path: str, error: str | None) -> ScanReport:
+        return ScanReport(path, tuple(dict.fromkeys(self.seen)), tuple(self.findings), error)
+
+    # -- argument readers: exactly the bytes the unpickler consumes ----------------------
+
+    def _line(self, pos: int) -> tuple[bytes, int]:
+        end = self.data.find(b"\n", pos)
+        if end < 0:
+            raise _Bad(pos, "a line argument has no newline before the end of the file")
+        return self.data[pos:end], end + 1
+
+    def _fixed(self, pos: int, n: int) -> tuple[bytes, int]:
+        if pos + n > len(self.data):
+            raise _Bad(pos, "truncated argument")
+        return self.data[pos:pos + n], pos + n
+
+    def _counted(self, pos: int, width: int, signed: bool, keep: bool) -> tuple[bytes | None, int]:
+        raw, pos = self._fixed(pos, width)
+        (n,) = struct.unpack(_LEN_FORMAT[width], raw)
+        if signed and n >= 1 << (8 * width - 1):
+            raise _Bad(pos - width, "negative byte count")
+        if n > len(self.data) - pos:      # checked before reading: 2**62 is refused, not allocated
+            raise _Bad(pos - width, f"declares {n} bytes but only {len(self.data) - pos} remain")
+        value = self.data[pos:pos + n] if keep and n <= KEEP_STRING else None
+        return value, pos + n
+
+    def _arg(self, spec: Any, pos: int, keep: bool = False) -> tuple[bytes | None, int]:
+        if spec == "":
+            return None, pos
+        if spec == "line":
+            return self._line(pos)
+        if isinstance(spec, int):
+            return self._fixed(pos, spec)
+        return self._counted(pos, spec[1], spec[2], keep)
+
+    # -- the unpickler's stack ---------------------------------------------------------
+
+    def _pop(self, pos: int, n: int = 1) -> list[Any]:
+        if n > len(self.stack):
+            raise _Bad(pos, "stack underflow")
+        out = self.stack[len(self.stack) - n:]
+        del self.stack[len(self.stack) - n:]
+        return out
+
+    def _pop_mark(self, pos: int) -> list[Any]:
+        if not self.metastack:
+            raise _Bad(pos, "no MARK to pop to")
+        items, self.stack = self.stack, self.metastack.pop()
+        return items
+
+    def _check(self, module: str, name: str, pos: int, op: str) -> None:
+        self.seen.append((module, name))
+        if (module, name) not in self.allowed:
+            self.findings.append(Finding(pos, op, f"imports {module}.{name}, which is not on "
+                                                  "the allow-list of weight-file contents"))
+
+    def run(self) -> None:
+        data, n, pos = self.data, len(self.data), 0
+        while True:
+            if pos >= n:
+                raise _Bad(pos, "the file ends before STOP")
+            start, code = pos, data[pos]
+            pos += 1
+            name = _NAMES.get(code)
+            if name is None:
+                raise _Bad(start, f"unknown opcode {bytes([code])!r}")
+            if name in _FORBIDDEN:
+                self.findings.append(Finding(start, name, _FORBIDDEN[name]))
+            simple = _SIMPLE.get(name)
+            if simple is not None:
+                _, pos = self._arg(simple[0], pos)
+                if simple[1]:
+                    self._pop(start, simple[1])
+                self.stack.extend([_OPAQUE] * simple[2])
+            elif name in _STRINGS:
+                raw, pos = self._arg(_STRINGS[name], pos, keep=True)
+                self.stack.append(_OPAQUE if raw is None else _decode(name, raw, start))
+            elif name == "STOP":
+                self._pop(start)
+                if pos != n:
+                    raise _Bad(pos, f"{n - pos} bytes after STOP (pickle.load would stop "
+                                    "there; nothing else belongs in a weight file)")
+                return
+            else:
+                pos = self._special(name, start, pos)
+
+    def _special(self, name: str, start: int, pos: int) -> int:
+        """Opcodes that touch marks, the memo or imports."""
+        if name == "MARK":
+            self.metastack.append(self.stack)
+            self.stack = []
+        elif name == "POP":
+            if self.stack:
+                self.stack.pop()
+            else:
+                self._pop_mark(start)
+        elif name == "POP_MARK":
+            self._pop_mark(start)
+        elif name == "DUP":
+            self.stack.append(self._pop(start)[0])
+            self.stack.append(self.stack[-1])
+        elif name in _MARK_BUILDERS:
+            self._pop_mark(start)
+            self.stack.append(_OPAQUE)
+        elif name in _MARK_EXTENDERS:
+            self._pop_mark(start)
+            self._pop(start)
+            self.stack.append(_OPAQUE)
+        elif name in ("GLOBAL", "INST"):
+            module, pos = self._line(pos)
+            qual, pos = self._line(pos)
+            try:
+                self._check(module.decode("utf-8"), qual.decode("utf-8"), start, name)
+            except UnicodeDecodeError:
+                raise _Bad(start, "import names that are not UTF-8") from None
+            if name == "INST":
+                self._pop_mark(start)
+            self.stack.append(_OPAQUE)
+        elif name == "OBJ":
+            if not self._pop_mark(start):
+                raise _Bad(start, "OBJ without a class")
+            self.stack.append(_OPAQUE)
+        elif name == "STACK_GLOBAL":
+            module, qual = self._pop(start, 2)
+            if type(module) is str and type(qual) is str:
+                self._check(module, qual, start, name)
+            else:
+                self.findings.append(Finding(start, name, "imports a global whose name is "
+                                                          "computed, not written in the file"))
+            self.stack.append(_OPAQUE)
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            pos = self._memo_put(name, start, pos)
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            key, pos = self._memo_key(name, start, pos)
+            if key not in self.memo:
+                raise _Bad(start, f"memo key {key} was never stored")
+            self.stack.append(self.memo[key])
+        elif name == "PROTO":
+            raw, pos = self._fixed(pos, 1)
+            if raw[0] > 5:
+                raise _Bad(start, f"unsupported pickle protocol {raw[0]}")
+        elif name == "FRAME":
+            raw, pos = self._fixed(pos, 8)
+            if struct.unpack("<Q", raw)[0] > len(self.data) - pos:
+                raise _Bad(start, "a frame longer than the rest of the file")
+        else:                                   # every opcode of protocols 0-5 is handled
+            raise _Bad(start, f"opcode {name} is not understood")
+        return pos
+
+    def _memo_key(self, name: str, start: int, pos: int) -> tuple[int, int]:
+        if name in ("PUT", "GET"):
+            raw, pos = self._line(pos)
+            try:
+                key = int(raw.decode("ascii"), 10)
+            except (UnicodeDecodeError, ValueError):
+                raise _Bad(start, f"memo key {raw[:20]!r} is not a number") from None
+            if key < 0:
+                raise _Bad(start, "negative memo key")
+            return key, pos
+        raw, pos = self._fixed(pos, 1 if name.startswith("BIN") else 4)
+        return int.from_bytes(raw, "little"), pos
+
+    def _memo_put(self, name: str, start: int, pos: int) -> int:
+        if name == "MEMOIZE":
+            key = len(self.memo)
         else:
-            findings.append(Finding(pos, name, "imports a global whose name is computed, "
-                                               "not written in the file"))
-        w.stack.append(_UNKNOWN)
-        return
-    if name in _STRING_OPS:
-        w.stack.append(arg.decode("latin-1") if isinstance(arg, bytes) else str(arg))
-        return
-    if name in _PUT_OPS:
-        w.memo[arg] = w.stack[-1] if w.stack else _UNKNOWN
-        return
-    if name == "MEMOIZE":
-        w.memo[len(w.memo)] = w.stack[-1] if w.stack else _UNKNOWN
-        return
-    if name in _GET_OPS:
-        w.stack.append(w.memo.get(arg, _UNKNOWN))
-        return
-    # Any other opcode: apply its documented stack effect with opaque values.
-    before = op.stack_before
-    if pickletools.markobject in before:
-        w.pop_to_mark()
-        for _ in range(before.index(pickletools.markobject)):
-            w.pop()
-    else:
-        for _ in before:
-            w.pop()
-    for item in op.stack_after:
-        w.stack.append(_MARK if item is pickletools.markobject else _UNKNOWN)
+            key, pos = self._memo_key(name.replace("PUT", "GET"), start, pos)
+        if not self.stack:
+            raise _Bad(start, "memoising from an empty stack")
+        if len(self.memo) >= MAX_MEMO and key not in self.memo:
+            raise _Bad(start, f"more than {MAX_MEMO} memo entries (not a weight file)")
+        self.memo[key] = self.stack[-1]
+        return pos
+
+
+def _decode(name: str, raw: bytes, pos: int) -> str:
+    """A string opcode's value as the unpickler builds it (8-bit strings as latin-1,
+    which is how detectron2 loads py2 weights)."""
+    try:
+        if name == "STRING":
+            if len(raw) < 2 or raw[:1] != raw[-1:] or raw[:1] not in (b"'", b'"'):
+                raise _Bad(pos, "the STRING argument must be quoted")
+            return codecs.escape_decode(raw[1:-1])[0].decode("latin-1")
+        if name == "UNICODE":
+            return codecs.raw_unicode_escape_decode(raw)[0]
+        if name in ("BINSTRING", "SHORT_BINSTRING"):
+            return raw.decode("latin-1")
+        return raw.decode("utf-8", "surrogatepass")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _Bad(pos, f"{name} cannot be decoded ({e})") from None
+
+
+def scan_bytes(data: bytes, allowed: frozenset = ALLOWED_GLOBALS) -> ScanReport:
+    """Scan an in-memory pickle (tests, and callers that already hold the bytes)."""
+    scanner = _Scanner(data, allowed)
+    try:
+        scanner.run()
+    except _Bad as e:
+        return scanner.report("<bytes>", str(e))
+    return scanner.report("<bytes>", None)

@@ -25,6 +25,8 @@ ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
 ENV_ALLOW_HTTP = "DENSEZOO_ALLOW_HTTP"
 ENV_NO_MARKERS = "DENSEZOO_NO_MARKERS"
 ENV_SCAN = "DENSEZOO_SCAN"
+ENV_MAX_UNPACK_BYTES = "DENSEZOO_MAX_UNPACK_BYTES"
+ENV_MAX_UNPACK_MEMBERS = "DENSEZOO_MAX_UNPACK_MEMBERS"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -78,6 +80,24 @@ def _env_timeout() -> tuple[float, float]:
     return (min(10.0, read), read)
 
 
+def _env_int(name: str, minimum: int) -> int | None:
+    """An integer variable, or None when unset; anything else is a usage error naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        from .errors import UsageError
+
+        raise UsageError(f"{name}={raw!r} is not a whole number >= {minimum}",
+                         hint=f"set {name} to a number of {name.rsplit('_', 1)[-1].lower()}, "
+                              "or unset it for the default")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a ``Zoo`` does; see ``resolve`` for where each value comes from."""
@@ -95,6 +115,8 @@ class Settings:
     connections: int | None = None            # per file: None = automatic, 1 = never segment
     attempts: int = 5                         # tries per URL before the next one
     timeout: tuple[float, float] = (10.0, 60.0)
+    max_unpack_bytes: int | None = None       # an archive's unpacked size cap (None: 100x)
+    max_unpack_members: int = 100_000         # an archive's member count cap
 
     @classmethod
     def resolve(cls, *, manifests: Sequence[str | os.PathLike[str]] = (),
@@ -109,13 +131,16 @@ class Settings:
             "allow_http": env_flag(ENV_ALLOW_HTTP), "markers": not env_flag(ENV_NO_MARKERS),
             "scan": os.environ.get(ENV_SCAN, "1").strip().lower() not in _FALSE,
             "timeout": _env_timeout(),
+            "max_unpack_bytes": _env_int(ENV_MAX_UNPACK_BYTES, 1),
+            "max_unpack_members": _env_int(ENV_MAX_UNPACK_MEMBERS, 1),
         }
         unknown = set(explicit) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values = {k: v for k, v in explicit.items() if v is not None}
         for key, value in env.items():
-            values.setdefault(key, value)
+            if value is not None:
+                values.setdefault(key, value)
         return cls(
             cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
             manifests=tuple(Path(p) for p in manifests) + _env_manifests(),

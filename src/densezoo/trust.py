@@ -52,9 +52,22 @@ class Trust:
     def pinned(self, art: Artifact) -> bool:
         return bool((self.store.read_pin(art) or {}).get("md5"))
 
+    def sidecar_md5(self, art: Artifact) -> str | None:
+        """The md5 read from the upstream ``.md5sum`` and remembered for offline checks."""
+        return (self.store.read_pin(art) or {}).get("sidecar_md5") if art.md5_url else None
+
+    def _pin_agrees(self, art: Artifact, pin: dict) -> bool:
+        """A pin counts only while it agrees with the upstream sidecar (when one is known):
+        a pin taken from a mirror before upstream could be asked must not outvote it."""
+        side = pin.get("sidecar_md5") if art.md5_url else None
+        return bool(pin.get("md5")) and (side is None or pin["md5"] == side)
+
     def needs_pin(self, art: Artifact) -> bool:
-        """True when a verified copy should be pinned: no full checksum published, none pinned."""
-        return declared_strength(art) is not Strength.FULL and not self.pinned(art)
+        """True when a verified copy should be pinned: no full checksum published and no pin
+        that still holds."""
+        if declared_strength(art) is Strength.FULL:
+            return False
+        return not self._pin_agrees(art, self.store.read_pin(art) or {})
 
     def expected(self, art: Artifact) -> Expected:
         """Published checksums, then the remembered upstream sidecar md5, then the pin."""
@@ -62,17 +75,21 @@ class Trust:
         if declared_strength(art) is Strength.FULL:
             return exp
         pin = self.store.read_pin(art) or {}
-        if pin.get("sidecar_md5"):
-            exp = exp.merged(Expected(md5=pin["sidecar_md5"], sources={"md5": "sidecar"}))
-        if pin.get("md5"):
+        side = self.sidecar_md5(art)
+        if side:
+            exp = exp.merged(Expected(md5=side, sources={"md5": "sidecar"}))
+        if self._pin_agrees(art, pin):
             exp = exp.merged(Expected(size=pin.get("size"), md5=pin["md5"],
                                       sha256=pin.get("sha256"),
                                       sources={"size": "pin", "md5": "pin", "sha256": "pin"}))
         return exp
 
     def strength(self, art: Artifact) -> Strength:
-        """The declared strength, or ``pinned`` once a first download was recorded."""
+        """The declared strength, except: ``pinned`` once a first download was recorded for
+        an artifact with nothing published, or whose upstream sidecar was never read."""
         declared_ = declared_strength(art)
-        if declared_ is Strength.NONE and self.pinned(art):
-            return Strength.PINNED
+        if declared_ is Strength.NONE or (declared_ is Strength.SIDECAR
+                                          and not self.sidecar_md5(art)):
+            if self.pinned(art):
+                return Strength.PINNED
         return declared_

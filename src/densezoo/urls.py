@@ -1,9 +1,26 @@
-"""URL helpers shared by every layer: store keys, credential redaction, loopback test."""
+"""URL helpers shared by every layer: store keys, host checks, redaction, the loopback test."""
 
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+REDACTED = "***"
+
+
+def valid_host(host: str) -> bool:
+    """A DNS name (labels of letters, digits, '-' and '_') or an IP address; never '..'."""
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.lower().rstrip(".").split(".")
+    return len(host) <= 253 and all(_LABEL.match(label) for label in labels)
 
 
 def url_key(url: str) -> tuple[str, ...]:
@@ -11,6 +28,8 @@ def url_key(url: str) -> tuple[str, ...]:
 
     Percent-escapes stay as they are (``%3A`` is a literal ``:`` in the S3 key and
     must not be decoded or encoded twice); empty segments from ``//`` are dropped.
+    Callers take keys only from validated URLs (``manifest.check_url``);
+    ``layout`` refuses any key that could leave its folder all the same.
     """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -20,15 +39,29 @@ def url_key(url: str) -> tuple[str, ...]:
     return (host, *segments)
 
 
+def key_is_safe(key: tuple[str, ...]) -> bool:
+    """No segment can step out of the folder the key is joined onto."""
+    return bool(key) and all(s not in ("", ".", "..") and "/" not in s and "\\" not in s
+                             and "\x00" not in s for s in key)
+
+
 def redact(url: str) -> str:
-    """A URL with any user:password removed, for messages and logs."""
-    parts = urlsplit(url)
+    """A URL fit to print or store: no user:password, and no query values (tokens,
+    presigned signatures) -- parameter names stay so the URL is still recognisable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url.split("?", 1)[0].rsplit("@", 1)[-1]
+    netloc = parts.netloc
     if parts.username or parts.password:
         host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    query = parts.query
+    if query:
+        query = urlencode([(k, REDACTED if v else "") for k, v in
+                           parse_qsl(query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def is_loopback(url: str) -> bool:

@@ -76,7 +76,7 @@ class Verifier:
                 if not report.ok:
                     moved = self.store.quarantine(art)
                     return VerifyEntry(art.name, VerifyStatus.UNSAFE, str(path),
-                                       str(report.findings[0]), str(moved), check.method)
+                                       report.reason, str(moved), check.method)
             return VerifyEntry(art.name, check.status, str(path), check.detail,
                                method=check.method)
 

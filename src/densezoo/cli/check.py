@@ -57,9 +57,10 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
 def scan_cmd(app: App, targets, as_json) -> None:
     """Check pickles (artifact NAMEs or FILE paths) for imports outside the allow-list.
 
-    Walks the pickle opcodes without unpickling anything.  Exit 0 if every file
-    imports only what weight files need (numpy arrays, builtin containers), 9 if
-    any imports something else, 1 if a file is not a readable pickle.
+    Reads the opcodes the way pickle.load does, without unpickling anything.  Exit 0
+    if every file imports only what weight files need (numpy arrays, builtin
+    containers) and parses to its final STOP; 9 if any imports something else or
+    cannot be followed (a stream the scan cannot follow is never safe).
     """
     reports = [app.zoo.scan_file(t) for t in targets]
     if as_json:
@@ -71,13 +72,11 @@ def scan_cmd(app: App, targets, as_json) -> None:
                 for f in r.findings:
                     click.echo(f"  {f}")
             elif r.error:
-                click.echo(f"unreadable {r.path}  ({r.error})")
+                click.echo(f"unsafe    {r.path}  ({r.reason})")
             else:
                 click.echo(f"ok        {r.path}  ({len(r.globals)} allowed imports)")
-    if any(r.findings for r in reports):
+    if not all(r.ok for r in reports):
         sys.exit(EXIT_POLICY)
-    if any(r.error for r in reports):
-        sys.exit(EXIT_FAILURE)
 
 
 @click.command("pin")
