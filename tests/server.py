@@ -70,6 +70,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
+    def _stream(self, block: bytes, size: int) -> None:
+        sent = 0
+        try:
+            while sent < size:
+                chunk = block[: size - sent]
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass                     # the client stopped reading: that is the point
+
     def _reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0), as a dying proxy would."""
         self.wfile.flush()
@@ -201,6 +211,50 @@ class _Handler(BaseHTTPRequestHandler):
         if f.kind == "gzip" and data is not None:
             body = gzip.compress(data)
             self._send(200, body, {"Content-Encoding": "gzip", **self._validators(data)}, head)
+            return True
+        if f.kind == "no_length":
+            # A close-delimited body (no Content-Length), ``size`` bytes of junk.
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self._stream(b"J" * (1 << 16), p.get("size", 1 << 20))
+            return True
+        if f.kind == "huge_length":
+            self.send_response(200)
+            self.send_header("Content-Length", str(p.get("length", 10 ** 15)))
+            self.end_headers()
+            self.close_connection = True
+            self._stream(b"J" * (1 << 16), p.get("size", 1 << 16))
+            return True
+        if f.kind == "gzip_bomb":
+            body = gzip.compress(b"\x00" * p.get("inflated", 64 << 20), compresslevel=9)
+            self._send(200, body, {"Content-Encoding": "gzip"}, head)
+            return True
+        if f.kind == "label_gzip" and data is not None:
+            # The S3 misconfiguration: the stored .tar.gz bytes, labelled as encoded.
+            self._send(200, data, {"Content-Encoding": "gzip", **self._validators(data)}, head)
+            return True
+        if f.kind == "swap_version" and data is not None:
+            # First request: half of ``data`` (validator v1), then the connection drops.
+            # A resume: a 206 with another file's bytes and validator v2 (a replaced object).
+            other = p["other"]
+            rng = _RANGE.match(self.headers.get("Range", "").strip())
+            if not rng:
+                self.send_response(200)
+                self.send_header("ETag", '"v1"')
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_WR)
+                return True
+            start = int(rng.group(1))
+            self._send(206, other[start:], {"ETag": '"v2"', "Accept-Ranges": "bytes",
+                                            "Content-Range": f"bytes {start}-{len(other) - 1}/"
+                                                             f"{len(other)}"}, head)
             return True
         if f.kind == "trickle" and data is not None:
             headers = self._validators(data)

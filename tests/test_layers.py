@@ -17,8 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "densezoo"
 
 LAYERS = [
     {"errors"},
-    {"urls", "hashing", "progress", "content", "pickle_scan", "settings", "disk"},
-    {"layout", "manifest_edit"},
+    {"urls", "hashing", "progress", "content", "pickle_scan", "disk"},
+    {"layout", "manifest_edit", "settings"},
     {"manifest"},
     {"catalog", "store", "health", "extract"},
     {"trust", "download", "download.http", "download.transfer", "download.segmented"},

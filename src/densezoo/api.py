@@ -58,7 +58,8 @@ class Zoo:
         self.store = Store(self.settings.cache_dir)
         self.trust = Trust(self.store)
         self.verifier = Verifier(self.store, self.trust)
-        self.fetcher = Fetcher(self.settings, self.store, self.trust, self.verifier, downloader)
+        self.fetcher = Fetcher(self.settings, self.store, self.trust, self.verifier, downloader,
+                               siblings=self._siblings)
         self._catalog: Catalog | None = None
 
     @property
@@ -68,6 +69,11 @@ class Zoo:
             s = self.settings
             self._catalog = Catalog.load(s.manifests, defaults=s.default_manifests)
         return self._catalog
+
+    def _siblings(self, art: Artifact) -> list[Artifact]:
+        path = self.store.layout.file(art)
+        return [a for a in self.catalog.artifacts
+                if a is not art and self.store.layout.file(a) == path]
 
     @property
     def intake(self) -> "Intake":
@@ -131,10 +137,11 @@ class Zoo:
         return self.fetcher.extract(art, self.fetcher.fetch(art, progress=progress))
 
     def path(self, name: NameOrArtifact) -> Path:
-        """The verified cached path; never downloads (NotCachedError if absent or corrupt)."""
+        """The verified cached path; never downloads and never moves anything
+        (NotCachedError if absent or corrupt)."""
         art = self.artifact(name)
         warnings: list[str] = []
-        cached = self.fetcher.cached(art, warnings)
+        cached = self.fetcher.cached(art, warnings, repair=False)
         if cached is None:
             raise NotCachedError(art.name, hint="; ".join(
                 [*warnings, f"run `densezoo fetch {art.name}`"]))

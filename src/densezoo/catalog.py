@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
 from .manifest import Artifact, Manifest, load_manifest
+from .urls import url_key
 
 
 def default_manifest_paths() -> list[Path]:
@@ -58,6 +59,7 @@ class Catalog:
                 by_name[art.name.lower()] = art
         catalog = cls(tuple(by_name.values()), manifests)
         catalog._check_requires()
+        catalog._check_slots()
         return catalog
 
     # -- lookup ---------------------------------------------------------------------------
@@ -116,20 +118,29 @@ class Catalog:
     # -- dependencies ---------------------------------------------------------------------
 
     def closure(self, artifacts: Iterable[Artifact]) -> list[Artifact]:
-        """The artifacts plus everything they require, dependencies first, each once."""
+        """The artifacts plus everything they require, dependencies first, each once.
+
+        Walked with an explicit stack: a 2000-deep ``requires`` chain is data, not a
+        reason for a RecursionError.
+        """
         order: list[Artifact] = []
         seen: set[str] = set()
-
-        def visit(a: Artifact) -> None:
-            if a.name in seen:
-                return
-            seen.add(a.name)
-            for dep in a.requires:
-                visit(self._require(a, dep))
-            order.append(a)
-
-        for a in artifacts:
-            visit(a)
+        for root in artifacts:
+            if root.name in seen:
+                continue
+            seen.add(root.name)
+            stack = [(root, iter(root.requires))]
+            while stack:
+                art, deps = stack[-1]
+                for dep in deps:
+                    d = self._require(art, dep)
+                    if d.name not in seen:
+                        seen.add(d.name)
+                        stack.append((d, iter(d.requires)))
+                        break
+                else:
+                    order.append(art)
+                    stack.pop()
         return order
 
     def _require(self, owner: Artifact, dep: str) -> Artifact:
@@ -139,20 +150,52 @@ class Catalog:
             raise ManifestError(owner.source, f"requires {dep!r}, which no loaded manifest "
                                               "defines uniquely", entry=owner.name) from None
 
+    def _check_slots(self) -> None:
+        """Two entries that would share one store file must not publish different bytes:
+        fetching one would replace (or quarantine) the other's verified copy."""
+        by_slot: dict[tuple[str, ...], Artifact] = {}
+        for art in self.artifacts:
+            key = (*url_key(art.url)[:-1], art.file_name)
+            other = by_slot.setdefault(key, art)
+            if other is art:
+                continue
+            for field in ("size", "md5", "sha256"):
+                a, b = getattr(art, field), getattr(other, field)
+                if a is not None and b is not None and a != b:
+                    raise ManifestError(art.source, f"shares its store file with "
+                                        f"{other.name!r} ({other.source}) but publishes a "
+                                        f"different {field}", entry=art.name,
+                                        hint="give one of them its own `filename:`, or fix "
+                                             "the checksum")
+            prefixes = [p for p in (art.md5_prefix, other.md5_prefix, art.md5, other.md5) if p]
+            if any(not (x.startswith(y) or y.startswith(x)) for x in prefixes for y in prefixes):
+                raise ManifestError(art.source, f"shares its store file with {other.name!r} "
+                                    f"({other.source}) but their md5 values disagree",
+                                    entry=art.name, hint="give one of them its own `filename:`")
+
     def _check_requires(self) -> None:
+        """Every ``requires`` names one loaded artifact, and there is no cycle (iteratively)."""
         state: dict[str, int] = {}     # 1 = on the current path, 2 = done
-
-        def walk(a: Artifact, path: list[str]) -> None:
-            mark = state.get(a.name)
-            if mark == 2:
-                return
-            if mark == 1:
-                cycle = " -> ".join(path[path.index(a.name):] + [a.name])
-                raise ManifestError(a.source, f"dependency cycle: {cycle}", entry=a.name)
-            state[a.name] = 1
-            for dep in a.requires:
-                walk(self._require(a, dep), path + [a.name])
-            state[a.name] = 2
-
-        for a in self.artifacts:
-            walk(a, [])
+        for root in self.artifacts:
+            if state.get(root.name) == 2:
+                continue
+            state[root.name] = 1
+            path = [root.name]
+            stack = [(root, iter(root.requires))]
+            while stack:
+                art, deps = stack[-1]
+                for dep in deps:
+                    d = self._require(art, dep)
+                    mark = state.get(d.name)
+                    if mark == 1:
+                        cycle = " -> ".join(path[path.index(d.name):] + [d.name])
+                        raise ManifestError(d.source, f"dependency cycle: {cycle}", entry=d.name)
+                    if mark is None:
+                        state[d.name] = 1
+                        path.append(d.name)
+                        stack.append((d, iter(d.requires)))
+                        break
+                else:
+                    state[art.name] = 2
+                    path.pop()
+                    stack.pop()

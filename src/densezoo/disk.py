@@ -75,7 +75,24 @@ def store_errors(what: str, path: Path,
         more = needed() if (e.errno == errno.ENOSPC and needed is not None) else None
         if more is not None:
             reason += f" ({more} more bytes needed)"
-        raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path)) from e
+        raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path),
+                         hint=_HINTS.get(e.errno)) from e
+
+
+# What to do about each kind of failure (StoreError's default hint covers the rest).
+_HINTS = {
+    errno.ENOSPC: "free some space, or point --cache-dir / DENSEZOO_CACHE_DIR at a larger disk",
+    errno.EDQUOT: "your disk quota is used up: free some, or point --cache-dir elsewhere",
+    errno.EROFS: "the cache is on a read-only filesystem: point --cache-dir / "
+                 "DENSEZOO_CACHE_DIR at a writable directory (reading and verifying work "
+                 "read-only)",
+    errno.EACCES: "no permission to write there: point --cache-dir / DENSEZOO_CACHE_DIR at a "
+                  "directory you own",
+    errno.EPERM: "no permission to write there: point --cache-dir / DENSEZOO_CACHE_DIR at a "
+                 "directory you own",
+    errno.ENAMETOOLONG: "a path is too long for this filesystem: use a shorter --cache-dir, "
+                        "or give the artifact a shorter `filename:` in its manifest",
+}
 
 
 def check_free_space(directory: Path, needed: int) -> None:

@@ -135,6 +135,7 @@ class FailureKind(Label):
     POLICY = "policy"         # refused by a rule (plain http, https->http redirect)
     UNSAFE = "unsafe"         # the content itself is hostile (a pickle that imports code)
     CONTENT = "content"       # not what the name says (an error page, not a pickle)
+    DISK = "disk"             # the URL's response could not be stored (too big, disk filled)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,8 @@ _ALL_FAILED = {
     FailureKind.CONTENT: (EXIT_DOWNLOAD, "the server sent something other than the file (an "
                                          "error page or a placeholder); nothing was kept or "
                                          "pinned"),
+    FailureKind.DISK: (EXIT_STORE, "free some space, or point --cache-dir / DENSEZOO_CACHE_DIR "
+                                   "at a larger disk"),
     FailureKind.UNSAFE: (EXIT_POLICY, "every copy served was refused as unsafe (kept aside in "
                                       "the cache's bad/ folder as evidence); report the source"),
 }
@@ -237,12 +240,14 @@ class TransferError(DensezooError, OSError):
     exit_code = EXIT_DOWNLOAD
 
     def __init__(self, url: str, reason: str, *, status: int | None = None,
-                 retryable: bool = True, retry_after: float | None = None) -> None:
+                 retryable: bool = True, retry_after: float | None = None,
+                 kind: FailureKind | None = None) -> None:
         self.url = url
         self.reason = reason
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind or (FailureKind.HTTP if status else FailureKind.DOWNLOAD)
         super().__init__(f"{url}: {reason}")
 
     __str__ = DensezooError.__str__
@@ -274,3 +279,7 @@ class WrongContentError(DensezooError):
         super().__init__(f"refused {what}: {reason}",
                          hint="the source served something other than the file; nothing was "
                               "kept or pinned (try another mirror, or check the URL)")
+
+
+class Cancelled(BaseException):
+    """Another thread was interrupted (Ctrl-C, SIGTERM): stop, keeping what was received."""

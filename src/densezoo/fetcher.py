@@ -10,12 +10,14 @@ thread pool and one connection pool, and unpacks archives when asked.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
-from .errors import (EXIT_STORE, ChecksumMismatchError, DensezooError, DownloadFailedError,
-                     FailureKind, NotCachedError, PolicyError, StrictModeError, TransferError,
+from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
+                     FailureKind, ManifestError, NotCachedError, PolicyError, StoreError,
+                     StrictModeError, TransferError,
                      UnsafeContentError, UrlFailure, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .health import Health
@@ -25,7 +27,7 @@ from .progress import NoProgress, Progress, TqdmProgress
 from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, VerifyStatus
 from .settings import Settings
 from .store import FetchMarker, Store
-from .trust import Strength, Trust, declared_strength
+from .trust import Strength, Trust, declared, declared_strength
 from .urls import redact, url_key
 from .verifier import Verifier
 
@@ -37,13 +39,16 @@ ProgressArg = Union[bool, None, Progress, Callable[[Artifact], Progress]]
 
 class Fetcher:
     def __init__(self, settings: Settings, store: Store, trust: Trust, verifier: Verifier,
-                 downloader: "Downloader | None" = None) -> None:
+                 downloader: "Downloader | None" = None,
+                 siblings: Callable[[Artifact], list[Artifact]] = lambda art: []) -> None:
         self.settings = settings
         self.store = store
         self.trust = trust
         self.verifier = verifier
         self.intake = Intake(store, trust, scan=settings.scan)
+        self.siblings = siblings          # other entries with the same store slot
         self.health = Health(store.layout.health_file)
+        self.cancel = threading.Event()     # set on Ctrl-C / SIGTERM: every transfer stops
         self._downloader = downloader
 
     @property
@@ -55,7 +60,8 @@ class Fetcher:
             s = self.settings
             self._downloader = Downloader(timeout=s.timeout, allow_http=s.allow_http,
                                           space_check=s.space_check, connections=s.connections,
-                                          attempts=s.attempts)
+                                          attempts=s.attempts, min_rate=s.min_rate,
+                                          cancel=self.cancel)
         return self._downloader
 
     def candidate_urls(self, url: str, extra: Sequence[str] = ()) -> list[str]:
@@ -97,8 +103,15 @@ class Fetcher:
             if self.settings.markers:
                 marker.release()
 
-    def cached(self, art: Artifact, warnings: list[str]) -> FetchResult | None:
-        """The cached copy if it verifies; a corrupt one is moved aside (and None returned)."""
+    def cached(self, art: Artifact, warnings: list[str], *,
+               repair: bool = True) -> FetchResult | None:
+        """The cached copy if it verifies, else None.
+
+        With ``repair`` (fetch) a corrupt copy is moved aside for the download
+        that follows; without it (``path``, a read-only command) nothing moves.
+        A copy that another entry sharing the slot has verified is never moved
+        on behalf of an entry that published nothing.
+        """
         path = self.store.cached_path(art)
         if path is None:
             return None
@@ -108,13 +121,43 @@ class Fetcher:
                                self.trust.strength(art))
         if check.status is VerifyStatus.UNPINNED:
             assert check.digests is not None
-            self.store.write_pin(art, check.digests, redact(art.url))
+            try:
+                self.store.write_pin(art, check.digests, redact(art.url))
+            except StoreError as e:
+                return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
+                                   Strength.NONE, warnings=(
+                                       f"{art.name} has no pin and none could be recorded "
+                                       f"({e.message})",))
             return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
                                Strength.PINNED, pinned=True,
                                warnings=(f"{art.name} had no pin; pinned the cached copy",))
-        moved = self.store.quarantine(art)
+        owner = self._verified_sibling(art, check)
+        if owner is not None:
+            raise ManifestError(art.source, f"shares its store slot {path} with {owner.name}, "
+                                            f"whose verified copy is cached there and differs "
+                                            f"from {art.name}'s pin", entry=art.name,
+                                hint="give one of the two entries its own `filename:`")
+        if not repair:
+            warnings.append(f"the cached copy failed its checksum ({check.detail}); "
+                            "left in place")
+            return None
+        moved = self.store.quarantine(art, identity=check.identity)
+        if moved is None:                # replaced meanwhile (another process repaired it)
+            return self.cached(art, warnings, repair=False)
         warnings.append(f"cached copy failed its checksum ({check.detail}); "
                         f"moved it to {moved} and downloading again")
+        return None
+
+    def _verified_sibling(self, art: Artifact, check) -> Artifact | None:
+        """Another entry with the same store slot whose published checksums these bytes meet
+        (only asked when ``art`` itself published none: its expectation is a pin)."""
+        if declared_strength(art) is not Strength.NONE or check.digests is None:
+            return None
+        for other in self.siblings(art):
+            exp = declared(other)
+            if exp.has_checksum and exp.algorithms() and check.digests.covers(exp.algorithms()) \
+                    and exp.mismatch(check.digests) is None:
+                return other
         return None
 
     def _with_sidecar(self, art: Artifact, expected: Expected, warnings: list[str]) -> Expected:
@@ -158,8 +201,7 @@ class Fetcher:
             except TransferError as e:
                 partial.release()
                 self.health.record(url, ok=False)
-                failures.append(UrlFailure(e.url, e.reason, FailureKind.HTTP if e.status
-                                           else FailureKind.DOWNLOAD))
+                failures.append(UrlFailure(e.url, e.reason, e.kind))
                 continue
             except PolicyError as e:
                 partial.release()
@@ -212,10 +254,9 @@ class Fetcher:
                    extract: bool = False) -> list[FetchOutcome]:
         """Fetch several artifacts (each once), ``jobs`` at a time, over one connection pool.
 
-        A failure of one is recorded and the rest go on; only a broken store
-        (exit 8, where every other download would fail too) is raised, after the
-        downloads already running have finished.  With ``extract``, archives are
-        unpacked and the outcome names the folder.
+        A failure of one is recorded and the rest go on, so every name gets an
+        outcome.  With ``extract``, archives are unpacked and the outcome names the
+        folder.
         """
         from .extract import is_archive
 
@@ -236,23 +277,19 @@ class Fetcher:
                 return FetchOutcome(art.name, res, error=e)
 
         if jobs <= 1 or len(items) <= 1:
-            outcomes = []
-            for art in items:
-                outcomes.append(one(art))
-                if _store_broken(outcomes[-1]):
-                    break
-        else:
-            with ThreadPoolExecutor(min(jobs, len(items)), "densezoo-fetch") as pool:
-                outcomes = list(pool.map(one, items))
-        for o in outcomes:
-            if _store_broken(o):
-                assert o.error is not None
-                raise o.error
-        return outcomes
-
-
-def _store_broken(o: FetchOutcome) -> bool:
-    return o.error is not None and o.error.exit_code == EXIT_STORE
+            return [one(art) for art in items]
+        pool = ThreadPoolExecutor(min(jobs, len(items)), "densezoo-fetch")
+        try:
+            futures = [pool.submit(one, art) for art in items]
+            return [f.result() for f in futures]
+        except BaseException:
+            # Ctrl-C or SIGTERM in this thread: stop every transfer now (partials are
+            # kept, markers released) instead of waiting for them all to finish.
+            self.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
 
 def _wait_for_others(marker: FetchMarker) -> None:

@@ -21,6 +21,7 @@ Layout (see docs/cache.md)::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -109,8 +110,17 @@ def marker_is_stale(path: Path) -> bool:
     return holder_alive(token) is False or idle is None or idle > MARKER_STALE_SECONDS
 
 
+LONG_NAME = 180     # past this, bookkeeping files use a hash of the name (NAME_MAX is 255)
+
+
 def with_suffix(path: Path, suffix: str) -> Path:
-    return path.with_name(path.name + suffix)
+    """A bookkeeping file beside ``path``.  A legal 244-character file name plus
+    ``.dzpart-<token>.dzmeta`` would pass the filesystem's 255-byte limit, so long
+    names are replaced by a hash of the name (same folder, same suffix rules)."""
+    name = path.name
+    if len(name.encode()) > LONG_NAME and not is_internal(name):
+        name = "dz-" + hashlib.sha256(name.encode()).hexdigest()[:24]
+    return path.with_name(name + suffix)
 
 
 class Layout:
@@ -157,13 +167,12 @@ class Layout:
 
     def held_partials(self, art: "Artifact") -> list[Path]:
         """Partials some process named as its own (alive or not)."""
-        final = self.file(art)
-        prefix = f"{final.name}{PART}-"
+        probe = self.partial(art, "")
         try:
-            names = os.listdir(final.parent)
+            names = os.listdir(probe.parent)
         except OSError:
             return []
-        return [final.parent / n for n in names if n.startswith(prefix) and is_partial(n)]
+        return [probe.parent / n for n in names if n.startswith(probe.name) and is_partial(n)]
 
     def marker(self, art: "Artifact") -> Path:
         return with_suffix(self.file(art), LOCK)

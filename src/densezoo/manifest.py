@@ -163,8 +163,9 @@ def _metrics(value: object, source: str, entry: str) -> Mapping[str, Any]:
 def check_name(name: object, source: str, entry: str | None = None, what: str = "name") -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise ManifestError(
-            source, f"{what} {name!r} is not allowed (letters, digits and . _ + - only; "
-                    "no '/', no '..')", entry=entry if entry is not None else str(name))
+            source, f"{what} {name!r} is not allowed (ASCII letters, digits and . _ + - only, "
+                    "starting with a letter or digit; no '..')",
+            entry=entry if entry is not None else str(name))
     return name
 
 

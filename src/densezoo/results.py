@@ -156,6 +156,7 @@ class VerifyEntry:
 @dataclass(frozen=True)
 class VerifyReport:
     entries: tuple[VerifyEntry, ...]
+    notes: tuple[str, ...] = ()    # said once with -v (e.g. a read-only cache's memo)
 
     @property
     def ok(self) -> bool:
@@ -166,7 +167,8 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         counts = {str(s): self.count(s) for s in VerifyStatus}
-        return {"ok": self.ok, "counts": counts, "entries": [e.to_dict() for e in self.entries]}
+        return {"ok": self.ok, "counts": counts, "entries": [e.to_dict() for e in self.entries],
+                "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)

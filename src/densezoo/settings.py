@@ -25,6 +25,7 @@ ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
 ENV_ALLOW_HTTP = "DENSEZOO_ALLOW_HTTP"
 ENV_NO_MARKERS = "DENSEZOO_NO_MARKERS"
 ENV_SCAN = "DENSEZOO_SCAN"
+ENV_MIN_RATE = "DENSEZOO_MIN_RATE"
 ENV_MAX_UNPACK_BYTES = "DENSEZOO_MAX_UNPACK_BYTES"
 ENV_MAX_UNPACK_MEMBERS = "DENSEZOO_MAX_UNPACK_MEMBERS"
 
@@ -62,21 +63,52 @@ def _env_manifests() -> tuple[Path, ...]:
     return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
 
 
+def _bad_setting(name: str, raw: str, accepted: str):
+    from .errors import UsageError
+
+    return UsageError(f"{name}={raw!r} is not valid: expected {accepted}",
+                      hint=f"fix or unset {name}")
+
+
+def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
+    """A mirror prefix: an http(s) URL with a real host (and a real port, if any)."""
+    from urllib.parse import urlsplit
+
+    from .urls import valid_host
+
+    accepted = "http(s)://HOST[:PORT]/PREFIX, comma-separated"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise _bad_setting(name, url, accepted) from None
+    if parts.scheme not in ("http", "https") or not valid_host(parts.hostname or ""):
+        raise _bad_setting(name, url, accepted)
+    return url
+
+
 def _env_mirrors() -> tuple[str, ...]:
     """DENSEZOO_MIRROR: one or more URL prefixes (comma-separated), tried before upstream."""
     raw = os.environ.get(ENV_MIRROR, "")
-    return tuple(m.strip() for m in raw.split(",") if m.strip())
+    return tuple(check_mirror(m.strip()) for m in raw.split(",") if m.strip())
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0.1 <= value <= 86400):            # rejects nan, inf, 1e309, negatives
+        raise _bad_setting(name, raw, "a number of seconds from 0.1 to 86400")
+    return value
 
 
 def _env_timeout() -> tuple[float, float]:
     """(connect, read) seconds; DENSEZOO_TIMEOUT sets the read timeout."""
-    raw = os.environ.get(ENV_TIMEOUT)
-    read = 60.0
-    if raw:
-        try:
-            read = max(0.1, float(raw))
-        except ValueError:
-            pass
+    read = _env_seconds(ENV_TIMEOUT, 60.0)
     return (min(10.0, read), read)
 
 
@@ -90,11 +122,7 @@ def _env_int(name: str, minimum: int) -> int | None:
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        from .errors import UsageError
-
-        raise UsageError(f"{name}={raw!r} is not a whole number >= {minimum}",
-                         hint=f"set {name} to a number of {name.rsplit('_', 1)[-1].lower()}, "
-                              "or unset it for the default")
+        raise _bad_setting(name, raw, f"a whole number >= {minimum}")
     return value
 
 
@@ -115,6 +143,7 @@ class Settings:
     connections: int | None = None            # per file: None = automatic, 1 = never segment
     attempts: int = 5                         # tries per URL before the next one
     timeout: tuple[float, float] = (10.0, 60.0)
+    min_rate: float = 1024.0                  # bytes/s over a read timeout, else next URL
     max_unpack_bytes: int | None = None       # an archive's unpacked size cap (None: 100x)
     max_unpack_members: int = 100_000         # an archive's member count cap
 
@@ -131,6 +160,7 @@ class Settings:
             "allow_http": env_flag(ENV_ALLOW_HTTP), "markers": not env_flag(ENV_NO_MARKERS),
             "scan": os.environ.get(ENV_SCAN, "1").strip().lower() not in _FALSE,
             "timeout": _env_timeout(),
+            "min_rate": _env_int(ENV_MIN_RATE, 0),
             "max_unpack_bytes": _env_int(ENV_MAX_UNPACK_BYTES, 1),
             "max_unpack_members": _env_int(ENV_MAX_UNPACK_MEMBERS, 1),
         }
@@ -144,7 +174,8 @@ class Settings:
         return cls(
             cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
             manifests=tuple(Path(p) for p in manifests) + _env_manifests(),
-            mirrors=tuple(mirrors) if mirrors is not None else _env_mirrors(),
+            mirrors=(tuple(check_mirror(m, "mirrors") for m in mirrors) if mirrors is not None
+                     else _env_mirrors()),
             **values)
 
     def replace(self, **changes: Any) -> "Settings":

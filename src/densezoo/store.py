@@ -152,7 +152,9 @@ class Store:
         return p if p.is_file() else None
 
     def read_meta(self, art: Artifact) -> dict[str, Any] | None:
-        return read_json(self.layout.meta(self.layout.file(art)))
+        """The file's metadata; a damaged one (wrong types) counts as missing, never fatal."""
+        meta = read_json(self.layout.meta(self.layout.file(art)))
+        return meta if meta is not None and _meta_ok(meta) else None
 
     def read_pin(self, art: Artifact) -> dict[str, Any] | None:
         return read_json(self.layout.pin(art))
@@ -253,10 +255,23 @@ class Store:
         with store_errors("write a pin", path.parent):
             write_json_atomic(path, pin)
 
-    def quarantine(self, art: Artifact, src: Path | None = None) -> Path:
-        """Move a corrupt or unsafe file out of the way (never delete it: it is evidence)."""
+    def quarantine(self, art: Artifact, src: Path | None = None, *,
+                   identity: tuple[int, int] | None = None) -> Path | None:
+        """Move a corrupt or unsafe file out of the way (never delete it: it is evidence).
+
+        With ``identity`` (device, inode of the copy that was checked), a file that
+        was replaced meanwhile -- say a concurrent fetch repaired it -- is left alone
+        and None returned: only the bytes that failed are ever moved.
+        """
         published = src is None
         src = src or self.layout.file(art)
+        if identity is not None:
+            try:
+                st = os.stat(src)
+            except FileNotFoundError:
+                return None
+            if (st.st_dev, st.st_ino) != identity:
+                return None
         dest = self.layout.bad(art)
         self.ensure_dir(dest.parent)
         with store_errors("move a corrupt file aside", dest.parent):
@@ -265,6 +280,20 @@ class Store:
                 with contextlib.suppress(OSError):
                     self.layout.meta(src).unlink()
         return dest
+
+
+def _meta_ok(meta: dict[str, Any]) -> bool:
+    def int_or_none(v: Any) -> bool:
+        return v is None or (isinstance(v, int) and not isinstance(v, bool))
+
+    def str_or_none(v: Any) -> bool:
+        return v is None or isinstance(v, str)
+
+    stat = meta.get("stat")
+    return (int_or_none(meta.get("size")) and str_or_none(meta.get("md5"))
+            and str_or_none(meta.get("sha256"))
+            and (stat is None or (isinstance(stat, list) and len(stat) == 4
+                                  and all(isinstance(x, int) for x in stat))))
 
 
 def _size_or_zero(p: Path) -> int:

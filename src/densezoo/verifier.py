@@ -1,20 +1,24 @@
-"""Re-checking what is already in the store, offline.
+"""Re-checking what is already in the store, offline, and on read-only storage too.
 
 ``check`` answers "is this cached file right?" for ``verify`` and for every
 fetch that finds a cached copy, hashing only the algorithms the expectation
 needs, or trusting the recorded digests while the stat memo says the file has
-not changed (``verify --quick``).
+not changed (``verify --quick``).  It reports which inode it hashed, so that
+only those bytes are ever moved aside: a copy repaired meanwhile by another
+process is left alone.  Writing the memo is best-effort: a cache on a read-only
+mount, or copied with ``cp -a`` (new inodes), still verifies.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import NotCachedError
-from .hashing import ALGORITHMS, Digests, Expected, hash_file
+from .errors import NotCachedError, StoreError
+from .hashing import ALGORITHMS, Digests, Expected, StreamHasher, hash_stream
 from .manifest import Artifact
 from .pickle_scan import ScanReport, scan_pickle
 from .results import VerifyEntry, VerifyReport, VerifyStatus
@@ -28,12 +32,33 @@ class Check:
     digests: Digests | None
     detail: str | None = None
     method: str = "full"
+    identity: tuple[int, int] | None = None     # (device, inode) of the bytes checked
+
+
+def hash_with_identity(path, algorithms: tuple[str, ...]) -> tuple[Digests, tuple[int, int]]:
+    """Digests of the file, and which file (device, inode) they are of."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        return hash_stream(f, StreamHasher(algorithms)).finish(), (st.st_dev, st.st_ino)
 
 
 class Verifier:
     def __init__(self, store: Store, trust: Trust) -> None:
         self.store = store
         self.trust = trust
+        self._notes: list[str] = []
+        self._lock = threading.Lock()
+
+    def _note(self, text: str) -> None:
+        with self._lock:
+            if text not in self._notes:
+                self._notes.append(text)
+
+    def take_notes(self) -> tuple[str, ...]:
+        """Things worth saying once (with -v): e.g. the memo could not be updated."""
+        with self._lock:
+            notes, self._notes = tuple(self._notes), []
+        return notes
 
     def check(self, art: Artifact, expected: Expected, *, quick: bool) -> Check:
         """Is the cached file right?  Hashes only the algorithms the check needs."""
@@ -43,42 +68,40 @@ class Verifier:
         if quick and meta and self.store.memo_valid(art, meta):
             memo = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
             if memo.covers(algorithms):
+                ident = _identity(path)
                 if not expected.has_checksum:
                     return Check(VerifyStatus.UNPINNED, memo, "no published checksum and no pin",
-                                 "quick")
+                                 "quick", ident)
                 if expected.mismatch(memo) is None:
-                    return Check(VerifyStatus.OK, memo, method="quick")
-        digests = hash_file(path, algorithms)
+                    return Check(VerifyStatus.OK, memo, method="quick", identity=ident)
+        digests, ident = hash_with_identity(path, algorithms)
         if not expected.has_checksum:
-            return Check(VerifyStatus.UNPINNED, digests, "no published checksum and no pin")
+            return Check(VerifyStatus.UNPINNED, digests, "no published checksum and no pin",
+                         identity=ident)
         bad = expected.mismatch(digests)
         if bad:
             alg, exp, act = bad
-            return Check(VerifyStatus.CORRUPT, digests, f"{alg} expected {exp}, got {act}")
-        self.store.write_meta(art, digests, url=None)
-        return Check(VerifyStatus.OK, digests)
+            return Check(VerifyStatus.CORRUPT, digests, f"{alg} expected {exp}, got {act}",
+                         identity=ident)
+        try:
+            self.store.write_meta(art, digests, url=None)
+        except StoreError as e:
+            self._note(f"the verified digests could not be recorded ({e.message}); "
+                       "verify --quick will hash these files again")
+        return Check(VerifyStatus.OK, digests, identity=ident)
 
     def verify(self, arts: Sequence[Artifact], *, quick: bool = False, jobs: int | None = None,
                scan: bool = False) -> VerifyReport:
-        """Check each artifact's cached copy; corrupt (and, with ``scan``, unsafe) ones are
-        moved aside.  hashlib releases the GIL, so files hash in parallel on every core."""
+        """Check each artifact's cached copy.  A full verify moves corrupt (and, with
+        ``scan``, unsafe) copies aside; ``quick`` is read-only and only reports them.
+        hashlib releases the GIL, so files hash in parallel on every core."""
         def one(art: Artifact) -> VerifyEntry:
-            path = self.store.cached_path(art)
-            if path is None:
-                return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
-            check = self.check(art, self.trust.expected(art), quick=quick)
-            if check.status is VerifyStatus.CORRUPT:
-                moved = self.store.quarantine(art)
-                return VerifyEntry(art.name, check.status, str(path), check.detail, str(moved),
-                                   check.method)
-            if scan and art.file_name.lower().endswith(".pkl"):
-                report = scan_pickle(path)
-                if not report.ok:
-                    moved = self.store.quarantine(art)
-                    return VerifyEntry(art.name, VerifyStatus.UNSAFE, str(path),
-                                       report.reason, str(moved), check.method)
-            return VerifyEntry(art.name, check.status, str(path), check.detail,
-                               method=check.method)
+            for _ in range(2):           # once more if the file was replaced while we looked
+                entry = self._one(art, quick=quick, scan=scan)
+                if entry is not None:
+                    return entry
+            return VerifyEntry(art.name, VerifyStatus.CORRUPT, str(self.store.path_for(art)),
+                               "the file keeps being replaced while it is checked")
 
         workers = jobs or min(4, os.cpu_count() or 1)
         if workers <= 1 or len(arts) <= 1:
@@ -86,10 +109,43 @@ class Verifier:
         else:
             with ThreadPoolExecutor(workers) as pool:
                 entries = list(pool.map(one, arts))
-        return VerifyReport(tuple(entries))
+        return VerifyReport(tuple(entries), self.take_notes())
+
+    def _one(self, art: Artifact, *, quick: bool, scan: bool) -> VerifyEntry | None:
+        path = self.store.cached_path(art)
+        if path is None:
+            return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
+        check = self.check(art, self.trust.expected(art), quick=quick)
+        status, detail = check.status, check.detail
+        if status is not VerifyStatus.CORRUPT and scan and art.file_name.lower().endswith(".pkl"):
+            report = scan_pickle(path)
+            if not report.ok:
+                status, detail = VerifyStatus.UNSAFE, report.reason
+        if status not in (VerifyStatus.CORRUPT, VerifyStatus.UNSAFE):
+            return VerifyEntry(art.name, status, str(path), detail, method=check.method)
+        if quick:
+            return VerifyEntry(art.name, status, str(path), f"{detail}; left in place (a full "
+                               "`densezoo verify` moves it aside)", method=check.method)
+        try:
+            moved = self.store.quarantine(art, identity=check.identity)
+        except StoreError as e:
+            return VerifyEntry(art.name, status, str(path),
+                               f"{detail}; could not move it aside: {e.message}",
+                               method=check.method)
+        if moved is None:
+            return None                  # replaced meanwhile (a fetch repaired it): look again
+        return VerifyEntry(art.name, status, str(path), detail, str(moved), check.method)
 
     def scan(self, art: Artifact) -> ScanReport:
         path = self.store.cached_path(art)
         if path is None:
             raise NotCachedError(art.name)
         return scan_pickle(path)
+
+
+def _identity(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

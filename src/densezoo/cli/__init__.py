@@ -9,7 +9,9 @@ distinct exit code (see ``app.EXIT_CODES``).
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -27,8 +29,35 @@ for _module in (browse, check, cache, share, setup):
 __all__ = ["cli", "main"]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm and Kubernetes send): handled like Ctrl-C, exit 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _interrupted(e: BaseException) -> None:
+    """Partials are kept and markers released by the code unwinding; say so once."""
+    term = isinstance(e, Terminated)
+    click.echo(f"error: {'terminated' if term else 'interrupted'}; partial downloads are kept "
+               "and resume next time", err=True)
+    sys.exit(143 if term else 130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, mapping every error to one stderr line and its exit code."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="densezoo", standalone_mode=False)
     except DensezooError as e:
@@ -41,13 +70,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code if e.exit_code else EXIT_USAGE)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        # click turns a KeyboardInterrupt into Abort; the cause tells Ctrl-C from "no".
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            _interrupted(e.__cause__)
         click.echo("error: aborted", err=True)
         sys.exit(EXIT_FAILURE)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted; partial downloads are kept and resume next time",
-                   err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        _interrupted(e)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug():
             traceback.print_exc()

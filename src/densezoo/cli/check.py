@@ -29,8 +29,9 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     """Re-check cached files against their checksums or pins.  Never uses the network.
 
     Reports each artifact as ok, missing, corrupt (moved aside), unsafe (with --scan;
-    moved aside) or unpinned.  Exit 0 only if all are ok; 4 if any is corrupt; 9 if
-    any is unsafe; 6 if a named one is missing; 1 if one is unpinned.
+    moved aside) or unpinned; --quick only reports, it never moves anything.  Works on
+    a read-only cache.  Exit 0 only if all are ok; 4 if any is corrupt; 9 if any is
+    unsafe; 6 if a named one is missing; 1 if one is unpinned.
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -47,6 +48,9 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
             click.echo(line)
         counts = report.to_dict()["counts"]
         app.say(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing cached")
+    if app.verbose:
+        for note in report.notes:
+            app.say(f"note: {note}")
     sys.exit(next((code for status, code in VERIFY_EXIT if report.count(status)), EXIT_OK))
 
 

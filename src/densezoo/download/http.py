@@ -12,7 +12,9 @@ one connection is the bottleneck.
 from __future__ import annotations
 
 import email.utils
+import errno
 import random
+import threading
 import re
 import time
 from dataclasses import dataclass
@@ -26,11 +28,12 @@ from urllib3.exceptions import IncompleteRead
 from .. import __version__
 from ..content import sniff_wrong_content
 from ..disk import check_free_space, store_errors
-from ..errors import InsecureRedirectError, PolicyError, TransferError
+from ..errors import (Cancelled, FailureKind, InsecureRedirectError, PolicyError, StoreError,
+                      TransferError)
 from ..hashing import ALGORITHMS, CHUNK
 from ..progress import Progress
 from ..urls import is_loopback, redact
-from .transfer import DownloadResult, Sink, Transfer, validator_of
+from .transfer import DownloadResult, Sink, Transfer, same_version, validator_of
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
@@ -40,6 +43,8 @@ _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiti
 # Automatic segmentation: after AUTO_PROBE seconds on one connection, if the server
 # takes ranges, at least AUTO_MIN_REMAINING bytes are left and the rate is below
 # AUTO_SLOW bytes/s (a per-connection cap, not our CPU), split (segmented.AUTO_CONNECTIONS).
+# A server that encodes one of these anyway is labelling the file, not compressing it.
+COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz", ".zip", ".zst")
 AUTO_PROBE = 1.0
 AUTO_MIN_REMAINING = 64 << 20
 AUTO_SLOW = 50e6
@@ -96,7 +101,8 @@ class Downloader:
                  timeout: tuple[float, float] = (10.0, 60.0), attempts: int = 5,
                  backoff_base: float = 0.5, backoff_max: float = 30.0,
                  sleep: Callable[[float], None] | None = None, allow_http: bool = False,
-                 space_check: bool = True, connections: int | None = None) -> None:
+                 space_check: bool = True, connections: int | None = None,
+                 min_rate: float = 0.0, cancel: threading.Event | None = None) -> None:
         self.session = session or new_session()
         self.timeout = timeout
         self.attempts = max(1, attempts)
@@ -106,6 +112,8 @@ class Downloader:
         self.allow_http = allow_http
         self.space_check = space_check
         self.connections = connections          # None: automatic; 1: never segment
+        self.min_rate = min_rate                # bytes/s over a read timeout, else next URL
+        self.cancel = cancel or threading.Event()   # set: every transfer stops (Ctrl-C)
         
     # -- policy and redirects -------------------------------------------------------------
 
@@ -181,7 +189,7 @@ class Downloader:
                      progress=progress)
         try:
             return self._with_retries(url, lambda: self._attempt(url, t),
-                                      progress_made=lambda: t.transferred)
+                                      progress_made=t.progress_mark)
         finally:
             t.close()
 
@@ -241,22 +249,19 @@ class Downloader:
         return t.finish(redact(body.url), body.start, body.validators)
 
     def _accept(self, url: str, t: Transfer, resp: requests.Response, offset: int) -> _Body:
-        """Check status, Content-Range, size and free space; record what the bytes are."""
+        """Check status, Content-Range, version, size and free space; record what the bytes are."""
         if resp.status_code == 416 and offset > 0:
             # Our partial is at least as long as the file: start over, cheaply.
             t.reset()
             raise TransferError(redact(url), "HTTP 416 for a resume; restarting", status=416)
         self.raise_for_status(url, resp)
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        if encoded and t.file_name.lower().endswith(COMPRESSED_SUFFIXES):
+            # An object store labelling a .tar.gz as gzip-encoded: the file *is* those bytes.
+            encoded = False
         start, total = 0, _int(resp.headers.get("Content-Length"))
         if resp.status_code == 206 and offset > 0 and not encoded:
-            parsed = content_range(resp)
-            if parsed is None or parsed[0] != offset:
-                t.reset()
-                raise TransferError(redact(url), "server answered the resume with a wrong "
-                                    f"Content-Range ({resp.headers.get('Content-Range')!r}); "
-                                    "restarting")
-            start, total = offset, parsed[1]
+            start, total = offset, self._resumed_range(url, t, resp, offset)
         elif resp.status_code != 200:
             raise TransferError(redact(url), f"unexpected HTTP {resp.status_code}",
                                 status=resp.status_code, retryable=False)
@@ -266,7 +271,7 @@ class Downloader:
             raise TransferError(redact(url), f"server offers {total} bytes but the manifest "
                                 f"says {t.expected_size}: a different file", retryable=False)
         if self.space_check and total is not None:
-            check_free_space(t.sink.path.parent, total - start)
+            self._check_space(url, t, total - start)
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
@@ -277,40 +282,95 @@ class Downloader:
                           or resp.headers.get("Accept-Ranges", "").lower() == "bytes"))
         return _Body(start, total, encoded, served, validators, ranges_ok)
 
+    def _resumed_range(self, url: str, t: Transfer, resp: requests.Response,
+                       offset: int) -> int | None:
+        """A 206 must continue the same version of the file at our offset, else restart."""
+        parsed = content_range(resp)
+        if parsed is None or parsed[0] != offset:
+            t.reset()
+            raise TransferError(redact(url), "server answered the resume with a wrong "
+                                f"Content-Range ({resp.headers.get('Content-Range')!r}); "
+                                "restarting")
+        same = same_version(t.sink.meta, resp.headers)
+        if same is False or (same is None and not t.resume_unvalidated):
+            t.reset()
+            raise TransferError(redact(url), "the server resumed with a different version of "
+                                "the file (its ETag/Last-Modified changed); restarting")
+        return parsed[1]
+
+    def _check_space(self, url: str, t: Transfer, needed: int) -> None:
+        """A size the manifest states is the file's: not fitting is the disk's problem (exit
+        8).  A size only the server states may be a lie: this URL fails, the next is tried."""
+        try:
+            check_free_space(t.sink.path.parent, needed)
+        except StoreError as e:
+            if t.expected_size is not None:
+                raise
+            raise TransferError(redact(url), f"the server declares {needed} bytes, more than "
+                                "the disk has free; not trying this URL",
+                                retryable=False, kind=FailureKind.DISK) from e
+
     def _receive(self, url: str, t: Transfer, resp: requests.Response, f: BinaryIO,
                  body: _Body) -> None:
         """Write, hash and count the body; hand the rest to segmented download if it pays."""
         assert t.hasher is not None
         forced = (self.connections or 0) > 1
         began = time.monotonic()
+        pace = _Pace(self.min_rate, self.timeout[1])
+        # No byte past the size the server or the manifest states: a body without a
+        # length (or an encoding never asked for) cannot fill the disk with junk.
+        cap = body.total if body.total is not None else t.expected_size
         needed = (lambda: None if body.total is None else body.total - t.hashed)
         # read1 returns what has arrived (up to CHUNK): a slow link still shows
         # progress and loses at most one socket read when it breaks.
         read, first = resp.raw.read1, True
-        with store_errors("write the download", t.sink.path.parent, needed):
-            while not (body.ranges_ok and self._should_split(
-                    forced, began, t.hashed - body.start, body.total - t.hashed)):
-                try:
-                    chunk = read(CHUNK, decode_content=body.encoded)
-                except NETWORK_ERRORS as e:
-                    raise TransferError(redact(url), describe(e)) from None
-                if not chunk:
-                    break
-                if first and body.start == 0:
-                    bad = sniff_wrong_content(chunk, t.file_name)
-                    if bad:
+        try:
+            with store_errors("write the download", t.sink.path.parent, needed):
+                while not (body.ranges_ok and self._should_split(
+                        forced, began, t.hashed - body.start, body.total - t.hashed)):
+                    if self.cancel.is_set():
+                        raise Cancelled()
+                    try:
+                        chunk = read(CHUNK, decode_content=body.encoded)
+                    except NETWORK_ERRORS as e:
+                        raise TransferError(redact(url), describe(e)) from None
+                    if not chunk:
+                        break
+                    if first and body.start == 0:
+                        self._sniff(url, t, chunk)
+                    first = False
+                    if cap is not None and t.hashed + len(chunk) > cap:
                         t.reset()
-                        raise TransferError(redact(url), bad, retryable=False)
-                first = False
-                f.write(chunk)
-                t.hasher.update(chunk)
-                t.count(len(chunk))
-            f.flush()
+                        raise TransferError(redact(url), f"sent more than the {cap} bytes "
+                                            "stated for this file; its bytes were discarded",
+                                            retryable=False)
+                    f.write(chunk)
+                    t.hasher.update(chunk)
+                    t.count(len(chunk))
+                    if pace.too_slow(len(chunk)):
+                        raise TransferError(redact(url), f"slower than {self.min_rate:g} "
+                                            f"bytes/s for {pace.window:g} s; trying the next "
+                                            "URL (the bytes so far are kept)", retryable=False)
+                f.flush()
+        except StoreError as e:
+            if cap is not None or getattr(e.__cause__, "errno", None) != errno.ENOSPC:
+                raise
+            t.reset()        # junk of no stated size filled the disk: free it, blame the URL
+            raise TransferError(redact(url), "the disk filled while receiving a body of no "
+                                "stated size; its bytes were discarded", retryable=False,
+                                kind=FailureKind.DISK) from None
         if body.ranges_ok and body.total is not None and t.hashed < body.total:
             resp.close()
             from .segmented import SegmentedFetch
 
             SegmentedFetch(self, t, body, f.fileno(), url).run()
+
+    @staticmethod
+    def _sniff(url: str, t: Transfer, first: bytes) -> None:
+        bad = sniff_wrong_content(first, t.file_name)
+        if bad:
+            t.reset()
+            raise TransferError(redact(url), bad, retryable=False, kind=FailureKind.CONTENT)
 
     def _should_split(self, forced: bool, began: float, done: int, remaining: int) -> bool:
         if remaining < 2 * (1 << 20):
@@ -331,6 +391,28 @@ class Downloader:
         resp = self._open(body.url, headers)
         self.raise_for_status(url, resp)
         return resp
+
+
+class _Pace:
+    """The minimum-rate rule: below ``rate`` bytes/s over ``window`` seconds, give up on
+    this URL.  A server trickling one byte a second never hits a read timeout."""
+
+    def __init__(self, rate: float, window: float) -> None:
+        self.rate = rate
+        self.window = max(window, 1.0)
+        self._start = time.monotonic()
+        self._bytes = 0
+
+    def too_slow(self, n: int) -> bool:
+        if self.rate <= 0:
+            return False
+        self._bytes += n
+        elapsed = time.monotonic() - self._start
+        if elapsed < self.window:
+            return False
+        slow = self._bytes / elapsed < self.rate
+        self._start, self._bytes = time.monotonic(), 0
+        return slow
 
 
 def content_range(resp) -> tuple[int, int | None] | None:

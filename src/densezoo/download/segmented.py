@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..disk import store_errors
-from ..errors import DensezooError, TransferError
+from ..errors import Cancelled, DensezooError, TransferError
 from ..hashing import CHUNK
 from .http import NETWORK_ERRORS, content_range, describe
-from .transfer import Transfer
+from .transfer import Transfer, same_version
 
 if TYPE_CHECKING:
     from .http import Downloader, _Body
@@ -100,12 +100,15 @@ class SegmentedFetch:
                 resp = self.downloader.open_range(self.body, self.url, pos, b.end - 1)
                 with resp:
                     parsed = content_range(resp)
-                    if resp.status_code != 206 or parsed is None or parsed[0] != pos:
+                    if (resp.status_code != 206 or parsed is None or parsed[0] != pos
+                            or same_version(self.body.validators, resp.headers) is False):
                         raise TransferError(resp.url or "", "the file changed on the server or "
                                             "Range is not honoured during a segmented download",
                                             retryable=False)
                     read = resp.raw.read1
                     while pos < b.end:
+                        if self.downloader.cancel.is_set():
+                            raise Cancelled()
                         try:
                             chunk = read(min(CHUNK, b.end - pos))
                         except NETWORK_ERRORS as e:

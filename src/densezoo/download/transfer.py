@@ -44,6 +44,18 @@ def validator_of(validators: dict) -> str | None:
     return validators.get("etag") or validators.get("last_modified")
 
 
+def same_version(sent: dict, headers) -> bool | None:
+    """Whether a 206 answers for the version we asked for (``If-Range``): True, False, or
+    None when the response carries no validator of that kind to compare."""
+    if sent.get("etag"):
+        got = headers.get("ETag")
+        return None if got is None else got == sent["etag"]
+    if sent.get("last_modified"):
+        got = headers.get("Last-Modified")
+        return None if got is None else got == sent["last_modified"]
+    return None
+
+
 class Transfer:
     """The state of one file's download; see the module docstring."""
 
@@ -58,6 +70,7 @@ class Transfer:
         self.progress = progress or NoProgress()
         self.hasher: StreamHasher | None = None
         self.transferred = 0           # bytes received over the network, all attempts
+        self.best = 0                  # the most bytes ever kept in order
         self.result: DownloadResult | None = None
         self._lock = threading.Lock()  # segmented workers count bytes concurrently
 
@@ -65,6 +78,15 @@ class Transfer:
     def hashed(self) -> int:
         """Bytes hashed in order from the start: the prefix a resume can keep."""
         return self.hasher.size if self.hasher is not None else 0
+
+    def progress_mark(self) -> int:
+        """What counts as progress between retries: *new* bytes kept in order.
+
+        Bytes received are not enough: a server that ignores Range and always
+        closes early sends more bytes on every attempt and keeps none.
+        """
+        self.best = max(self.best, self.hashed)
+        return self.best
 
     def resume_offset(self) -> int:
         """Where the next request starts: the kept bytes, if they can be trusted to belong."""
