@@ -42,12 +42,14 @@ class Sizes:
     capped: int          # file served by the per-connection-capped server
     rate: str            # nginx limit_rate per connection
     reps: int
+    weights: int = 250 * MiB   # a weight pickle for the scan rows
+    n0: int = 10 * MiB         # a file of N0 opcodes (the scanner's worst case)
 
 
 FULL = Sizes(big=1024 * MiB, small_n=20, small=16 * MiB, mid_n=16, mid=64 * MiB,
              capped=256 * MiB, rate="25m", reps=7)
 TINY = Sizes(big=8 * MiB, small_n=4, small=1 * MiB, mid_n=4, mid=2 * MiB,
-             capped=8 * MiB, rate="4m", reps=1)
+             capped=8 * MiB, rate="4m", reps=1, weights=4 * MiB, n0=1 * MiB)
 
 
 @dataclass
@@ -251,6 +253,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=18700)
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"),
                     help="report path ('-' prints it only)")
+    ap.add_argument("--only", choices=SECTIONS, action="append",
+                    help="run only these sections (repeatable; default: all)")
     args = ap.parse_args()
     sizes = TINY if args.tiny else FULL
     reps = args.reps or sizes.reps
@@ -274,7 +278,8 @@ def main() -> int:
     nginx.start(files)
     try:
         results: dict[str, Result] = {}
-        run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results)
+        run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
+                set(args.only or SECTIONS))
     finally:
         nginx.stop()
     report = render(results, sizes, reps, args.tiny)
@@ -295,7 +300,11 @@ def manifest(path: Path, entries: list[tuple[str, str, str, int]]) -> Path:
     return path
 
 
-def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> None:
+SECTIONS = ("big", "capped", "many", "verify", "scan")
+
+
+def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
+            sections=frozenset(SECTIONS)) -> None:
     dz = [sys.executable, "-m", "densezoo"]
     cache = work / "cache"
     env = {**os.environ, "DENSEZOO_CACHE_DIR": str(cache)}
@@ -305,10 +314,23 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> 
         *[(Path(r).stem, nginx.url(r), md5[r], sizes.small) for r in smalls],
         *[(Path(r).stem, nginx.url(r), md5[r], sizes.mid) for r in mids]])
     base = [*dz, "-q", "--no-default-manifests", "--manifest", str(m)]
-    big_local = files / "big.bin"
     dl.mkdir(parents=True, exist_ok=True)
     M = lambda *a, **k: measure(*a, results=results, **k)  # noqa: E731
 
+    if "scan" in sections:
+        scan_rows(nginx, work, files, dz, sizes, reps, results)
+    if "big" in sections:
+        big_rows(M, base, dz, files, dl, md5, nginx, cache, env, sizes, reps)
+    if "capped" in sections:
+        capped_rows(M, base, dl, md5, nginx, cache, env, sizes, reps)
+    if "many" in sections:
+        many_rows(M, base, work, dl, md5, nginx, cache, env, smalls, sizes, reps)
+    if "verify" in sections:
+        verify_rows(M, base, m, files, cache, env, mids, sizes, reps, results)
+
+
+def big_rows(M, base, dz, files, dl, md5, nginx, cache, env, sizes, reps) -> None:
+    big_local = files / "big.bin"
     print(f"1 x {sizes.big // MiB} MiB", flush=True)
     M("md5sum (local file)", ["md5sum", str(big_local)], reps)
     # Control: the cost of just writing the bytes into a fresh file on this machine.
@@ -328,6 +350,8 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> 
     M("densezoo fetch (warm, cached)", [*base, "fetch", "big"], reps, env=env)
     M("densezoo --help", [*dz, "--help"], reps)
 
+
+def capped_rows(M, base, dl, md5, nginx, cache, env, sizes, reps) -> None:
     print(f"capped server: limit_rate {sizes.rate} per connection, {sizes.capped // MiB} MiB",
           flush=True)
     M("densezoo fetch capped (auto)", [*base, "fetch", "capped"], reps, prepare=rm(cache), env=env)
@@ -339,6 +363,8 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> 
                                     nginx.url("capped.bin", capped=True)],
       reps, prepare=rm(dl / "cap.bin"))
 
+
+def many_rows(M, base, work, dl, md5, nginx, cache, env, smalls, sizes, reps) -> None:
     print(f"{len(smalls)} x {sizes.small // MiB} MiB", flush=True)
     names = [Path(r).stem for r in smalls]
     M("densezoo fetch -j4 (many)", [*base, "fetch", "-j", "4", *names], reps, prepare=rm(cache),
@@ -353,6 +379,8 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> 
                                        "-d", str(dl / "small-aria"), "-i", str(aria_list)],
       reps, prepare=rm(dl / "small-aria"))
 
+
+def verify_rows(M, base, m, files, cache, env, mids, sizes, reps, results) -> None:
     print(f"verify {len(mids)} x {sizes.mid // MiB} MiB", flush=True)
     mid_names = [Path(r).stem for r in mids]
     subprocess.run([*base, "fetch", "-j", "4", *mid_names], check=True, env=env,
@@ -361,6 +389,50 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results) -> 
     M("md5sum sequential (many)", ["md5sum", *[str(files / r) for r in mids]], reps)
     M("densezoo verify --quick (many)", [*base, "verify", "--quick", *mid_names], reps, env=env)
     inprocess_verify(m, cache, mid_names, reps, results)
+
+
+WEIGHTS = """
+import pickle, sys
+import numpy as np
+size, proto, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rng = np.random.default_rng(0)
+model, left, i = {}, size, 0
+while left > 0:            # detectron2-shaped: many float32 tensors of mixed sizes
+    n = min(left // 4, int(rng.integers(64, 4 << 20)))
+    model[f"backbone.res{i % 5}.conv{i}.weight"] = rng.standard_normal(max(n, 1), dtype=np.float32)
+    left -= 4 * max(n, 1)
+    i += 1
+with open(out, "wb") as f:
+    pickle.dump({"model": model, "__author__": "benchmark"}, f, protocol=proto)
+"""
+
+
+def scan_rows(nginx, work, files, dz, sizes, reps, results) -> None:
+    """Pickle scan speed against the time the same file takes to download and verify."""
+    size = sizes.weights
+    w = files / "weights.pkl"
+    if not w.exists():
+        print(f"making a {size // MiB} MiB weight pickle", flush=True)
+        sh(f"{sys.executable} -c {shlex.quote(WEIGHTS)} {size} 2 {w}")
+        w.chmod(0o644)
+    n0 = files / "n0.pkl"
+    if not n0.exists():
+        n0.write_bytes(b"N0" * (sizes.n0 // 2) + b"N.")
+        n0.chmod(0o644)
+    md5 = hashlib.md5(w.read_bytes()).hexdigest()
+    m = manifest(work / "scan.yaml", [("weights", nginx.url("weights.pkl"), md5,
+                                       w.stat().st_size)])
+    cache = work / "scan-cache"
+    env = {**os.environ, "DENSEZOO_CACHE_DIR": str(cache)}
+    base = [*dz, "-q", "--no-default-manifests", "--manifest", str(m)]
+    print(f"scan: {w.stat().st_size // MiB} MiB weight pickle", flush=True)
+    measure("densezoo scan (weight pickle)", [*dz, "scan", str(w)], reps, results=results)
+    measure("densezoo fetch --no-scan (weight pickle)", [*base, "fetch", "weights", "--no-scan"],
+            reps, prepare=rm(cache), env=env, results=results)
+    measure("densezoo fetch (weight pickle, scanned)", [*base, "fetch", "weights"], reps,
+            prepare=rm(cache), env=env, results=results)
+    measure(f"densezoo scan ({sizes.n0 // MiB} MiB of N0 opcodes)", [*dz, "scan", str(n0)],
+            reps, results=results)
 
 
 INPROC = """
@@ -419,6 +491,11 @@ TARGETS = [
     ("warm fetch of a cached artifact, whole process (s)", "densezoo fetch (warm, cached)", None,
      "< 0.3 s", lambda r: r < 0.3),
     ("densezoo --help (s)", "densezoo --help", None, "< 0.2 s", lambda r: r < 0.2),
+    ("scan of a 250 MiB weight pickle / its download without a scan",
+     "densezoo scan (weight pickle)", "densezoo fetch --no-scan (weight pickle)",
+     "well under 1", lambda r: r <= 0.25),
+    ("scan of 10 MiB of N0 opcodes (s)", "densezoo scan (10 MiB of N0 opcodes)", None,
+     "a few seconds at most (was 12 s)", lambda r: r < 2.0),
 ]
 
 
@@ -469,9 +546,10 @@ def render(results: dict[str, Result], sizes: Sizes, reps: int, tiny: bool) -> s
         value = results[num].median / results[den].median if den else results[num].median
         shown = f"{value:.3f}" if not den else f"{value:.2f}"
         lines.append(f"| {figure} | {shown} | {target} | {'yes' if ok(value) else '**no**'} |")
-    big_rss = max(results["densezoo fetch"].rss_kb) / 1024 if "densezoo fetch" in results else 0
-    lines.append(f"| peak RSS during the {sizes.big // MiB} MiB fetch (MB) | {big_rss:.0f} | "
-                 f"< 64 | {'yes' if big_rss < 64 else '**no**'} |")
+    if "densezoo fetch" in results:
+        big_rss = max(results["densezoo fetch"].rss_kb) / 1024
+        lines.append(f"| peak RSS during the {sizes.big // MiB} MiB fetch (MB) | {big_rss:.0f} | "
+                     f"< 64 | {'yes' if big_rss < 64 else '**no**'} |")
     if "densezoo fetch" in results and "md5sum (local file)" in results:
         best = min(results["densezoo fetch"].times) / min(results["md5sum (local file)"].times)
         lines += ["", f"Best of {reps} instead of median: fetch 1 GiB / md5sum = {best:.2f}."]

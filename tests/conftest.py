@@ -149,3 +149,30 @@ def run_cli(*args: str) -> Run:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount real tmpfs filesystems (``tmpfs("16m")``); unmounted after the test."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"fs{len(mounted)}"
+        mnt.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"these tests mount a tmpfs and need root: {r.stderr}"
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def read_only(mnt: Path) -> None:
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)

@@ -113,15 +113,9 @@ def test_a_crashed_marker_holder_does_not_block(server, blob, manifest, cache_di
 
 
 @pytest.fixture
-def small_fs(tmp_path):
+def small_fs(tmpfs):
     """A real 4 MiB tmpfs: ENOSPC and EROFS come from the kernel, not from a mock."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, f"these tests mount a tmpfs and need root: {r.stderr}"
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs("4m")
 
 
 def test_preflight_space_check_refuses_before_the_first_byte(server, blob, manifest, small_fs, cli):

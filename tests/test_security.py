@@ -91,7 +91,8 @@ PIECES = [b"(", b"0", b"1", b"2", b"N", b")", b"]", b"}", b"t", b"l", b"d", b"R"
           b"X\x06\x00\x00\x00system", b"\x8c\x05numpy", b"\x8c\x05dtype", b"\x8c\x02os",
           b"\x8c\x06system", b"\x94", b"h\x00", b"h\x01", b"h\x02", b"p0\n", b"g0\n", b"g1\n",
           b"q\x01", b"\x93", b"\x85", b"\x86", b"cos\nsystem\n", b"cnumpy\ndtype\n",
-          b"\x80\x04", b"\x80\x02", b"\x95\x05\x00\x00\x00\x00\x00\x00\x00", b"."]
+          b"\x80\x04", b"\x80\x02", b"\x95\x05\x00\x00\x00\x00\x00\x00\x00", b".",
+          b"N" * 40, b"0" * 40, b"]" * 33, b"0" * 70]      # long runs take the scanner's fast path
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

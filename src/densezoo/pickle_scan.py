@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import codecs
 import mmap
+import re
+from array import array
+from itertools import accumulate
 import os
 import pickletools
 import struct
@@ -77,6 +80,12 @@ _STRINGS = {
     "SHORT_BINUNICODE": ("len", 1, False), "BINUNICODE8": ("len", 8, False),
 }
 _LEN_FORMAT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+_RUN_FIRST = frozenset(b"N\x88\x89}])\x8f0")
+# Runs of argument-less opcodes that push an opaque value (NONE, NEWTRUE, NEWFALSE,
+# EMPTY_DICT/LIST/TUPLE/SET) or POP: applied in one step, not one Python loop per byte,
+# so a file of ten million "N0" is not a denial of service.
+_RUN = re.compile(rb"[N\x88\x89}\])\x8f0]{64,}")
+_RUN_STEPS = bytes.maketrans(b"N\x88\x89}])\x8f0", b"\x01\x01\x01\x01\x01\x01\x01\xff")
 
 
 @dataclass(frozen=True)
@@ -214,10 +223,18 @@ class _Scanner:
 
     def run(self) -> None:
         data, n, pos = self.data, len(self.data), 0
+        slow_until = 0                 # a run that reaches below a mark goes one by one
         while True:
             if pos >= n:
                 raise _Bad(pos, "the file ends before STOP")
             start, code = pos, data[pos]
+            if code in _RUN_FIRST and pos >= slow_until:
+                run = _RUN.match(data, pos)
+                if run:
+                    if self._apply_run(run.group()):
+                        pos = run.end()
+                        continue
+                    slow_until = run.end()
             pos += 1
             name = _NAMES.get(code)
             if name is None:
@@ -241,6 +258,18 @@ class _Scanner:
                 return
             else:
                 pos = self._special(name, start, pos)
+
+    def _apply_run(self, run: bytes) -> bool:
+        """Push/pop a run of opaque values at once; False if it would reach below the
+        current mark (then the opcode-by-opcode path handles it exactly)."""
+        depths = list(accumulate(array("b", run.translate(_RUN_STEPS))))
+        lowest = min(0, min(depths))
+        if -lowest > len(self.stack):
+            return False
+        if lowest:
+            del self.stack[lowest:]
+        self.stack.extend([_OPAQUE] * (depths[-1] - lowest))
+        return True
 
     def _special(self, name: str, start: int, pos: int) -> int:
         """Opcodes that touch marks, the memo or imports."""
