@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
+from urllib.parse import urlsplit
 
 from .disk import store_errors
 from .errors import DensezooError, UsageError
@@ -22,8 +24,10 @@ from .results import ExportResult
 
 if TYPE_CHECKING:
     from .api import Zoo
+    from .manifest import Artifact
 
 LINK_MODES = ("symlink", "hardlink", "copy")
+IOPATH_MAX_NAME = 250            # iopath's HTTPURLHandler.MAX_FILENAME_LEN
 # Where the DensePose v1 code looks for things, relative to the repo root.
 DENSEPOSE_LAYOUT = {
     "densepose_coco_2014_train": "DensePoseData/DensePose_COCO",
@@ -76,6 +80,17 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return hash_file(a, ("sha256",)).sha256 == hash_file(b, ("sha256",)).sha256
 
 
+def _export_iopath(zoo: "Zoo", arts: list["Artifact"], root: Path, link: str,
+                   force: bool) -> list[ExportResult]:
+    out = []
+    for art in arts:
+        src = zoo.fetch(art).path
+        for dest in iopath_paths(art, root):
+            with store_errors("export", dest.parent):
+                out.append(ExportResult(art.name, dest, place(src, dest, link, force)))
+    return out
+
+
 def _place_tree(src: Path, dest: Path, mode: str, force: bool) -> str:
     if mode == "symlink":
         return place(src, dest, "symlink", force)
@@ -86,12 +101,46 @@ def _place_tree(src: Path, dest: Path, mode: str, force: bool) -> str:
     return used
 
 
-def export(zoo: "Zoo", names: Iterable[str], to: Path, *, link: str = "symlink",
+def iopath_cache_dir() -> Path:
+    """Where iopath (detectron2's PathManager) caches downloads: $FVCORE_CACHE, else
+    ~/.torch/iopath_cache (iopath's ``get_cache_dir``)."""
+    return Path(os.path.expanduser(os.environ.get("FVCORE_CACHE", "~/.torch/iopath_cache")))
+
+
+def iopath_paths(art: "Artifact", root: Path) -> list[Path]:
+    """Where iopath's HTTPURLHandler looks for each URL the artifact is known under.
+
+    iopath keeps ``<cache>/<dirname of the URL path>/<last segment of the URL>`` (the
+    query string stays in the file name) and skips the network when that file exists.
+    """
+    out = []
+    for url in (art.url, *art.mirrors, *art.legacy_urls):
+        parts = urlsplit(url)
+        folder = posixpath.dirname(parts.path.lstrip("/"))
+        name = url.split("/")[-1]
+        if len(name) > IOPATH_MAX_NAME or ".." in folder.split("/"):
+            continue                 # iopath would pick a random name: nothing to seed
+        path = root.joinpath(*[p for p in folder.split("/") if p], name)
+        if path not in out:
+            out.append(path)
+    return out
+
+
+def export(zoo: "Zoo", names: Iterable[str], to: Path | None, *, link: str = "symlink",
            layout: str | None = None, force: bool = False) -> list[ExportResult]:
-    """Put verified copies (links by default) of artifacts into ``to``."""
+    """Put verified copies (links by default) of artifacts into ``to``.
+
+    ``layout="iopath"`` places each file where detectron2's download cache expects
+    it (``to`` defaults to that cache), so unmodified scripts read verified bytes.
+    """
     if link not in LINK_MODES:
         raise UsageError(f"unknown link mode {link!r}", hint="use symlink, hardlink or copy")
     arts = zoo.resolve(names)
+    if layout == "iopath":
+        return _export_iopath(zoo, arts, to or iopath_cache_dir(), link, force)
+    if to is None:
+        raise UsageError("name a target folder with --to", hint="only --layout iopath has a "
+                                                                "default folder")
     counts: dict[str, int] = {}
     for a in arts:
         counts[a.file_name] = counts.get(a.file_name, 0) + 1

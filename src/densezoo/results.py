@@ -202,3 +202,43 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "action": self.action}
+
+
+@dataclass(frozen=True)
+class ResolvedReference:
+    """One reference of a config: what it is in the zoo and where its verified copy is."""
+
+    key: str                       # e.g. MODEL.WEIGHTS
+    value: str                     # as written in the config
+    name: str | None               # the artifact, or None: in no manifest (not verified)
+    url: str | None                # the artifact's URL (redacted)
+    strength: Strength | None
+    path: Path | None              # verified local copy (None: not fetched / not cached)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": redact(self.value), "artifact": self.name,
+                "url": self.url, "strength": self.strength,
+                "path": str(self.path) if self.path else None,
+                "verified": self.name is not None}
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """``densezoo config``: every reference, the rewritten config, and the fetch outcomes."""
+
+    source: Path
+    references: tuple[ResolvedReference, ...]
+    text: str | None               # the flattened config with local paths (None: dry run)
+    outcomes: tuple[FetchOutcome, ...] = ()
+
+    @property
+    def unverified(self) -> tuple[ResolvedReference, ...]:
+        return tuple(r for r in self.references if r.name is None)
+
+    @property
+    def errors(self) -> tuple[FetchOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": str(self.source), "references": [r.to_dict() for r in self.references],
+                "fetched": [o.to_dict() for o in self.outcomes]}

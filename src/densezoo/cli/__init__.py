@@ -18,11 +18,11 @@ import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError
 from ..settings import debug
-from . import browse, cache, check, setup, share
+from . import browse, cache, check, configs, setup, share
 from .app import cli
 from .render import one_line
 
-for _module in (browse, check, cache, share, setup):
+for _module in (browse, check, configs, cache, share, setup):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

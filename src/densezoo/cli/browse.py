@@ -72,18 +72,26 @@ def info_cmd(app: App, name, as_json) -> None:
                    "connection is capped by the server).")
 @click.option("--extract", is_flag=True,
               help="Unpack tarballs once (safely) and print the unpacked folder instead.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              metavar="CONFIG", help="Every artifact a detectron2/Detectron config references.")
 @json_option
 @pass_app
 def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
-              jobs, connections, extract, as_json) -> None:
+              jobs, connections, extract, config_file, as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
     """
-    if not names and not all_ and not kind:
-        raise click.UsageError("name at least one artifact, or use --all / --kind")
+    if not names and not all_ and not kind and not config_file:
+        raise click.UsageError("name at least one artifact, or use --all / --kind / --config")
     z = app.make_zoo(space_check=not no_space_check, connections=connections,
                      scan=False if no_scan else None)
+    if config_file:
+        refs = z.config(config_file, fetch=False).references
+        for r in refs:
+            if r.name is None:
+                app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
+        names = (*names, *[r.name for r in refs if r.name])
     arts = z.resolve(names, with_deps=with_deps, kind=kind, zoo=zoo, all=all_)
 
     display = progress_display() if app.show_progress(as_json) else None

@@ -10,17 +10,26 @@ from .render import emit_json
 
 @click.command("export")
 @names_argument(required=True)
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--to", "to", type=click.Path(file_okay=False),
+              help="Target folder (with --layout iopath: default $FVCORE_CACHE, else "
+                   "~/.torch/iopath_cache).")
 @click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink",
               show_default=True, help="How to place files (falls back to copy where links fail).")
-@click.option("--layout", type=click.Choice(["flat", "densepose"]), default="flat",
+@click.option("--layout", type=click.Choice(["flat", "densepose", "iopath"]), default="flat",
               show_default=True,
-              help="densepose: DensePoseData/UV_data, eval_data, DensePose_COCO as the code expects.")
+              help="densepose: DensePoseData/UV_data, eval_data, DensePose_COCO as the v1 code "
+                   "expects; iopath: detectron2's download cache, so its scripts skip the "
+                   "network.")
 @click.option("--force", is_flag=True, help="Replace existing files in the target.")
 @json_option
 @pass_app
 def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
-    """Put verified artifacts into a folder (links by default), fetching them if needed."""
+    """Put verified artifacts into a folder (links by default), fetching them if needed.
+
+    \b
+      densezoo export densepose_rcnn_R_50_FPN_s1x --layout iopath
+      python apply_net.py show cfg.yaml https://dl.fbaipublicfiles.com/... img.jpg dp_segm
+    """
     results = app.zoo.export(names, to, link=link, layout=None if layout == "flat" else layout,
                              force=force)
     if as_json:

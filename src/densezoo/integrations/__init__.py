@@ -1,0 +1,1 @@
+"""Wiring densezoo into the tools people already run (detectron2)."""

@@ -1,0 +1,95 @@
+"""An iopath PathHandler: detectron2's PathManager gets verified files from densezoo.
+
+detectron2 loads ``MODEL.WEIGHTS`` and every runtime file through iopath, whose
+HTTP handler downloads unverified into its own cache.  Registering this handler
+makes the same URLs (and ``detectron2://``, ``densezoo://NAME``) resolve to the
+verified store instead::
+
+    from iopath.common.file_io import PathManager
+    from densezoo.iopath import DensezooHandler
+
+    pm = PathManager()
+    pm.register_handler(DensezooHandler())
+    pm.get_local_path("https://dl.fbaipublicfiles.com/densepose/.../model_final_162be9.pkl")
+
+It claims ``densezoo://``, ``detectron2://`` and the scheme+host of every manifest
+URL (current, mirror and legacy).  A URL under a claimed host that no entry lists
+is downloaded unverified with a warning, or refused in strict mode; a checksum
+failure raises densezoo's error.  Nothing unverified is handed out silently.
+Install with ``pip install 'densezoo[iopath]'``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from iopath.common.file_io import HTTPURLHandler, PathHandler
+
+from .api import Zoo
+from .configs import UrlIndex, expand
+from .errors import NotCachedError, PolicyError
+
+
+class UnverifiedDownloadWarning(UserWarning):
+    """A URL under a host densezoo claims, but in no manifest: fetched without a check."""
+
+
+class DensezooHandler(PathHandler):
+    def __init__(self, zoo: Zoo | None = None) -> None:
+        super().__init__()
+        self.zoo = zoo or Zoo()          # DENSEZOO_* variables: manifests, cache, mirrors
+        self._index: UrlIndex | None = None
+        self._http = HTTPURLHandler()
+
+    @property
+    def index(self) -> UrlIndex:
+        if self._index is None:
+            self._index = UrlIndex(self.zoo.catalog)
+        return self._index
+
+    def _get_supported_prefixes(self) -> list[str]:
+        hosts = set()
+        for art in self.zoo.catalog.artifacts:
+            for url in (art.url, *art.mirrors, *art.legacy_urls):
+                parts = urlsplit(url)
+                hosts.add(f"{parts.scheme}://{parts.netloc}/")
+        return ["densezoo://", "detectron2://", *sorted(hosts)]
+
+    def _local(self, path: str) -> str:
+        art = self.index.find(path)
+        if art is not None:
+            return str(self.zoo.fetch(art).path)
+        if path.startswith("densezoo://"):
+            self.zoo.artifact(path[len("densezoo://"):].strip("/"))   # raises: unknown name
+        if self.zoo.settings.strict:
+            raise PolicyError(f"{path} is not in any manifest and strict mode is on",
+                              hint="add it to a manifest, or drop DENSEZOO_STRICT")
+        warnings.warn(f"densezoo: {path} is not in any manifest; downloading it unverified",
+                      UnverifiedDownloadWarning, stacklevel=3)
+        return self._http._get_local_path(expand(path) or path)
+
+    def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
+        self._check_kwargs(kwargs)
+        return self._local(path)
+
+    def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any) -> IO[Any]:
+        self._check_kwargs(kwargs)
+        if any(c in mode for c in "wax+"):
+            raise PolicyError(f"{path} is read-only through densezoo (mode {mode!r})")
+        return open(self._local(path), mode, buffering=buffering)
+
+    def _exists(self, path: str, **kwargs: Any) -> bool:
+        self._check_kwargs(kwargs)
+        return self.index.find(path) is not None
+
+    def _isfile(self, path: str, **kwargs: Any) -> bool:
+        return self._exists(path, **kwargs)
+
+    def cached(self, path: str) -> str:
+        """The verified cached path of a reference, never downloading (NotCachedError)."""
+        art = self.index.find(path)
+        if art is None:
+            raise NotCachedError(path, hint="no manifest lists this URL")
+        return str(self.zoo.path(art))
