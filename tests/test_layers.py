@@ -30,9 +30,10 @@ LAYERS = [
     {"mirror"},
     {"bundle"},
     {"api"},
-    {"iopath", "integrations", "integrations.detectron2"},
+    {"iopath"},
+    {"integrations", "integrations.detectron2"},
     {"cli", "cli.app", "cli.render", "cli.browse", "cli.check", "cli.cache", "cli.share",
-     "cli.setup"},
+     "cli.setup", "cli.configs"},
 ]
 LEVEL = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 # Within a package, its parts may import each other in this order.
