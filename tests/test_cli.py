@@ -12,7 +12,8 @@ from conftest import entry
 def test_list_shows_every_v1_artifact_with_metrics(cli):
     r = cli("list", "--zoo", "densepose-v1")
     assert r.code == 0
-    assert "ResNet50_FPN_s1x" in r.out and "0.4748" in r.out and "sidecar" in r.out
+    row = next(line.split("\t") for line in r.out.splitlines() if line.startswith("ResNet50_FPN_s1x\t"))
+    assert row[4:7] == ["none", "47.48", "AP (GPS)"] and "sidecar" in r.out
     assert "29 artifacts" in r.err          # chatter goes to stderr, the table to stdout
 
 

@@ -27,7 +27,8 @@ from .errors import DensezooError, NotCachedError, PolicyError, UsageError
 from .fetcher import Fetcher, ProgressArg, unique
 from .manifest import Artifact
 from .results import (ArtifactInfo, ConfigResult, ExportResult, ExtractResult, FetchOutcome,
-                      FetchResult, ImportResult, PinInfo, ResolvedReference, VerifyReport)
+                      FetchResult, ImportResult, PinInfo, ResolvedReference, VerifyReport,
+                      headline_ap, inference_time)
 from .settings import Settings
 from .store import Store
 from .trust import Trust
@@ -108,10 +109,30 @@ class Zoo:
                             self.store.read_pin(art), deps)
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
-             text: str | None = None) -> list[ArtifactInfo]:
-        return [ArtifactInfo(a, self.trust.strength(a), self.store.cached_path(a),
-                             self.store.read_pin(a))
-                for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
+             text: str | None = None, sort: str | None = None) -> list[ArtifactInfo]:
+        """Artifacts in manifest order, or ``sort`` "ap" (best first) / "speed" (fastest
+        inference first); entries without the number come last."""
+        infos = [ArtifactInfo(a, self.trust.strength(a), self.store.cached_path(a),
+                              self.store.read_pin(a))
+                 for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
+        if sort == "ap":
+            infos.sort(key=lambda i: -(headline_ap(i.artifact)[0] or -1e9))
+        elif sort == "speed":
+            infos.sort(key=lambda i: inference_time(i.artifact) or 1e9)
+        elif sort is not None:
+            raise UsageError(f"unknown sort {sort!r}", hint="use ap or speed")
+        return infos
+
+    def display_name(self, art: Artifact) -> str:
+        """The shortest name that still resolves to ``art`` (an alias, often)."""
+        for alias in sorted(art.aliases, key=len):
+            if len(alias) < len(art.name):
+                try:
+                    if self.catalog.get(alias) is art:
+                        return alias
+                except DensezooError:
+                    continue
+        return art.name
 
     # -- fetching -------------------------------------------------------------------------
 

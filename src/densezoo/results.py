@@ -46,6 +46,31 @@ def artifact_dict(a: Artifact) -> dict[str, Any]:
     }
 
 
+# Which DensePose number each zoo's tables report, shown beside the AP column.
+AP_METRIC = {"densepose-v1": "AP (GPS)", "detectron2": "AP (GPSm)"}
+
+
+def headline_ap(art: Artifact) -> tuple[float | None, str | None]:
+    """The one DensePose AP a browsing user compares, in percent, and which metric it is.
+
+    v1 published fractions (0.4748), detectron2's tables percent (65.3): one scale.
+    """
+    dp = art.metrics.get("densepose")
+    if not isinstance(dp, dict):
+        return None, None
+    for key, label in (("GPSm", "AP (GPSm)"), ("AP", "AP (GPS)"), ("GPS", "AP (GPS)")):
+        if key in dp:
+            value = float(dp[key])
+            return (round(value * 100, 2) if value <= 1.0 else value), label
+    return None, None
+
+
+def inference_time(art: Artifact) -> float | None:
+    speed = art.metrics.get("speed")
+    value = speed.get("inference_s_per_im") if isinstance(speed, dict) else None
+    return float(value) if value is not None else None
+
+
 @dataclass(frozen=True)
 class ArtifactInfo:
     """An artifact as the manifest declares it, plus what the local store knows of it."""
@@ -65,9 +90,11 @@ class ArtifactInfo:
         pin = dict(self.pin) if self.pin else None
         if pin and pin.get("url"):
             pin["url"] = redact(pin["url"])
+        ap, metric = headline_ap(self.artifact)
         d.update({"strength": self.strength, "cached": self.path is not None,
                   "path": str(self.path) if self.path else None, "pin": pin,
-                  "requires_closure": list(self.requires)})
+                  "requires_closure": list(self.requires), "ap": ap, "ap_metric": metric,
+                  "inference_s_per_im": inference_time(self.artifact)})
         return d
 
 

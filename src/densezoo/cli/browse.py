@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Callable
 
@@ -9,34 +10,37 @@ import click
 
 from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
-from .render import (RichProgress, emit_json, headline_metric, human_size, info_lines,
-                     progress_display, table)
+from .render import (RichProgress, emit_json, human_size, info_lines, list_table, list_tsv,
+                     progress_display)
 
 
 @click.command("list")
 @click.argument("text", required=False)
 @click.option("--kind", help="Only this kind (model, proposals, annotations, ...).")
 @click.option("--zoo", help="Only this zoo (e.g. densepose-v1).")
+@click.option("--sort", type=click.Choice(["ap", "speed"]),
+              help="ap: best DensePose AP first; speed: fastest inference first.")
+@click.option("--wide", is_flag=True, help="Every column and full names (wider than 80).")
 @json_option
 @pass_app
-def list_cmd(app: App, text, kind, zoo, as_json) -> None:
-    """List artifacts: name, kind, size, checksum strength, AP, cached state.
+def list_cmd(app: App, text, kind, zoo, sort, wide, as_json) -> None:
+    """List artifacts: name, kind, size, checksum strength, DensePose AP, cached state.
 
-    TEXT filters by a substring of the name, file name or description.
+    TEXT filters by a substring of the name, file name or description.  On a terminal
+    the artifacts are grouped by zoo, each heading saying which AP it reports (v1: AP
+    with GPS; detectron2: GPSm), all in percent.  In a pipe, tab-separated rows: name,
+    zoo, kind, size (bytes), checksum, AP (%), AP metric, inference s/im, cached.
     """
-    infos = app.zoo.list(kind=kind, zoo=zoo, text=text)
+    z = app.zoo
+    infos = z.list(kind=kind, zoo=zoo, text=text, sort=sort)
     if as_json:
         emit_json([i.to_dict() for i in infos])
         return
-    rows = []
-    for i in infos:
-        a = i.artifact
-        size = a.size or (i.pin or {}).get("size")
-        rows.append((a.name + (" (deprecated)" if a.deprecated else ""), a.zoo, a.kind,
-                     human_size(size), str(i.strength), headline_metric(dict(a.metrics)),
-                     "yes" if i.path else ""))
-    table(("name", "zoo", "kind", "size", "checksum", "AP", "cached"), rows,
-          right=("size", "AP"), no_wrap=("name",))
+    if not sys.stdout.isatty():
+        click.echo(list_tsv(infos), nl=False)
+    else:
+        width = None if wide else min(shutil.get_terminal_size().columns, 200)
+        click.echo(list_table(infos, z.display_name, width=width, wide=wide), nl=False)
     app.say(f"{len(infos)} artifacts")
 
 
@@ -122,6 +126,11 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             click.echo(str(o.path))
     if as_json:
         emit_json([o.to_dict() for o in outcomes])
+    if len(outcomes) > 1:
+        done = [o.result.action for o in outcomes if o.ok and o.result]
+        cached = sum(a == "cached" for a in done)
+        app.say(f"{len(done) - cached} fetched, {cached} cached, "
+                f"{sum(not o.ok for o in outcomes)} failed")
     sys.exit(code)
 
 

@@ -7,6 +7,7 @@ rich is imported only when a table or a bar is drawn, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from typing import TYPE_CHECKING, Any, Iterable
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from ..errors import DensezooError
+from ..results import AP_METRIC, headline_ap, inference_time
 
 if TYPE_CHECKING:
     from ..results import ArtifactInfo
@@ -39,17 +41,74 @@ def human_size(n: int | None) -> str:
     return str(n)
 
 
-def headline_metric(metrics: dict[str, Any]) -> str:
-    """The one number a browsing user compares: DensePose AP (or GPSm), else the first one."""
-    if not metrics:
-        return ""
-    task = metrics.get("densepose", next(iter(metrics.values())))
-    if isinstance(task, dict):
-        for key in ("AP", "GPSm", "GPS"):
-            if key in task:
-                return f"{task[key]:g}"
-        return f"{next(iter(task.values())):g}" if task else ""
-    return f"{task:g}"
+def _ap_text(art) -> str:
+    ap, _ = headline_ap(art)
+    return f"{ap:.1f}" if ap is not None else ""
+
+
+def _size(info: "ArtifactInfo") -> int | None:
+    return info.artifact.size or (info.pin or {}).get("size")
+
+
+def list_tsv(infos: "list[ArtifactInfo]") -> str:
+    """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
+    checksum strength, DensePose AP in percent, which AP, inference s/im, cached."""
+    rows = []
+    for i in infos:
+        a = i.artifact
+        ap, metric = headline_ap(a)
+        speed = inference_time(a)
+        size = _size(i)
+        rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
+                               str(i.strength), "" if ap is None else f"{ap:g}", metric or "",
+                               "" if speed is None else f"{speed:g}", "yes" if i.path else "no"]))
+    return "\n".join(rows) + ("\n" if rows else "")
+
+
+def list_table(infos: "list[ArtifactInfo]", short_name, *, width: int | None,
+               wide: bool = False) -> str:
+    """The terminal view: one table per zoo under a heading that says which AP it reports;
+    values never cut (names fold instead), 80 columns enough unless ``wide``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=width or 250, record=True, highlight=False, file=io.StringIO(),
+                      force_terminal=False)
+    zoos: dict[str, list] = {}
+    for i in infos:
+        zoos.setdefault(i.artifact.zoo, []).append(i)
+    for zoo, group in zoos.items():
+        metric = AP_METRIC.get(zoo) or next((headline_ap(i.artifact)[1] for i in group
+                                             if headline_ap(i.artifact)[1]), None)
+        heading = f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if metric else "")
+        console.print(heading, style="bold")
+        t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+        cols = ["name", "kind", "size", "checksum", "AP"]
+        if wide:
+            cols[1:1] = ["zoo"]
+            cols += ["s/im", "mem GB"]
+        cols.append("cached")
+        for col in cols:
+            t.add_column(col, justify="right" if col in ("size", "AP", "s/im", "mem GB") else
+                         "left", overflow="fold" if col == "name" else "ellipsis",
+                         no_wrap=col != "name", min_width=len(col))
+        for i in group:
+            a = i.artifact
+            name = (a.name if wide else short_name(a)) + (" (deprecated)" if a.deprecated
+                                                          else "")
+            row = [name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
+            if wide:
+                speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
+                                                                 dict) else {}
+                row[1:1] = [a.zoo]
+                row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
+                        else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
+                        else ""]
+            row.append("yes" if i.path else "")
+            t.add_row(*row)
+        console.print(t)
+        console.print()
+    return console.export_text()
 
 
 def stdout_console():
@@ -144,10 +203,18 @@ class RichProgress:
 
 
 def progress_display():
+    """A transient rich display on stderr, in binary units like every summary (MiB)."""
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn,
+                               TimeRemainingColumn)
+    from rich.text import Text
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(),
+    class BinarySpeed(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{human_size(int(speed))}/s",
+                        style="progress.data.speed")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    DownloadColumn(binary_units=True), BinarySpeed(), TimeRemainingColumn(),
                     console=Console(stderr=True), transient=True)
