@@ -80,10 +80,11 @@ def ensure_tools() -> None:
     if missing:
         sh("apt-get update -qq && apt-get install -y -qq " + " ".join(sorted(set(missing)))
            + " >/dev/null")
-    try:
-        import pooch  # noqa: F401
-    except ImportError:
-        sh(f"{sys.executable} -m pip install -q pooch")
+    for module in ("pooch", "numpy"):        # numpy builds the weight pickle for the scan rows
+        try:
+            __import__(module)
+        except ImportError:
+            sh(f"{sys.executable} -m pip install -q {module}")
 
 
 def make_file(path: Path, size: int) -> str:

@@ -156,3 +156,17 @@ def test_a_batch_ends_with_one_summary_line(cli, blob, manifest):
     assert cli("--manifest", m, "fetch", "sum-a").code == 0
     r = cli("--manifest", m, "fetch", "sum-a", "sum-b")
     assert r.code == 0 and r.err.strip().splitlines()[-1] == "1 fetched, 1 cached, 0 failed"
+
+
+def test_every_runtime_file_densepose_downloads_is_a_manifest_entry(catalog):
+    from densezoo.configs import UrlIndex, runtime_urls
+
+    meshes = ["smpl_27554", "chimp_5029", "cat_5001", "cat_7466", "sheep_5004", "zebra_5002",
+              "horse_5004", "giraffe_5002", "elephant_5002", "dog_5002", "dog_7466",
+              "cow_5002", "bear_4936"]
+    cse = {"MODEL": {"ROI_DENSEPOSE_HEAD": {"CSE": {"EMBEDDERS": {m: {} for m in meshes}}}}}
+    index = UrlIndex(catalog)
+    for config in ({}, cse):
+        urls = runtime_urls(config)
+        assert urls and all(index.find(u) is not None for u in urls), [
+            u for u in urls if index.find(u) is None]

@@ -186,6 +186,7 @@ CHART_RUNTIME = tuple(DENSEPOSE_DATA + f for f in (
     "UV_symmetry_transforms.mat", "SMPL_subdiv.mat", "SMPL_SUBDIV_TRANSFORM.mat",
     "Pdist_matrix.pkl"))
 CSE_RUNTIME = (DENSEPOSE_DATA + "cse/mds_d=256.npy", DENSEPOSE_DATA + "cse/mesh_keyvertices_v0.json")
+TEXCOORDS_OF = {"horse_5004": "zebra_5002"}      # horse_5004 reuses the zebra texture coords
 
 
 def cse_meshes(config: dict[str, Any]) -> list[str] | None:
@@ -207,6 +208,7 @@ def runtime_urls(config: dict[str, Any]) -> list[str]:
     urls = list(CSE_RUNTIME)
     for m in meshes:
         urls.append(f"{DENSEPOSE_MESHES}{m}.pkl")
-        for kind in ("geodists", "symmetry", "texcoords"):
+        for kind in ("geodists", "symmetry"):
             urls.append(f"{DENSEPOSE_MESHES}{kind}/{kind}_{m}.pkl")
+        urls.append(f"{DENSEPOSE_MESHES}texcoords/texcoords_{TEXCOORDS_OF.get(m, m)}.pkl")
     return urls
