@@ -176,3 +176,35 @@ def read_only(mnt: Path) -> None:
     import subprocess
 
     subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's standalone S3 server (an emulator over real HTTP) on 127.0.0.1, one per run."""
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def aws_env(monkeypatch, endpoint: str, tmp_path: Path) -> None:
+    """Credentials and endpoint for the emulator, and no AWS files of the machine's."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "densezoo-test", "AWS_SECRET_ACCESS_KEY": "s3cretkey",
+                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
+                 "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")}.items():
+        monkeypatch.setenv(k, v)

@@ -110,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         owner._record(Seen(path, {k: v for k, v in self.headers.items()}))
         rng = _RANGE.match(self.headers.get("Range", "").strip())
-        fault = owner._take_fault(path, int(rng.group(1)) if rng else 0)
+        start = int(rng.group(1)) if rng else 0
+        fault = owner._take_fault(path, start) or owner._take_fault(path.split("?")[0], start)
         data = owner.files.get(path)
         if fault is not None and self._fault(fault, data, head):
             return

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import aws_env, run_cli
 from densezoo.catalog import Catalog
 from densezoo.urls import url_key
 
@@ -78,7 +78,7 @@ def synthetic(art) -> bytes:
 
 
 @pytest.fixture
-def loopback_mirror(server, monkeypatch, tmp_path):
+def loopback_mirror(server, monkeypatch, tmp_path, moto_endpoint):
     # The v1 zoo, plus the detectron2 files that publish no md5 prefix (data, meshes,
     # LBO bases): synthetic bytes cannot match a published prefix.
     arts = [a for a in Catalog.load().artifacts
@@ -96,6 +96,10 @@ def loopback_mirror(server, monkeypatch, tmp_path):
         f"artifacts:\n  - {{name: mine, url: '{server.url('/own/my.bin')}', "
         f"md5: {hashlib.md5(mine).hexdigest()}, size: {len(mine)}}}\n")
     monkeypatch.setenv("DENSEZOO_MIRROR", server.url("/mirror/"))
+    aws_env(monkeypatch, moto_endpoint, tmp_path)          # s3:// examples use the emulator
+    import boto3
+
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="densezoo-mirror")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # closed port: fail locally
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

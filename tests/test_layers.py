@@ -22,7 +22,8 @@ LAYERS = [
     {"manifest"},
     {"catalog", "store", "health", "extract"},
     {"configs"},
-    {"trust", "download", "download.http", "download.transfer", "download.segmented"},
+    {"trust", "download", "download.http", "download.transfer", "download.segmented", "s3",
+     "mirror_page"},
     {"results", "intake"},
     {"verifier"},
     {"fetcher"},
@@ -86,6 +87,8 @@ def test_imports_only_go_down(path, name):
             third = dep[1:]
             if third == "requests" or third == "urllib3":
                 assert name.startswith("download"), f"{name} imports {third}"
+            if third in ("boto3", "botocore"):
+                assert name == "s3", f"{name} imports {third}"
             if third == "iopath":
                 assert name in ("iopath", "integrations.detectron2"), f"{name} imports iopath"
             if third in ("click", "rich"):

@@ -12,8 +12,8 @@ import pytest
 from densezoo import Zoo
 from densezoo.catalog import Catalog
 
-TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
-    "detectron2-densepose-models.tsv"
+TSV = Path(__file__).resolve().parent / "data" / "detectron2-densepose-models.tsv"  # copied from
+# shared/reference/ (detectron2 @ 02b5c4e doc tables), so the test needs no outside file
 CA = "evolution.densepose_R_50_FPN_DL_WC1M_3x_Atop10P_CA"
 SOFT = "cse.densepose_rcnn_R_50_FPN_soft_s1x"
 MASK_354 = "cse.densepose_rcnn_R_50_FPN_soft_animals_finetune_maskonly_24k"

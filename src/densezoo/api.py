@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .doctor import Diagnosis
     from .download import Downloader
     from .intake import Intake
+    from .mirror import MirrorResult
     from .pickle_scan import ScanReport
 
 NameOrArtifact = str | Artifact
@@ -272,11 +273,13 @@ class Zoo:
         return export(self, names, Path(to) if to is not None else None, link=link,
                       layout=layout, force=force)
 
-    def mirror_build(self, directory: str | os.PathLike[str], names: Iterable[str] | None,
-                     *, base_url: str | None = None, link: str = "hardlink") -> Path:
+    def mirror_build(self, target: str | os.PathLike[str], names: Iterable[str] | None,
+                     *, base_url: str | None = None, link: str = "hardlink") -> "MirrorResult":
+        """A mirror tree (files, densezoo-mirror.yaml, index.html) in a folder or under
+        ``s3://bucket/prefix``."""
         from .mirror import mirror_build
 
-        return mirror_build(self, Path(directory), names, base_url=base_url, link=link)
+        return mirror_build(self, target, names, base_url=base_url, link=link)
 
     def bundle(self, names: Iterable[str], out: str | os.PathLike[str]) -> list[str]:
         from .bundle import bundle

@@ -24,6 +24,7 @@ from .health import Health
 from .intake import Intake
 from .manifest import Artifact
 from .progress import NoProgress, Progress, TqdmProgress
+from .s3 import explain, is_s3
 from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, VerifyStatus
 from .settings import Settings
 from .store import FetchMarker, Store
@@ -49,6 +50,7 @@ class Fetcher:
         self.siblings = siblings          # other entries with the same store slot
         self.health = Health(store.layout.health_file)
         self.cancel = threading.Event()     # set on Ctrl-C / SIGTERM: every transfer stops
+        self._bucket = None                 # s3.Bucket, connected on the first s3:// mirror
         self._downloader = downloader
 
     @property
@@ -191,16 +193,23 @@ class Fetcher:
         will_pin = self.trust.needs_pin(art)
         algorithms = ALGORITHMS if will_pin else (expected.algorithms() or ALGORITHMS)
         for url in self.candidate_urls(art.url, art.mirrors):
+            try:
+                request_url = self._signed(url)
+            except TransferError as e:
+                failures.append(UrlFailure(e.url, e.reason, e.kind))
+                continue
             partial = self.store.claim_partial(art)
             began = time.monotonic()
             try:
                 got = self.downloader.download(
-                    url, partial, expected_size=expected.size, file_name=art.file_name,
+                    request_url, partial, expected_size=expected.size, file_name=art.file_name,
                     resume_unvalidated=expected.has_checksum, algorithms=algorithms,
                     progress=progress_for(progress, art))
             except TransferError as e:
                 partial.release()
                 self.health.record(url, ok=False)
+                if is_s3(url):
+                    e = explain(url, e)
                 failures.append(UrlFailure(e.url, e.reason, e.kind))
                 continue
             except PolicyError as e:
@@ -232,6 +241,16 @@ class Fetcher:
                                got.digests, self.trust.strength(art), admitted.pinned,
                                (*warnings, *admitted.warnings))
         raise DownloadFailedError(art.name, failures)
+
+    def _signed(self, url: str) -> str:
+        """The URL to request: an s3:// mirror candidate becomes a presigned https GET."""
+        if not is_s3(url):
+            return url
+        if self._bucket is None:
+            from .s3 import Bucket
+
+            self._bucket = Bucket.connect()
+        return self._bucket.presign(url)
 
     def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
         """Unpack a fetched archive once into ``<root>/extracted/...``."""

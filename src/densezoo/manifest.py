@@ -75,7 +75,8 @@ class Manifest:
     artifacts: tuple[Artifact, ...]
 
 
-def check_url(url: object, source: str, entry: str | None, what: str = "url") -> str:
+def check_url(url: object, source: str, entry: str | None, what: str = "url",
+              schemes: tuple[str, ...] = ("http", "https")) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ManifestError(source, f"{what} must be a non-empty string", entry=entry)
     try:
@@ -83,8 +84,9 @@ def check_url(url: object, source: str, entry: str | None, what: str = "url") ->
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as e:
         raise ManifestError(source, f"{what} {url!r} is not a valid URL ({e})", entry=entry)
-    if parts.scheme not in ("http", "https"):
-        raise ManifestError(source, f"{what} {url!r} must be http(s)", entry=entry)
+    if parts.scheme not in schemes:
+        raise ManifestError(source, f"{what} {url!r} must be {' or '.join(schemes)}",
+                            entry=entry)
     if not parts.hostname:
         raise ManifestError(source, f"{what} {url!r} has no host", entry=entry)
     if not valid_host(parts.hostname):
@@ -203,7 +205,7 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
         sha256=_hex(raw.get("sha256"), 64, source, name, "sha256"),
         md5_prefix=_md5_prefix(raw.get("md5_prefix"), source, name),
         size=size,
-        mirrors=tuple(check_url(u, source, name, "mirror")
+        mirrors=tuple(check_url(u, source, name, "mirror", ("http", "https", "s3"))
                       for u in _str_list(raw.get("mirrors"), source, name, "mirrors")),
         md5_url=check_url(md5_url, source, name, "md5_url") if md5_url is not None else None,
         legacy_urls=_str_list(raw.get("legacy_urls"), source, name, "legacy_urls"),

@@ -1,16 +1,17 @@
-"""``mirror build``: a static tree any web server can serve as a densezoo mirror.
+"""``mirror build``: a tree any web server or object store can serve as a densezoo mirror.
 
-The tree has the store's key layout (``<dir>/<host>/<url path>``), so a client
-only needs ``DENSEZOO_MIRROR=<base url>``.  A mirror is transport, never a
-trust root: clients check what it serves against their own manifests.  The
-``densezoo-mirror.yaml`` written beside the files lists full checksums for
-people who want to adopt them, and contains no credentials (the tree is
-meant to be served).
+The tree has the store's key layout (``<target>/<host>/<path>``), so a client only
+needs ``DENSEZOO_MIRROR=<base url>`` (or ``s3://bucket/prefix``).  A mirror is
+transport, never a trust root: clients check what it serves against their own
+manifests.  Beside the files go ``densezoo-mirror.yaml`` (full checksums, for people
+who want to adopt them; no credentials, the tree is meant to be served) and
+``index.html``, a self-contained page to browse and pick a model.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -18,12 +19,15 @@ from .disk import store_errors, write_text_atomic
 from .export import place
 from .hashing import hash_file
 from .manifest import Artifact
+from .mirror_page import render_index
+from .results import headline_ap, inference_time
 from .urls import redact, url_key
 
 if TYPE_CHECKING:
     from .api import Zoo
 
 MIRROR_MANIFEST = "densezoo-mirror.yaml"
+INDEX = "index.html"
 
 
 def entry_json(art: Artifact, digests: dict[str, Any], url: str, mirrors: list[str]) -> str:
@@ -44,25 +48,95 @@ def known_digests(zoo: "Zoo", art: Artifact, path: Path) -> dict[str, Any]:
     return hash_file(path).as_dict()
 
 
-def mirror_build(zoo: "Zoo", directory: Path, names: Iterable[str] | None,
-                 base_url: str | None = None, link: str = "hardlink") -> Path:
-    """Write ``<dir>/<host>/<path>`` for each artifact plus ``densezoo-mirror.yaml``."""
+class _Folder:
+    """Writes the tree into a local folder (links by default: no second copy)."""
+
+    def __init__(self, root: Path, link: str) -> None:
+        self.root, self.link = root, link
+
+    def put_file(self, src: Path, key: tuple[str, ...], digests: dict[str, Any]) -> bool:
+        dest = self.root.joinpath(*key)
+        with store_errors("build the mirror", dest.parent):
+            return place(src, dest, self.link, force=True) != "unchanged"
+
+    def put_text(self, key: tuple[str, ...], text: str, content_type: str) -> None:
+        dest = self.root.joinpath(*key)
+        with store_errors("build the mirror", dest.parent):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(dest, text)            # the tree may be served live
+
+    def location(self, name: str) -> str:
+        return str(self.root / name)
+
+
+class _Bucket:
+    """Uploads the tree under ``s3://bucket/prefix`` (see s3.py)."""
+
+    def __init__(self, url: str) -> None:
+        from .s3 import Bucket, split
+
+        self.bucket, prefix = split(url)
+        self.prefix = prefix.strip("/")
+        self.s3 = Bucket.connect()
+
+    def _key(self, key: tuple[str, ...]) -> str:
+        return "/".join(filter(None, (self.prefix, *key)))
+
+    def put_file(self, src: Path, key: tuple[str, ...], digests: dict[str, Any]) -> bool:
+        return self.s3.upload(src, self.bucket, self._key(key), md5=digests["md5"],
+                              sha256=digests.get("sha256"), size=digests["size"])
+
+    def put_text(self, key: tuple[str, ...], text: str, content_type: str) -> None:
+        self.s3.put_text(self.bucket, self._key(key), text, content_type)
+
+    def location(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self._key((name,))}"
+
+
+def page_row(zoo: "Zoo", art: Artifact, digests: dict[str, Any]) -> dict[str, Any]:
+    ap, metric = headline_ap(art)
+    return {"name": art.name, "zoo": art.zoo, "kind": art.kind, "size": digests.get("size"),
+            "strength": str(zoo.trust.strength(art)), "md5": digests.get("md5"),
+            "sha256": digests.get("sha256"), "ap": ap, "ap_metric": metric,
+            "inference": inference_time(art), "description": art.description or "",
+            "command": f"densezoo fetch {art.name}"}
+
+
+@dataclass(frozen=True)
+class MirrorResult:
+    manifest: str             # where densezoo-mirror.yaml went
+    index: str                # where index.html went
+    written: tuple[str, ...]  # artifacts whose file was written or uploaded now
+    unchanged: tuple[str, ...]  # already there with the same bytes (skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"manifest": self.manifest, "index": self.index, "written": list(self.written),
+                "unchanged": list(self.unchanged)}
+
+
+def mirror_build(zoo: "Zoo", target: str | Path, names: Iterable[str] | None,
+                 base_url: str | None = None, link: str = "hardlink") -> MirrorResult:
+    """Write ``<target>/<host>/<path>`` for each artifact, the mirror manifest and the
+    index page; ``target`` is a folder or ``s3://bucket/prefix``.  Only verified store
+    files are written."""
+    target = str(target)
+    writer = _Bucket(target) if target.startswith("s3://") else _Folder(Path(target), link)
     arts = zoo.resolve(names) if names else list(zoo.catalog.artifacts)
     lines = ["# written by `densezoo mirror build`: every checksum below was verified",
              "schema: 1", "zoo: mirror", "artifacts:"]
+    rows, written, unchanged = [], [], []
     for art in arts:
         src = zoo.fetch(art).path
         key = url_key(art.url)
-        dest = directory.joinpath(*key)
-        with store_errors("build the mirror", dest.parent):
-            place(src, dest, link, force=True)
         digests = known_digests(zoo, art, src)
+        (written if writer.put_file(src, key, digests) else unchanged).append(art.name)
         if art.md5_url:        # the sidecar too, for tools that read it beside the file
-            side = directory.joinpath(*url_key(art.md5_url))
-            side.parent.mkdir(parents=True, exist_ok=True)
-            side.write_text(f"{digests['md5']}  {art.file_name}\n")
+            writer.put_text(url_key(art.md5_url), f"{digests['md5']}  {art.file_name}\n",
+                            "text/plain")
         url = art.url if base_url is None else base_url.rstrip("/") + "/" + "/".join(key)
         lines.append("  - " + entry_json(art, digests, url, [art.url] if base_url else []))
-    out = directory / MIRROR_MANIFEST
-    write_text_atomic(out, "\n".join(lines) + "\n")     # the tree may be served live
-    return out
+        rows.append(page_row(zoo, art, digests))
+    writer.put_text((INDEX,), render_index(rows), "text/html; charset=utf-8")
+    writer.put_text((MIRROR_MANIFEST,), "\n".join(lines) + "\n", "text/yaml")
+    return MirrorResult(writer.location(MIRROR_MANIFEST), writer.location(INDEX),
+                        tuple(written), tuple(unchanged))

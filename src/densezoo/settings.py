@@ -71,12 +71,18 @@ def _bad_setting(name: str, raw: str, accepted: str):
 
 
 def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
-    """A mirror prefix: an http(s) URL with a real host (and a real port, if any)."""
+    """A mirror prefix: an http(s) URL with a real host (and a real port, if any), or an
+    S3 bucket ``s3://BUCKET/PREFIX``."""
     from urllib.parse import urlsplit
 
     from .urls import valid_host
 
-    accepted = "http(s)://HOST[:PORT]/PREFIX, comma-separated"
+    accepted = "http(s)://HOST[:PORT]/PREFIX or s3://BUCKET/PREFIX, comma-separated"
+    if url.startswith("s3://"):
+        bucket = urlsplit(url).netloc
+        if not (3 <= len(bucket) <= 63 and valid_host(bucket)):
+            raise _bad_setting(name, url, accepted)
+        return url
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port

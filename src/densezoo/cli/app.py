@@ -48,6 +48,7 @@ class App:
     offline: bool | None = None
     strict: bool | None = None
     allow_http: bool | None = None
+    mirrors: tuple[str, ...] = ()
     _zoo: "Zoo | None" = field(default=None, repr=False)
 
     def make_zoo(self, **overrides: Any) -> "Zoo":
@@ -57,7 +58,8 @@ class App:
 
             self._zoo = Zoo(manifests=self.manifests, cache_dir=self.cache_dir,
                             default_manifests=self.default_manifests, strict=self.strict,
-                            offline=self.offline, allow_http=self.allow_http, **overrides)
+                            offline=self.offline, allow_http=self.allow_http,
+                            mirrors=self.mirrors or None, **overrides)
         return self._zoo
 
     @property
@@ -110,6 +112,9 @@ def names_argument(**kwargs: Any):
                    "[env var: DENSEZOO_MANIFEST]")
 @click.option("--no-default-manifests", is_flag=True,
               help="Use only the manifests given with --manifest / DENSEZOO_MANIFEST.")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="Mirror tried before upstream: http(s)://host/prefix or s3://bucket/prefix "
+                   "(repeatable; replaces DENSEZOO_MIRROR).")
 @click.option("--cache-dir", metavar="DIR", envvar=ENV_CACHE_DIR, show_envvar=True,
               help="Store root (default: the platform user cache dir).")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
@@ -123,7 +128,7 @@ def names_argument(**kwargs: Any):
               help="Allow plain-http URLs beyond loopback. [env var: DENSEZOO_ALLOW_HTTP]")
 @click.version_option(__version__, "--version", prog_name="densezoo")
 @click.pass_context
-def cli(ctx: click.Context, manifests, no_default_manifests, cache_dir, quiet, verbose,
+def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir, quiet, verbose,
         no_progress, offline, strict, allow_http) -> None:
     """Fetch, cache and verify DensePose model-zoo weights and data.
 
@@ -135,4 +140,4 @@ def cli(ctx: click.Context, manifests, no_default_manifests, cache_dir, quiet, v
     ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
                   offline=offline or None, strict=strict or None,
-                  allow_http=allow_http or None)
+                  allow_http=allow_http or None, mirrors=tuple(mirrors))

@@ -44,28 +44,38 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
 
 @click.group("mirror")
 def mirror_group() -> None:
-    """Build a static mirror any web server (nginx, S3, a CDN) can serve."""
+    """Build a mirror: a static tree for any web server, or an S3-compatible bucket."""
 
 
 @mirror_group.command("build")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("target", metavar="DIRECTORY|s3://BUCKET/PREFIX")
 @click.argument("names", nargs=-1, shell_complete=complete_names)
 @click.option("--all", "all_", is_flag=True, help="Every artifact of the loaded manifests.")
 @click.option("--base-url", help="Where the tree will be served; written into the manifest.")
 @click.option("--link", type=click.Choice(["hardlink", "symlink", "copy"]), default="hardlink",
               show_default=True)
+@json_option
 @pass_app
-def mirror_build_cmd(app: App, directory, names, all_, base_url, link) -> None:
-    """Write DIRECTORY/<host>/<path> for each artifact plus densezoo-mirror.yaml.
+def mirror_build_cmd(app: App, target, names, all_, base_url, link, as_json) -> None:
+    """Write <target>/<host>/<path> for each artifact, densezoo-mirror.yaml and index.html.
 
-    Serve DIRECTORY over http(s) and set DENSEZOO_MIRROR to its URL on the clients:
-    every file is still verified, so any mirror is safe.
+    \b
+    A folder: serve it over http(s), DENSEZOO_MIRROR=http://host/prefix on the clients.
+    s3://BUCKET/PREFIX: uploads verified files (multipart when large; objects already
+    there with the same size and md5 are skipped) with the standard AWS credentials
+    and AWS_ENDPOINT_URL (MinIO, Ceph); clients use DENSEZOO_MIRROR=s3://BUCKET/PREFIX.
+    Every file is verified again on arrival, so any mirror is safe.
     """
     if not names and not all_:
         raise click.UsageError("name artifacts, or pass --all")
-    out = app.zoo.mirror_build(directory, None if all_ else list(names), base_url=base_url,
-                               link=link)
-    click.echo(str(out))
+    result = app.zoo.mirror_build(target, None if all_ else list(names), base_url=base_url,
+                                  link=link)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(result.manifest)
+    app.say(f"{len(result.written)} file(s) written, {len(result.unchanged)} already there; "
+            f"browse {result.index}")
 
 
 @click.command("bundle")
