@@ -85,8 +85,8 @@ def check_url(url: object, source: str, entry: str | None, what: str = "url",
     except ValueError as e:
         raise ManifestError(source, f"{what} {url!r} is not a valid URL ({e})", entry=entry)
     if parts.scheme not in schemes:
-        raise ManifestError(source, f"{what} {url!r} must be {' or '.join(schemes)}",
-                            entry=entry)
+        allowed = " or ".join(["http(s)", *[x for x in schemes if x not in ("http", "https")]])
+        raise ManifestError(source, f"{what} {url!r} must be {allowed}", entry=entry)
     if not parts.hostname:
         raise ManifestError(source, f"{what} {url!r} has no host", entry=entry)
     if not valid_host(parts.hostname):
