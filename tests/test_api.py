@@ -48,13 +48,23 @@ def test_tqdm_progress_for_library_users(blob, manifest, capsys):
     assert out == "" and "tq.bin" in err              # tqdm draws on stderr, never stdout
 
 
-def test_list_path_help_and_quick_verify_do_not_import_requests(tmp_path):
+def test_list_path_help_quick_verify_and_warm_fetch_do_not_import_requests(tmp_path, blob,
+                                                                            manifest):
     """Start-up cost: only a download needs requests (about 0.1 s to import)."""
     import subprocess
     import sys
+
+    from conftest import entry
+
+    b = blob("warm")
+    m = manifest(entry(b))
+    assert subprocess.run([sys.executable, "-m", "densezoo", "--manifest", str(m), "fetch",
+                           "warm"], env={"DENSEZOO_CACHE_DIR": str(tmp_path),
+                                         "PATH": "/usr/bin:/bin"}).returncode == 0
     code = ("import sys\nfrom densezoo.cli import main\n"
             "for args in (['--help'], ['list'], ['path', 'ResNet50_FPN_s1x'], "
-            "['verify', '--quick'], ['info', 'R_50_FPN_s1x']):\n"
+            "['verify', '--quick'], ['info', 'R_50_FPN_s1x'], "
+            f"['--manifest', {str(m)!r}, 'fetch', 'warm']):\n"
             "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
             "print('LOADED' if 'requests' in sys.modules else 'CLEAN', file=sys.stderr)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -70,7 +70,8 @@ class Zoo:
         """The manifests, loaded and validated on first use (``--help`` never loads them)."""
         if self._catalog is None:
             s = self.settings
-            self._catalog = Catalog.load(s.manifests, defaults=s.default_manifests)
+            self._catalog = Catalog.load(s.manifests, defaults=s.default_manifests,
+                                         compiled=self.store.layout.compiled_dir)
         return self._catalog
 
     def _siblings(self, art: Artifact) -> list[Artifact]:

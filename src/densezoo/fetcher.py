@@ -51,11 +51,17 @@ class Fetcher:
         self.health = Health(store.layout.health_file)
         self.cancel = threading.Event()     # set on Ctrl-C / SIGTERM: every transfer stops
         self._bucket = None                 # s3.Bucket, connected on the first s3:// mirror
+        self._lock = threading.Lock()
         self._downloader = downloader
 
     @property
     def downloader(self) -> "Downloader":
-        """Built on first use: requests is imported only when something is downloaded."""
+        """Built on first use: requests is imported only when something is downloaded
+        (a warm fetch of cached files never pays for it); one Session for every thread."""
+        with self._lock:
+            return self._make_downloader()
+
+    def _make_downloader(self) -> "Downloader":
         if self._downloader is None:
             from .download import Downloader
 
@@ -280,8 +286,6 @@ class Fetcher:
         from .extract import is_archive
 
         items = unique(list(arts))
-        if not self.settings.offline:
-            self.downloader                 # one Session (and pool) shared by every thread
 
         def one(art: Artifact) -> FetchOutcome:
             try:

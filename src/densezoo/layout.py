@@ -17,6 +17,7 @@ Layout (see docs/cache.md)::
     <root>/pins/<host>/<url path>.json                checksums pinned on first download
     <root>/bad/<stamp>/<host>/<url path>              corrupt copies moved aside
     <root>/extracted/<host>/<url path>/               unpacked archives
+    <root>/catalog/<sha256>.json                      a manifest pre-parsed (by content hash)
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Layout:
         self.extracted_dir = self.root / "extracted"
         self.imported_dir = self.root / "imported"
         self.health_file = self.root / "health.json"
+        self.compiled_dir = self.root / "catalog"     # manifests pre-parsed, by content hash
         self.cachedir_tag = self.root / "CACHEDIR.TAG"
 
     def file(self, art: "Artifact") -> Path:

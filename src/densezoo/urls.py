@@ -64,6 +64,22 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_SECRET_WORDS = ("token", "sig", "key", "pass", "secret", "auth", "credential", "x-amz-")
+
+
+def has_secret(url: str) -> bool:
+    """Whether a URL carries credentials (user:password, or a token-like query value):
+    such a URL may be used for a request, never written to a file densezoo owns."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return True
+    if parts.username or parts.password:
+        return True
+    return any(any(w in k.lower() for w in _SECRET_WORDS) and v
+               for k, v in parse_qsl(parts.query, keep_blank_values=True))
+
+
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":

@@ -7,13 +7,12 @@ import sys
 import click
 
 from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY)
-from ..results import VerifyStatus
 from .app import App, complete_names, json_option, names_argument, pass_app
 from .render import emit_json
 
 # The exit code of a verify run: the first of these statuses present decides.
-VERIFY_EXIT = ((VerifyStatus.CORRUPT, EXIT_CHECKSUM), (VerifyStatus.UNSAFE, EXIT_POLICY),
-               (VerifyStatus.MISSING, EXIT_NOT_CACHED), (VerifyStatus.UNPINNED, EXIT_FAILURE))
+VERIFY_EXIT = (("corrupt", EXIT_CHECKSUM), ("unsafe", EXIT_POLICY),
+               ("missing", EXIT_NOT_CACHED), ("unpinned", EXIT_FAILURE))
 
 
 @click.command("verify")
@@ -41,7 +40,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     else:
         for e in report.entries:
             line = f"{e.status:<9} {e.name}"
-            if e.detail and e.status != VerifyStatus.OK:
+            if e.detail and e.status != "ok":
                 line += f"  ({e.detail})"
             if e.moved_to:
                 line += f"  moved to {e.moved_to}"

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from ..errors import DensezooError
-from ..results import AP_METRIC, headline_ap, inference_time
 
 if TYPE_CHECKING:
     from ..results import ArtifactInfo
@@ -42,6 +41,8 @@ def human_size(n: int | None) -> str:
 
 
 def _ap_text(art) -> str:
+    from ..results import headline_ap
+
     ap, _ = headline_ap(art)
     return f"{ap:.1f}" if ap is not None else ""
 
@@ -53,6 +54,8 @@ def _size(info: "ArtifactInfo") -> int | None:
 def list_tsv(infos: "list[ArtifactInfo]") -> str:
     """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
     checksum strength, DensePose AP in percent, which AP, inference s/im, cached."""
+    from ..results import headline_ap, inference_time
+
     rows = []
     for i in infos:
         a = i.artifact
@@ -71,6 +74,8 @@ def list_table(infos: "list[ArtifactInfo]", short_name, *, width: int | None,
     values never cut (names fold instead), 80 columns enough unless ``wide``."""
     from rich.console import Console
     from rich.table import Table
+
+    from ..results import AP_METRIC, headline_ap
 
     console = Console(width=width or 250, record=True, highlight=False, file=io.StringIO(),
                       force_terminal=False)

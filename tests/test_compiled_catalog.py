@@ -1,0 +1,78 @@
+"""The compiled catalog: manifests pre-parsed once per content, never trusted blindly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from densezoo import manifest as manifest_mod
+from densezoo.errors import ManifestError
+
+
+def compiled_files(cache_dir):
+    return sorted((cache_dir / "catalog").glob("*.json"))
+
+
+def test_built_once_then_used_rebuilt_when_a_manifest_changes(cli, blob, manifest, cache_dir,
+                                                              monkeypatch):
+    b = blob("cc")
+    m = manifest({"name": "cc", "url": b.url, "md5": b.md5})
+    assert cli("--manifest", str(m), "path", "cc").code == 6
+    files = compiled_files(cache_dir)
+    assert len(files) == 3                         # the two shipped manifests and this one
+
+    def no_yaml(*a, **k):
+        raise AssertionError("the YAML was parsed again")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(manifest_mod, "parse_manifest", no_yaml)
+        r = cli("--manifest", str(m), "info", "cc", "--json")
+        assert r.code == 0 and json.loads(r.out)["md5"] == b.md5
+        m.write_text(m.read_text().replace(b.md5, "a" * 32))   # the manifest changes
+        r = cli("--manifest", str(m), "info", "cc")             # must be re-read, not reused
+        assert r.code == 1 and "the YAML was parsed again" in r.err
+    r = cli("--manifest", str(m), "info", "cc", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["md5"] == "a" * 32 and len(compiled_files(cache_dir)) == 4
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong-key", "invalid-entry"])
+def test_a_corrupt_or_foreign_compiled_file_is_ignored(damage, cli, blob, manifest, cache_dir):
+    b = blob("cf")
+    m = manifest({"name": "cf", "url": b.url, "md5": b.md5})
+    assert cli("--no-default-manifests", "--manifest", str(m), "list").code == 0
+    (path,) = compiled_files(cache_dir)
+    doc = json.loads(path.read_text())
+    if damage == "garbage":
+        path.write_bytes(b"\x00not json")
+    elif damage == "wrong-key":
+        doc["key"] = "0" * 64
+        doc["artifacts"][0]["md5"] = "f" * 32
+        path.write_text(json.dumps(doc))
+    else:
+        doc["artifacts"][0]["size"] = "1e5"                         # not what densezoo wrote
+        path.write_text(json.dumps(doc))
+    r = cli("--no-default-manifests", "--manifest", str(m), "info", "cf", "--json")
+    assert r.code == 0 and json.loads(r.out)["md5"] == b.md5
+    assert json.loads(path.read_text())["artifacts"][0]["md5"] == b.md5   # rebuilt
+
+
+def test_a_read_only_cache_still_loads(blob, manifest, tmp_path):
+    from densezoo.catalog import Catalog
+
+    b = blob("ro-cat")
+    m = manifest({"name": "ro-cat", "url": b.url, "md5": None})
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")                                    # mkdir under it fails
+    cat = Catalog.load([m], defaults=False, compiled=blocked / "catalog")
+    assert cat.get("ro-cat").url == b.url
+
+
+def test_errors_still_name_the_manifest(manifest, cache_dir):
+    from densezoo.catalog import Catalog
+
+    m = manifest(raw="artifacts:\n  - {name: a, url: 'ftp://x/y', md5: null}\n")
+    with pytest.raises(ManifestError, match="must be http"):
+        Catalog.load([m], defaults=False, compiled=cache_dir / "catalog")
+    assert not (cache_dir / "catalog").exists() or not compiled_files(cache_dir)
