@@ -90,3 +90,13 @@ def test_segmented_failure_keeps_the_hashed_prefix_for_a_resume(server, blob, ma
     server.faults.clear()
     res = Zoo(zoo.settings, attempts=5).fetch("segfail")
     assert res.digests.md5 == b.md5 and res.transferred == len(b.data) - kept
+
+
+def test_a_capped_file_far_under_64_mib_is_split_by_projected_time(server, blob, manifest):
+    """The old rule split only with 64 MiB left after a 1 s probe; the rule now is the
+    projected time of the rest at the measured rate (defaults, nothing patched)."""
+    b = blob("projected", 20_000_000)
+    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)       # ~6 MB/s: capped
+    res = Zoo(manifests=[manifest(entry(b))]).fetch("projected")
+    assert res.digests.md5 == b.md5
+    assert len([x for x in ranges(server, b.path) if x and x[1]]) >= 2   # it split

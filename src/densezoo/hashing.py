@@ -139,7 +139,26 @@ def hash_stream(stream: BinaryIO, hasher: StreamHasher | None = None,
 
 def hash_file(path: str | os.PathLike[str], algorithms: tuple[str, ...] = ALGORITHMS) -> Digests:
     with open(path, "rb") as f:
-        return hash_stream(f, StreamHasher(algorithms)).finish()
+        return hash_open_file(f, algorithms)
+
+
+def hash_open_file(f: BinaryIO, algorithms: tuple[str, ...] = ALGORITHMS) -> Digests:
+    """Hash a whole file in this thread: ``readinto`` one reused buffer, then each digest.
+
+    For files already on disk (verify) this beats the threaded stream hasher: no copy
+    per chunk, no queue hand-off, and hashlib releases the GIL, so ``verify -j2`` keeps
+    both cores hashing with nothing in between.
+    """
+    digests = {a: _new(a) for a in algorithms}
+    buf = bytearray(4 * CHUNK)
+    view = memoryview(buf)
+    size = 0
+    while n := f.readinto(buf):
+        chunk = view[:n]
+        for h in digests.values():
+            h.update(chunk)
+        size += n
+    return Digests(size, **{a: h.hexdigest() for a, h in digests.items()})
 
 
 @dataclass(frozen=True)

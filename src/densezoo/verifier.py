@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .errors import NotCachedError, StoreError
-from .hashing import ALGORITHMS, Digests, Expected, StreamHasher, hash_stream
+from .hashing import ALGORITHMS, Digests, Expected, hash_open_file
 from .manifest import Artifact
 from .pickle_scan import ScanReport, scan_pickle
 from .results import VerifyEntry, VerifyReport, VerifyStatus
@@ -37,9 +37,9 @@ class Check:
 
 def hash_with_identity(path, algorithms: tuple[str, ...]) -> tuple[Digests, tuple[int, int]]:
     """Digests of the file, and which file (device, inode) they are of."""
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
-        return hash_stream(f, StreamHasher(algorithms)).finish(), (st.st_dev, st.st_ino)
+        return hash_open_file(f, algorithms), (st.st_dev, st.st_ino)
 
 
 class Verifier:
@@ -103,7 +103,7 @@ class Verifier:
             return VerifyEntry(art.name, VerifyStatus.CORRUPT, str(self.store.path_for(art)),
                                "the file keeps being replaced while it is checked")
 
-        workers = jobs or min(4, os.cpu_count() or 1)
+        workers = jobs or (os.cpu_count() or 1)      # one hash stream per core
         if workers <= 1 or len(arts) <= 1:
             entries = [one(a) for a in arts]
         else:

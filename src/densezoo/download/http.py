@@ -40,14 +40,16 @@ MAX_REDIRECTS = 10
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiting
-# Automatic segmentation: after AUTO_PROBE seconds on one connection, if the server
-# takes ranges, at least AUTO_MIN_REMAINING bytes are left and the rate is below
-# AUTO_SLOW bytes/s (a per-connection cap, not our CPU), split (segmented.AUTO_CONNECTIONS).
+# Automatic segmentation, decided by projected time rather than size: after AUTO_PROBE
+# seconds on one connection, if the server takes ranges, the rate is below AUTO_SLOW
+# bytes/s (a per-connection cap, not our CPU or disk) and the rest would still take more
+# than AUTO_SPLIT_SECONDS at that rate, split it (segmented.AUTO_CONNECTIONS).
 # A server that encodes one of these anyway is labelling the file, not compressing it.
 COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz", ".zip", ".zst")
-AUTO_PROBE = 1.0
-AUTO_MIN_REMAINING = 64 << 20
+AUTO_PROBE = 0.25
+AUTO_MIN_REMAINING = 8 << 20        # below this, one connection finishes soon enough anyway
 AUTO_SLOW = 50e6
+AUTO_SPLIT_SECONDS = 1.5
 NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
                    TimeoutError, OSError)
 
@@ -380,7 +382,10 @@ class Downloader:
         if self.connections is not None or remaining < AUTO_MIN_REMAINING:
             return False
         elapsed = time.monotonic() - began
-        return elapsed >= AUTO_PROBE and done / elapsed < AUTO_SLOW
+        if elapsed < AUTO_PROBE:
+            return False
+        rate = done / elapsed
+        return rate < AUTO_SLOW and remaining > rate * AUTO_SPLIT_SECONDS
 
     def open_range(self, body: _Body, url: str, first: int, last: int) -> requests.Response:
         """One Range request for the same bytes the body came from (segmented download)."""
