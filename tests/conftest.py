@@ -178,9 +178,12 @@ def read_only(mnt: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    """moto's standalone S3 server (an emulator over real HTTP) on 127.0.0.1, one per run."""
+def start_moto(auth: bool = False):
+    """moto's standalone S3 server (an emulator over real HTTP) on 127.0.0.1.
+
+    With ``auth`` it checks every signature and knows no keys, so any credentials
+    are wrong (a 403, as from a real bucket).  Returns (process, endpoint URL).
+    """
     import socket
     import subprocess
     import time
@@ -188,15 +191,24 @@ def moto_endpoint():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """One moto server for the whole run."""
+    proc, endpoint = start_moto()
+    yield endpoint
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest
@@ -42,12 +41,12 @@ def zoo_files(server, blob, manifest):
 
 def write_configs(tmp_path: Path, b) -> Path:
     (tmp_path / "cfg" / "cse").mkdir(parents=True)
-    (tmp_path / "cfg" / "Base-RCNN-FPN.yaml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "cfg" / "Base-RCNN-FPN.yaml").write_text(textwrap.dedent("""\
         MODEL:
           META_ARCHITECTURE: GeneralizedRCNN
           WEIGHTS: "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
-          RESNETS: {{DEPTH: 50}}
-        SOLVER: {{BASE_LR: 0.02, MAX_ITER: 90000}}
+          RESNETS: {DEPTH: 50}
+        SOLVER: {BASE_LR: 0.02, MAX_ITER: 90000}
         """))
     (tmp_path / "cfg" / "cse" / "Base-DensePose-RCNN-FPN.yaml").write_text(textwrap.dedent(f"""\
         _BASE_: "../Base-RCNN-FPN.yaml"

@@ -10,7 +10,7 @@ import pytest
 from conftest import entry
 from densezoo import Zoo
 from densezoo.catalog import Catalog, default_manifest_paths
-from densezoo.errors import AmbiguousArtifactError, DownloadFailedError
+from densezoo.errors import AmbiguousArtifactError
 from densezoo.manifest import load_manifest
 from densezoo.trust import declared_strength
 

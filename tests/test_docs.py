@@ -10,7 +10,6 @@ machine.  A line may end in `# exit N` to state its expected exit code.
 import hashlib
 import io
 import json
-import os
 import pickle
 import re
 import shlex

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import entry
 from densezoo import Zoo
-from densezoo.errors import (ChecksumMismatchError, DownloadFailedError, NotCachedError,
+from densezoo.errors import (DownloadFailedError, NotCachedError,
                              StrictModeError)
 
 

@@ -27,7 +27,7 @@ LAYERS = [
     {"results", "intake"},
     {"verifier"},
     {"fetcher"},
-    {"pins", "export", "cache", "doctor"},
+    {"pins", "export", "cache", "doctor", "config_resolve"},
     {"mirror"},
     {"bundle"},
     {"api"},

@@ -3,7 +3,6 @@ or lose work.  Real loopback servers, real tmpfs mounts, real processes and sign
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -11,13 +10,11 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import entry, read_only
 from test_reliability import densezoo, published

@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import entry
 from densezoo.pickle_scan import ALLOWED_GLOBALS, scan_bytes
 from test_extract import GOOD, serve, tarball
 

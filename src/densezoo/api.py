@@ -22,21 +22,20 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .catalog import Catalog
-from .errors import DensezooError, NotCachedError, PolicyError, UsageError
-from .fetcher import Fetcher, ProgressArg, unique
+from .catalog import Catalog, unique
+from .errors import DensezooError, NotCachedError, UsageError
 from .manifest import Artifact
 from .results import (ArtifactInfo, ConfigResult, ExportResult, ExtractResult, FetchOutcome,
-                      FetchResult, ImportResult, PinInfo, ResolvedReference, VerifyReport,
-                      headline_ap, inference_time)
+                      FetchResult, ImportResult, PinInfo, VerifyReport, headline_ap,
+                      inference_time)
 from .settings import Settings
 from .store import Store
 from .trust import Trust
-from .urls import redact
 from .verifier import Verifier
 
 if TYPE_CHECKING:
     from .cache import CacheEntry, CacheUsage, RemovalPlan
+    from .fetcher import Fetcher, ProgressArg
     from .doctor import Diagnosis
     from .download import Downloader
     from .intake import Intake
@@ -61,9 +60,19 @@ class Zoo:
         self.store = Store(self.settings.cache_dir)
         self.trust = Trust(self.store)
         self.verifier = Verifier(self.store, self.trust)
-        self.fetcher = Fetcher(self.settings, self.store, self.trust, self.verifier, downloader,
-                               siblings=self._siblings)
+        self._downloader = downloader
+        self._fetcher: "Fetcher | None" = None
         self._catalog: Catalog | None = None
+
+    @property
+    def fetcher(self) -> "Fetcher":
+        """Built on first use: verify, path and list never import the fetch pipeline."""
+        if self._fetcher is None:
+            from .fetcher import Fetcher
+
+            self._fetcher = Fetcher(self.settings, self.store, self.trust, self.verifier,
+                                    self._downloader, siblings=self._siblings)
+        return self._fetcher
 
     @property
     def catalog(self) -> Catalog:
@@ -162,59 +171,19 @@ class Zoo:
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
                progress: ProgressArg = None) -> ConfigResult:
-        """Resolve a detectron2 / Detectron config: every URL in it, verified.
+        """Resolve a detectron2 / Detectron config: every URL in it, verified (see
+        ``config_resolve``); ``fetch=False`` touches no network (cached paths only)."""
+        from .config_resolve import resolve
 
-        Follows ``_BASE_``, finds each reference in any string, maps it to a manifest
-        entry (by URL, mirror or legacy URL; ``detectron2://`` and ``densezoo://`` too),
-        fetches those in parallel (unless ``fetch=False``: no network, cached paths
-        only), and returns the flattened config with each reference replaced by its
-        verified local path.  Under strict mode a reference in no manifest is refused.
-        """
-        from .configs import UrlIndex, dump, find_references, load_config, rewrite
-
-        cfg = load_config(path)
-        index = UrlIndex(self.catalog)
-        refs = find_references(cfg, index)
-        unknown = sorted({r.value for r in refs if r.artifact is None})
-        if unknown and self.settings.strict:
-            raise PolicyError(f"{len(unknown)} reference(s) of {path} are in no manifest: "
-                              + ", ".join(redact(u) for u in unknown),
-                              hint="add them to a manifest (--manifest), or drop --strict")
-        arts = unique([r.artifact for r in refs if r.artifact is not None])
-        outcomes: list[FetchOutcome] = []
-        if fetch:
-            outcomes = self.fetch_many(arts, jobs=jobs, progress=progress)
-            paths = {o.name: o.result.path for o in outcomes if o.ok and o.result}
-        else:
-            paths = {a.name: self.store.cached_path(a) for a in arts}
-        resolved = tuple(ResolvedReference(
-            r.key, r.value, r.artifact.name if r.artifact else None,
-            redact(r.artifact.url) if r.artifact else None,
-            self.trust.strength(r.artifact) if r.artifact else None,
-            paths.get(r.artifact.name) if r.artifact else None) for r in refs)
-
-        def local(ref: str) -> str | None:
-            art = index.find(ref)
-            found = paths.get(art.name) if art is not None else None
-            return str(found) if found else None
-
-        text = dump(rewrite(cfg, local)) if fetch else None
-        return ConfigResult(Path(path), resolved, text, tuple(outcomes))
+        return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress)
 
     def seed_iopath(self, result: ConfigResult, to: str | os.PathLike[str] | None = None, *,
                     link: str = "symlink") -> list[ExportResult]:
-        """Put a resolved config's files, and the runtime files its model kind needs, where
-        iopath (detectron2's PathManager) looks first: unmodified scripts then read
-        verified bytes, online or air-gapped.  Runtime files in no manifest are skipped."""
-        from .configs import UrlIndex, load_config, runtime_urls
+        """Put a resolved config's files, and the runtime files its model needs, where
+        iopath (detectron2's PathManager) looks first."""
+        from .config_resolve import seed_iopath
 
-        index = UrlIndex(self.catalog)
-        names = [r.name for r in result.references if r.name]
-        for url in runtime_urls(load_config(result.source)):
-            art = index.find(url)
-            if art is not None:
-                names.append(art.name)
-        return self.export(unique(names), to, link=link, layout="iopath")
+        return seed_iopath(self, result, Path(to) if to is not None else None, link=link)
 
     def path(self, name: NameOrArtifact) -> Path:
         """The verified cached path; never downloads and never moves anything

@@ -213,3 +213,14 @@ class Catalog:
                     state[art.name] = 2
                     path.pop()
                     stack.pop()
+
+
+def unique(items: list) -> list:
+    """Artifacts (or names) in order, each once."""
+    seen, out = set(), []
+    for x in items:
+        key = x.name if isinstance(x, Artifact) else x
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return out

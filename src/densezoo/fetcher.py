@@ -20,6 +20,7 @@ from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      StrictModeError, TransferError,
                      UnsafeContentError, UrlFailure, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
+from .catalog import unique
 from .health import Health
 from .intake import Intake
 from .manifest import Artifact
@@ -332,14 +333,3 @@ def progress_for(progress: ProgressArg, art: Artifact) -> Progress:
     if callable(progress) and not hasattr(progress, "advance"):
         return progress(art)
     return progress  # type: ignore[return-value]
-
-
-def unique(items: list) -> list:
-    """Artifacts (or names) in order, each once."""
-    seen, out = set(), []
-    for x in items:
-        key = x.name if isinstance(x, Artifact) else x
-        if key not in seen:
-            seen.add(key)
-            out.append(x)
-    return out

@@ -15,15 +15,17 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import NotCachedError, StoreError
 from .hashing import ALGORITHMS, Digests, Expected, hash_open_file
 from .manifest import Artifact
-from .pickle_scan import ScanReport, scan_pickle
 from .results import VerifyEntry, VerifyReport, VerifyStatus
 from .store import Store
 from .trust import Trust
+
+if TYPE_CHECKING:
+    from .pickle_scan import ScanReport
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class Verifier:
         check = self.check(art, self.trust.expected(art), quick=quick)
         status, detail = check.status, check.detail
         if status is not VerifyStatus.CORRUPT and scan and art.file_name.lower().endswith(".pkl"):
+            from .pickle_scan import scan_pickle
+
             report = scan_pickle(path)
             if not report.ok:
                 status, detail = VerifyStatus.UNSAFE, report.reason
@@ -136,7 +140,9 @@ class Verifier:
             return None                  # replaced meanwhile (a fetch repaired it): look again
         return VerifyEntry(art.name, status, str(path), detail, str(moved), check.method)
 
-    def scan(self, art: Artifact) -> ScanReport:
+    def scan(self, art: Artifact) -> "ScanReport":
+        from .pickle_scan import scan_pickle
+
         path = self.store.cached_path(art)
         if path is None:
             raise NotCachedError(art.name)
