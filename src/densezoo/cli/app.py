@@ -30,9 +30,12 @@ Exit codes:
                                   unsafe pickle, hostile archive)
 
 \b
-Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR,
-DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
-DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_DEBUG (show tracebacks)."""
+Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR (http(s)://
+or s3://), DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
+DENSEZOO_MIN_RATE, DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_MAX_UNPACK_BYTES,
+DENSEZOO_MAX_UNPACK_MEMBERS, DENSEZOO_DEBUG (show tracebacks); for s3:// the
+standard AWS_* variables (AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for
+--layout iopath."""
 
 
 @dataclass
@@ -136,6 +139,7 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
     densezoo list                        browse every artifact (with AP metrics)
     densezoo fetch ResNet50_FPN_s1x      download + verify; prints the local path
     densezoo verify                      offline re-check of the cache (for CI)
+    densezoo config my_config.yaml       a detectron2/Detectron config, every URL verified
     """
     ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
