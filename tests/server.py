@@ -110,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         owner._record(Seen(path, {k: v for k, v in self.headers.items()}))
         rng = _RANGE.match(self.headers.get("Range", "").strip())
-        start = int(rng.group(1)) if rng else 0
+        start = int(rng.group(1)) if rng else None
         fault = owner._take_fault(path, start) or owner._take_fault(path.split("?")[0], start)
         data = owner.files.get(path)
         if fault is not None and self._fault(fault, data, head):
@@ -372,15 +372,20 @@ class TestServer:
         with self._lock:
             self.requests.append(seen)
 
-    def _take_fault(self, path: str, range_start: int = 0) -> Fault | None:
+    def _take_fault(self, path: str, range_start: int | None = 0) -> Fault | None:
         """The next fault for this path; one with ``from_byte`` only hits requests whose
-        Range starts at or after that byte (so a test can break exactly one block)."""
+        Range starts at or after that byte, one with ``until_byte`` only Range requests
+        starting before it (so a test can break exactly one block)."""
         with self._lock:
             queue = self.faults.get(path)
             if not queue:
                 return None
             f = queue[0]
-            if range_start < f.params.get("from_byte", 0):
+            start = range_start or 0
+            if start < f.params.get("from_byte", 0):
+                return None
+            if "until_byte" in f.params and (range_start is None
+                                             or start >= f.params["until_byte"]):
                 return None
             if f.times > 0:
                 f.times -= 1

@@ -100,3 +100,38 @@ def test_a_capped_file_far_under_64_mib_is_split_by_projected_time(server, blob,
     res = Zoo(manifests=[manifest(entry(b))]).fetch("projected")
     assert res.digests.md5 == b.md5
     assert len([x for x in ranges(server, b.path) if x and x[1]]) >= 2   # it split
+
+
+def test_blocks_completed_out_of_order_are_kept_for_the_resume(server, blob, manifest):
+    """A failing first block used to throw every later completed block away (only the
+    prefix hashed in order was kept); now they are recorded and not fetched again."""
+    b = blob("outoforder", 30_000_000)
+    server.fault(b.path, "status", -1, code=404, until_byte=8 << 20)      # block 0 fails
+    zoo = Zoo(manifests=[manifest(entry(b))], connections=4, attempts=1)
+    with pytest.raises(DownloadFailedError):
+        zoo.fetch("outoforder")
+    slot = zoo.store.path_for(zoo.catalog.get("outoforder")).with_name("outoforder.bin.dzpart")
+    meta = json.loads(slot.with_name(slot.name + ".dzmeta").read_text())
+    kept = sum(hi - lo for lo, hi in meta["blocks"])
+    assert meta["prefix"] == 0 and kept >= 16 << 20                      # blocks 1.. kept
+    server.faults.clear()
+    server.requests.clear()
+    res = Zoo(zoo.settings, attempts=5).fetch("outoforder")
+    assert res.digests.md5 == b.md5 and res.path.read_bytes() == b.data
+    fetched = [x for x in ranges(server, b.path) if x]
+    assert fetched and all(start < (8 << 20) for start, _ in fetched)     # only block 0
+    assert res.transferred <= len(b.data) - kept
+
+
+def test_kept_blocks_of_another_version_are_never_stitched_in(server, blob, manifest):
+    b = blob("kept-v1", 30_000_000)
+    server.fault(b.path, "status", -1, code=404, until_byte=8 << 20)
+    m = manifest(entry(b, md5=False, size=False))            # nothing published to catch it
+    zoo = Zoo(manifests=[m], connections=4, attempts=1)
+    with pytest.raises(DownloadFailedError):
+        zoo.fetch("kept-v1")
+    server.faults.clear()
+    v2 = bytes(x ^ 0x5A for x in b.data)                      # the object was replaced
+    server.files[b.path] = v2
+    res = Zoo(zoo.settings, attempts=5).fetch("kept-v1")
+    assert res.path.read_bytes() == v2

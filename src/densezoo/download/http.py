@@ -277,6 +277,8 @@ class Downloader:
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
+        if t.kept_ranges() and same_version(t.sink.meta, resp.headers) is not True:
+            t.forget_kept_ranges()      # blocks of another version must never be stitched in
         t.sink.save_meta(url=redact(served), **validators)
         ranges_ok = (self.connections != 1 and total is not None and not encoded
                      and bool(validator_of(validators))
@@ -316,7 +318,9 @@ class Downloader:
                  body: _Body) -> None:
         """Write, hash and count the body; hand the rest to segmented download if it pays."""
         assert t.hasher is not None
-        forced = (self.connections or 0) > 1
+        # Blocks an interrupted segmented run completed are on disk: go segmented at once
+        # and fetch only the missing ones.
+        forced = (self.connections or 0) > 1 or bool(t.kept_ranges())
         began = time.monotonic()
         pace = _Pace(self.min_rate, self.timeout[1])
         # No byte past the size the server or the manifest states: a body without a

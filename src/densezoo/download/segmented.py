@@ -55,6 +55,11 @@ class SegmentedFetch:
         self.url = url                        # as the caller named it, for messages
         self.blocks = [_Block(s, min(s + BLOCK, body.total))
                        for s in range(transfer.hashed, body.total, BLOCK)]
+        kept = transfer.kept_ranges()
+        for b in self.blocks:         # completed by an earlier, interrupted run: on disk
+            if any(lo <= b.start and b.end <= hi for lo, hi in kept):
+                b.ok = True
+                b.done.set()
         self._next = 0
         self._lock = threading.Lock()
         self._failed: BaseException | None = None
@@ -64,6 +69,8 @@ class SegmentedFetch:
 
     def _claim(self) -> _Block | None:
         with self._lock:
+            while self._next < len(self.blocks) and self.blocks[self._next].ok:
+                self._next += 1               # already on disk from an earlier run
             if self._next >= len(self.blocks) or self._stop.is_set():
                 return None
             b = self.blocks[self._next]
@@ -131,14 +138,20 @@ class SegmentedFetch:
     def run(self) -> None:
         """Run the workers; hash each block in order as it completes.  Raises on failure.
 
-        On failure the file is cut back to the prefix hashed in order: that is
-        what a resume needs, and it stays valid.
+        On failure (or Ctrl-C) every block that completed is kept: the prefix hashed
+        in order, and the blocks past it recorded in the partial's metadata, so a
+        resume fetches only what is missing (``Transfer.kept_ranges``).
         """
         try:
             self._run()
         except BaseException:
+            done = [[b.start, b.end] for b in self.blocks
+                    if b.ok and b.start >= self.transfer.hashed]
             with store_errors("write the download", self.transfer.sink.path.parent):
-                os.ftruncate(self.fd, self.transfer.hashed)
+                if done:
+                    self.transfer.sink.save_meta(prefix=self.transfer.hashed, blocks=done)
+                else:
+                    os.ftruncate(self.fd, self.transfer.hashed)
             raise
 
     def _run(self) -> None:

@@ -88,11 +88,25 @@ class Transfer:
         self.best = max(self.best, self.hashed)
         return self.best
 
+    def kept_ranges(self) -> list[tuple[int, int]]:
+        """Blocks past the in-order prefix that an interrupted segmented run completed."""
+        blocks = self.sink.meta.get("blocks")
+        if not isinstance(blocks, list):
+            return []
+        return [(int(lo), int(hi)) for lo, hi in (b for b in blocks if isinstance(b, list)
+                                                  and len(b) == 2)]
+
+    def forget_kept_ranges(self) -> None:
+        self.sink.meta.pop("blocks", None)
+        self.sink.meta.pop("prefix", None)
+
     def resume_offset(self) -> int:
         """Where the next request starts: the kept bytes, if they can be trusted to belong."""
         if not (validator_of(self.sink.meta) or self.resume_unvalidated):
             return 0
-        offset = self.sink.size
+        prefix = self.sink.meta.get("prefix")
+        offset = prefix if isinstance(prefix, int) and 0 <= prefix <= self.sink.size \
+            else self.sink.size
         if self.expected_size is not None and offset > self.expected_size:
             return 0
         return offset
@@ -122,7 +136,13 @@ class Transfer:
         self.sink.meta.clear()
 
     def open_at(self, offset: int) -> BinaryIO:
-        """Open the sink for appending at ``offset``, hashing any kept prefix first."""
+        """Open the sink for appending at ``offset``, hashing any kept prefix first.
+
+        Blocks kept past the prefix stay on disk only while this response continues the
+        same version at exactly the prefix; otherwise they are forgotten.
+        """
+        if self.kept_ranges() and offset != self.sink.meta.get("prefix"):
+            self.forget_kept_ranges()
         with store_errors("write the download", self.sink.path.parent):
             if self.hasher is not None and self.hasher.size != offset:
                 self.hasher.abort()
@@ -136,6 +156,10 @@ class Transfer:
                         self.hasher.abort()
                         self.hasher = StreamHasher(self.algorithms)
                         offset = 0
+            if self.kept_ranges():                        # keep the blocks past the prefix
+                f = open(self.sink.path, "r+b")
+                f.seek(offset)
+                return f
             return self.sink.open(offset)
 
     def finish(self, url: str, resumed_from: int,
