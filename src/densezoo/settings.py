@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -99,37 +100,30 @@ def _env_mirrors() -> tuple[str, ...]:
     return tuple(check_mirror(m.strip()) for m in raw.split(",") if m.strip())
 
 
-def _env_seconds(name: str, default: float) -> float:
+def _env_number(name: str, kind: type, low: float, high: float, accepted: str):
+    """A numeric variable within [low, high], or None when unset; anything else (text,
+    nan, inf, 1e309, out of range) is a usage error naming the variable."""
     raw = os.environ.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        value = float("nan")
-    if not (0.1 <= value <= 86400):            # rejects nan, inf, 1e309, negatives
-        raise _bad_setting(name, raw, "a number of seconds from 0.1 to 86400")
+        value = None
+    if value is None or not (low <= value <= high):      # nan compares false: refused
+        raise _bad_setting(name, raw, accepted)
     return value
 
 
 def _env_timeout() -> tuple[float, float]:
     """(connect, read) seconds; DENSEZOO_TIMEOUT sets the read timeout."""
-    read = _env_seconds(ENV_TIMEOUT, 60.0)
+    read = _env_number(ENV_TIMEOUT, float, 0.1, 86400, "a number of seconds from 0.1 to 86400")
+    read = 60.0 if read is None else read
     return (min(10.0, read), read)
 
 
 def _env_int(name: str, minimum: int) -> int | None:
-    """An integer variable, or None when unset; anything else is a usage error naming it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise _bad_setting(name, raw, f"a whole number >= {minimum}")
-    return value
+    return _env_number(name, int, minimum, sys.maxsize, f"a whole number >= {minimum}")
 
 
 @dataclass(frozen=True)
