@@ -153,6 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a fault; return True if the response was fully handled."""
         p = f.params
         if f.kind == "status":
+            time.sleep(p.get("delay", 0))
             extra = {}
             if "retry_after" in p:
                 extra["Retry-After"] = str(p["retry_after"])

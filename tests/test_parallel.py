@@ -106,7 +106,8 @@ def test_blocks_completed_out_of_order_are_kept_for_the_resume(server, blob, man
     """A failing first block used to throw every later completed block away (only the
     prefix hashed in order was kept); now they are recorded and not fetched again."""
     b = blob("outoforder", 30_000_000)
-    server.fault(b.path, "status", -1, code=404, until_byte=8 << 20)      # block 0 fails
+    # Block 0 fails, after the other blocks had time to complete (they take ~0.1 s).
+    server.fault(b.path, "status", -1, code=404, until_byte=8 << 20, delay=1.5)
     zoo = Zoo(manifests=[manifest(entry(b))], connections=4, attempts=1)
     with pytest.raises(DownloadFailedError):
         zoo.fetch("outoforder")
@@ -125,7 +126,7 @@ def test_blocks_completed_out_of_order_are_kept_for_the_resume(server, blob, man
 
 def test_kept_blocks_of_another_version_are_never_stitched_in(server, blob, manifest):
     b = blob("kept-v1", 30_000_000)
-    server.fault(b.path, "status", -1, code=404, until_byte=8 << 20)
+    server.fault(b.path, "status", -1, code=404, until_byte=8 << 20, delay=1.5)
     m = manifest(entry(b, md5=False, size=False))            # nothing published to catch it
     zoo = Zoo(manifests=[m], connections=4, attempts=1)
     with pytest.raises(DownloadFailedError):
