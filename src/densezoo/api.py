@@ -115,17 +115,19 @@ class Zoo:
 
     def info(self, name: NameOrArtifact) -> ArtifactInfo:
         art = self.artifact(name)
-        deps = tuple(a.name for a in self.catalog.closure([art]) if a is not art)
-        return ArtifactInfo(art, self.trust.strength(art), self.store.cached_path(art),
-                            self.store.read_pin(art), deps)
+        return self._info(art, tuple(a.name for a in self.catalog.closure([art])
+                                     if a is not art))
+
+    def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
+        pin = self.store.read_pin(art)          # read once: strength and the record
+        return ArtifactInfo(art, self.trust.strength(art, pin or {}),
+                            self.store.cached_path(art), pin, deps)
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
              text: str | None = None, sort: str | None = None) -> list[ArtifactInfo]:
         """Artifacts in manifest order, or ``sort`` "ap" (best first) / "speed" (fastest
         inference first); entries without the number come last."""
-        infos = [ArtifactInfo(a, self.trust.strength(a), self.store.cached_path(a),
-                              self.store.read_pin(a))
-                 for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
+        infos = [self._info(a) for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
         if sort == "ap":
             infos.sort(key=lambda i: -(headline_ap(i.artifact)[0] or -1e9))
         elif sort == "speed":

@@ -49,17 +49,21 @@ class Trust:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def pinned(self, art: Artifact) -> bool:
-        return bool((self.store.read_pin(art) or {}).get("md5"))
+    def _pin(self, art: Artifact, pin: dict | None = None) -> dict:
+        """The artifact's pin record ({} if none); a caller that already read it passes it."""
+        return pin if pin is not None else (self.store.read_pin(art) or {})
 
-    def sidecar_md5(self, art: Artifact) -> str | None:
+    def pinned(self, art: Artifact, pin: dict | None = None) -> bool:
+        return bool(self._pin(art, pin).get("md5"))
+
+    def sidecar_md5(self, art: Artifact, pin: dict | None = None) -> str | None:
         """The md5 read from the upstream ``.md5sum`` and remembered for offline checks."""
-        return (self.store.read_pin(art) or {}).get("sidecar_md5") if art.md5_url else None
+        return self._pin(art, pin).get("sidecar_md5") if art.md5_url else None
 
     def _pin_agrees(self, art: Artifact, pin: dict) -> bool:
         """A pin counts only while it agrees with the upstream sidecar (when one is known):
         a pin taken from a mirror before upstream could be asked must not outvote it."""
-        side = pin.get("sidecar_md5") if art.md5_url else None
+        side = self.sidecar_md5(art, pin)
         return bool(pin.get("md5")) and (side is None or pin["md5"] == side)
 
     def needs_pin(self, art: Artifact) -> bool:
@@ -67,15 +71,15 @@ class Trust:
         that still holds."""
         if declared_strength(art) is Strength.FULL:
             return False
-        return not self._pin_agrees(art, self.store.read_pin(art) or {})
+        return not self._pin_agrees(art, self._pin(art))
 
     def expected(self, art: Artifact) -> Expected:
         """Published checksums, then the remembered upstream sidecar md5, then the pin."""
         exp = declared(art)
         if declared_strength(art) is Strength.FULL:
             return exp
-        pin = self.store.read_pin(art) or {}
-        side = self.sidecar_md5(art)
+        pin = self._pin(art)
+        side = self.sidecar_md5(art, pin)
         if side:
             exp = exp.merged(Expected(md5=side, sources={"md5": "sidecar"}))
         if self._pin_agrees(art, pin):
@@ -84,12 +88,13 @@ class Trust:
                                       sources={"size": "pin", "md5": "pin", "sha256": "pin"}))
         return exp
 
-    def strength(self, art: Artifact) -> Strength:
+    def strength(self, art: Artifact, pin: dict | None = None) -> Strength:
         """The declared strength, except: ``pinned`` once a first download was recorded for
         an artifact with nothing published, or whose upstream sidecar was never read."""
         declared_ = declared_strength(art)
-        if declared_ is Strength.NONE or (declared_ is Strength.SIDECAR
-                                          and not self.sidecar_md5(art)):
-            if self.pinned(art):
+        if declared_ in (Strength.NONE, Strength.SIDECAR):
+            pin = self._pin(art, pin)
+            if (declared_ is Strength.NONE or not self.sidecar_md5(art, pin)) and \
+                    self.pinned(art, pin):
                 return Strength.PINNED
         return declared_
