@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "densezoo"
 
 LAYERS = [
     {"errors"},
-    {"urls", "hashing", "progress", "content", "pickle_scan", "disk"},
+    {"urls", "hashing", "progress", "content", "pickle_scan", "disk", "units"},
     {"layout", "manifest_edit", "settings"},
     {"manifest"},
     {"catalog", "store", "health", "extract"},

@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .units import human_size
+
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em} input#filter{font-size:1em;padding:.3em;width:24em}
@@ -49,27 +51,17 @@ COLUMNS = (("name", False), ("zoo", False), ("kind", False), ("size", True),
            ("checksum", False), ("AP %", True), ("s/im", True), ("fetch", False))
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
-
-
 def _row(r: dict[str, Any]) -> str:
     e = html.escape
     hashes = "".join(f"<div class=hash>{k} {e(str(r[k]))}</div>" for k in ("md5", "sha256")
                      if r.get(k))
     ap = "" if r.get("ap") is None else f"{r['ap']:.1f}"
     speed = "" if r.get("inference") is None else f"{r['inference']:g}"
+    size = "" if r.get("size") is None else human_size(r["size"])
     cells = [
         f"<td><b>{e(r['name'])}</b><div>{e(r.get('description') or '')}</div></td>",
         f"<td>{e(r['zoo'])}</td>", f"<td>{e(r['kind'])}</td>",
-        f"<td class=num data-v=\"{r.get('size') or ''}\">{_size(r.get('size'))}</td>",
+        f"<td class=num data-v=\"{r.get('size') or ''}\">{size}</td>",
         f"<td>{e(r['strength'])}{hashes}</td>",
         f"<td class=num title=\"{e(r.get('ap_metric') or '')}\">{ap}</td>",
         f"<td class=num>{speed}</td>", f"<td><code>{e(r['command'])}</code></td>"]

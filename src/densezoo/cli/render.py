@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from ..errors import DensezooError
+from ..units import human_size
 
 if TYPE_CHECKING:
     from ..results import ArtifactInfo
@@ -27,17 +28,6 @@ def one_line(err: DensezooError) -> str:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
 
 
 def _ap_text(art) -> str:
