@@ -55,7 +55,9 @@ def resolve(zoo: "Zoo", path: Path, *, fetch: bool = True, jobs: int = 4,
         return str(found) if found else None
 
     text = dump(rewrite(cfg, local)) if fetch else None
-    return ConfigResult(path, resolved, text, tuple(outcomes))
+    runtime = unique([art.name for url in runtime_urls(cfg)
+                      if (art := index.find(url)) is not None])
+    return ConfigResult(path, resolved, text, tuple(outcomes), tuple(runtime))
 
 
 def seed_iopath(zoo: "Zoo", result: ConfigResult, to: Path | None, *,
@@ -63,10 +65,5 @@ def seed_iopath(zoo: "Zoo", result: ConfigResult, to: Path | None, *,
     """The config's files and the runtime files of its model kind, where iopath looks
     first: unmodified scripts then read verified bytes, online or air-gapped.  Runtime
     files in no manifest are skipped."""
-    index = UrlIndex(zoo.catalog)
     names = [r.name for r in result.references if r.name]
-    for url in runtime_urls(load_config(result.source)):
-        art = index.find(url)
-        if art is not None:
-            names.append(art.name)
-    return zoo.export(unique(names), to, link=link, layout="iopath")
+    return zoo.export(unique([*names, *result.runtime]), to, link=link, layout="iopath")

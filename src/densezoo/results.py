@@ -257,6 +257,7 @@ class ConfigResult:
     references: tuple[ResolvedReference, ...]
     text: str | None               # the flattened config with local paths (None: dry run)
     outcomes: tuple[FetchOutcome, ...] = ()
+    runtime: tuple[str, ...] = ()  # artifacts the model's code downloads at run time
 
     @property
     def unverified(self) -> tuple[ResolvedReference, ...]:
