@@ -145,12 +145,7 @@ def scan_pickle(path: str | os.PathLike[str],
             if os.fstat(f.fileno()).st_size == 0:
                 return ScanReport(str(path), error="empty file: not a pickle")
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                scanner = _Scanner(data, allowed)
-                try:
-                    scanner.run()
-                except _Bad as e:
-                    return scanner.report(str(path), str(e))
-                return scanner.report(str(path), None)
+                return _scan(data, str(path), allowed)
     except OSError as e:
         return ScanReport(str(path), error=f"cannot read it: {e.strerror or e}")
 
@@ -379,9 +374,13 @@ def _decode(name: str, raw: bytes, pos: int) -> str:
 
 def scan_bytes(data: bytes, allowed: frozenset = ALLOWED_GLOBALS) -> ScanReport:
     """Scan an in-memory pickle (tests, and callers that already hold the bytes)."""
+    return _scan(data, "<bytes>", allowed)
+
+
+def _scan(data: mmap.mmap | bytes, path: str, allowed: frozenset) -> ScanReport:
     scanner = _Scanner(data, allowed)
     try:
         scanner.run()
     except _Bad as e:
-        return scanner.report("<bytes>", str(e))
-    return scanner.report("<bytes>", None)
+        return scanner.report(path, str(e))
+    return scanner.report(path, None)
