@@ -71,7 +71,8 @@ class Zoo:
             from .fetcher import Fetcher
 
             self._fetcher = Fetcher(self.settings, self.store, self.trust, self.verifier,
-                                    self._downloader, siblings=self._siblings)
+                                    self._downloader,
+                                    siblings=lambda art: self.catalog.slot_mates(art))
         return self._fetcher
 
     @property
@@ -82,11 +83,6 @@ class Zoo:
             self._catalog = Catalog.load(s.manifests, defaults=s.default_manifests,
                                          compiled=self.store.layout.compiled_dir)
         return self._catalog
-
-    def _siblings(self, art: Artifact) -> list[Artifact]:
-        path = self.store.layout.file(art)
-        return [a for a in self.catalog.artifacts
-                if a is not art and self.store.layout.file(a) == path]
 
     @property
     def intake(self) -> "Intake":

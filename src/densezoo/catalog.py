@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
 from .manifest import Artifact, Manifest, load_manifest
-from .urls import url_key
+from .layout import store_key
 
 
 def default_manifest_paths() -> list[Path]:
@@ -164,28 +164,40 @@ class Catalog:
             raise ManifestError(owner.source, f"requires {dep!r}, which no loaded manifest "
                                               "defines uniquely", entry=owner.name) from None
 
+    @cached_property
+    def _slots(self) -> dict[tuple[str, ...], tuple[Artifact, ...]]:
+        """Artifacts by the store file they are (``layout.store_key``)."""
+        groups: dict[tuple[str, ...], list[Artifact]] = {}
+        for art in self.artifacts:
+            groups.setdefault(store_key(art), []).append(art)
+        return {k: tuple(v) for k, v in groups.items()}
+
+    def slot_mates(self, art: Artifact) -> list[Artifact]:
+        """The other entries that share ``art``'s store file."""
+        return [a for a in self._slots.get(store_key(art), ()) if a is not art]
+
     def _check_slots(self) -> None:
         """Two entries that would share one store file must not publish different bytes:
         fetching one would replace (or quarantine) the other's verified copy."""
-        by_slot: dict[tuple[str, ...], Artifact] = {}
-        for art in self.artifacts:
-            key = (*url_key(art.url)[:-1], art.file_name)
-            other = by_slot.setdefault(key, art)
-            if other is art:
-                continue
-            for field in ("size", "md5", "sha256"):
-                a, b = getattr(art, field), getattr(other, field)
-                if a is not None and b is not None and a != b:
-                    raise ManifestError(art.source, f"shares its store file with "
-                                        f"{other.name!r} ({other.source}) but publishes a "
-                                        f"different {field}", entry=art.name,
-                                        hint="give one of them its own `filename:`, or fix "
-                                             "the checksum")
-            prefixes = [p for p in (art.md5_prefix, other.md5_prefix, art.md5, other.md5) if p]
-            if any(not (x.startswith(y) or y.startswith(x)) for x in prefixes for y in prefixes):
-                raise ManifestError(art.source, f"shares its store file with {other.name!r} "
-                                    f"({other.source}) but their md5 values disagree",
-                                    entry=art.name, hint="give one of them its own `filename:`")
+        for other, *rest in self._slots.values():
+            for art in rest:
+                self._check_slot_pair(art, other)
+
+    @staticmethod
+    def _check_slot_pair(art: Artifact, other: Artifact) -> None:
+        for field in ("size", "md5", "sha256"):
+            a, b = getattr(art, field), getattr(other, field)
+            if a is not None and b is not None and a != b:
+                raise ManifestError(art.source, f"shares its store file with "
+                                    f"{other.name!r} ({other.source}) but publishes a "
+                                    f"different {field}", entry=art.name,
+                                    hint="give one of them its own `filename:`, or fix "
+                                         "the checksum")
+        prefixes = [p for p in (art.md5_prefix, other.md5_prefix, art.md5, other.md5) if p]
+        if any(not (x.startswith(y) or y.startswith(x)) for x in prefixes for y in prefixes):
+            raise ManifestError(art.source, f"shares its store file with {other.name!r} "
+                                f"({other.source}) but their md5 values disagree",
+                                entry=art.name, hint="give one of them its own `filename:`")
 
     def _check_requires(self) -> None:
         """Every ``requires`` names one loaded artifact, and there is no cycle (iteratively)."""

@@ -111,6 +111,12 @@ def marker_is_stale(path: Path) -> bool:
     return holder_alive(token) is False or idle is None or idle > MARKER_STALE_SECONDS
 
 
+def store_key(art: "Artifact") -> tuple[str, ...]:
+    """Which store file an artifact is: host + URL path, its ``filename:`` as the last part.
+    Two entries with the same key share one file (see ``Catalog.slot_mates``)."""
+    return (*url_key(art.url)[:-1], art.file_name)
+
+
 LONG_NAME = 180     # past this, bookkeeping files use a hash of the name (NAME_MAX is 255)
 
 
@@ -140,11 +146,8 @@ class Layout:
 
     def file(self, art: "Artifact") -> Path:
         """The published file: host + URL path, so equal basenames never collide."""
-        key = self.key(art.url)
-        path = self.files_dir.joinpath(*key)
-        if art.filename and art.filename != key[-1]:
-            path = path.with_name(art.filename)
-        return path
+        self.key(art.url)                       # refuses a key that could leave the folder
+        return self.files_dir.joinpath(*store_key(art))
 
     @staticmethod
     def key(url: str) -> tuple[str, ...]:
