@@ -28,6 +28,7 @@ import re
 import shutil
 import tarfile
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,7 +232,7 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
                 if space_check:
                     check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
                 _write(tar, members, tmp)
-        except (tarfile.TarError, EOFError, zlib_error()) as e:
+        except (tarfile.TarError, EOFError, zlib.error) as e:
             raise DensezooError(f"cannot extract {archive.name}: {e}",
                                 hint="the file is not a readable tar archive") from None
         (tmp / EXTRACT_STAMP).write_text(json.dumps({"archive": str(archive),
@@ -246,9 +247,3 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return True
-
-
-def zlib_error() -> type[BaseException]:
-    import zlib
-
-    return zlib.error

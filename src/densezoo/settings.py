@@ -15,6 +15,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+from .urls import valid_host
 
 ENV_CACHE_DIR = "DENSEZOO_CACHE_DIR"
 ENV_MANIFEST = "DENSEZOO_MANIFEST"
@@ -65,8 +69,6 @@ def _env_manifests() -> tuple[Path, ...]:
 
 
 def _bad_setting(name: str, raw: str, accepted: str):
-    from .errors import UsageError
-
     return UsageError(f"{name}={raw!r} is not valid: expected {accepted}",
                       hint=f"fix or unset {name}")
 
@@ -74,10 +76,6 @@ def _bad_setting(name: str, raw: str, accepted: str):
 def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
     """A mirror prefix: an http(s) URL with a real host (and a real port, if any), or an
     S3 bucket ``s3://BUCKET/PREFIX``."""
-    from urllib.parse import urlsplit
-
-    from .urls import valid_host
-
     accepted = "http(s)://HOST[:PORT]/PREFIX or s3://BUCKET/PREFIX, comma-separated"
     if url.startswith("s3://"):
         bucket = urlsplit(url).netloc
