@@ -50,15 +50,16 @@ class Partial:
         except FileNotFoundError:
             return 0
 
-    def open(self, offset: int) -> BinaryIO:
-        """Open for writing at ``offset`` (dropping anything after it).
+    def open(self, offset: int, keep_tail: bool = False) -> BinaryIO:
+        """Open for writing at ``offset``, dropping anything after it unless ``keep_tail``
+        (blocks a segmented download completed past the in-order prefix).
 
         Truncate only when there is something to drop: truncating a file to
         size 0 makes ext4 (auto_da_alloc) force writeback of the whole file on
         close, which cost ~0.35 s per GiB for nothing.
         """
         f = open(self.path, "r+b" if self.path.exists() else "w+b")
-        if os.fstat(f.fileno()).st_size > offset:
+        if not keep_tail and os.fstat(f.fileno()).st_size > offset:
             f.truncate(offset)
         f.seek(offset)
         return f

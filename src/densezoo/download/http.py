@@ -209,7 +209,7 @@ class Downloader:
                 return fn()
             except TransferError as e:
                 mark = progress_made() if progress_made else 0
-                if mark > last_mark:        # bytes arrived: a flaky link, not a dead one
+                if mark > last_mark:        # more bytes kept than ever: a flaky link, not a dead one
                     failures = 0
                     last_mark = mark
                 failures += 1

@@ -26,7 +26,7 @@ class Sink(Protocol):
 
     @property
     def size(self) -> int: ...
-    def open(self, offset: int) -> BinaryIO: ...
+    def open(self, offset: int, keep_tail: bool = False) -> BinaryIO: ...
     def save_meta(self, **fields: Any) -> None: ...
 
 
@@ -155,12 +155,9 @@ class Transfer:
                     if self.hasher.size != offset:       # the kept file was shorter: restart
                         self.hasher.abort()
                         self.hasher = StreamHasher(self.algorithms)
+                        self.forget_kept_ranges()
                         offset = 0
-            if self.kept_ranges():                        # keep the blocks past the prefix
-                f = open(self.sink.path, "r+b")
-                f.seek(offset)
-                return f
-            return self.sink.open(offset)
+            return self.sink.open(offset, keep_tail=bool(self.kept_ranges()))
 
     def finish(self, url: str, resumed_from: int,
                validators: dict[str, str | None]) -> DownloadResult:
