@@ -277,7 +277,9 @@ class Downloader:
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
-        if t.kept_ranges() and same_version(t.sink.meta, resp.headers) is not True:
+        if t.kept_ranges() and (start != t.sink.meta.get("prefix")
+                                or same_version(t.sink.meta, resp.headers) is not True):
+            # Kept blocks continue only this exact response: same version, at the prefix.
             t.forget_kept_ranges()      # blocks of another version must never be stitched in
         t.sink.save_meta(url=redact(served), **validators)
         ranges_ok = (self.connections != 1 and total is not None and not encoded

@@ -136,13 +136,9 @@ class Transfer:
         self.sink.meta.clear()
 
     def open_at(self, offset: int) -> BinaryIO:
-        """Open the sink for appending at ``offset``, hashing any kept prefix first.
-
-        Blocks kept past the prefix stay on disk only while this response continues the
-        same version at exactly the prefix; otherwise they are forgotten.
-        """
-        if self.kept_ranges() and offset != self.sink.meta.get("prefix"):
-            self.forget_kept_ranges()
+        """Open the sink for appending at ``offset``, hashing any kept prefix first
+        (blocks kept past the prefix stay on disk; ``Downloader._accept`` decides whether
+        they still belong)."""
         with store_errors("write the download", self.sink.path.parent):
             if self.hasher is not None and self.hasher.size != offset:
                 self.hasher.abort()
