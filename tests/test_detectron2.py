@@ -12,7 +12,7 @@ from densezoo import Zoo
 from densezoo.catalog import Catalog, default_manifest_paths
 from densezoo.errors import AmbiguousArtifactError
 from densezoo.manifest import load_manifest
-from densezoo.trust import declared_strength
+from densezoo.store.trust import declared_strength
 
 # Synthetic weight files whose real md5 starts with 162be9 / 844d15, found once by a
 # brute-force search (a 24-bit prefix takes a few million tries).  Each is a valid

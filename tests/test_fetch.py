@@ -61,7 +61,7 @@ def test_second_fetch_is_served_from_cache_without_network(server, blob, manifes
 
 def test_download_is_hashed_while_streaming_not_reread(server, blob, manifest, monkeypatch):
     b = blob("once", 3_000_000)
-    import densezoo.verifier as verifier
+    import densezoo.store.verifier as verifier
 
     def no_rehash(*args):
         raise AssertionError("the downloaded file was read again")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from densezoo.errors import ManifestError
 from densezoo.manifest import OPTIONAL_KEYS, REQUIRED_KEYS, parse_manifest
-from densezoo.layout import Layout
+from densezoo.store.layout import Layout
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,7 +1,8 @@
 """The layering the README promises, checked on the source: a new import that breaks it fails here.
 
-Each module may import (at run time, lazily or not) only modules of a lower layer;
-``if TYPE_CHECKING:`` imports are for annotations and do not count.  Only the CLI
+Each module may import (at run time, lazily or not) only modules of its own wing or a
+lower one; no module reaches itself through imports (annotation-only imports included);
+no operation imports the facade.  Only the CLI
 imports click and rich, only the download layer imports requests, and the
 library never prints.
 """
@@ -15,33 +16,29 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "densezoo"
 
-LAYERS = [
-    {"errors"},
-    {"urls", "hashing", "progress", "content", "pickle_scan", "disk", "units"},
-    {"layout", "manifest_edit", "settings"},
-    {"manifest"},
-    {"catalog", "store", "health", "extract"},
-    {"configs"},
-    {"trust", "download", "download.http", "download.transfer", "download.segmented", "s3",
-     "mirror_page"},
-    {"results", "intake"},
-    {"verifier"},
-    {"fetcher"},
-    {"pins", "export", "cache", "doctor", "config_resolve"},
-    {"mirror"},
-    {"bundle"},
-    {"api"},
-    {"iopath"},
-    {"integrations", "integrations.detectron2"},
-    {"cli", "cli.app", "cli.render", "cli.browse", "cli.check", "cli.cache", "cli.share",
-     "cli.setup", "cli.configs"},
+# The house from the bottom up: base, content (what bytes are), manifest (what artifacts
+# are), the two wings that stand on them (download: transport; store: what is local and
+# whether it is right), the core, the operations, the facade, and the faces.
+WINGS = [
+    ("base", {"errors", "version", "urls", "hashing", "progress", "disk", "units", "settings",
+              "manifest_edit"}),
+    ("content", {"content"}),
+    ("manifest", {"manifest", "compiled", "catalog", "configs", "results"}),
+    ("download", {"download"}),
+    ("store", {"store"}),
+    ("core", {"fetcher", "core"}),
+    ("ops", {"ops"}),
+    ("api", {"api"}),
+    ("faces", {"iopath", "integrations", "cli", ""}),
 ]
-LEVEL = {m: i for i, layer in enumerate(LAYERS) for m in layer}
-# Within a package, its parts may import each other in this order.
-SAME_LAYER_OK = {("download", "download.http"), ("download", "download.transfer"),
-                 ("download.http", "download.transfer"), ("download.segmented", "download.http"),
-                 ("download.segmented", "download.transfer"),
-                 ("download.http", "download.segmented")}     # lazily: a split download
+
+
+def wing_of(module: str) -> int:
+    top = module.split(".")[0]
+    for i, (_, members) in enumerate(WINGS):
+        if module in members or top in members:
+            return i
+    raise AssertionError(f"{module} is not placed in a wing (add it to WINGS)")
 
 
 def _module_name(path: Path) -> str:
@@ -50,11 +47,11 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _runtime_imports(path: Path, name: str) -> set[str]:
+def _runtime_imports(path: Path, name: str, annotations: bool = False) -> set[str]:
     tree = ast.parse(path.read_text())
     skip: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if not annotations and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             skip.update(id(n) for n in ast.walk(node))
     package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
     found = set()
@@ -76,29 +73,71 @@ def _runtime_imports(path: Path, name: str) -> set[str]:
 
 
 MODULES = sorted((p, _module_name(p)) for p in SRC.rglob("*.py")
-                 if p.name not in ("__main__.py",) and _module_name(p))
+                 if p.name not in ("__main__.py",))
+GRAPH = {name: {d for d in _runtime_imports(p, name) if not d.startswith("!")}
+         for p, name in MODULES}
 
 
-@pytest.mark.parametrize("path,name", MODULES, ids=[n for _, n in MODULES])
+def _known(dep: str) -> str | None:
+    """The module an import names (``from .x import y`` may name a submodule ``x.y``)."""
+    while dep and dep not in GRAPH:
+        dep = dep.rpartition(".")[0]
+    return dep if dep in GRAPH else None
+
+
+@pytest.mark.parametrize("path,name", MODULES, ids=[n or "densezoo" for _, n in MODULES])
 def test_imports_only_go_down(path, name):
-    assert name in LEVEL, f"{name} is not placed in a layer (add it to LAYERS)"
+    """Into a lower wing, or within the wing (where the circle test keeps it acyclic)."""
+    mine = wing_of(name)
     for dep in _runtime_imports(path, name):
         if dep.startswith("!"):
             third = dep[1:]
             if third == "requests" or third == "urllib3":
-                assert name.startswith("download"), f"{name} imports {third}"
+                assert name.startswith("download."), f"{name} imports {third}"
             if third in ("boto3", "botocore"):
-                assert name == "s3", f"{name} imports {third}"
+                assert name == "download.s3", f"{name} imports {third}"
             if third == "iopath":
                 assert name in ("iopath", "integrations.detectron2"), f"{name} imports iopath"
             if third in ("click", "rich"):
                 assert name.startswith("cli"), f"{name} imports {third}"
             continue
-        if dep == "" or dep not in LEVEL:       # the package root (__version__)
+        target = _known(dep)
+        if target is None or target == name:
             continue
-        ok = LEVEL[dep] < LEVEL[name] or (name, dep) in SAME_LAYER_OK or (
-            name.startswith("cli") and dep.startswith("cli"))
-        assert ok, f"{name} (layer {LEVEL[name]}) imports {dep} (layer {LEVEL[dep]})"
+        assert wing_of(target) <= mine, (
+            f"{name} ({WINGS[mine][0]}) imports {target} ({WINGS[wing_of(target)][0]}), "
+            "a wing above it")
+
+
+def test_no_import_circles():
+    """No module reaches itself through imports, ``TYPE_CHECKING`` ones included."""
+    full = {name: {t for d in _runtime_imports(p, name, annotations=True)
+                   if not d.startswith("!") and (t := _known(d)) and t != name}
+            for p, name in MODULES}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        stack.append(n)
+        for d in full[n]:
+            if state.get(d) == 1:
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(d):] + [d]))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[n] = 2
+
+    for n in full:
+        if n not in state:
+            visit(n)
+
+
+def test_operations_never_import_the_facade():
+    for p, name in MODULES:
+        if name.startswith(("ops.", "core", "fetcher", "store.", "download.", "content.")):
+            deps = {_known(d) for d in _runtime_imports(p, name, annotations=True)}
+            assert "api" not in deps, f"{name} imports api"
 
 
 @pytest.mark.parametrize("path,name", [m for m in MODULES if not m[1].startswith("cli")],

@@ -5,7 +5,7 @@ import pytest
 from densezoo.catalog import Catalog, default_manifest_paths
 from densezoo.errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
 from densezoo.manifest import load_manifest, parse_manifest, url_key
-from densezoo.trust import declared_strength
+from densezoo.store.trust import declared_strength
 
 V1_MODELS = ["ResNet50_FPN_s1x", "ResNet50_FPN_s1x-e2e", "ResNet101_FPN_s1x",
              "ResNet101_FPN_s1x-e2e", "ResNet101_FPN_32x8d_s1x", "ResNet101_FPN_32x8d_s1x-e2e",

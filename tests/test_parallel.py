@@ -113,8 +113,9 @@ def test_blocks_completed_out_of_order_are_kept_for_the_resume(server, blob, man
         zoo.fetch("outoforder")
     slot = zoo.store.path_for(zoo.catalog.get("outoforder")).with_name("outoforder.bin.dzpart")
     meta = json.loads(slot.with_name(slot.name + ".dzmeta").read_text())
-    kept = sum(hi - lo for lo, hi in meta["blocks"])
-    assert meta["prefix"] == 0 and kept >= 16 << 20                      # blocks 1.. kept
+    kept = sum(hi - lo for lo, hi in meta["ranges"] if lo > 0)          # the resume record
+    assert meta["segmented"] and not any(lo == 0 for lo, _ in meta["ranges"])   # no prefix
+    assert kept >= 16 << 20                                                # blocks 1.. kept
     server.faults.clear()
     server.requests.clear()
     res = Zoo(zoo.settings, attempts=5).fetch("outoforder")

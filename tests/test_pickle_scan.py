@@ -9,7 +9,7 @@ import pickletools
 import numpy as np
 import pytest
 
-from densezoo.pickle_scan import scan_pickle
+from densezoo.content.pickle_scan import scan_pickle
 
 
 class Planted:

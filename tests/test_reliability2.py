@@ -216,7 +216,8 @@ def test_a_cache_copied_with_cp_a_onto_read_only_storage(server, blob, manifest,
 
 def test_verify_leaves_a_file_repaired_while_it_was_hashed(server, blob, manifest, monkeypatch,
                                                           cache_dir):
-    from densezoo import Zoo, verifier
+    from densezoo import Zoo
+    from densezoo.store import verifier
 
     b = blob("race", 300_000)
     zoo = Zoo(manifests=[manifest(entry(b))], default_manifests=False)

@@ -81,7 +81,7 @@ def test_mirror_build_to_a_bucket_and_fetch_from_it(s3, blob, manifest, cli, tmp
 
 
 def test_multipart_upload_for_large_files(s3, blob, manifest, cli, monkeypatch):
-    import densezoo.s3 as s3mod
+    import densezoo.download.s3 as s3mod
 
     monkeypatch.setattr(s3mod, "MULTIPART_THRESHOLD", 5 << 20)          # S3's minimum part
     b = blob("s3big", 12 << 20)

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from densezoo.pickle_scan import ALLOWED_GLOBALS, scan_bytes
+from densezoo.content.pickle_scan import ALLOWED_GLOBALS, scan_bytes
 from test_extract import GOOD, serve, tarball
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _API = {"Zoo", "fetch", "info", "verify", "path", "list_artifacts"}
 _RESULTS = {"ArtifactInfo", "FetchResult", "FetchOutcome", "ExtractResult", "VerifyReport",
@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return Settings
     if name == "Strength":
-        from .trust import Strength
+        from .results import Strength
 
         return Strength
     if name == "list":

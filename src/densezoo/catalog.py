@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
-from .manifest import Artifact, Manifest, load_manifest
-from .layout import store_key
+from .compiled import load_manifest
+from .manifest import Artifact, Manifest, store_key
 
 
 def default_manifest_paths() -> list[Path]:

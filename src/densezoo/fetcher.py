@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, ManifestError, NotCachedError, PolicyError, StoreError,
@@ -21,23 +21,21 @@ from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      UnsafeContentError, UrlFailure, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .catalog import unique
-from .health import Health
-from .intake import Intake
+from .download.health import Health
+from .store.intake import Intake
 from .manifest import Artifact
-from .progress import NoProgress, Progress, TqdmProgress
-from .s3 import explain, is_s3
+from .progress import ProgressArg, progress_for
+from .download.s3 import explain, is_s3
 from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, VerifyStatus
 from .settings import Settings
-from .store import FetchMarker, Store
-from .trust import Strength, Trust, declared, declared_strength
+from .store.files import FetchMarker, Store
+from .results import Strength
+from .store.trust import Trust, declared, declared_strength
 from .urls import redact, url_key
-from .verifier import Verifier
+from .store.verifier import Verifier
 
 if TYPE_CHECKING:
     from .download import Downloader
-
-ProgressArg = Union[bool, None, Progress, Callable[[Artifact], Progress]]
-
 
 class Fetcher:
     def __init__(self, settings: Settings, store: Store, trust: Trust, verifier: Verifier,
@@ -254,7 +252,7 @@ class Fetcher:
         if not is_s3(url):
             return url
         if self._bucket is None:
-            from .s3 import Bucket
+            from .download.s3 import Bucket
 
             self._bucket = Bucket.connect()
         return self._bucket.presign(url)
@@ -262,7 +260,7 @@ class Fetcher:
     def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
         """Unpack a fetched archive once into ``<root>/extracted/...``."""
         from .disk import store_errors
-        from .extract import Limits, extract_once
+        from .content.unpack import Limits, extract_once
 
         target = self.store.layout.extract_dir(art)
         assert fetched.digests is not None
@@ -284,7 +282,7 @@ class Fetcher:
         outcome.  With ``extract``, archives are unpacked and the outcome names the
         folder.
         """
-        from .extract import is_archive
+        from .content.unpack import is_archive
 
         items = unique(list(arts))
 
@@ -323,13 +321,3 @@ def _wait_for_others(marker: FetchMarker) -> None:
             marker.break_stale()
             continue
         time.sleep(0.2)
-
-
-def progress_for(progress: ProgressArg, art: Artifact) -> Progress:
-    if progress is None or progress is False:
-        return NoProgress()
-    if progress is True:
-        return TqdmProgress()
-    if callable(progress) and not hasattr(progress, "advance"):
-        return progress(art)
-    return progress  # type: ignore[return-value]

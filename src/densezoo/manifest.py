@@ -7,8 +7,6 @@ Each problem is reported once, naming the file, the entry and what is wrong.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +15,7 @@ from urllib.parse import urlsplit
 
 from .errors import ManifestError
 from .hashing import is_hex
-from .layout import RESERVED_SUFFIXES
-from .urls import has_secret, url_key, valid_host
+from .urls import RESERVED_SUFFIXES, has_secret, url_key, valid_host
 
 SCHEMA_VERSION = 1
 TOP_KEYS = {"schema", "zoo", "description", "artifacts"}
@@ -29,7 +26,6 @@ OPTIONAL_KEYS = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 MAX_MANIFEST_BYTES = 16 << 20
-COMPILED_FORMAT = 2
 MAX_EXPANDED_NODES = 2_000_000   # nodes the document would have with aliases expanded
 
 
@@ -337,22 +333,15 @@ def validate(data: object, source: str) -> Manifest:
                     artifacts=tuple(artifacts))
 
 
-def load_manifest(path: str | Path, compiled: Path | None = None) -> Manifest:
-    """Read, parse and validate a manifest file.
-
-    With ``compiled`` (a folder in the cache), the YAML parse and the alias-bomb walk
-    -- most of a command's start-up with the shipped manifests -- are done once per
-    manifest *content*: the loaded data is kept as JSON under the hash of the file's
-    bytes and densezoo's version, and every entry is still validated on each load.
-    A missing, corrupt or foreign compiled file is ignored and rebuilt.
-    """
+def read_manifest(path: str | Path) -> tuple[bytes, str]:
+    """A manifest file's bytes and text, with one clear error for every way reading fails."""
     source = str(path)
     try:
         p = Path(path)
         if p.stat().st_size > MAX_MANIFEST_BYTES:
             raise ManifestError(source, f"file is larger than {MAX_MANIFEST_BYTES >> 20} MiB")
         raw = p.read_bytes()
-        text = raw.decode("utf-8")
+        return raw, raw.decode("utf-8")
     except ManifestError:
         raise
     except UnicodeDecodeError:
@@ -360,89 +349,20 @@ def load_manifest(path: str | Path, compiled: Path | None = None) -> Manifest:
     except OSError as e:
         raise ManifestError(source, f"cannot read it ({e.strerror or e})",
                             hint="check the path given to --manifest / DENSEZOO_MANIFEST") from None
-    if compiled is None:
-        return parse_manifest(text, source)
-    from . import __version__
-
-    key = hashlib.sha256(raw + b"\0" + __version__.encode()).hexdigest()
-    cached = compiled / f"{key}.json"
-    manifest = _from_compiled(_read_compiled(cached, key), source)
-    if manifest is None:                        # missing, corrupt or foreign: parse, rebuild
-        manifest = parse_manifest(text, source)
-        _write_compiled(cached, key, manifest)
-    return manifest
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Artifact) if f.name != "source"}
-_TEXT = (str, type(None))
-_TYPES: dict[str, tuple] = {
-    "name": (str,), "url": (str,), "kind": (str,), "zoo": (str,), "md5": _TEXT,
-    "sha256": _TEXT, "md5_prefix": _TEXT, "md5_url": _TEXT, "description": _TEXT,
-    "config": _TEXT, "license": _TEXT, "filename": _TEXT, "note": _TEXT,
-    "size": (int, type(None)), "deprecated": (bool,), "metrics": (dict,),
-    "mirrors": (list,), "legacy_urls": (list,), "requires": (list,), "aliases": (list,),
-}
+def load_manifest(path: str | Path) -> Manifest:
+    """Read, parse and validate a manifest file (``compiled.load_manifest`` caches the parse)."""
+    return parse_manifest(read_manifest(path)[1], str(path))
 
 
-def _from_compiled(doc: object, source: str) -> Manifest | None:
-    """Artifacts from a compiled file, or None unless every field has its validated type.
-
-    The values were validated when the file was written; what is checked here is that
-    the file is still what densezoo wrote (a damaged or foreign one is rebuilt).  Store
-    paths are guarded again where they are made (``Layout.key``).
-    """
-    if not isinstance(doc, dict) or not isinstance(doc.get("artifacts"), list):
-        return None
-    arts = []
-    for raw in doc["artifacts"]:
-        if not isinstance(raw, dict) or set(raw) != set(_FIELDS):
-            return None
-        for name, types in _TYPES.items():
-            value = raw[name]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                return None
-            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-                return None
-        arts.append(Artifact(**{**raw, **{k: tuple(raw[k]) for k in
-                                          ("mirrors", "legacy_urls", "requires", "aliases")}},
-                             source=source))
-    zoo, description = doc.get("zoo"), doc.get("description")
-    if not isinstance(zoo, str) or not isinstance(description, _TEXT):
-        return None
-    return Manifest(source=source, zoo=zoo, description=description, artifacts=tuple(arts))
+def has_secret_urls(manifest: Manifest) -> bool:
+    """Whether any URL of the manifest carries credentials (never written to a cache)."""
+    return any(has_secret(u) for a in manifest.artifacts
+               for u in (a.url, *a.mirrors, *a.legacy_urls, a.md5_url or ""))
 
 
-def _read_compiled(path: Path, key: str) -> object | None:
-    import json
-
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("format") != COMPILED_FORMAT or doc.get("key") != key:
-        return None
-    return doc
-
-
-def _write_compiled(path: Path, key: str, manifest: Manifest) -> None:
-    """Best-effort: a read-only cache just means no speed-up.  A manifest whose URLs carry
-    credentials is not compiled: the cache never holds a secret."""
-    import json
-    import os
-    import uuid
-
-    if any(has_secret(u) for a in manifest.artifacts
-           for u in (a.url, *a.mirrors, *a.legacy_urls, a.md5_url or "")):
-        return
-
-    arts = [{k: (list(v) if isinstance(v, tuple) else dict(v) if k == "metrics" else v)
-             for k, v in ((f, getattr(a, f)) for f in _FIELDS)} for a in manifest.artifacts]
-    try:
-        text = json.dumps({"format": COMPILED_FORMAT, "key": key, "zoo": manifest.zoo,
-                           "description": manifest.description, "artifacts": arts})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        return
+def store_key(art: Artifact) -> tuple[str, ...]:
+    """Which store file an artifact is: host + URL path, its ``filename:`` as the last part.
+    Two entries with the same key share one file (see ``Catalog.slot_mates``)."""
+    return (*url_key(art.url)[:-1], art.file_name)

@@ -6,7 +6,7 @@ well in notebooks) by passing ``progress=True``; everyone else gets nothing.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Callable, Protocol, Union
 
 
 class Progress(Protocol):
@@ -49,3 +49,19 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+# What a caller may pass as ``progress=``: nothing, True (tqdm.auto), one Progress for
+# everything, or a factory making one Progress per artifact (the CLI's rich display).
+ProgressArg = Union[bool, None, Progress, Callable[[Any], Progress]]
+
+
+def progress_for(progress: ProgressArg, item: Any) -> Progress:
+    """The Progress to use for one item (artifact) of a call."""
+    if progress is None or progress is False:
+        return NoProgress()
+    if progress is True:
+        return TqdmProgress()
+    if callable(progress) and not hasattr(progress, "advance"):
+        return progress(item)
+    return progress  # type: ignore[return-value]

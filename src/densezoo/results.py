@@ -14,8 +14,17 @@ from typing import Any
 from .errors import DensezooError, Label
 from .hashing import Digests
 from .manifest import Artifact
-from .trust import Strength
 from .urls import redact
+
+
+class Strength(Label):
+    """How strongly an artifact's bytes are pinned down, strongest first."""
+
+    FULL = "full"          # the manifest publishes md5 or sha256
+    SIDECAR = "sidecar"    # an upstream .md5sum file publishes the md5
+    PREFIX = "prefix"      # the manifest publishes an md5 prefix (detectron2's file names)
+    PINNED = "pinned"      # nothing published; checked against the first download
+    NONE = "none"          # nothing published and nothing pinned yet
 
 
 class FetchAction(Label):

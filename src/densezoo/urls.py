@@ -8,6 +8,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 REDACTED = "***"
+# densezoo's bookkeeping suffixes: a manifest file name (or URL segment) may not contain them,
+# so no artifact can be mistaken for a partial, its metadata or a marker.
+PART = ".dzpart"
+META = ".dzmeta"
+LOCK = ".dzlock"
+RESERVED_SUFFIXES = (PART, META, LOCK)
 
 
 def valid_host(host: str) -> bool:

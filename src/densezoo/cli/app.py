@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from ..errors import DensezooError
 from ..settings import ENV_CACHE_DIR
 from .render import one_line

@@ -11,22 +11,16 @@ one connection is the bottleneck.
 
 from __future__ import annotations
 
-import email.utils
 import errno
-import random
 import threading
-import re
 import time
-from dataclasses import dataclass
 from typing import BinaryIO, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
-from urllib3.exceptions import IncompleteRead
 
-from .. import __version__
-from ..content import sniff_wrong_content
+from ..version import __version__
+from ..content.sniff import sniff_wrong_content
 from ..disk import check_free_space, store_errors
 from ..errors import (Cancelled, FailureKind, InsecureRedirectError, PolicyError, StoreError,
                       TransferError)
@@ -34,11 +28,11 @@ from ..hashing import ALGORITHMS, CHUNK
 from ..progress import Progress
 from ..urls import is_loopback, redact
 from .transfer import DownloadResult, Sink, Transfer, same_version, validator_of
+from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, RetryPolicy, content_range, describe,
+                   retry_after, to_int)
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
-RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiting
 # Automatic segmentation, decided by projected time rather than size: after AUTO_PROBE
 # seconds on one connection, if the server takes ranges, the rate is below AUTO_SLOW
@@ -50,8 +44,6 @@ AUTO_PROBE = 0.25
 AUTO_MIN_REMAINING = 8 << 20        # below this, one connection finishes soon enough anyway
 AUTO_SLOW = 50e6
 AUTO_SPLIT_SECONDS = 1.5
-NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
-                   TimeoutError, OSError)
 
 
 def new_session() -> requests.Session:
@@ -65,31 +57,6 @@ def new_session() -> requests.Session:
     s.mount("https://", adapter)
     s.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
     return s
-
-
-@dataclass(frozen=True)
-class _Body:
-    """What an accepted response will deliver."""
-
-    start: int                     # offset of its first byte in the file
-    total: int | None              # the file's size, when known
-    encoded: bool                  # a Content-Encoding the server applied anyway
-    url: str                       # the URL that answered (after redirects)
-    validators: dict[str, str | None]
-    ranges_ok: bool                # the rest may be fetched with Range requests
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class Downloader:
@@ -107,10 +74,7 @@ class Downloader:
                  min_rate: float = 0.0, cancel: threading.Event | None = None) -> None:
         self.session = session or new_session()
         self.timeout = timeout
-        self.attempts = max(1, attempts)
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.sleep = sleep or _sleep
+        self.retry = RetryPolicy(attempts, backoff_base, backoff_max, sleep or _sleep)
         self.allow_http = allow_http
         self.space_check = space_check
         self.connections = connections          # None: automatic; 1: never segment
@@ -172,7 +136,7 @@ class Downloader:
             if len(data) > limit:
                 raise TransferError(redact(url), f"larger than {limit} bytes", retryable=False)
             return data
-        return self._with_retries(url, once)
+        return self.retry.run(once)
 
     # -- the main job ---------------------------------------------------------------------
 
@@ -190,35 +154,9 @@ class Downloader:
                      file_name=file_name, resume_unvalidated=resume_unvalidated,
                      progress=progress)
         try:
-            return self._with_retries(url, lambda: self._attempt(url, t),
-                                      progress_made=t.progress_mark)
+            return self.retry.run(lambda: self._attempt(url, t), progress_made=t.progress_mark)
         finally:
             t.close()
-
-    def backoff(self, failures: int) -> float:
-        """Capped exponential backoff with jitter, after the n-th consecutive failure."""
-        delay = min(self.backoff_max, self.backoff_base * (2 ** (failures - 1)))
-        return delay * (0.5 + random.random() / 2)
-
-    def _with_retries(self, url: str, fn: Callable[[], object],
-                      progress_made: Callable[[], int] | None = None):
-        failures = 0
-        last_mark = progress_made() if progress_made else 0
-        while True:
-            try:
-                return fn()
-            except TransferError as e:
-                mark = progress_made() if progress_made else 0
-                if mark > last_mark:        # more bytes kept than ever: a flaky link, not a dead one
-                    failures = 0
-                    last_mark = mark
-                failures += 1
-                if not e.retryable or failures >= self.attempts:
-                    raise
-                delay = self.backoff(failures)
-                if e.retry_after is not None:
-                    delay = min(max(delay, e.retry_after), max(self.backoff_max, 60.0))
-                self.sleep(delay)
 
     def raise_for_status(self, url: str, resp: requests.Response) -> None:
         code = resp.status_code
@@ -230,7 +168,7 @@ class Downloader:
         elif code == 404:
             reason += " (not found)"
         raise TransferError(redact(url), reason, status=code, retryable=code in RETRY_STATUS,
-                            retry_after=_retry_after(resp.headers.get("Retry-After")))
+                            retry_after=retry_after(resp.headers.get("Retry-After")))
 
     def _attempt(self, url: str, t: Transfer) -> DownloadResult:
         """One request: resume where the kept bytes end, check the answer, take the body."""
@@ -250,7 +188,7 @@ class Downloader:
                                              f"{body.total} bytes")
         return t.finish(redact(body.url), body.start, body.validators)
 
-    def _accept(self, url: str, t: Transfer, resp: requests.Response, offset: int) -> _Body:
+    def _accept(self, url: str, t: Transfer, resp: requests.Response, offset: int) -> Body:
         """Check status, Content-Range, version, size and free space; record what the bytes are."""
         if resp.status_code == 416 and offset > 0:
             # Our partial is at least as long as the file: start over, cheaply.
@@ -261,7 +199,7 @@ class Downloader:
         if encoded and t.file_name.lower().endswith(COMPRESSED_SUFFIXES):
             # An object store labelling a .tar.gz as gzip-encoded: the file *is* those bytes.
             encoded = False
-        start, total = 0, _int(resp.headers.get("Content-Length"))
+        start, total = 0, to_int(resp.headers.get("Content-Length"))
         if resp.status_code == 206 and offset > 0 and not encoded:
             start, total = offset, self._resumed_range(url, t, resp, offset)
         elif resp.status_code != 200:
@@ -277,16 +215,12 @@ class Downloader:
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
-        if t.kept_ranges() and (start != t.sink.meta.get("prefix")
-                                or same_version(t.sink.meta, resp.headers) is not True):
-            # Kept blocks continue only this exact response: same version, at the prefix.
-            t.forget_kept_ranges()      # blocks of another version must never be stitched in
-        t.sink.save_meta(url=redact(served), **validators)
+        t.accepted(redact(served), validators, start)
         ranges_ok = (self.connections != 1 and total is not None and not encoded
                      and bool(validator_of(validators))
                      and (resp.status_code == 206
                           or resp.headers.get("Accept-Ranges", "").lower() == "bytes"))
-        return _Body(start, total, encoded, served, validators, ranges_ok)
+        return Body(start, total, encoded, served, validators, ranges_ok)
 
     def _resumed_range(self, url: str, t: Transfer, resp: requests.Response,
                        offset: int) -> int | None:
@@ -297,7 +231,7 @@ class Downloader:
             raise TransferError(redact(url), "server answered the resume with a wrong "
                                 f"Content-Range ({resp.headers.get('Content-Range')!r}); "
                                 "restarting")
-        same = same_version(t.sink.meta, resp.headers)
+        same = same_version(t.record.validators, resp.headers)
         if same is False or (same is None and not t.resume_unvalidated):
             t.reset()
             raise TransferError(redact(url), "the server resumed with a different version of "
@@ -317,7 +251,7 @@ class Downloader:
                                 retryable=False, kind=FailureKind.DISK) from e
 
     def _receive(self, url: str, t: Transfer, resp: requests.Response, f: BinaryIO,
-                 body: _Body) -> None:
+                 body: Body) -> None:
         """Write, hash and count the body; hand the rest to segmented download if it pays."""
         assert t.hasher is not None
         # Blocks an interrupted segmented run completed are on disk: go segmented at once
@@ -371,7 +305,8 @@ class Downloader:
             resp.close()
             from .segmented import SegmentedFetch
 
-            SegmentedFetch(self, t, body, f.fileno(), url).run()
+            SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
+                           self.retry, self.cancel, t, body, f.fileno(), self.connections).run()
 
     @staticmethod
     def _sniff(url: str, t: Transfer, first: bytes) -> None:
@@ -393,7 +328,7 @@ class Downloader:
         rate = done / elapsed
         return rate < AUTO_SLOW and remaining > rate * AUTO_SPLIT_SECONDS
 
-    def open_range(self, body: _Body, url: str, first: int, last: int) -> requests.Response:
+    def open_range(self, body: Body, url: str, first: int, last: int) -> requests.Response:
         """One Range request for the same bytes the body came from (segmented download)."""
         headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{last}"}
         validator = validator_of(body.validators)
@@ -424,44 +359,3 @@ class _Pace:
         slow = self._bytes / elapsed < self.rate
         self._start, self._bytes = time.monotonic(), 0
         return slow
-
-
-def content_range(resp) -> tuple[int, int | None] | None:
-    """(first byte, total size or None) of a 206 response, or None if the header is bad."""
-    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-    if not m:
-        return None
-    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def describe(e: BaseException) -> str:
-    """A short, credential-free reason for a network exception."""
-    for inner in (e, *getattr(e, "args", ())):
-        if isinstance(inner, IncompleteRead):
-            return (f"connection closed after {inner.partial} bytes with {inner.expected} more "
-                    "promised by Content-Length")
-    if isinstance(e, (requests.exceptions.ConnectTimeout,)):
-        return "connection timed out"
-    if isinstance(e, (requests.exceptions.ReadTimeout, TimeoutError)) or "timed out" in str(e):
-        return "read timed out"
-    if isinstance(e, requests.exceptions.SSLError):
-        return "TLS error (set REQUESTS_CA_BUNDLE if a proxy re-signs traffic)"
-    if isinstance(e, requests.exceptions.ConnectionError):
-        text = str(e)
-        if "Connection refused" in text:
-            return "connection refused"
-        if "Name or service not known" in text or "getaddrinfo" in text:
-            return "host name not found"
-        if "reset" in text.lower():
-            return "connection reset"
-        return "connection failed"
-    text = str(e).split("\n")[0]
-    text = re.sub(r"https?://\S+", "<url>", text)
-    return f"connection broken ({type(e).__name__}: {text[:120]})"

@@ -6,8 +6,9 @@ workers fetch in order with ``Range`` (plus ``If-Range``, so a file that changes
 mid-way is caught), each writing at its own offset.  The caller's thread follows
 behind, hashing finished blocks in file order from the page cache: the network
 is never read twice, and at most the last few blocks are hashed after the final
-byte arrives.  If anything fails, the file is cut back to the hashed prefix,
-which stays valid for a resume.
+byte arrives.  The transfer's resume record says which blocks are on disk at
+every instant (see ``transfer``), so a kill at any point loses only the blocks
+in flight.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Callable
+
+import requests
 
 from ..disk import store_errors
 from ..errors import Cancelled, DensezooError, TransferError
 from ..hashing import CHUNK
-from .http import NETWORK_ERRORS, content_range, describe
 from .transfer import Transfer, same_version
-
-if TYPE_CHECKING:
-    from .http import Downloader, _Body
+from .wire import NETWORK_ERRORS, Body, RetryPolicy, content_range, describe
 
 BLOCK = 8 << 20
 AUTO_CONNECTIONS = 4          # connections when segmentation was chosen automatically
+
+OpenRange = Callable[[Body, int, int], requests.Response]
 
 
 @dataclass
@@ -41,18 +43,21 @@ class _Block:
 class SegmentedFetch:
     """Download the rest of ``body`` (from ``transfer.hashed`` on) into ``fd``.
 
-    Works on the downloader's own requests, retry schedule and response checks,
-    and on the same ``Transfer`` as the single-connection loop it continues.
+    ``open_range(body, first, last)`` makes one Range request the way the
+    downloader makes every request; ``retry`` is the same policy its single
+    connection uses.
     """
 
-    def __init__(self, downloader: "Downloader", transfer: Transfer, body: "_Body", fd: int,
-                 url: str) -> None:
+    def __init__(self, open_range: OpenRange, retry: RetryPolicy, cancel: threading.Event,
+                 transfer: Transfer, body: Body, fd: int, connections: int | None) -> None:
         assert body.total is not None
-        self.downloader = downloader
+        self.open_range = open_range
+        self.retry = retry
+        self.cancel = cancel
         self.transfer = transfer
         self.body = body
         self.fd = fd
-        self.url = url                        # as the caller named it, for messages
+        self.connections = connections or AUTO_CONNECTIONS
         self.blocks = [_Block(s, min(s + BLOCK, body.total))
                        for s in range(transfer.hashed, body.total, BLOCK)]
         kept = transfer.kept_ranges()
@@ -94,72 +99,49 @@ class SegmentedFetch:
 
     def _fetch_block(self, b: _Block) -> None:
         try:
-            self._fetch_block_bytes(b)
+            pos = [b.start]
+            self.retry.run(lambda: self._fetch_from(b, pos), progress_made=lambda: pos[0],
+                           give_up=self._stop.is_set)
+            self.transfer.block_done(b.start, b.end)
             b.ok = True
         finally:
             b.done.set()
 
-    def _fetch_block_bytes(self, b: _Block) -> None:
-        failures = 0
-        pos = b.start
-        while pos < b.end:
-            try:
-                resp = self.downloader.open_range(self.body, self.url, pos, b.end - 1)
-                with resp:
-                    parsed = content_range(resp)
-                    if (resp.status_code != 206 or parsed is None or parsed[0] != pos
-                            or same_version(self.body.validators, resp.headers) is False):
-                        raise TransferError(resp.url or "", "the file changed on the server or "
-                                            "Range is not honoured during a segmented download",
-                                            retryable=False)
-                    read = resp.raw.read1
-                    while pos < b.end:
-                        if self.downloader.cancel.is_set():
-                            raise Cancelled()
-                        try:
-                            chunk = read(min(CHUNK, b.end - pos))
-                        except NETWORK_ERRORS as e:
-                            raise TransferError(resp.url or "", describe(e)) from None
-                        if not chunk:
-                            raise TransferError(resp.url or "", "connection closed early")
-                        os.pwrite(self.fd, chunk, pos)
-                        pos += len(chunk)
-                        failures = 0
-                        self.transfer.count(len(chunk))
-            except TransferError as e:
-                failures += 1
-                if (not e.retryable or failures >= self.downloader.attempts
-                        or self._stop.is_set()):
-                    raise
-                self.downloader.sleep(self.downloader.backoff(failures))
+    def _fetch_from(self, b: _Block, pos: list[int]) -> None:
+        """One request for the rest of block ``b`` from ``pos[0]`` (advanced as bytes land)."""
+        resp = self.open_range(self.body, pos[0], b.end - 1)
+        with resp:
+            parsed = content_range(resp)
+            if (resp.status_code != 206 or parsed is None or parsed[0] != pos[0]
+                    or same_version(self.body.validators, resp.headers) is False):
+                raise TransferError(resp.url or "", "the file changed on the server or "
+                                    "Range is not honoured during a segmented download",
+                                    retryable=False)
+            read = resp.raw.read1
+            while pos[0] < b.end:
+                if self.cancel.is_set():
+                    raise Cancelled()
+                try:
+                    chunk = read(min(CHUNK, b.end - pos[0]))
+                except NETWORK_ERRORS as e:
+                    raise TransferError(resp.url or "", describe(e)) from None
+                if not chunk:
+                    raise TransferError(resp.url or "", "connection closed early")
+                with store_errors("write the download", self.transfer.sink.path.parent):
+                    os.pwrite(self.fd, chunk, pos[0])
+                pos[0] += len(chunk)
+                self.transfer.count(len(chunk))
 
     # -- the follower ---------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run the workers; hash each block in order as it completes.  Raises on failure.
-
-        On failure (or Ctrl-C) every block that completed is kept: the prefix hashed
-        in order, and the blocks past it recorded in the partial's metadata, so a
-        resume fetches only what is missing (``Transfer.kept_ranges``).
-        """
-        try:
-            self._run()
-        except BaseException:
-            done = [[b.start, b.end] for b in self.blocks
-                    if b.ok and b.start >= self.transfer.hashed]
-            with store_errors("write the download", self.transfer.sink.path.parent):
-                if done:
-                    self.transfer.sink.save_meta(prefix=self.transfer.hashed, blocks=done)
-                else:
-                    os.ftruncate(self.fd, self.transfer.hashed)
-            raise
-
-    def _run(self) -> None:
+        """Run the workers; hash each block in order as it completes.  Raises on failure;
+        every block that completed stays on disk and in the resume record."""
         hasher = self.transfer.hasher
         assert hasher is not None
-        connections = self.downloader.connections or AUTO_CONNECTIONS
+        self.transfer.begin_segmented()
         threads = [threading.Thread(target=self._worker, name=f"densezoo-seg{i}", daemon=True)
-                   for i in range(min(connections, len(self.blocks)))]
+                   for i in range(min(self.connections, len(self.blocks)))]
         for t in threads:
             t.start()
         try:

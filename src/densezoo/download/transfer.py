@@ -1,9 +1,16 @@
-"""One file's download across attempts: where its bytes go, its running hash, its counters.
+"""One file's download across attempts: where its bytes go, what they are, its running hash.
 
 A ``Transfer`` lives for one ``Downloader.download`` call and survives the
 retries inside it, so bytes that arrived before a connection broke are kept
 (and already hashed) when the next attempt resumes.  The segmented fetch works
-on the same object, which is where the boundary between the two lies.
+on the same object.
+
+What the partial's bytes are is a typed ``ResumeRecord`` beside it, written
+only by ``Transfer._save``.  It must hold after a SIGKILL at any instant: a
+segmented transfer writes blocks out of order (the file is sparse, and its
+apparent size says nothing), so the record says ``segmented`` *before* the
+first byte lands past the in-order prefix, and each block is added to it only
+once all its bytes are written.  A resume trusts the record, never the size.
 """
 
 from __future__ import annotations
@@ -22,12 +29,88 @@ class Sink(Protocol):
     """Where a download's bytes go (the store's ``Partial`` is one)."""
 
     path: Path
-    meta: dict[str, Any]          # url, etag, last_modified of the bytes already in it
+    meta: dict[str, Any]          # the resume record as last written (raw JSON)
 
     @property
     def size(self) -> int: ...
     def open(self, offset: int, keep_tail: bool = False) -> BinaryIO: ...
-    def save_meta(self, **fields: Any) -> None: ...
+    def save_meta(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class ResumeRecord:
+    """What the bytes in a partial are: which version of which URL, and which ranges hold.
+
+    Single-connection writes go in order, so the file's size is its valid prefix
+    (``segmented`` False).  Once segmented, only ``ranges`` count: byte ranges
+    [start, end) known to be on disk, merged; everything else is a hole.
+    """
+
+    url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    segmented: bool = False
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, raw: Any) -> "ResumeRecord":
+        """From the JSON on disk; anything damaged or of an older shape vouches for nothing
+        it cannot prove (an old segmented record without ranges keeps no bytes)."""
+        if not isinstance(raw, dict):
+            return cls()
+
+        def text(k: str) -> str | None:
+            v = raw.get(k)
+            return v if isinstance(v, str) else None
+
+        rec = cls(text("url"), text("etag"), text("last_modified"))
+        if "blocks" in raw or "prefix" in raw:          # written before records were typed
+            rec.segmented = True
+        if raw.get("segmented") is True:
+            rec.segmented = True
+            spans = raw.get("ranges")
+            if isinstance(spans, list):
+                for s in spans:
+                    if (isinstance(s, list) and len(s) == 2
+                            and all(isinstance(x, int) and not isinstance(x, bool) for x in s)
+                            and 0 <= s[0] < s[1]):
+                        rec.add(s[0], s[1])
+        return rec
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"url": self.url, "etag": self.etag,
+                             "last_modified": self.last_modified}
+        if self.segmented:
+            d.update(segmented=True, ranges=[list(r) for r in self.ranges])
+        return d
+
+    @property
+    def validators(self) -> dict[str, str | None]:
+        return {"etag": self.etag, "last_modified": self.last_modified}
+
+    def add(self, start: int, end: int) -> None:
+        spans = sorted([*self.ranges, (start, end)])
+        merged: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.ranges = merged
+
+    def prefix(self, size: int) -> int:
+        """Bytes from the start that are known to be the file's."""
+        if not self.segmented:
+            return size
+        if self.ranges and self.ranges[0][0] == 0:
+            return min(self.ranges[0][1], size)
+        return 0
+
+    def kept(self) -> list[tuple[int, int]]:
+        """Ranges known on disk past the prefix (blocks an interrupted run completed)."""
+        if not self.segmented:
+            return []
+        return [r for r in self.ranges if r[0] > 0]
 
 
 @dataclass
@@ -63,6 +146,7 @@ class Transfer:
                  file_name: str, resume_unvalidated: bool,
                  progress: Progress | None = None) -> None:
         self.sink = sink
+        self.record = ResumeRecord.load(sink.meta)
         self.algorithms = algorithms
         self.expected_size = expected_size
         self.file_name = file_name
@@ -72,7 +156,46 @@ class Transfer:
         self.transferred = 0           # bytes received over the network, all attempts
         self.best = 0                  # the most bytes ever kept in order
         self.result: DownloadResult | None = None
-        self._lock = threading.Lock()  # segmented workers count bytes concurrently
+        self._lock = threading.Lock()  # segmented workers count bytes and finish blocks
+
+    # -- the record: the only writer ------------------------------------------------------
+
+    def _save(self) -> None:
+        with store_errors("write the download", self.sink.path.parent):
+            self.sink.save_meta(self.record.to_dict())
+
+    def accepted(self, url: str, validators: dict[str, str | None], start: int) -> None:
+        """A response was accepted for bytes from ``start``: record which version they are.
+        Kept blocks continue only this exact response: same version, at the prefix."""
+        if self.kept_ranges() and (start != self.record.prefix(self.sink.size)
+                                   or same_version(self.record.validators,
+                                                   _Headers(validators)) is not True):
+            self.forget_kept_ranges()
+        self.record.url = url
+        self.record.etag = validators.get("etag")
+        self.record.last_modified = validators.get("last_modified")
+        self._save()
+
+    def begin_segmented(self) -> None:
+        """Before the first byte is written past the hashed prefix: say so on disk."""
+        with self._lock:
+            if not self.record.segmented:
+                self.record.segmented = True
+                self.record.ranges = []
+            if self.hashed:
+                self.record.add(0, self.hashed)
+            self._save()
+
+    def block_done(self, start: int, end: int) -> None:
+        """Every byte of [start, end) is written: add it to the record."""
+        with self._lock:
+            self.record.add(start, end)
+            self._save()
+
+    def forget_kept_ranges(self) -> None:
+        self.record.ranges = [r for r in self.record.ranges if r[0] == 0]
+
+    # -- resuming -------------------------------------------------------------------------
 
     @property
     def hashed(self) -> int:
@@ -89,24 +212,13 @@ class Transfer:
         return self.best
 
     def kept_ranges(self) -> list[tuple[int, int]]:
-        """Blocks past the in-order prefix that an interrupted segmented run completed."""
-        blocks = self.sink.meta.get("blocks")
-        if not isinstance(blocks, list):
-            return []
-        return [(int(lo), int(hi)) for lo, hi in (b for b in blocks if isinstance(b, list)
-                                                  and len(b) == 2)]
-
-    def forget_kept_ranges(self) -> None:
-        self.sink.meta.pop("blocks", None)
-        self.sink.meta.pop("prefix", None)
+        return self.record.kept()
 
     def resume_offset(self) -> int:
         """Where the next request starts: the kept bytes, if they can be trusted to belong."""
-        if not (validator_of(self.sink.meta) or self.resume_unvalidated):
+        if not (validator_of(self.record.validators) or self.resume_unvalidated):
             return 0
-        prefix = self.sink.meta.get("prefix")
-        offset = prefix if isinstance(prefix, int) and 0 <= prefix <= self.sink.size \
-            else self.sink.size
+        offset = self.record.prefix(self.sink.size)
         if self.expected_size is not None and offset > self.expected_size:
             return 0
         return offset
@@ -115,7 +227,7 @@ class Transfer:
         headers = {"Accept-Encoding": "identity"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
-            validator = validator_of(self.sink.meta)
+            validator = validator_of(self.record.validators)
             if validator:
                 headers["If-Range"] = validator
         return headers
@@ -133,12 +245,15 @@ class Transfer:
         self.hasher = None
         with store_errors("write the download", self.sink.path.parent):
             self.sink.open(0).close()
-        self.sink.meta.clear()
+        self.record = ResumeRecord()
+        self._save()
 
     def open_at(self, offset: int) -> BinaryIO:
-        """Open the sink for appending at ``offset``, hashing any kept prefix first
-        (blocks kept past the prefix stay on disk; ``Downloader._accept`` decides whether
-        they still belong)."""
+        """Open the sink for writing at ``offset``, hashing any kept prefix first.
+
+        Blocks kept past the prefix stay on disk (and in the record) only while the
+        transfer goes on segmented; a single-connection continuation drops them and
+        says so in the record once the file is cut back to the prefix."""
         with store_errors("write the download", self.sink.path.parent):
             if self.hasher is not None and self.hasher.size != offset:
                 self.hasher.abort()
@@ -151,9 +266,15 @@ class Transfer:
                     if self.hasher.size != offset:       # the kept file was shorter: restart
                         self.hasher.abort()
                         self.hasher = StreamHasher(self.algorithms)
-                        self.forget_kept_ranges()
+                        self.record = ResumeRecord(self.record.url, self.record.etag,
+                                                   self.record.last_modified)
                         offset = 0
-            return self.sink.open(offset, keep_tail=bool(self.kept_ranges()))
+            keep = bool(self.kept_ranges())
+            f = self.sink.open(offset, keep_tail=keep)
+        if not keep and self.record.segmented:
+            self.record.segmented, self.record.ranges = False, []   # in order again from here
+            self._save()
+        return f
 
     def finish(self, url: str, resumed_from: int,
                validators: dict[str, str | None]) -> DownloadResult:
@@ -167,3 +288,14 @@ class Transfer:
         self.progress.close()
         if self.hasher is not None and self.result is None:
             self.hasher.abort()
+
+
+class _Headers:
+    """Validators in the shape ``same_version`` reads from a response."""
+
+    def __init__(self, validators: dict[str, str | None]) -> None:
+        self._h = {"ETag": validators.get("etag"),
+                   "Last-Modified": validators.get("last_modified")}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._h.get(key) or default

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .disk import read_json
-from .layout import EXTRACT_STAMP, Layout, marker_is_stale, partial_is_stale
-from .trust import Strength
-from .urls import url_key
+from ..disk import read_json
+from ..content.unpack import EXTRACT_STAMP
+from ..store.layout import Layout, marker_is_stale, partial_is_stale
+from ..results import Strength
+from ..urls import url_key
 
 if TYPE_CHECKING:
-    from .api import Zoo
+    from ..core import Core
 
 
 @dataclass(frozen=True)
@@ -95,21 +96,21 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _by_path(zoo: "Zoo") -> dict[Path, Any]:
-    return {zoo.store.layout.file(a): a for a in zoo.catalog.artifacts}
+def _by_path(core: "Core") -> dict[Path, Any]:
+    return {core.store.layout.file(a): a for a in core.catalog.artifacts}
 
 
-def entries(zoo: "Zoo") -> list[CacheEntry]:
-    known = _by_path(zoo)
-    lay = zoo.store.layout
+def entries(core: "Core") -> list[CacheEntry]:
+    known = _by_path(core)
+    lay = core.store.layout
     out = []
     for p in sorted(lay.published_files()):
         art = known.get(p)
         meta = read_json(lay.meta(p)) or {}
         state = "unknown"
         if art is not None:
-            memo_ok = zoo.store.memo_valid(art, meta)
-            state = ("pinned" if zoo.trust.strength(art) is Strength.PINNED else "verified") \
+            memo_ok = core.store.memo_valid(art, meta)
+            state = ("pinned" if core.trust.strength(art) is Strength.PINNED else "verified") \
                 if memo_ok else "unverified"
         st = p.stat()
         last = max(st.st_atime, st.st_mtime)
@@ -118,8 +119,8 @@ def entries(zoo: "Zoo") -> list[CacheEntry]:
     return out
 
 
-def usage(zoo: "Zoo") -> CacheUsage:
-    lay = zoo.store.layout
+def usage(core: "Core") -> CacheUsage:
+    lay = core.store.layout
     files = list(lay.published_files())
     partial = sum(_size(p) for p in lay.partials())
     return CacheUsage(lay.root, len(files), sum(_size(p) for p in files), partial,
@@ -127,9 +128,9 @@ def usage(zoo: "Zoo") -> CacheUsage:
                       _size(lay.bad_dir) if lay.bad_dir.exists() else 0)
 
 
-def plan_remove(zoo: "Zoo", names: list[str] | None) -> RemovalPlan:
+def plan_remove(core: "Core", names: list[str] | None) -> RemovalPlan:
     """Named artifacts' files (and their unpacked folders), or with None every file."""
-    lay = zoo.store.layout
+    lay = core.store.layout
     plan = RemovalPlan(lay)
     if names is None:
         for p in lay.published_files():
@@ -138,8 +139,8 @@ def plan_remove(zoo: "Zoo", names: list[str] | None) -> RemovalPlan:
             if folder.exists():
                 plan.add(folder, "--all")
         return plan
-    for art in zoo.resolve(names):
-        p = zoo.store.cached_path(art)
+    for art in core.resolve(names):
+        p = core.store.cached_path(art)
         if p is not None:
             plan.add(p, f"cache rm {art.name}")
         ex = lay.extract_dir(art)
@@ -148,11 +149,11 @@ def plan_remove(zoo: "Zoo", names: list[str] | None) -> RemovalPlan:
     return plan
 
 
-def plan_prune(zoo: "Zoo") -> RemovalPlan:
+def plan_prune(core: "Core") -> RemovalPlan:
     """Stale partials and locks, corrupt copies kept aside, files no manifest names."""
-    lay = zoo.store.layout
+    lay = core.store.layout
     plan = RemovalPlan(lay)
-    known = _by_path(zoo)
+    known = _by_path(core)
     for p in lay.partials():
         if partial_is_stale(p):
             plan.add(p, "stale partial download")
@@ -164,7 +165,7 @@ def plan_prune(zoo: "Zoo") -> RemovalPlan:
             plan.add(p, "no loaded manifest names this file")
     if lay.bad_dir.exists():
         plan.add(lay.bad_dir, "corrupt or unsafe copies kept aside")
-    keys = {url_key(a.url) for a in zoo.catalog.artifacts}
+    keys = {url_key(a.url) for a in core.catalog.artifacts}
     if lay.extracted_dir.exists():
         for stamp in lay.extracted_dir.rglob(EXTRACT_STAMP):
             folder = stamp.parent

@@ -28,23 +28,17 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
-from .errors import ManifestError
-from .urls import key_is_safe, redact, url_key, valid_host
+from ..errors import ManifestError
+from ..manifest import Artifact, store_key
+from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
-if TYPE_CHECKING:
-    from .manifest import Artifact
 
-PART = ".dzpart"
-META = ".dzmeta"
-LOCK = ".dzlock"
 TMP = ".tmp"
-RESERVED_SUFFIXES = (PART, META, LOCK)     # a manifest file name may not contain these
 PARTIAL_STALE_SECONDS = 15 * 60   # an unchanged partial of a holder we cannot see is up for grabs
 MARKER_STALE_SECONDS = 30.0       # a marker whose heartbeat stopped this long ago is ignored
 HEARTBEAT_SECONDS = 5.0
-EXTRACT_STAMP = ".densezoo-extracted.json"
 
 
 def is_internal(name: str) -> bool:
@@ -111,12 +105,6 @@ def marker_is_stale(path: Path) -> bool:
     return holder_alive(token) is False or idle is None or idle > MARKER_STALE_SECONDS
 
 
-def store_key(art: "Artifact") -> tuple[str, ...]:
-    """Which store file an artifact is: host + URL path, its ``filename:`` as the last part.
-    Two entries with the same key share one file (see ``Catalog.slot_mates``)."""
-    return (*url_key(art.url)[:-1], art.file_name)
-
-
 LONG_NAME = 180     # past this, bookkeeping files use a hash of the name (NAME_MAX is 255)
 
 
@@ -144,7 +132,7 @@ class Layout:
         self.compiled_dir = self.root / "catalog"     # manifests pre-parsed, by content hash
         self.cachedir_tag = self.root / "CACHEDIR.TAG"
 
-    def file(self, art: "Artifact") -> Path:
+    def file(self, art: Artifact) -> Path:
         """The published file: host + URL path, so equal basenames never collide."""
         self.key(art.url)                       # refuses a key that could leave the folder
         return self.files_dir.joinpath(*store_key(art))
@@ -163,14 +151,14 @@ class Layout:
         """The metadata beside a published file or a partial."""
         return with_suffix(path, META)
 
-    def slot(self, art: "Artifact") -> Path:
+    def slot(self, art: Artifact) -> Path:
         """Where a partial nobody holds waits for the next run to resume it."""
         return with_suffix(self.file(art), PART)
 
-    def partial(self, art: "Artifact", token: str) -> Path:
+    def partial(self, art: Artifact, token: str) -> Path:
         return with_suffix(self.file(art), f"{PART}-{token}")
 
-    def held_partials(self, art: "Artifact") -> list[Path]:
+    def held_partials(self, art: Artifact) -> list[Path]:
         """Partials some process named as its own (alive or not)."""
         probe = self.partial(art, "")
         try:
@@ -179,16 +167,16 @@ class Layout:
             return []
         return [probe.parent / n for n in names if n.startswith(probe.name) and is_partial(n)]
 
-    def marker(self, art: "Artifact") -> Path:
+    def marker(self, art: Artifact) -> Path:
         return with_suffix(self.file(art), LOCK)
 
-    def pin(self, art: "Artifact") -> Path:
+    def pin(self, art: Artifact) -> Path:
         return with_suffix(self.pins_dir.joinpath(*self.key(art.url)), ".json")
 
-    def extract_dir(self, art: "Artifact") -> Path:
+    def extract_dir(self, art: Artifact) -> Path:
         return self.extracted_dir.joinpath(*self.key(art.url))
 
-    def bad(self, art: "Artifact") -> Path:
+    def bad(self, art: Artifact) -> Path:
         """A fresh place under bad/ for a copy moved aside (never overwrites evidence)."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         return self.bad_dir.joinpath(stamp, *self.key(art.url))

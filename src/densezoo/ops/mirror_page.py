@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .units import human_size
+from ..units import human_size
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .disk import store_errors, write_text_atomic
+from ..disk import store_errors, write_text_atomic
 from .export import place
-from .hashing import hash_file
-from .manifest import Artifact
+from ..hashing import hash_file
+from ..manifest import Artifact
 from .mirror_page import render_index
-from .results import headline_ap, inference_time
-from .urls import redact, url_key
+from ..results import headline_ap, inference_time
+from ..urls import redact, url_key
 
 if TYPE_CHECKING:
-    from .api import Zoo
+    from ..core import Core
 
 MIRROR_MANIFEST = "densezoo-mirror.yaml"
 INDEX = "index.html"
@@ -40,10 +40,10 @@ def entry_json(art: Artifact, digests: dict[str, Any], url: str, mirrors: list[s
     return json.dumps({k: v for k, v in fields.items() if v is not None})
 
 
-def known_digests(zoo: "Zoo", art: Artifact, path: Path) -> dict[str, Any]:
+def known_digests(core: "Core", art: Artifact, path: Path) -> dict[str, Any]:
     """md5, sha256 and size of a verified cached file (hashing it if the store lacks one)."""
-    meta = zoo.store.read_meta(art) or {}
-    if meta.get("md5") and meta.get("sha256") and zoo.store.memo_valid(art, meta):
+    meta = core.store.read_meta(art) or {}
+    if meta.get("md5") and meta.get("sha256") and core.store.memo_valid(art, meta):
         return {"md5": meta["md5"], "sha256": meta["sha256"], "size": meta["size"]}
     return hash_file(path).as_dict()
 
@@ -73,7 +73,7 @@ class _Bucket:
     """Uploads the tree under ``s3://bucket/prefix`` (see s3.py)."""
 
     def __init__(self, url: str) -> None:
-        from .s3 import Bucket, split
+        from ..download.s3 import Bucket, split
 
         self.bucket, prefix = split(url)
         self.prefix = prefix.strip("/")
@@ -93,10 +93,10 @@ class _Bucket:
         return f"s3://{self.bucket}/{self._key((name,))}"
 
 
-def page_row(zoo: "Zoo", art: Artifact, digests: dict[str, Any]) -> dict[str, Any]:
+def page_row(core: "Core", art: Artifact, digests: dict[str, Any]) -> dict[str, Any]:
     ap, metric = headline_ap(art)
     return {"name": art.name, "zoo": art.zoo, "kind": art.kind, "size": digests.get("size"),
-            "strength": str(zoo.trust.strength(art)), "md5": digests.get("md5"),
+            "strength": str(core.trust.strength(art)), "md5": digests.get("md5"),
             "sha256": digests.get("sha256"), "ap": ap, "ap_metric": metric,
             "inference": inference_time(art), "description": art.description or "",
             "command": f"densezoo fetch {art.name}"}
@@ -114,28 +114,28 @@ class MirrorResult:
                 "unchanged": list(self.unchanged)}
 
 
-def mirror_build(zoo: "Zoo", target: str | Path, names: Iterable[str] | None,
+def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
                  base_url: str | None = None, link: str = "hardlink") -> MirrorResult:
     """Write ``<target>/<host>/<path>`` for each artifact, the mirror manifest and the
     index page; ``target`` is a folder or ``s3://bucket/prefix``.  Only verified store
     files are written."""
     target = str(target)
     writer = _Bucket(target) if target.startswith("s3://") else _Folder(Path(target), link)
-    arts = zoo.resolve(names) if names else list(zoo.catalog.artifacts)
+    arts = core.resolve(names) if names else list(core.catalog.artifacts)
     lines = ["# written by `densezoo mirror build`: every checksum below was verified",
              "schema: 1", "zoo: mirror", "artifacts:"]
     rows, written, unchanged = [], [], []
     for art in arts:
-        src = zoo.fetch(art).path
+        src = core.fetch(art).path
         key = url_key(art.url)
-        digests = known_digests(zoo, art, src)
+        digests = known_digests(core, art, src)
         (written if writer.put_file(src, key, digests) else unchanged).append(art.name)
         if art.md5_url:        # the sidecar too, for tools that read it beside the file
             writer.put_text(url_key(art.md5_url), f"{digests['md5']}  {art.file_name}\n",
                             "text/plain")
         url = art.url if base_url is None else base_url.rstrip("/") + "/" + "/".join(key)
         lines.append("  - " + entry_json(art, digests, url, [art.url] if base_url else []))
-        rows.append(page_row(zoo, art, digests))
+        rows.append(page_row(core, art, digests))
     writer.put_text((INDEX,), render_index(rows), "text/html; charset=utf-8")
     writer.put_text((MIRROR_MANIFEST,), "\n".join(lines) + "\n", "text/yaml")
     return MirrorResult(writer.location(MIRROR_MANIFEST), writer.location(INDEX),

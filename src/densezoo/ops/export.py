@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlsplit
 
-from .disk import store_errors
-from .errors import DensezooError, UsageError
-from .hashing import hash_file
-from .layout import EXTRACT_STAMP
-from .results import ExportResult
+from ..disk import store_errors
+from ..errors import DensezooError, UsageError
+from ..hashing import hash_file
+from ..content.unpack import EXTRACT_STAMP
+from ..results import ExportResult
 
 if TYPE_CHECKING:
-    from .api import Zoo
-    from .manifest import Artifact
+    from ..core import Core
+    from ..manifest import Artifact
 
 LINK_MODES = ("symlink", "hardlink", "copy")
 IOPATH_MAX_NAME = 250            # iopath's HTTPURLHandler.MAX_FILENAME_LEN
@@ -80,11 +80,11 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return hash_file(a, ("sha256",)).sha256 == hash_file(b, ("sha256",)).sha256
 
 
-def _export_iopath(zoo: "Zoo", arts: list["Artifact"], root: Path, link: str,
+def _export_iopath(core: "Core", arts: list["Artifact"], root: Path, link: str,
                    force: bool) -> list[ExportResult]:
     out = []
     for art in arts:
-        src = zoo.fetch(art).path
+        src = core.fetch(art).path
         for dest in iopath_paths(art, root):
             with store_errors("export", dest.parent):
                 out.append(ExportResult(art.name, dest, place(src, dest, link, force)))
@@ -126,7 +126,7 @@ def iopath_paths(art: "Artifact", root: Path) -> list[Path]:
     return out
 
 
-def export(zoo: "Zoo", names: Iterable[str], to: Path | None, *, link: str = "symlink",
+def export(core: "Core", names: Iterable[str], to: Path | None, *, link: str = "symlink",
            layout: str | None = None, force: bool = False) -> list[ExportResult]:
     """Put verified copies (links by default) of artifacts into ``to``.
 
@@ -135,9 +135,9 @@ def export(zoo: "Zoo", names: Iterable[str], to: Path | None, *, link: str = "sy
     """
     if link not in LINK_MODES:
         raise UsageError(f"unknown link mode {link!r}", hint="use symlink, hardlink or copy")
-    arts = zoo.resolve(names)
+    arts = core.resolve(names)
     if layout == "iopath":
-        return _export_iopath(zoo, arts, to or iopath_cache_dir(), link, force)
+        return _export_iopath(core, arts, to or iopath_cache_dir(), link, force)
     if to is None:
         raise UsageError("name a target folder with --to", hint="only --layout iopath has a "
                                                                 "default folder")
@@ -148,7 +148,7 @@ def export(zoo: "Zoo", names: Iterable[str], to: Path | None, *, link: str = "sy
     for art in arts:
         sub = DENSEPOSE_LAYOUT.get(art.name, "") if layout == "densepose" else ""
         if layout == "densepose" and sub and art.kind == "data":
-            unpacked = zoo.extract(art).path
+            unpacked = core.extract(art).path
             for child in sorted(unpacked.iterdir()):
                 if child.name == EXTRACT_STAMP:
                     continue
@@ -156,7 +156,7 @@ def export(zoo: "Zoo", names: Iterable[str], to: Path | None, *, link: str = "sy
                 mode = (_place_tree if child.is_dir() else place)(child, dest, link, force)
                 out.append(ExportResult(art.name, dest, mode))
             continue
-        src = zoo.fetch(art).path
+        src = core.fetch(art).path
         folder = to / sub if sub else to
         if counts[art.file_name] > 1:       # two model_final.pkl: one folder each
             folder = folder / art.name

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DensezooError
-from .manifest import Artifact
-from .manifest_edit import set_fields
-from .results import PinInfo
-from .store import Store
+from ..errors import DensezooError
+from ..manifest import Artifact
+from ..manifest_edit import set_fields
+from ..results import PinInfo
+from ..store.files import Store
 
 
 def list_pins(store: Store, arts: Sequence[Artifact], *, named: bool) -> list[PinInfo]:

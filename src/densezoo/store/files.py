@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .disk import (read_json, stat_memo, store_errors, utc_now, write_json_atomic,
+from ..disk import (read_json, stat_memo, store_errors, utc_now, write_json_atomic,
                    write_text_atomic)
-from .hashing import ALGORITHMS, Digests
+from ..hashing import ALGORITHMS, Digests
 from .layout import (HEARTBEAT_SECONDS, META, Layout, marker_is_stale, new_token,
                      partial_is_stale, with_suffix)
-from .manifest import Artifact
+from ..manifest import Artifact
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -40,7 +40,7 @@ class Partial:
 
     path: Path
     slot: Path                     # where an abandoned partial waits for the next run
-    meta: dict[str, Any]           # url, etag, last_modified of the bytes in it
+    meta: dict[str, Any]           # the resume record, as JSON (what the bytes are)
     meta_path: Path
 
     @property
@@ -64,8 +64,10 @@ class Partial:
         f.seek(offset)
         return f
 
-    def save_meta(self, **fields: Any) -> None:
-        self.meta.update(fields)
+    def save_meta(self, record: dict[str, Any]) -> None:
+        """Replace the resume record (``download.transfer.ResumeRecord``) atomically: a
+        kill leaves either the old record or the new one, never half of either."""
+        self.meta = dict(record)
         with store_errors("write the download", self.path.parent):
             write_json_atomic(self.meta_path, self.meta)
 

@@ -17,15 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import NotCachedError, StoreError
-from .hashing import ALGORITHMS, Digests, Expected, hash_open_file
-from .manifest import Artifact
-from .results import VerifyEntry, VerifyReport, VerifyStatus
-from .store import Store
+from ..errors import NotCachedError, StoreError
+from ..hashing import ALGORITHMS, Digests, Expected, hash_open_file
+from ..manifest import Artifact
+from ..results import VerifyEntry, VerifyReport, VerifyStatus
+from .files import Store
 from .trust import Trust
 
 if TYPE_CHECKING:
-    from .pickle_scan import ScanReport
+    from ..content.pickle_scan import ScanReport
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class Verifier:
         check = self.check(art, self.trust.expected(art), quick=quick)
         status, detail = check.status, check.detail
         if status is not VerifyStatus.CORRUPT and scan and art.file_name.lower().endswith(".pkl"):
-            from .pickle_scan import scan_pickle
+            from ..content.pickle_scan import scan_pickle
 
             report = scan_pickle(path)
             if not report.ok:
@@ -141,7 +141,7 @@ class Verifier:
         return VerifyEntry(art.name, status, str(path), detail, str(moved), check.method)
 
     def scan(self, art: Artifact) -> "ScanReport":
-        from .pickle_scan import scan_pickle
+        from ..content.pickle_scan import scan_pickle
 
         path = self.store.cached_path(art)
         if path is None:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from .errors import DensezooError
-from .urls import redact
+from ..errors import DensezooError
+from ..urls import redact
 
 if TYPE_CHECKING:
-    from .api import Zoo
+    from ..core import Core
 
 NETWORK_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy",
                "http_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
@@ -46,11 +46,11 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def diagnose(zoo: "Zoo") -> Diagnosis:
+def diagnose(core: "Core") -> Diagnosis:
     checks = [Check("versions", True, f"python {platform.python_version()}, " + ", ".join(
         f"{p} {_version(p)}" for p in ("densezoo", "requests", "urllib3", "click", "rich",
                                        "PyYAML", "tqdm", "platformdirs")))]
-    root = zoo.store.root
+    root = core.store.root
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".doctor-{uuid.uuid4().hex[:8]}"
@@ -73,12 +73,12 @@ def diagnose(zoo: "Zoo") -> Diagnosis:
         checks.append(Check("CA bundle", os.path.isfile(ca), ca if os.path.isfile(ca)
                             else f"{ca} does not exist"))
     try:
-        cat = zoo.catalog
+        cat = core.catalog
         checks.append(Check("manifests", True, f"{len(cat.manifests)} loaded, "
                             f"{len(cat.artifacts)} artifacts, zoos: {', '.join(cat.zoos())}"))
     except DensezooError as e:
         checks.append(Check("manifests", False, str(e)))
-    s = zoo.settings
+    s = core.settings
     mode = "offline" if s.offline else "online"
     checks.append(Check("mode", True, f"{mode}; strict={s.strict}; mirrors: "
                         + (", ".join(redact(m) for m in s.mirrors) or "none")))

@@ -32,11 +32,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .content import TAR_SUFFIXES
-from .disk import check_free_space
-from .errors import DensezooError, PolicyError
-from .hashing import CHUNK, Digests
-from .layout import EXTRACT_STAMP
+from .sniff import TAR_SUFFIXES
+from ..disk import check_free_space
+from ..errors import DensezooError, PolicyError
+from ..hashing import CHUNK, Digests
+
+EXTRACT_STAMP = ".densezoo-extracted.json"     # written last: the folder is complete
 
 ARCHIVE_SUFFIXES = TAR_SUFFIXES
 DEFAULT_RATIO = 100                 # unpacked bytes allowed per archive byte

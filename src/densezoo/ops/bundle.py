@@ -15,32 +15,32 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Iterable
 
-from .disk import store_errors
-from .errors import DensezooError, ManifestError
-from .hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
-from .manifest import Artifact, parse_manifest
+from ..disk import store_errors
+from ..errors import DensezooError, ManifestError
+from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
+from ..manifest import Artifact, parse_manifest
 from .mirror import entry_json, known_digests
-from .results import ImportResult
-from .trust import declared
-from .urls import redact, url_key
+from ..results import ImportResult
+from ..store.trust import declared
+from ..urls import redact, url_key
 
 if TYPE_CHECKING:
-    from .api import Zoo
+    from ..core import Core
 
 BUNDLE_MANIFEST = "densezoo-bundle.yaml"
 
 
-def bundle(zoo: "Zoo", names: Iterable[str], out: Path) -> list[str]:
+def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
     """Write a tar with the verified files, a manifest subset and an md5 list."""
-    arts = zoo.resolve(names)
+    arts = core.resolve(names)
     lines = ["schema: 1", "zoo: bundle", "artifacts:"]
     sums = []
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tarfile.open(tmp, "w") as tar:
             for art in arts:
-                src = zoo.fetch(art).path
-                digests = known_digests(zoo, art, src)
+                src = core.fetch(art).path
+                digests = known_digests(core, art, src)
                 arc = "files/" + "/".join(url_key(art.url))
                 tar.add(src, arcname=arc)
                 lines.append("  - " + entry_json(art, digests, art.url, list(art.mirrors)))
@@ -58,7 +58,7 @@ def bundle(zoo: "Zoo", names: Iterable[str], out: Path) -> list[str]:
     return [a.name for a in arts]
 
 
-def import_bundle(zoo: "Zoo", tar_path: Path) -> tuple[list[ImportResult], Path]:
+def import_bundle(core: "Core", tar_path: Path) -> tuple[list[ImportResult], Path]:
     """Add a bundle's files to the store, each admitted only if right and safe.
 
     Returns the results and where the bundle's manifest was saved (pass it to
@@ -76,7 +76,7 @@ def import_bundle(zoo: "Zoo", tar_path: Path) -> tuple[list[ImportResult], Path]
         except (KeyError, AttributeError, UnicodeDecodeError):
             raise ManifestError(str(tar_path), f"no readable {BUNDLE_MANIFEST} inside") from None
         manifest = parse_manifest(text, f"{tar_path}:{BUNDLE_MANIFEST}")
-        saved = zoo.store.layout.imported_dir / f"{tar_path.stem}.yaml"
+        saved = core.store.layout.imported_dir / f"{tar_path.stem}.yaml"
         with store_errors("save the bundle's manifest", saved.parent):
             saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_text(text)
@@ -84,13 +84,13 @@ def import_bundle(zoo: "Zoo", tar_path: Path) -> tuple[list[ImportResult], Path]
             arc = "files/" + "/".join(url_key(art.url))
             if ".." in PurePosixPath(arc).parts:
                 raise ManifestError(str(tar_path), "unsafe path in bundle", entry=art.name)
-            local = _local_twin(zoo, art)
+            local = _local_twin(core, art)
             expected = declared(art)
             if local is not None:          # the local manifest's published values must hold too
-                expected = expected.merged(zoo.trust.expected(local))
+                expected = expected.merged(core.trust.expected(local))
             target = local or art
-            if zoo.store.cached_path(target) is not None:
-                results.append(ImportResult(art.name, zoo.store.path_for(target),
+            if core.store.cached_path(target) is not None:
+                results.append(ImportResult(art.name, core.store.path_for(target),
                                             "already-cached"))
                 continue
             try:
@@ -99,31 +99,31 @@ def import_bundle(zoo: "Zoo", tar_path: Path) -> tuple[list[ImportResult], Path]
                 src = None
             if src is None:
                 raise DensezooError(f"bundle {tar_path} lists {art.name} but lacks {arc}")
-            results.append(ImportResult(art.name, _import_one(zoo, target, src, expected,
+            results.append(ImportResult(art.name, _import_one(core, target, src, expected,
                                                               str(tar_path)), "imported"))
     return results, saved
 
 
-def _local_twin(zoo: "Zoo", art: Artifact) -> Artifact | None:
-    for a in zoo.catalog.artifacts:
+def _local_twin(core: "Core", art: Artifact) -> Artifact | None:
+    for a in core.catalog.artifacts:
         if url_key(a.url) == url_key(art.url):
             return a
     return None
 
 
-def _import_one(zoo: "Zoo", art: Artifact, src: IO[bytes], expected: Expected,
+def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
                 origin: str) -> Path:
     if not expected.has_checksum:
         raise DensezooError(f"bundle entry {art.name} carries no checksum",
                             hint="bundles written by `densezoo bundle` always do")
-    partial = zoo.store.claim_partial(art)
+    partial = core.store.claim_partial(art)
     hasher = StreamHasher(ALGORITHMS)
     try:
         with store_errors("import", partial.path.parent), partial.open(0) as f:
             while chunk := src.read(CHUNK):
                 f.write(chunk)
                 hasher.update(chunk)
-        return zoo.intake.admit(
+        return core.intake.admit(
             art, partial, hasher.finish(), expected, url=redact(art.url),
             validators={"etag": None, "last_modified": None}, origin=origin,
             mismatch_hint="the bundle is damaged or was altered; nothing was imported for "

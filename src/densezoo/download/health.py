@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .disk import read_json, write_json_atomic
+from ..disk import read_json, write_json_atomic
 
 HEALTH_TTL = 15 * 60
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .content import content_problem
-from .errors import UnsafeContentError, WrongContentError
-from .hashing import Digests, Expected
-from .manifest import Artifact
-from .pickle_scan import scan_pickle
-from .store import Partial, Store
-from .trust import Strength, Trust, declared_strength
+from ..content.sniff import content_problem
+from ..errors import UnsafeContentError, WrongContentError
+from ..hashing import Digests, Expected
+from ..manifest import Artifact
+from ..content.pickle_scan import scan_pickle
+from .files import Partial, Store
+from ..results import Strength
+from .trust import Trust, declared_strength
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,10 @@ one answer to "is this artifact checked, and against what".
 
 from __future__ import annotations
 
-from .errors import Label
-from .hashing import Expected
-from .manifest import Artifact
-from .store import Store
-
-
-class Strength(Label):
-    """How strongly an artifact's bytes are pinned down, strongest first."""
-
-    FULL = "full"          # the manifest publishes md5 or sha256
-    SIDECAR = "sidecar"    # an upstream .md5sum file publishes the md5
-    PREFIX = "prefix"      # the manifest publishes an md5 prefix (detectron2's file names)
-    PINNED = "pinned"      # nothing published; checked against the first download
-    NONE = "none"          # nothing published and nothing pinned yet
+from ..hashing import Expected
+from ..manifest import Artifact
+from ..results import Strength
+from .files import Store
 
 
 def declared_strength(art: Artifact) -> Strength:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from .errors import TransferError, UsageError
-from .urls import redact
+from ..errors import TransferError, UsageError
+from ..urls import redact
 
 PRESIGN_SECONDS = 3600           # long enough for a large file's retries and segments
 MULTIPART_THRESHOLD = 64 << 20

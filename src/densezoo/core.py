@@ -1,0 +1,189 @@
+"""The core: loaded manifests plus one store, and the verbs every operation stands on.
+
+``Core`` holds the settings, the catalog, the store with its trust and verifier,
+and the fetch pipeline (built on first use), and answers the core questions:
+which artifact is this name, fetch it, where is it, is it right.  Operations
+(``ops/``) take a ``Core``; ``api.Zoo`` is the public facade that adds them on
+top.  Nothing in this module imports an operation or the facade.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Union
+
+from .catalog import Catalog, unique
+from .errors import DensezooError, NotCachedError, UsageError
+from .manifest import Artifact
+from .progress import ProgressArg
+from .results import (ArtifactInfo, ExtractResult, FetchOutcome, FetchResult, VerifyReport,
+                      headline_ap, inference_time)
+from .settings import Settings
+from .store.files import Store
+from .store.trust import Trust
+from .store.verifier import Verifier
+
+if TYPE_CHECKING:
+    from .content.pickle_scan import ScanReport
+    from .download import Downloader
+    from .fetcher import Fetcher
+    from .store.intake import Intake
+
+NameOrArtifact = Union[str, Artifact]
+
+
+class Core:
+    """The loaded manifests plus one store: what every verb and operation works through.
+
+    ``Zoo(settings)`` uses a resolved ``Settings``; ``Zoo(strict=True, ...)``
+    resolves one from those keywords plus the ``DENSEZOO_*`` environment (a
+    keyword left as ``None`` falls back to the environment, then the default).
+    """
+
+    def __init__(self, settings: Settings | None = None, *,
+                 downloader: "Downloader | None" = None, **overrides: Any) -> None:
+        self.settings = (Settings.resolve(**overrides) if settings is None
+                         else settings.replace(**overrides))
+        self.store = Store(self.settings.cache_dir)
+        self.trust = Trust(self.store)
+        self.verifier = Verifier(self.store, self.trust)
+        self._downloader = downloader
+        self._fetcher: "Fetcher | None" = None
+        self._catalog: Catalog | None = None
+
+    @property
+    def fetcher(self) -> "Fetcher":
+        """Built on first use: verify, path and list never import the fetch pipeline."""
+        if self._fetcher is None:
+            from .fetcher import Fetcher
+
+            self._fetcher = Fetcher(self.settings, self.store, self.trust, self.verifier,
+                                    self._downloader,
+                                    siblings=lambda art: self.catalog.slot_mates(art))
+        return self._fetcher
+
+    @property
+    def catalog(self) -> Catalog:
+        """The manifests, loaded and validated on first use (``--help`` never loads them)."""
+        if self._catalog is None:
+            s = self.settings
+            self._catalog = Catalog.load(s.manifests, defaults=s.default_manifests,
+                                         compiled=self.store.layout.compiled_dir)
+        return self._catalog
+
+    @property
+    def intake(self) -> "Intake":
+        return self.fetcher.intake
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def artifact(self, name: NameOrArtifact) -> Artifact:
+        return name if isinstance(name, Artifact) else self.catalog.get(name)
+
+    def resolve(self, names: Iterable[NameOrArtifact] = (), *, with_deps: bool = False,
+                kind: str | None = None, zoo: str | None = None,
+                all: bool = False) -> list[Artifact]:  # noqa: A002 - mirrors --all
+        """Named artifacts, plus every one of ``kind``/``zoo`` (or ``all``), each once;
+        with ``with_deps`` their requirements too, dependencies first."""
+        arts = [self.artifact(n) for n in names]
+        if all or kind:
+            selected = self.catalog.select(kind=kind, zoo=zoo)
+            if not selected:
+                asked = " ".join(f"--{k} {v}" for k, v in (("kind", kind), ("zoo", zoo)) if v)
+                raise UsageError(f"nothing matches {asked or '--all'}", hint=(
+                    f"kinds: {', '.join(self.catalog.kinds())}; "
+                    f"zoos: {', '.join(self.catalog.zoos())}"))
+            arts += selected
+        return self.catalog.closure(arts) if with_deps else unique(arts)
+
+    def info(self, name: NameOrArtifact) -> ArtifactInfo:
+        art = self.artifact(name)
+        return self._info(art, tuple(a.name for a in self.catalog.closure([art])
+                                     if a is not art))
+
+    def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
+        pin = self.store.read_pin(art)          # read once: strength and the record
+        return ArtifactInfo(art, self.trust.strength(art, pin or {}),
+                            self.store.cached_path(art), pin, deps)
+
+    def list(self, *, kind: str | None = None, zoo: str | None = None,
+             text: str | None = None, sort: str | None = None) -> list[ArtifactInfo]:
+        """Artifacts in manifest order, or ``sort`` "ap" (best first) / "speed" (fastest
+        inference first); entries without the number come last."""
+        infos = [self._info(a) for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
+        if sort == "ap":
+            infos.sort(key=lambda i: -(headline_ap(i.artifact)[0] or -1e9))
+        elif sort == "speed":
+            infos.sort(key=lambda i: inference_time(i.artifact) or 1e9)
+        elif sort is not None:
+            raise UsageError(f"unknown sort {sort!r}", hint="use ap or speed")
+        return infos
+
+    def display_name(self, art: Artifact) -> str:
+        """The shortest name that still resolves to ``art`` (an alias, often)."""
+        for alias in sorted(art.aliases, key=len):
+            if len(alias) < len(art.name):
+                try:
+                    if self.catalog.get(alias) is art:
+                        return alias
+                except DensezooError:
+                    continue
+        return art.name
+
+    # -- fetching -------------------------------------------------------------------------
+
+    def fetch(self, name: NameOrArtifact, *, force: bool = False,
+              progress: ProgressArg = None) -> FetchResult:
+        """Return the verified local copy, downloading (or resuming) it if needed."""
+        return self.fetcher.fetch(self.artifact(name), force=force, progress=progress)
+
+    def fetch_many(self, names: Iterable[NameOrArtifact], *, force: bool = False,
+                   progress: ProgressArg = None, jobs: int = 1,
+                   extract: bool = False) -> list[FetchOutcome]:
+        """Fetch several, ``jobs`` at a time; one failure does not stop the others."""
+        return self.fetcher.fetch_many([self.artifact(n) for n in names], force=force,
+                                       progress=progress, jobs=jobs, extract=extract)
+
+    def extract(self, name: NameOrArtifact, *, progress: ProgressArg = None) -> ExtractResult:
+        """Fetch a tarball and unpack it once into the store (``<root>/extracted/...``)."""
+        from .content.unpack import is_archive
+
+        art = self.artifact(name)
+        if not is_archive(art.file_name):
+            raise DensezooError(f"{art.name} ({art.file_name}) is not a tar archive",
+                                hint="--extract applies to .tar/.tar.gz/.tgz artifacts")
+        return self.fetcher.extract(art, self.fetcher.fetch(art, progress=progress))
+
+    def path(self, name: NameOrArtifact) -> Path:
+        """The verified cached path; never downloads and never moves anything
+        (NotCachedError if absent or corrupt)."""
+        art = self.artifact(name)
+        warnings: list[str] = []
+        cached = self.fetcher.cached(art, warnings, repair=False)
+        if cached is None:
+            raise NotCachedError(art.name, hint="; ".join(
+                [*warnings, f"run `densezoo fetch {art.name}`"]))
+        return cached.path
+
+    # -- checking -------------------------------------------------------------------------
+
+    def verify(self, names: Iterable[str] | None = None, *, quick: bool = False,
+               jobs: int | None = None, scan: bool = False) -> VerifyReport:
+        """Re-check cached files against published checksums or pins.  Never uses the network.
+
+        With no names, every cached artifact is checked; named artifacts that are
+        not cached are reported as missing.  Corrupt files are moved aside, and with
+        ``scan`` so are ``.pkl`` files that import anything off the allow-list.
+        """
+        arts = (self.resolve(names) if names is not None
+                else [a for a in self.catalog.artifacts if self.store.cached_path(a)])
+        return self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan)
+
+    def scan_file(self, target: str) -> "ScanReport":
+        """Scan an artifact's cached file (by name) or any file (by path) without loading it."""
+        if os.path.isfile(target):
+            from .content.pickle_scan import scan_pickle
+
+            return scan_pickle(target)
+        return self.verifier.scan(self.artifact(target))

@@ -1,0 +1,133 @@
+"""The HTTP vocabulary every transfer shares: network errors, ranges, and one retry policy.
+
+Single-connection and segmented transfers both speak it, so they can never
+disagree on what a Content-Range means, which failures are worth a retry, or
+how long to wait before the next attempt.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import requests
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import IncompleteRead
+
+from ..errors import TransferError
+
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+NETWORK_ERRORS = (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError,
+                  TimeoutError, OSError)
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Body:
+    """What an accepted response will deliver."""
+
+    start: int                     # offset of its first byte in the file
+    total: int | None              # the file's size, when known
+    encoded: bool                  # a Content-Encoding the server applied anyway
+    url: str                       # the URL that answered (after redirects)
+    validators: dict[str, str | None]
+    ranges_ok: bool                # the rest may be fetched with Range requests
+
+
+class RetryPolicy:
+    """Capped exponential backoff with jitter and ``Retry-After``, for every transfer.
+
+    ``progress_made`` lets a caller say "more bytes were kept than ever before":
+    such a failure is a flaky link, not a dead one, and the count starts again.
+    """
+
+    def __init__(self, attempts: int, base: float, cap: float,
+                 sleep: Callable[[float], None]) -> None:
+        self.attempts = max(1, attempts)
+        self.base = base
+        self.cap = cap
+        self.sleep = sleep
+
+    def backoff(self, failures: int) -> float:
+        delay = min(self.cap, self.base * (2 ** (failures - 1)))
+        return delay * (0.5 + random.random() / 2)
+
+    def run(self, fn: Callable[[], T], *, progress_made: Callable[[], int] | None = None,
+            give_up: Callable[[], bool] | None = None) -> T:
+        failures = 0
+        last_mark = progress_made() if progress_made else 0
+        while True:
+            try:
+                return fn()
+            except TransferError as e:
+                mark = progress_made() if progress_made else 0
+                if mark > last_mark:
+                    failures, last_mark = 0, mark
+                failures += 1
+                if (not e.retryable or failures >= self.attempts
+                        or (give_up is not None and give_up())):
+                    raise
+                delay = self.backoff(failures)
+                if e.retry_after is not None:
+                    delay = min(max(delay, e.retry_after), max(self.cap, 60.0))
+                self.sleep(delay)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def content_range(resp) -> tuple[int, int | None] | None:
+    """(first byte, total size or None) of a 206 response, or None if the header is bad."""
+    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    if not m:
+        return None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
+
+
+def to_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe(e: BaseException) -> str:
+    """A short, credential-free reason for a network exception."""
+    for inner in (e, *getattr(e, "args", ())):
+        if isinstance(inner, IncompleteRead):
+            return (f"connection closed after {inner.partial} bytes with {inner.expected} more "
+                    "promised by Content-Length")
+    if isinstance(e, (requests.exceptions.ConnectTimeout,)):
+        return "connection timed out"
+    if isinstance(e, (requests.exceptions.ReadTimeout, TimeoutError)) or "timed out" in str(e):
+        return "read timed out"
+    if isinstance(e, requests.exceptions.SSLError):
+        return "TLS error (set REQUESTS_CA_BUNDLE if a proxy re-signs traffic)"
+    if isinstance(e, requests.exceptions.ConnectionError):
+        text = str(e)
+        if "Connection refused" in text:
+            return "connection refused"
+        if "Name or service not known" in text or "getaddrinfo" in text:
+            return "host name not found"
+        if "reset" in text.lower():
+            return "connection reset"
+        return "connection failed"
+    text = str(e).split("\n")[0]
+    text = re.sub(r"https?://\S+", "<url>", text)
+    return f"connection broken ({type(e).__name__}: {text[:120]})"
