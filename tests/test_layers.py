@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "densezoo"
 # are), the two wings that stand on them (download: transport; store: what is local and
 # whether it is right), the core, the operations, the facade, and the faces.
 WINGS = [
-    ("base", {"errors", "version", "urls", "hashing", "progress", "disk", "units", "settings",
+    ("base", {"errors", "version", "urls", "sources", "hashing", "progress", "disk", "units", "settings",
               "manifest_edit"}),
     ("content", {"content"}),
     ("manifest", {"manifest", "compiled", "catalog", "configs", "results"}),

@@ -156,15 +156,20 @@ class Core:
         return self.fetcher.extract(art, self.fetcher.fetch(art, progress=progress))
 
     def path(self, name: NameOrArtifact) -> Path:
-        """The verified cached path; never downloads and never moves anything
-        (NotCachedError if absent or corrupt)."""
+        """The verified cached path; never downloads, moves or pins anything
+        (NotCachedError if absent or corrupt, UnsafeContentError if hostile)."""
+        return self.locate(name).path
+
+    def locate(self, name: NameOrArtifact) -> FetchResult:
+        """``path`` with what a caller should be told: a copy that is cached but not yet
+        pinned is answered with a warning (``FetchResult.warnings``), never pinned here."""
         art = self.artifact(name)
         warnings: list[str] = []
         cached = self.fetcher.cached(art, warnings, repair=False)
         if cached is None:
             raise NotCachedError(art.name, hint="; ".join(
                 [*warnings, f"run `densezoo fetch {art.name}`"]))
-        return cached.path
+        return cached
 
     # -- checking -------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from .download.health import Health
 from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
-from .download.s3 import explain, is_s3
+from .sources import source_for
 from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, VerifyStatus
 from .settings import Settings
 from .store.files import FetchMarker, Store
@@ -49,7 +49,7 @@ class Fetcher:
         self.siblings = siblings          # other entries with the same store slot
         self.health = Health(store.layout.health_file)
         self.cancel = threading.Event()     # set on Ctrl-C / SIGTERM: every transfer stops
-        self._bucket = None                 # s3.Bucket, connected on the first s3:// mirror
+        self._resolvers: dict[str, object] = {}   # per source type, connected on first use
         self._lock = threading.Lock()
         self._downloader = downloader
 
@@ -127,17 +127,7 @@ class Fetcher:
             return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
                                self.trust.strength(art))
         if check.status is VerifyStatus.UNPINNED:
-            assert check.digests is not None
-            try:
-                self.store.write_pin(art, check.digests, redact(art.url))
-            except StoreError as e:
-                return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                                   Strength.NONE, warnings=(
-                                       f"{art.name} has no pin and none could be recorded "
-                                       f"({e.message})",))
-            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                               Strength.PINNED, pinned=True,
-                               warnings=(f"{art.name} had no pin; pinned the cached copy",))
+            return self._unpinned(art, path, check, warnings, repair=repair)
         owner = self._verified_sibling(art, check)
         if owner is not None:
             raise ManifestError(art.source, f"shares its store slot {path} with {owner.name}, "
@@ -154,6 +144,42 @@ class Fetcher:
         warnings.append(f"cached copy failed its checksum ({check.detail}); "
                         f"moved it to {moved} and downloading again")
         return None
+
+    def _unpinned(self, art: Artifact, path, check, warnings: list[str], *,
+                  repair: bool) -> FetchResult | None:
+        """A cached file that nothing vouches for yet (no published checksum, no pin).
+
+        It is trusted only through the intake's door (the same inspection as a
+        download, then the pin).  Read-only callers (``path``) inspect it, never pin:
+        an unsafe one is refused, a plain one is answered with a warning."""
+        assert check.digests is not None
+        if not repair:
+            finding = self.intake.inspect(art, path, first_use=True)
+            if finding is not None and finding.unsafe:
+                raise UnsafeContentError(f"{art.name} (the copy in the store at {path})",
+                                         finding.reason, path=str(path))
+            if finding is not None:
+                warnings.append(f"the cached copy is not what its name says ({finding.reason})")
+                return None
+            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
+                               Strength.NONE, warnings=(
+                                   f"{art.name} is cached but not pinned: nothing vouches for "
+                                   f"these bytes yet; `densezoo fetch {art.name}` checks and "
+                                   "pins them",))
+        try:
+            admitted = self.intake.pin_cached(art, path, check.digests, check.identity,
+                                              url=redact(art.url))
+        except WrongContentError as e:
+            warnings.append(str(e))
+            return None                  # moved aside: the fetch downloads a good copy
+        except StoreError as e:
+            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
+                               Strength.NONE, warnings=(
+                                   f"{art.name} has no pin and none could be recorded "
+                                   f"({e.message})",))
+        return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
+                           Strength.PINNED, pinned=True,
+                           warnings=(f"{art.name} had no pin; pinned the cached copy",))
 
     def _verified_sibling(self, art: Artifact, check) -> Artifact | None:
         """Another entry with the same store slot whose published checksums these bytes meet
@@ -213,8 +239,9 @@ class Fetcher:
             except TransferError as e:
                 partial.release()
                 self.health.record(url, ok=False)
-                if is_s3(url):
-                    e = explain(url, e)
+                src = source_for(url)
+                if src is not None and src.module is not None:
+                    e = src.load().explain(url, e)
                 failures.append(UrlFailure(e.url, e.reason, e.kind))
                 continue
             except PolicyError as e:
@@ -248,14 +275,16 @@ class Fetcher:
         raise DownloadFailedError(art.name, failures)
 
     def _signed(self, url: str) -> str:
-        """The URL to request: an s3:// mirror candidate becomes a presigned https GET."""
-        if not is_s3(url):
+        """The URL to request: a URL of another source type (``s3://`` ...) is turned into
+        one by its module in the source table (``sources.py``)."""
+        src = source_for(url)
+        if src is None or src.module is None:
             return url
-        if self._bucket is None:
-            from .download.s3 import Bucket
-
-            self._bucket = Bucket.connect()
-        return self._bucket.presign(url)
+        with self._lock:
+            if src.scheme not in self._resolvers:
+                self._resolvers[src.scheme] = src.load().connect()
+            resolver = self._resolvers[src.scheme]
+        return resolver.request_url(url)  # type: ignore[attr-defined]
 
     def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
         """Unpack a fetched archive once into ``<root>/extracted/...``."""

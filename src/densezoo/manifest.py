@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .errors import ManifestError
 from .hashing import is_hex
+from .sources import SOURCES
 from .urls import RESERVED_SUFFIXES, has_secret, url_key, valid_host
 
 SCHEMA_VERSION = 1
@@ -61,6 +62,12 @@ class Artifact:
         return self.filename or url_key(self.url)[-1]
 
     @property
+    def names_read_as(self) -> tuple[str, ...]:
+        """Every name a consumer may open the file by: its ``file_name`` and the URL's last
+        segment (iopath's cache keeps that one).  Checks by file type look at all of them."""
+        return tuple(dict.fromkeys((self.file_name, url_key(self.url)[-1])))
+
+    @property
     def urls(self) -> tuple[str, ...]:
         """Upstream URLs in the order they are tried (legacy URLs are never tried)."""
         return (self.url, *self.mirrors)
@@ -75,7 +82,7 @@ class Manifest:
 
 
 def check_url(url: object, source: str, entry: str | None, what: str = "url",
-              schemes: tuple[str, ...] = ("http", "https")) -> str:
+              schemes: tuple[str, ...] = tuple(s for s in SOURCES if SOURCES[s].origin)) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ManifestError(source, f"{what} must be a non-empty string", entry=entry)
     try:
@@ -204,7 +211,7 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
         sha256=_hex(raw.get("sha256"), 64, source, name, "sha256"),
         md5_prefix=_md5_prefix(raw.get("md5_prefix"), source, name),
         size=size,
-        mirrors=tuple(check_url(u, source, name, "mirror", ("http", "https", "s3"))
+        mirrors=tuple(check_url(u, source, name, "mirror", tuple(SOURCES))
                       for u in _str_list(raw.get("mirrors"), source, name, "mirrors")),
         md5_url=check_url(md5_url, source, name, "md5_url") if md5_url is not None else None,
         legacy_urls=_str_list(raw.get("legacy_urls"), source, name, "legacy_urls"),

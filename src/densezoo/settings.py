@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .sources import mirror_spellings, source_for
 from .urls import valid_host
 
 ENV_CACHE_DIR = "DENSEZOO_CACHE_DIR"
@@ -76,10 +77,10 @@ def _bad_setting(name: str, raw: str, accepted: str):
 def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
     """A mirror prefix: an http(s) URL with a real host (and a real port, if any), or an
     S3 bucket ``s3://BUCKET/PREFIX``."""
-    accepted = "http(s)://HOST[:PORT]/PREFIX or s3://BUCKET/PREFIX, comma-separated"
-    if url.startswith("s3://"):
-        bucket = urlsplit(url).netloc
-        if not (3 <= len(bucket) <= 63 and valid_host(bucket)):
+    accepted = f"{mirror_spellings()}, comma-separated"
+    src = source_for(url)
+    if src is not None and src.module is not None:      # s3://... and other source types
+        if not src.load().check(url):
             raise _bad_setting(name, url, accepted)
         return url
     try:

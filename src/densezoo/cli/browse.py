@@ -139,7 +139,10 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
 @pass_app
 def path_cmd(app: App, name) -> None:
     """Print the verified cached path of NAME, or fail with exit 6 (never downloads)."""
-    click.echo(str(app.zoo.path(name)))
+    res = app.zoo.locate(name)
+    for w in res.warnings:
+        app.warn(w)
+    click.echo(str(res.path))
 
 
 COMMANDS = (list_cmd, info_cmd, fetch_cmd, path_cmd)

@@ -23,7 +23,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from ..errors import TransferError, UsageError
-from ..urls import redact
+from ..urls import redact, valid_host
 
 PRESIGN_SECONDS = 3600           # long enough for a large file's retries and segments
 MULTIPART_THRESHOLD = 64 << 20
@@ -33,6 +33,17 @@ CHECK_VARIABLES = ("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE, "
 
 def is_s3(url: str) -> bool:
     return url.startswith("s3://")
+
+
+def check(url: str) -> bool:
+    """A bucket name S3 accepts (3-63 characters of a DNS label set)."""
+    bucket = urlsplit(url).netloc
+    return 3 <= len(bucket) <= 63 and valid_host(bucket)
+
+
+def connect() -> "Bucket":
+    """The resolver for the source table (``sources.py``): one client per fetcher."""
+    return Bucket.connect()
 
 
 def split(url: str) -> tuple[str, str]:
@@ -63,6 +74,9 @@ class Bucket:
         config = Config(signature_version="s3v4", retries={"max_attempts": 2},
                         s3={"addressing_style": "path" if url else "auto"})
         return cls(boto3.session.Session().client("s3", endpoint_url=url, config=config))
+
+    def request_url(self, url: str) -> str:
+        return self.presign(url)
 
     def presign(self, url: str) -> str:
         """A presigned https GET for an s3:// URL (no request is made to sign it)."""

@@ -1,9 +1,11 @@
-"""The one way bytes enter the store: check digests, check content, publish, pin.
+"""The one way bytes become trusted in the store: check digests, inspect, publish, pin.
 
-Every path that adds a file to the store (a download, a bundle import, and
-anything later) hands its finished partial to ``Intake.admit``.  When this
-step was written twice, the copies drifted apart and bundle import skipped the
-pickle scan, so a self-consistent bundle could bring code into the store.
+Every path that adds a file to the store (a download, a bundle import, a file
+adopted from disk) hands it to ``Intake.admit``; a file already in the store
+that has nothing yet to be checked against is pinned only through
+``Intake.pin_cached``.  Both run ``content.inspect``: when this step was
+written twice, the copies drifted apart (bundle import skipped the pickle scan;
+the cached-file pin skipped it too), and a hostile pickle became "trusted".
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..content.sniff import content_problem
+from ..content.inspect import Finding, inspect
 from ..errors import UnsafeContentError, WrongContentError
 from ..hashing import Digests, Expected
 from ..manifest import Artifact
-from ..content.pickle_scan import scan_pickle
-from .files import Partial, Store
 from ..results import Strength
+from .files import Partial, Store
 from .trust import Trust, declared_strength
 
 
@@ -33,6 +34,10 @@ class Intake:
         self.store = store
         self.trust = trust
         self.scan = scan
+
+    def inspect(self, art: Artifact, path: Path, *, first_use: bool) -> Finding | None:
+        return inspect(path, art.file_name, first_use=first_use, scan_imports=self.scan,
+                       other_names=art.names_read_as)
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
               url: str, validators: dict[str, str | None], origin: str,
@@ -50,33 +55,38 @@ class Intake:
         except Exception:
             partial.discard()
             raise
-        warnings: list[str] = []
         will_pin = self.trust.needs_pin(art)
-        self._check_pickle(art, partial, what)
-        if will_pin:                     # nothing published to check against: never pin garbage
-            problem = content_problem(partial.path, art.file_name)
-            if problem:
+        finding = self.inspect(art, partial.path, first_use=will_pin)
+        if finding is not None:
+            if finding.unsafe:
+                moved = self.store.quarantine(art, partial.path)
                 partial.discard()
-                raise WrongContentError(what, problem)
-        path = self.store.publish(art, partial, digests, url=url, validators=validators)
-        if will_pin:
-            self.store.write_pin(art, digests, url)
-            if declared_strength(art) is Strength.NONE:
-                warnings.append(f"{art.name} has no published checksum; pinned md5 "
-                                f"{digests.md5} and size {digests.size} on this first download")
-        return Admitted(path, will_pin, tuple(warnings))
-
-    def _check_pickle(self, art: Artifact, partial: Partial, what: str) -> None:
-        """Refuse a pickle that imports anything off the allow-list, or that cannot be
-        followed to its STOP (see pickle_scan).  ``--no-scan`` skips the import check,
-        never the parse: a file that is not a pickle is not what its name says."""
-        if not art.file_name.lower().endswith(".pkl"):
-            return
-        report = scan_pickle(partial.path)
-        if not self.scan and report.error is None:
-            return
-        if not report.ok:
-            moved = self.store.quarantine(art, partial.path)
+                raise UnsafeContentError(what, finding.reason, moved_to=str(moved))
             partial.discard()
-            raise UnsafeContentError(what, f"unsafe pickle: {report.reason}",
-                                     moved_to=str(moved))
+            raise WrongContentError(what, finding.reason)
+        path = self.store.publish(art, partial, digests, url=url, validators=validators)
+        warnings = self._pin(art, digests, url) if will_pin else ()
+        return Admitted(path, will_pin, warnings)
+
+    def pin_cached(self, art: Artifact, path: Path, digests: Digests,
+                   identity: tuple[int, int] | None, *, url: str) -> Admitted:
+        """Trust a file already in the store that had nothing to be checked against (no
+        published checksum, no pin): the same inspection as a download, then the pin.
+
+        Unsafe bytes are moved to ``bad/`` (UnsafeContentError); wrong bytes too
+        (WrongContentError), so that the fetch that follows downloads a good copy."""
+        finding = self.inspect(art, path, first_use=True)
+        if finding is not None:
+            moved = self.store.quarantine(art, identity=identity)
+            what = f"{art.name} (the copy in the store at {path})"
+            if finding.unsafe:
+                raise UnsafeContentError(what, finding.reason, moved_to=str(moved))
+            raise WrongContentError(what, f"{finding.reason}; moved to {moved}")
+        return Admitted(path, True, self._pin(art, digests, url))
+
+    def _pin(self, art: Artifact, digests: Digests, url: str) -> tuple[str, ...]:
+        self.store.write_pin(art, digests, url)
+        if declared_strength(art) is Strength.NONE:
+            return (f"{art.name} has no published checksum; pinned md5 {digests.md5} and "
+                    f"size {digests.size} on this first download",)
+        return ()

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from ..content.inspect import inspect
 from ..errors import NotCachedError, StoreError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_open_file
 from ..manifest import Artifact
@@ -119,12 +120,11 @@ class Verifier:
             return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
         check = self.check(art, self.trust.expected(art), quick=quick)
         status, detail = check.status, check.detail
-        if status is not VerifyStatus.CORRUPT and scan and art.file_name.lower().endswith(".pkl"):
-            from ..content.pickle_scan import scan_pickle
-
-            report = scan_pickle(path)
-            if not report.ok:
-                status, detail = VerifyStatus.UNSAFE, report.reason
+        if status is not VerifyStatus.CORRUPT and scan:
+            finding = inspect(path, art.file_name, first_use=False,
+                              other_names=art.names_read_as)
+            if finding is not None:
+                status, detail = VerifyStatus.UNSAFE, finding.reason
         if status not in (VerifyStatus.CORRUPT, VerifyStatus.UNSAFE):
             return VerifyEntry(art.name, status, str(path), detail, method=check.method)
         if quick:

@@ -1,0 +1,51 @@
+"""The one list of checks on bytes about to be trusted, by file type.
+
+Every door into "trusted" runs this: a download or bundle import being
+admitted (``store.intake``), a file found in the store with nothing yet to
+check it against, and ``verify --scan``.  Written once because the copies
+drifted: the cached-file pin skipped the pickle scan, so a hostile pickle
+planted in the store came back as "cached, pinned".
+
+Two kinds of finding: *unsafe* (the bytes are hostile: keep them as evidence,
+exit 9) and *wrong* (not what the name says: an error page, a truncated
+archive; discard).  The content check runs only on first use, when no
+published checksum vouches for the bytes; the pickle scan always runs, because
+a checksum says the bytes are the published ones, not that they are safe.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .pickle_scan import scan_pickle
+from .sniff import content_problem
+
+
+@dataclass(frozen=True)
+class Finding:
+    unsafe: bool                   # hostile bytes (quarantine as evidence) vs wrong bytes
+    reason: str
+
+
+def is_pickle(*names: str) -> bool:
+    """Read as a pickle by its consumer: decided by every name the file goes by (the
+    entry's ``filename`` and the URL's last segment, which iopath uses)."""
+    return any(n.lower().endswith(".pkl") for n in names if n)
+
+
+def inspect(path: str | os.PathLike[str], file_name: str, *, first_use: bool,
+            scan_imports: bool = True, other_names: tuple[str, ...] = ()) -> Finding | None:
+    """None when the bytes may be trusted as ``file_name``, else what is wrong with them.
+
+    ``scan_imports`` False (``--no-scan``) skips the allow-list, never the parse: a
+    file that is not a pickle is not what its name says."""
+    if is_pickle(file_name, *other_names):
+        report = scan_pickle(path)
+        if not report.ok and (scan_imports or report.error is not None):
+            return Finding(True, f"unsafe pickle: {report.reason}")
+    if first_use:
+        problem = content_problem(path, file_name)
+        if problem:
+            return Finding(False, problem)
+    return None

@@ -1,0 +1,55 @@
+"""One door into "trusted": a file already in the store is pinned only after the same
+inspection a download gets, and a read-only command never pins at all."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+from densezoo import Zoo
+
+PLANT = b"cos\nsystem\n(S'echo pwned'\ntR."          # protocol 0: os.system("echo pwned")
+
+
+def _planted(blob, manifest, data: bytes, name: str = "planted"):
+    """An unpublished .pkl entry whose store slot already holds ``data`` (no pin)."""
+    b = blob(name)
+    b.path = b.path.rsplit("/", 1)[0] + f"/{name}.pkl"
+    m = manifest({"name": name, "url": b.url.rsplit("/", 1)[0] + f"/{name}.pkl", "md5": None})
+    zoo = Zoo(manifests=[m], default_manifests=False)
+    art = zoo.artifact(name)
+    slot = zoo.store.path_for(art)
+    slot.parent.mkdir(parents=True, exist_ok=True)
+    slot.write_bytes(data)
+    return m, zoo, art, slot
+
+
+def test_a_hostile_pickle_planted_in_the_store_is_refused_by_fetch_not_pinned(
+        blob, manifest, cli, cache_dir):
+    m, zoo, art, slot = _planted(blob, manifest, PLANT)
+    r = cli("--manifest", str(m), "fetch", "planted")
+    assert r.code == 9 and "os.system" in r.err, r.err
+    assert zoo.store.read_pin(art) is None               # never trusted
+    assert not slot.exists()                             # moved aside as evidence
+    assert list((cache_dir / "bad").rglob("planted.pkl"))
+
+
+def test_path_refuses_a_planted_hostile_pickle_and_moves_nothing(blob, manifest, cli):
+    m, zoo, art, slot = _planted(blob, manifest, PLANT)
+    r = cli("--manifest", str(m), "path", "planted")
+    assert r.code == 9 and "os.system" in r.err, r.err
+    assert slot.read_bytes() == PLANT and zoo.store.read_pin(art) is None
+
+
+def test_path_on_an_unpinned_cached_file_warns_and_writes_nothing(blob, manifest, cli):
+    good = pickle.dumps({"weights": [1.0, 2.0]}, protocol=2)
+    m, zoo, art, slot = _planted(blob, manifest, good)
+    before = sorted(p.name for p in slot.parent.iterdir())
+    r = cli("--manifest", str(m), "path", "planted")
+    assert r.code == 0 and r.out.strip() == str(slot), r.err
+    assert "not pinned" in r.err and "densezoo fetch planted" in r.err
+    assert zoo.store.read_pin(art) is None                # path never pins
+    assert sorted(p.name for p in slot.parent.iterdir()) == before   # nor writes metadata
+    r = cli("--manifest", str(m), "fetch", "planted", "--json")      # fetch pins, after a scan
+    assert r.code == 0 and zoo.store.read_pin(art)["md5"], r.err
+    assert json.loads(r.out)[0]["strength"] == "pinned"
