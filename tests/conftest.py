@@ -151,11 +151,59 @@ def cli():
     return run_cli
 
 
+def missing(what: str) -> None:
+    """A system part this test needs is not on this machine: skipped on a developer's
+    machine (the README's test command passes without system tools), a failure under
+    ``CI=true`` (CI installs them, so a missing one is a broken CI, not a skip)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} is needed; .ci/run installs it")
+    pytest.skip(f"{what} is not installed (optional system tool; .ci/run installs it)")
+
+
+def need_tool(*names: str) -> str:
+    """The path of the first of ``names`` on PATH, or skip/fail as ``missing`` says."""
+    import shutil
+
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    missing(names[0])
+    raise AssertionError("unreachable")
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        missing("root (to mount a tmpfs)")
+
+
+SYSTEM_FIXTURES = {"tmpfs", "small_fs", "nginx_bin", "chromium_bin"}
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need root, nginx, chromium or a tmpfs are ``system`` tests:
+    ``pytest -m "not system"`` is the fast inner loop."""
+    for item in items:
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)
+
+
+@pytest.fixture
+def nginx_bin() -> str:
+    return need_tool("nginx")
+
+
+@pytest.fixture
+def chromium_bin() -> str:
+    return need_tool("chromium", "chromium-browser")
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """Mount real tmpfs filesystems (``tmpfs("16m")``); unmounted after the test."""
     import subprocess
 
+    need_root()
     mounted = []
 
     def mount(size: str) -> Path:

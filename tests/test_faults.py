@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import entry
-from test_reliability import assert_only_verified, published
+from test_crash_concurrency_disk import assert_only_verified, published
 
 # (id, faults: list of (kind, times, params), expected exit code, text in stderr).
 # Rows ending in "-nosize" use an entry without a published size, as most v1 entries are:

@@ -9,7 +9,7 @@ headless Chromium, served by a real nginx.
 from __future__ import annotations
 
 import json
-import shutil
+
 import socket
 import subprocess
 import sys
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import aws_env, entry, start_moto
+from conftest import aws_env, entry, need_tool, start_moto
 
 
 def free_port() -> int:
@@ -163,16 +163,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("Debian's chromium is needed (.ci/run installs it)")
+    return need_tool("chromium", "chromium-browser")
 
 
-def test_index_page_lists_filters_and_plots_in_a_real_browser(blob, manifest, cli, tmp_path,
+def test_index_page_lists_filters_and_plots_in_a_real_browser(blob, manifest, cli, tmp_path, chromium_bin, nginx_bin,
                                                               server):
-    from test_operations import Nginx
+    from test_mirror_nginx import Nginx
 
     import hashlib
     import pickle

@@ -38,6 +38,26 @@ standard AWS_* variables (AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for
 --layout iopath."""
 
 
+
+class LazyChoice(click.Choice):
+    """A Choice whose values come from a library table, read only when needed (so every
+    command's start-up does not import the module that owns the table)."""
+
+    def __init__(self, load) -> None:
+        self._load = load
+        self._loaded: list[str] | None = None
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self):
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
+
 @dataclass
 class App:
     """Per-invocation settings shared by every command (click's ctx.obj)."""

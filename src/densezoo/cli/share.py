@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .app import App, complete_names, json_option, names_argument, pass_app
+from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
 from .render import emit_json
+
+
+def _layout_names() -> list[str]:
+    from ..ops.export import LAYOUTS       # the table, loaded only when --layout is read
+
+    return list(LAYOUTS)
 
 
 @click.command("export")
@@ -15,7 +21,7 @@ from .render import emit_json
                    "~/.torch/iopath_cache).")
 @click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink",
               show_default=True, help="How to place files (falls back to copy where links fail).")
-@click.option("--layout", type=click.Choice(["flat", "densepose", "iopath"]), default="flat",
+@click.option("--layout", type=LazyChoice(_layout_names), default="flat",
               show_default=True,
               help="densepose: DensePoseData/UV_data, eval_data, DensePose_COCO as the v1 code "
                    "expects; iopath: detectron2's download cache, so its scripts skip the "

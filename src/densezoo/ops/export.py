@@ -13,7 +13,8 @@ import posixpath
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..disk import store_errors
@@ -126,28 +127,17 @@ def iopath_paths(art: "Artifact", root: Path) -> list[Path]:
     return out
 
 
-def export(core: "Core", names: Iterable[str], to: Path | None, *, link: str = "symlink",
-           layout: str | None = None, force: bool = False) -> list[ExportResult]:
-    """Put verified copies (links by default) of artifacts into ``to``.
-
-    ``layout="iopath"`` places each file where detectron2's download cache expects
-    it (``to`` defaults to that cache), so unmodified scripts read verified bytes.
-    """
-    if link not in LINK_MODES:
-        raise UsageError(f"unknown link mode {link!r}", hint="use symlink, hardlink or copy")
-    arts = core.resolve(names)
-    if layout == "iopath":
-        return _export_iopath(core, arts, to or iopath_cache_dir(), link, force)
-    if to is None:
-        raise UsageError("name a target folder with --to", hint="only --layout iopath has a "
-                                                                "default folder")
+def _export_flat(core: "Core", arts: list["Artifact"], to: Path, link: str, force: bool,
+                 densepose: bool = False) -> list[ExportResult]:
+    """Every file in ``to`` (two ``model_final.pkl`` get a folder each); ``densepose``: in
+    the folders of a DensePose v1 checkout, data tarballs unpacked."""
     counts: dict[str, int] = {}
     for a in arts:
         counts[a.file_name] = counts.get(a.file_name, 0) + 1
     out = []
     for art in arts:
-        sub = DENSEPOSE_LAYOUT.get(art.name, "") if layout == "densepose" else ""
-        if layout == "densepose" and sub and art.kind == "data":
+        sub = DENSEPOSE_LAYOUT.get(art.name, "") if densepose else ""
+        if sub and art.kind == "data":
             unpacked = core.extract(art).path
             for child in sorted(unpacked.iterdir()):
                 if child.name == EXTRACT_STAMP:
@@ -164,3 +154,45 @@ def export(core: "Core", names: Iterable[str], to: Path | None, *, link: str = "
         with store_errors("export", dest.parent):
             out.append(ExportResult(art.name, dest, place(src, dest, link, force)))
     return out
+
+
+def _export_densepose(core, arts, to, link, force):
+    return _export_flat(core, arts, to, link, force, densepose=True)
+
+
+@dataclass(frozen=True)
+class ExportLayout:
+    place: Callable[..., list[ExportResult]]     # (core, arts, to, link, force)
+    default_dir: Callable[[], Path] | None = None
+    help: str = ""
+
+
+# name -> how files are placed; the CLI's --layout choices are this table's keys.
+LAYOUTS: dict[str, ExportLayout] = {
+    "flat": ExportLayout(_export_flat, help="every file in the target folder"),
+    "densepose": ExportLayout(_export_densepose, help="the folders of a DensePose v1 checkout"),
+    "iopath": ExportLayout(_export_iopath, iopath_cache_dir,
+                           "where detectron2's iopath cache looks (default $FVCORE_CACHE)"),
+}
+
+
+def export(core: "Core", names: Iterable[str], to: Path | None, *, link: str = "symlink",
+           layout: str | None = None, force: bool = False) -> list[ExportResult]:
+    """Put verified copies (links by default) of artifacts into ``to``, placed as
+    ``LAYOUTS[layout]`` says (``None``: flat).
+
+    ``layout="iopath"`` places each file where detectron2's download cache expects
+    it (``to`` defaults to that cache), so unmodified scripts read verified bytes.
+    """
+    if link not in LINK_MODES:
+        raise UsageError(f"unknown link mode {link!r}", hint="use symlink, hardlink or copy")
+    chosen = LAYOUTS.get(layout or "flat")
+    if chosen is None:
+        raise UsageError(f"unknown layout {layout!r}", hint="use " + ", ".join(LAYOUTS))
+    arts = core.resolve(names)
+    if to is None:
+        if chosen.default_dir is None:
+            raise UsageError("name a target folder with --to",
+                             hint="only --layout iopath has a default folder")
+        to = chosen.default_dir()
+    return chosen.place(core, arts, to, link, force)

@@ -1,4 +1,4 @@
-"""Security round 2: a hostile mirror or archive gets no code, wrong bytes or secrets past densezoo.
+"""A hostile mirror, archive or pickle gets no code, wrong bytes or secrets past densezoo.
 
 Each check is made against the real consumer's behaviour: the pickle cases are fed
 to CPython's own unpickler (with a find_class that records instead of importing)

@@ -1,4 +1,4 @@
-"""Reliability round 2: broken servers, odd caches and interruptions never wedge, corrupt
+"""Broken servers, odd caches and interruptions never wedge, corrupt or lose work.
 or lose work.  Real loopback servers, real tmpfs mounts, real processes and signals."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import entry, read_only
-from test_reliability import densezoo, published
+from test_crash_concurrency_disk import densezoo, published
 
 
 def mirrored(server, monkeypatch, b, path="/mirror"):
