@@ -169,3 +169,22 @@ def test_every_shipped_manifest_loads():
     paths = default_manifest_paths()
     assert paths and all(isinstance(p, Path) for p in paths)
     Catalog.load()
+
+
+@pytest.mark.parametrize("text,key", [
+    ("artifacts:\n- name: a\n  url: https://h.example/a.bin\n  md5: " + "a" * 32 + "\n  md5: null\n",
+     "md5"),
+    ("artifacts:\n- name: a\n  url: https://h.example/a.bin\n  url: https://evil.example/a.bin\n"
+     "  md5: null\n", "url"),
+    ("artifacts: []\nartifacts:\n- name: a\n  url: https://h.example/a.bin\n  md5: null\n",
+     "artifacts"),
+])
+def test_a_duplicate_key_is_an_invalid_manifest_naming_key_and_line(text, key, tmp_path, cli):
+    """YAML keeps the last of two equal keys: `md5: <hex>` then `md5: null` would drop the
+    check in silence, a second `url:` would replace the first."""
+    with pytest.raises(ManifestError, match=f"key '{key}' appears twice.*line [0-9]"):
+        parse_manifest(text)
+    m = tmp_path / "dup.yaml"
+    m.write_text(text)
+    r = cli("--no-default-manifests", "--manifest", str(m), "list")
+    assert r.code == 7 and f"'{key}' appears twice" in r.err and r.err.count("\n") == 1, r.err

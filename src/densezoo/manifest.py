@@ -250,22 +250,38 @@ def _md5_prefix(value: object, source: str, entry: str) -> str | None:
     return v
 
 
-def _expanded_size(text: str, loader) -> int:
-    """How many nodes the document has once every alias is expanded, in one event pass.
+def _expanded_size(text: str, loader, source: str = "<string>") -> int:
+    """How many nodes the document has once every alias is expanded, in one event pass;
+    a key given twice in one mapping is refused in the same pass.
 
     A "billion laughs" document is a few lines with ~90 aliases but 10**9 nodes
     once expanded; anything that walks it (a validator, json.dumps) would hang.
+    YAML lets a later ``md5: null`` silently replace an earlier ``md5: <hex>``:
+    a dropped check nobody sees, so a duplicate key is an invalid manifest.
     """
     import yaml
 
     sizes: dict[str, int] = {}
-    stack: list[list] = [[None, 0]]            # [anchor, nodes so far] per open collection
+    # per open collection: [anchor, nodes so far, keys seen (mappings only), items so far]
+    stack: list[list] = [[None, 0, None, 0]]
     for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.SequenceStartEvent,
+                              yaml.MappingStartEvent)):
+            parent = stack[-1]
+            if parent[2] is not None and parent[3] % 2 == 0:       # a mapping key
+                key = event.value if isinstance(event, yaml.ScalarEvent) else None
+                if key is not None and key in parent[2]:
+                    raise ManifestError(source, f"key {key!r} appears twice in one mapping "
+                                                f"(line {event.start_mark.line + 1}); YAML would "
+                                                "silently keep only the last one")
+                parent[2].add(key)
+            parent[3] += 1
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            stack.append([event.anchor, 0])
+            keys = set() if isinstance(event, yaml.MappingStartEvent) else None
+            stack.append([event.anchor, 0, keys, 0])
             continue
         if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            anchor, count = stack.pop()
+            anchor, count, _, _ = stack.pop()
             size = count + 1
         elif isinstance(event, yaml.ScalarEvent):
             anchor, size = event.anchor, 1
@@ -287,7 +303,7 @@ def _safe_load(text: str, source: str) -> object:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        if _expanded_size(text, loader) > MAX_EXPANDED_NODES:
+        if _expanded_size(text, loader, source) > MAX_EXPANDED_NODES:
             raise ManifestError(source, "YAML aliases expand to more than "
                                         f"{MAX_EXPANDED_NODES} nodes (refused as an alias bomb)")
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
