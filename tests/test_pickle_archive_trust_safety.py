@@ -355,3 +355,16 @@ def test_garbage_from_a_mirror_falls_through_to_upstream(server, manifest, cli, 
     assert r.code == 0, r.err
     (row,) = json.loads(r.out)
     assert row["md5"] == hashlib.md5(good).hexdigest() and row["pinned"]
+
+
+def test_the_worst_cause_decides_when_every_url_failed(server, manifest, cli, monkeypatch):
+    """A mirror serving a hostile pickle while upstream is dead is exit 9 with the unsafe
+    advice, not exit 5 and 'check your network': the worst cause wins, each URL listed."""
+    up = server.url("/gone/model.pkl")                      # never added: 404
+    host = up.split("/")[2].replace(":", "_")
+    server.add(f"/mirror/{host}/gone/model.pkl", PLANT)
+    monkeypatch.setenv("DENSEZOO_MIRROR", server.url("/mirror"))
+    m = manifest({"name": "gone", "url": up, "md5": None})
+    r = cli("--manifest", str(m), "fetch", "gone")
+    assert r.code == 9, r.err
+    assert "unsafe" in r.err and "404" in r.err and "check your network" not in r.err

@@ -156,14 +156,19 @@ class DownloadFailedError(DensezooError, OSError):
         self.name = name
         self.failures = list(failures)
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
+        # The worst cause decides the exit code and the advice: a mirror that served a
+        # hostile pickle while upstream is dead is an attack (9), not a network problem.
         kinds = {f.kind for f in self.failures}
-        # When every URL failed the same special way, surface that way's exit code and advice.
-        only = kinds.pop() if len(kinds) == 1 else None
-        self.exit_code, hint = _ALL_FAILED.get(only, _ALL_FAILED[FailureKind.DOWNLOAD])
+        worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
+        self.exit_code, hint = _ALL_FAILED[worst]
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
     __str__ = DensezooError.__str__
 
+
+# Which URL failure speaks for the artifact when URLs failed for different reasons.
+WORST_FIRST = (FailureKind.UNSAFE, FailureKind.CHECKSUM, FailureKind.CONTENT, FailureKind.POLICY,
+               FailureKind.DISK, FailureKind.HTTP, FailureKind.DOWNLOAD)
 
 _ALL_FAILED = {
     FailureKind.DOWNLOAD: (EXIT_DOWNLOAD, "check your network or proxy, or set DENSEZOO_MIRROR "
