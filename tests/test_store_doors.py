@@ -53,3 +53,13 @@ def test_path_on_an_unpinned_cached_file_warns_and_writes_nothing(blob, manifest
     r = cli("--manifest", str(m), "fetch", "planted", "--json")      # fetch pins, after a scan
     assert r.code == 0 and zoo.store.read_pin(art)["md5"], r.err
     assert json.loads(r.out)[0]["strength"] == "pinned"
+
+
+def test_a_pickle_renamed_by_filename_is_still_scanned(server, manifest, cli):
+    """iopath keeps a file under the URL's last segment: `filename: x.bin` on a `.../x.pkl`
+    URL is still read as a pickle by detectron2, so it is scanned as one."""
+    url = server.add("/models/renamed.pkl", PLANT)
+    m = manifest({"name": "renamed", "url": url, "md5": None, "filename": "renamed.bin"})
+    r = cli("--manifest", str(m), "fetch", "renamed")
+    assert r.code == 9 and "os.system" in r.err, r.err
+    assert cli("--manifest", str(m), "path", "renamed").code == 6      # nothing published

@@ -167,9 +167,10 @@ class Transfer:
     def accepted(self, url: str, validators: dict[str, str | None], start: int) -> None:
         """A response was accepted for bytes from ``start``: record which version they are.
         Kept blocks continue only this exact response: same version, at the prefix."""
+        as_headers = {"ETag": validators.get("etag"),
+                      "Last-Modified": validators.get("last_modified")}
         if self.kept_ranges() and (start != self.record.prefix(self.sink.size)
-                                   or same_version(self.record.validators,
-                                                   _Headers(validators)) is not True):
+                                   or same_version(self.record.validators, as_headers) is not True):
             self.forget_kept_ranges()
         self.record.url = url
         self.record.etag = validators.get("etag")
@@ -288,14 +289,3 @@ class Transfer:
         self.progress.close()
         if self.hasher is not None and self.result is None:
             self.hasher.abort()
-
-
-class _Headers:
-    """Validators in the shape ``same_version`` reads from a response."""
-
-    def __init__(self, validators: dict[str, str | None]) -> None:
-        self._h = {"ETag": validators.get("etag"),
-                   "Last-Modified": validators.get("last_modified")}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._h.get(key) or default

@@ -19,9 +19,10 @@ from typing import Any, BinaryIO
 from ..disk import (read_json, stat_memo, store_errors, utc_now, write_json_atomic,
                    write_text_atomic)
 from ..hashing import ALGORITHMS, Digests
-from .layout import (HEARTBEAT_SECONDS, META, Layout, marker_is_stale, new_token,
-                     partial_is_stale, with_suffix)
 from ..manifest import Artifact
+from ..urls import META
+from .layout import (HEARTBEAT_SECONDS, Layout, marker_is_stale, new_token,
+                     partial_is_stale, with_suffix)
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
