@@ -38,6 +38,7 @@ def test_path_refuses_a_planted_hostile_pickle_and_moves_nothing(blob, manifest,
     m, zoo, art, slot = _planted(blob, manifest, PLANT)
     r = cli("--manifest", str(m), "path", "planted")
     assert r.code == 9 and "os.system" in r.err, r.err
+    assert "left in place" in r.err and "nothing was published" not in r.err   # says what it did
     assert slot.read_bytes() == PLANT and zoo.store.read_pin(art) is None
 
 

@@ -267,10 +267,14 @@ class UnsafeContentError(PolicyError):
         self.reason = reason
         self.path = path
         self.moved_to = moved_to
-        kept = f"kept aside in {moved_to} as evidence; " if moved_to else ""
-        super().__init__(f"refused {what}: {reason}",
-                         hint=f"{kept}nothing was published; do not load this file and report "
-                              "where it came from")
+        if path and not moved_to:         # found in place by a read-only command
+            hint = ("left in place (this command moves nothing; `densezoo verify --scan` "
+                    "moves it aside); do not load this file and report where it came from")
+        else:
+            kept = f"kept aside in {moved_to} as evidence; " if moved_to else ""
+            hint = f"{kept}nothing was published; do not load this file and report where " \
+                   "it came from"
+        super().__init__(f"refused {what}: {reason}", hint=hint)
 
 
 class WrongContentError(DensezooError):
