@@ -37,25 +37,34 @@ def test_cache_ls_du_rm_keep_pins(cli, blob, manifest, cache_dir):
 
 
 def test_cache_prune(cli, blob, manifest, cache_dir):
+    """prune removes what nobody vouches for; a file fetched with a manifest that is not
+    loaded now keeps its recorded entry and stays, unless --orphans."""
     a, gone = blob("keep"), blob("forgotten")
     m_all = manifest(entry(a), entry(gone))
     fetched(cli, m_all, "keep", "forgotten")
     m_keep = manifest(entry(a))
     files = cache_dir / "files"
     keep_path = Path(cli("--manifest", str(m_keep), "path", "keep").out.strip())
+    stranger = keep_path.with_name("dropped-here-by-hand.bin")
+    stranger.write_bytes(b"z" * 10)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = keep_path.with_name(f"keep.bin.dzpart-{dead.pid}@{os.uname().nodename}.abcd1234")
     stale.write_bytes(b"x" * 10)
     (cache_dir / "bad" / "x").mkdir(parents=True)
     (cache_dir / "bad" / "x" / "old.bin").write_bytes(b"y")
-    r = cli("--no-default-manifests", "--manifest", str(m_keep), "cache", "prune", "--json",
-            "--dry-run")
+    only_keep = ("--no-default-manifests", "--manifest", str(m_keep))
+    r = cli(*only_keep, "cache", "prune", "--json", "--dry-run")
     reasons = {Path(i["path"]).name: i["reason"] for i in json.loads(r.out)["items"]}
-    assert reasons == {"forgotten.bin": "no loaded manifest names this file",
-                       stale.name: "stale partial download",
-                       "bad": "corrupt or unsafe copies kept aside"}
-    assert cli("--no-default-manifests", "--manifest", str(m_keep), "cache", "prune",
-               "-y").code == 0
+    assert reasons == {
+        "dropped-here-by-hand.bin": "no loaded manifest names this file and no record "
+                                    "vouches for it",
+        stale.name: "stale partial download",
+        "bad": "corrupt or unsafe copies kept aside"}
+    assert cli(*only_keep, "cache", "prune", "-y").code == 0
     assert keep_path.read_bytes() == a.data and not stale.exists()
+    assert sorted(p.name for p in files.rglob("*.bin")) == ["forgotten.bin", "keep.bin"]
+    r = cli(*only_keep, "cache", "prune", "--orphans", "--json", "--dry-run")
+    assert [Path(i["path"]).name for i in json.loads(r.out)["items"]] == ["forgotten.bin"]
+    assert cli(*only_keep, "cache", "prune", "--orphans", "-y").code == 0
     assert [p.name for p in files.rglob("*.bin")] == ["keep.bin"]

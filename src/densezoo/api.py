@@ -116,10 +116,11 @@ class Zoo(Core):
 
         return plan_remove(self, list(names) if names is not None else None)
 
-    def plan_prune(self) -> "RemovalPlan":
+    def plan_prune(self, *, orphans: bool = False) -> "RemovalPlan":
+        """What ``cache prune`` would remove; ``orphans`` adds files only a record names."""
         from .ops.cache import plan_prune
 
-        return plan_prune(self)
+        return plan_prune(self, orphans=orphans)
 
     def doctor(self) -> "Diagnosis":
         from .ops.doctor import diagnose

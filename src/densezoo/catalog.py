@@ -7,13 +7,13 @@ add entries or replace a shipped entry (a new mirror, a published md5).
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
-from .compiled import load_manifest
+from .compiled import load_manifest, owned_privately
 from .manifest import Artifact, Manifest, store_key
 
 
@@ -31,6 +31,37 @@ def default_manifest_paths() -> list[Path]:
     return found
 
 
+def _imported(folder: Path, loaded: list[Manifest], compiled: Path | None) -> list[Manifest]:
+    """Manifests ``densezoo import`` saved, each cut to the entries no loaded manifest
+    already names (by name or store file): the shipped and your own manifests win.
+
+    Only files this user owns and nobody else can write count (a shared store is not a
+    trust root), and one that no longer loads is left out rather than breaking every
+    command: ``import`` validated it when it saved it.
+    """
+    try:
+        files = sorted(p for p in folder.glob("*.yaml") if owned_privately(p))
+    except OSError:
+        return []
+    if not files:
+        return []
+    names = {a.name.lower() for m in loaded for a in m.artifacts}
+    keys = {store_key(a) for m in loaded for a in m.artifacts}
+    out = []
+    for f in files:
+        try:
+            m = load_manifest(f, compiled)
+        except ManifestError:
+            continue
+        arts = tuple(a for a in m.artifacts
+                     if a.name.lower() not in names and store_key(a) not in keys)
+        names |= {a.name.lower() for a in arts}
+        keys |= {store_key(a) for a in arts}
+        if arts:
+            out.append(replace(m, artifacts=arts))
+    return out
+
+
 def _config_keys(config: str | None) -> tuple[str, ...]:
     if not config:
         return ()
@@ -46,10 +77,18 @@ class Catalog:
 
     @classmethod
     def load(cls, paths: Sequence[str | Path] = (), *, defaults: bool = True,
-             compiled: Path | None = None) -> "Catalog":
-        """Load manifests in order; ``compiled``: a cache folder for pre-parsed manifests."""
-        files: list[Path] = (default_manifest_paths() if defaults else []) + [Path(p) for p in paths]
-        return cls.from_manifests([load_manifest(p, compiled) for p in files])
+             compiled: Path | None = None, imported: Path | None = None) -> "Catalog":
+        """Load manifests in order; ``compiled``: a cache folder for pre-parsed manifests;
+        ``imported``: the folder where ``import`` saved bundles' manifests."""
+        base = [load_manifest(p, compiled) for p in default_manifest_paths()] if defaults else []
+        mine = [load_manifest(Path(p), compiled) for p in paths]
+        extra = _imported(imported, [*base, *mine], compiled) if imported else []
+        if extra:
+            try:
+                return cls.from_manifests([*base, *extra, *mine])
+            except ManifestError:
+                pass            # an imported manifest that no longer fits: leave it out
+        return cls.from_manifests([*base, *mine])
 
     @cached_property
     def _names(self) -> dict[str, tuple[Artifact, ...]]:

@@ -59,6 +59,16 @@ def _private(st: os.stat_result) -> bool:
     return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
+def owned_privately(path: Path) -> bool:
+    """A regular file (and its folder) owned by this user that nobody else can write: the
+    only kind of cache file densezoo lets decide what an artifact is."""
+    try:
+        st = os.lstat(path)
+        return stat.S_ISREG(st.st_mode) and _private(st) and _private(os.stat(path.parent))
+    except OSError:
+        return False
+
+
 def _read(path: Path, key: str) -> object | None:
     try:
         with open(path, "rb") as f:

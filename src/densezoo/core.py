@@ -68,8 +68,9 @@ class Core:
         """The manifests, loaded and validated on first use (``--help`` never loads them)."""
         if self._catalog is None:
             s = self.settings
+            lay = self.store.layout
             self._catalog = Catalog.load(s.manifests, defaults=s.default_manifests,
-                                         compiled=self.store.layout.compiled_dir)
+                                         compiled=lay.compiled_dir, imported=lay.imported_dir)
         return self._catalog
 
     @property
@@ -181,9 +182,32 @@ class Core:
         not cached are reported as missing.  Corrupt files are moved aside, and with
         ``scan`` so are ``.pkl`` files that import anything off the allow-list.
         """
-        arts = (self.resolve(names) if names is not None
-                else [a for a in self.catalog.artifacts if self.store.cached_path(a)])
-        return self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan)
+        if names is not None:
+            return self.verifier.verify(self.resolve(names), quick=quick, jobs=jobs, scan=scan)
+        arts, strangers = self.stored()
+        report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan)
+        if strangers:
+            report = report.with_note(
+                f"{len(strangers)} file(s) in the store that no loaded manifest names and no "
+                "record vouches for were not checked (`densezoo cache ls` lists them; "
+                "`densezoo cache prune` removes them)")
+        return report
+
+    def stored(self) -> tuple[list[Artifact], list[Path]]:
+        """What the store holds, as artifacts to check: every loaded entry with a file or a
+        quarantine record, then entries only the store's records know (a file fetched with
+        another manifest, or imported), and apart the files nobody can vouch for."""
+        lay = self.store.layout
+        known = {lay.file(a): a for a in self.catalog.artifacts}
+        arts = [a for a in self.catalog.artifacts
+                if self.store.cached_path(a) or self.store.quarantined(a)]
+        recorded: dict[Path, Artifact] = {}
+        for path, art in self.store.recorded():
+            if path not in known:
+                recorded.setdefault(path, art)
+        arts += [recorded[p] for p in sorted(recorded)]
+        strangers = [p for p in lay.published_files() if p not in known and p not in recorded]
+        return arts, sorted(strangers)
 
     def scan_file(self, target: str) -> "ScanReport":
         """Scan an artifact's cached file (by name) or any file (by path) without loading it."""

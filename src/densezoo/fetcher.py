@@ -122,7 +122,7 @@ class Fetcher:
         path = self.store.cached_path(art)
         if path is None:
             return None
-        check = self.verifier.check(art, self.trust.expected(art), quick=True)
+        check = self.verifier.check(art, self.trust.expected(art), quick=True, record=repair)
         if check.status is VerifyStatus.OK:
             return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
                                self.trust.strength(art))
@@ -138,7 +138,7 @@ class Fetcher:
             warnings.append(f"the cached copy failed its checksum ({check.detail}); "
                             "left in place")
             return None
-        moved = self.store.quarantine(art, identity=check.identity)
+        moved = self.store.quarantine(art, identity=check.identity, reason=check.detail)
         if moved is None:                # replaced meanwhile (another process repaired it)
             return self.cached(art, warnings, repair=False)
         warnings.append(f"cached copy failed its checksum ({check.detail}); "

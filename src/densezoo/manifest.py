@@ -230,6 +230,16 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
     )
 
 
+def recorded_artifact(record: Mapping[str, Any]) -> Artifact:
+    """An entry as the store recorded it (``store.files.entry_record``), validated like a
+    manifest's: the record sits in a cache others may write, so it proves nothing more
+    than a manifest entry would."""
+    source = record.get("source") or "<store record>"
+    raw = {k: v for k, v in record.items() if k != "source" and v is not None}
+    raw.setdefault("md5", None)
+    return parse_entry(raw, str(source), "recorded", 0)
+
+
 def _check_filename(filename: str, source: str, entry: str) -> None:
     """A plain file name: printed on its own line, so no control characters; and none of
     the suffixes the store keeps for its own files."""

@@ -41,6 +41,11 @@ class VerifyStatus(Label):
     UNPINNED = "unpinned"      # nothing published and nothing pinned to check against
 
 
+def error_fields(error: DensezooError) -> dict[str, Any]:
+    """How a per-item failure appears in a JSON record (fetch, import)."""
+    return {"error": str(error), "hint": error.hint, "exit_code": error.exit_code}
+
+
 def artifact_dict(a: Artifact) -> dict[str, Any]:
     """An artifact as the manifest declares it, with credentials redacted from its URLs."""
     return {
@@ -171,8 +176,7 @@ class FetchOutcome:
         if self.extracted:
             d["extracted"] = self.extracted.to_dict()
         if self.error is not None:
-            d.update({"error": str(self.error), "hint": self.error.hint,
-                      "exit_code": self.error.exit_code})
+            d.update(error_fields(self.error))
         return d
 
 
@@ -184,6 +188,8 @@ class VerifyEntry:
     detail: str | None = None
     moved_to: str | None = None
     method: str | None = None      # full (re-hashed) | quick (stat memo)
+    # missing because a verify or fetch moved it aside: {at, moved_to, status, reason}
+    quarantined: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -200,6 +206,9 @@ class VerifyReport:
 
     def count(self, status: str) -> int:
         return sum(e.status == status for e in self.entries)
+
+    def with_note(self, note: str) -> "VerifyReport":
+        return VerifyReport(self.entries, (*self.notes, note))
 
     def to_dict(self) -> dict[str, Any]:
         counts = {str(s): self.count(s) for s in VerifyStatus}
@@ -234,10 +243,19 @@ class ExportResult:
 class ImportResult:
     name: str
     path: Path
-    action: str               # imported | already-cached
+    action: str               # imported | already-cached | failed
+    error: DensezooError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "action": self.action}
+        d: dict[str, Any] = {"ok": self.ok, "name": self.name, "path": str(self.path),
+                             "action": self.action}
+        if self.error is not None:
+            d.update(error_fields(self.error))
+        return d
 
 
 @dataclass(frozen=True)

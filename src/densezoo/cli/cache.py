@@ -19,14 +19,23 @@ def cache_group() -> None:
 @json_option
 @pass_app
 def cache_ls(app: App, as_json) -> None:
-    """List cached files: artifact, size, state (verified/pinned/unverified/unknown), last used."""
+    """List cached files: artifact, size, state, last used, and the manifest it came from.
+
+    States: verified (unchanged since its checksum was checked), pinned (checked
+    against a first-use pin), unpinned (nothing vouches for it yet), unverified
+    (changed since its last check: run `densezoo verify`), quarantined (moved aside,
+    not replaced yet), unknown (no loaded manifest and no record names it).  A file
+    fetched with another manifest or imported keeps a record of its entry: its name
+    is shown with `*` when that manifest is not loaded now.  Reads only.
+    """
     rows = app.zoo.cache_entries()
     if as_json:
         emit_json([r.to_dict() for r in rows])
         return
-    table(("name", "size", "state", "last used", "path"),
-          [(r.name or "?", human_size(r.size), r.state, r.last_used or "", str(r.path))
-           for r in rows], right=("size",))
+    table(("name", "size", "state", "last used", "from", "path"),
+          [((r.name or "?") + ("" if r.loaded or r.name is None else "*"),
+            human_size(r.size), r.state, r.last_used or "", _short_source(r.source),
+            str(r.path)) for r in rows], right=("size",))
     app.say(f"{len(rows)} files, {human_size(sum(r.size for r in rows))}")
 
 
@@ -44,6 +53,14 @@ def cache_du(app: App, as_json) -> None:
                      ("total", u.total)):
         click.echo(f"{label:<9} {human_size(n):>10}")
     app.say(f"{u.files} files in {u.root}")
+
+
+def _short_source(source: str | None) -> str:
+    """The manifest's file name: shipped ones and imported/ ones are recognisable by it."""
+    if not source:
+        return ""
+    parts = source.replace("\\", "/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 1 and parts[-2] == "imported" else parts[-1]
 
 
 def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
@@ -81,20 +98,30 @@ yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for conf
 @json_option
 @pass_app
 def cache_rm(app: App, names, all_, dry_run, yes, as_json) -> None:
-    """Remove cached artifacts (their pins stay, so a re-download is still checked)."""
+    """Remove cached artifacts (their pins stay, so a re-download is still checked).
+
+    Also forgets that a NAME was moved aside (quarantined), which `verify` reports
+    until a fetch replaces the file or it is removed here."""
     if not names and not all_:
         raise click.UsageError("name artifacts to remove, or pass --all")
     _run_plan(app, app.zoo.plan_remove(None if all_ else names), dry_run, yes, as_json)
 
 
 @cache_group.command("prune")
+@click.option("--orphans", is_flag=True,
+              help="Also remove files only a store record names (fetched with a manifest "
+                   "that is not loaded now).")
 @dry_run_option
 @yes_option
 @json_option
 @pass_app
-def cache_prune(app: App, dry_run, yes, as_json) -> None:
-    """Remove stale partials and markers, copies moved aside, and files no manifest names."""
-    _run_plan(app, app.zoo.plan_prune(), dry_run, yes, as_json)
+def cache_prune(app: App, orphans, dry_run, yes, as_json) -> None:
+    """Remove stale partials and markers, copies moved aside, and files nobody vouches for.
+
+    A file fetched with `--manifest` or imported from a bundle records the entry it
+    was verified against and is kept (plain `verify` checks it) unless --orphans.
+    """
+    _run_plan(app, app.zoo.plan_prune(orphans=orphans), dry_run, yes, as_json)
 
 
 COMMANDS = (cache_group,)

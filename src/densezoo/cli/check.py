@@ -10,9 +10,17 @@ from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXI
 from .app import App, complete_names, json_option, names_argument, pass_app
 from .render import emit_json
 
-# The exit code of a verify run: the first of these statuses present decides.
+# The exit code of a verify run: the first of these statuses present decides.  A file
+# missing because it was moved aside counts as what it was (corrupt or unsafe) until a
+# fetch replaces it or `cache rm` forgets it: a retried CI step must not go green.
 VERIFY_EXIT = (("corrupt", EXIT_CHECKSUM), ("unsafe", EXIT_POLICY),
                ("missing", EXIT_NOT_CACHED), ("unpinned", EXIT_FAILURE))
+
+
+def verify_exit(report) -> int:
+    present = {e.quarantined.get("status") if e.quarantined and e.quarantined.get("status")
+               in ("corrupt", "unsafe") else str(e.status) for e in report.entries}
+    return next((code for status, code in VERIFY_EXIT if status in present), EXIT_OK)
 
 
 @click.command("verify")
@@ -28,9 +36,14 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     """Re-check cached files against their checksums or pins.  Never uses the network.
 
     Reports each artifact as ok, missing, corrupt (moved aside), unsafe (with --scan;
-    moved aside) or unpinned; --quick only reports, it never moves anything.  Works on
-    a read-only cache.  Exit 0 only if all are ok; 4 if any is corrupt; 9 if any is
-    unsafe; 6 if a named one is missing; 1 if one is unpinned.
+    moved aside) or unpinned; --quick only reports, it never moves or writes anything.
+    With no NAME, every file in the store is checked, against the manifest entry it
+    was verified against even when that manifest is not loaded now.  A file an
+    earlier run moved aside stays reported as missing (quarantined) until a fetch
+    replaces it or `cache rm NAME` forgets it.  Works on a read-only cache.
+
+    Exit 0 only if all are ok; 4 if any is corrupt (or was, and is still missing); 9
+    if any is unsafe (same); 6 if a named one is missing; 1 if one is unpinned.
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -50,7 +63,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     if app.verbose:
         for note in report.notes:
             app.say(f"note: {note}")
-    sys.exit(next((code for status, code in VERIFY_EXIT if report.count(status)), EXIT_OK))
+    sys.exit(verify_exit(report))
 
 
 @click.command("scan")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
@@ -101,15 +103,27 @@ def bundle_cmd(app: App, names, output) -> None:
 @json_option
 @pass_app
 def import_cmd(app: App, bundle_path, as_json) -> None:
-    """Add a bundle's files to the store, verifying and scanning each before it is added."""
+    """Add a bundle's files to the store, verifying and scanning each before it is added.
+
+    Every entry is tried; one line (or one JSON record) each: imported,
+    already-cached or failed with the reason.  Nothing that fails its checks is
+    added.  The bundle's manifest is saved under the store's imported/ folder and
+    loads automatically from then on.  Exit 0 if every entry is in the store, else
+    the exit code of the first failure (4 checksum, 9 unsafe, ...).
+    """
     results, saved = app.zoo.import_bundle(bundle_path)
     if as_json:
         emit_json({"manifest": str(saved), "artifacts": [r.to_dict() for r in results]})
     else:
         for r in results:
             click.echo(f"{r.action:<15} {r.name}  {r.path}")
-    app.say(f"the bundle's manifest is saved as {saved} (use it with --manifest if the "
-            "artifacts are not in the shipped manifests)")
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        app.error(r.error)
+    app.say(f"{len(results) - len(failed)} of {len(results)} in the store; the bundle's "
+            f"manifest is saved as {saved} and loads automatically")
+    if failed:
+        sys.exit(failed[0].error.exit_code)
 
 
 COMMANDS = (export_cmd, mirror_group, bundle_cmd, import_cmd)

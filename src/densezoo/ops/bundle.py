@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Iterable
 
-from ..disk import store_errors
+from ..disk import store_errors, write_text_atomic
 from ..errors import DensezooError, ManifestError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..manifest import Artifact, parse_manifest
@@ -58,50 +58,78 @@ def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
     return [a.name for a in arts]
 
 
+MAX_BUNDLE_MANIFEST = 16 * 1024 * 1024   # a manifest of ~50,000 entries; read into memory
+
+
 def import_bundle(core: "Core", tar_path: Path) -> tuple[list[ImportResult], Path]:
     """Add a bundle's files to the store, each admitted only if right and safe.
 
-    Returns the results and where the bundle's manifest was saved (pass it to
-    ``--manifest`` for artifacts the shipped manifests do not know).
+    Every entry is attempted, and each gets its own result (imported,
+    already-cached or failed, with the error): one bad file neither hides the
+    others nor stops them.  Returns the results and where the bundle's manifest was
+    saved; it loads automatically from then on (``Catalog.load``'s ``imported``).
     """
     results = []
     try:
         tar = tarfile.open(tar_path)
     except (OSError, tarfile.TarError) as e:
-        raise DensezooError(f"cannot read bundle {tar_path}: {e}") from None
+        raise DensezooError(f"cannot read bundle {tar_path}: {e}",
+                            hint="pass a .tar written by `densezoo bundle`") from None
     with tar:
-        try:
-            member = tar.getmember(BUNDLE_MANIFEST)
-            text = tar.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
-        except (KeyError, AttributeError, UnicodeDecodeError):
-            raise ManifestError(str(tar_path), f"no readable {BUNDLE_MANIFEST} inside") from None
+        text = _read_manifest(tar, tar_path)
         manifest = parse_manifest(text, f"{tar_path}:{BUNDLE_MANIFEST}")
         saved = core.store.layout.imported_dir / f"{tar_path.stem}.yaml"
         with store_errors("save the bundle's manifest", saved.parent):
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(text)
+            saved.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_text_atomic(saved, text)
         for art in manifest.artifacts:
-            arc = "files/" + "/".join(url_key(art.url))
-            if ".." in PurePosixPath(arc).parts:
-                raise ManifestError(str(tar_path), "unsafe path in bundle", entry=art.name)
-            local = _local_twin(core, art)
-            expected = declared(art)
-            if local is not None:          # the local manifest's published values must hold too
-                expected = expected.merged(core.trust.expected(local))
-            target = local or art
-            if core.store.cached_path(target) is not None:
-                results.append(ImportResult(art.name, core.store.path_for(target),
-                                            "already-cached"))
-                continue
             try:
-                src = tar.extractfile(arc)
-            except KeyError:
-                src = None
-            if src is None:
-                raise DensezooError(f"bundle {tar_path} lists {art.name} but lacks {arc}")
-            results.append(ImportResult(art.name, _import_one(core, target, src, expected,
-                                                              str(tar_path)), "imported"))
+                results.append(_import_entry(core, tar, tar_path, art))
+            except DensezooError as e:
+                results.append(ImportResult(art.name, core.store.path_for(art), "failed", e))
     return results, saved
+
+
+def _read_manifest(tar: tarfile.TarFile, tar_path: Path) -> str:
+    try:
+        member = tar.getmember(BUNDLE_MANIFEST)
+    except KeyError:
+        raise ManifestError(str(tar_path), f"no {BUNDLE_MANIFEST} inside",
+                            hint="pass a .tar written by `densezoo bundle`") from None
+    if not member.isfile() or member.size > MAX_BUNDLE_MANIFEST:
+        raise ManifestError(str(tar_path), f"{BUNDLE_MANIFEST} is not a regular file of at most "
+                                           f"{MAX_BUNDLE_MANIFEST // 2**20} MiB")
+    f = tar.extractfile(member)
+    try:
+        assert f is not None
+        return f.read(MAX_BUNDLE_MANIFEST + 1).decode("utf-8")
+    except (AssertionError, UnicodeDecodeError, OSError, tarfile.TarError):
+        raise ManifestError(str(tar_path), f"{BUNDLE_MANIFEST} is not readable UTF-8") from None
+
+
+def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
+                  art: Artifact) -> ImportResult:
+    arc = "files/" + "/".join(url_key(art.url))
+    if ".." in PurePosixPath(arc).parts:
+        raise ManifestError(str(tar_path), "unsafe path in bundle", entry=art.name)
+    local = _local_twin(core, art)
+    expected = declared(art)
+    if local is not None:          # the local manifest's published values must hold too
+        expected = expected.merged(core.trust.expected(local))
+    target = local or art
+    if core.store.cached_path(target) is not None:
+        return ImportResult(art.name, core.store.path_for(target), "already-cached")
+    try:
+        member = tar.getmember(arc)
+        src = tar.extractfile(member) if member.isfile() else None
+    except KeyError:
+        src = None
+    if src is None:
+        raise DensezooError(f"bundle {tar_path} lists {art.name} but holds no file {arc}",
+                            hint="the bundle is incomplete; write it again with "
+                                 "`densezoo bundle`")
+    return ImportResult(art.name, _import_one(core, target, src, expected, str(tar_path)),
+                        "imported")
 
 
 def _local_twin(core: "Core", art: Artifact) -> Artifact | None:

@@ -27,13 +27,16 @@ if TYPE_CHECKING:
 class CacheEntry:
     path: Path
     size: int
-    name: str | None              # the artifact it belongs to, if a loaded manifest names it
-    state: str                    # verified | pinned | unknown
+    name: str | None              # the artifact it belongs to (a loaded manifest or a record)
+    state: str                    # verified | pinned | unpinned | unverified | quarantined | unknown
     last_used: str | None
+    source: str | None = None     # the manifest the file was verified against
+    loaded: bool = False          # that manifest is loaded now (else: known from the record)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "size": self.size,
-                "state": self.state, "last_used": self.last_used}
+                "state": self.state, "last_used": self.last_used, "source": self.source,
+                "loaded": self.loaded}
 
 
 @dataclass(frozen=True)
@@ -100,22 +103,42 @@ def _by_path(core: "Core") -> dict[Path, Any]:
     return {core.store.layout.file(a): a for a in core.catalog.artifacts}
 
 
+def _recorded(core: "Core", known: dict[Path, Any]) -> dict[Path, Any]:
+    """Files the loaded manifests do not name but whose metadata records their entry."""
+    return {p: a for p, a in core.store.recorded() if p not in known}
+
+
+def _state(core: "Core", art, path: Path) -> str:
+    meta = read_json(core.store.layout.meta(path)) or {}
+    if not core.store.memo_valid(art, meta):
+        return "unverified"
+    strength = core.trust.strength(art)
+    return {Strength.PINNED: "pinned", Strength.NONE: "unpinned"}.get(strength, "verified")
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
 def entries(core: "Core") -> list[CacheEntry]:
+    """Every published file with the entry that vouches for it, then the quarantine
+    records (files moved aside that nothing has replaced yet).  Reads only."""
     known = _by_path(core)
+    recorded = _recorded(core, known)
     lay = core.store.layout
     out = []
     for p in sorted(lay.published_files()):
-        art = known.get(p)
-        meta = read_json(lay.meta(p)) or {}
-        state = "unknown"
-        if art is not None:
-            memo_ok = core.store.memo_valid(art, meta)
-            state = ("pinned" if core.trust.strength(art) is Strength.PINNED else "verified") \
-                if memo_ok else "unverified"
+        art = known.get(p) or recorded.get(p)
         st = p.stat()
-        last = max(st.st_atime, st.st_mtime)
-        out.append(CacheEntry(p, st.st_size, art.name if art else None, state,
-                              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last))))
+        out.append(CacheEntry(p, st.st_size, art.name if art else None,
+                              _state(core, art, p) if art else "unknown",
+                              _when(max(st.st_atime, st.st_mtime)),
+                              art.source if art else None, p in known))
+    for p, art in sorted({**recorded, **{lay.file(a): a for a in known.values()}}.items()):
+        gone = core.store.quarantined(art)
+        if gone is not None:
+            out.append(CacheEntry(p, 0, art.name, "quarantined", gone.get("at"), art.source,
+                                  p in known))
     return out
 
 
@@ -129,31 +152,62 @@ def usage(core: "Core") -> CacheUsage:
 
 
 def plan_remove(core: "Core", names: list[str] | None) -> RemovalPlan:
-    """Named artifacts' files (and their unpacked folders), or with None every file."""
+    """Named artifacts' files (and their unpacked folders, and the record of a copy
+    moved aside), or with None all of them.  Pins stay."""
     lay = core.store.layout
     plan = RemovalPlan(lay)
     if names is None:
         for p in lay.published_files():
             plan.add(p, "--all")
+        for m in lay.metas():
+            if _is_record(m):
+                plan.add(m, "--all: a record of a copy moved aside")
         for folder in (lay.extracted_dir, lay.bad_dir):
             if folder.exists():
                 plan.add(folder, "--all")
         return plan
-    for art in core.resolve(names):
+    for art in _resolve_with_records(core, names):
         p = core.store.cached_path(art)
         if p is not None:
             plan.add(p, f"cache rm {art.name}")
+        elif core.store.quarantined(art) is not None:
+            plan.add(lay.meta(lay.file(art)), f"forget that {art.name} was moved aside")
         ex = lay.extract_dir(art)
         if ex.exists():
             plan.add(ex, f"unpacked {art.name}")
     return plan
 
 
-def plan_prune(core: "Core") -> RemovalPlan:
-    """Stale partials and locks, corrupt copies kept aside, files no manifest names."""
+def _is_record(meta_path: Path) -> bool:
+    meta = read_json(meta_path)
+    return bool(meta) and isinstance(meta.get("quarantined"), dict)
+
+
+def _resolve_with_records(core: "Core", names: list[str]) -> list[Any]:
+    """Names a loaded manifest knows, else names only a store record knows."""
+    from ..errors import UnknownArtifactError
+
+    out = []
+    for name in names:
+        try:
+            out.append(core.artifact(name))
+        except UnknownArtifactError:
+            hits = [a for _, a in core.store.recorded() if a.name.lower() == name.lower()]
+            if not hits:
+                raise
+            out.extend(hits[:1])
+    return out
+
+
+def plan_prune(core: "Core", *, orphans: bool = False) -> RemovalPlan:
+    """Stale partials and locks, corrupt copies kept aside, and files nobody can vouch
+    for: no loaded manifest names them and no record says what they were verified
+    against.  A recorded file is kept (it is checked by ``verify``) unless ``orphans``:
+    then every file no loaded manifest names goes."""
     lay = core.store.layout
     plan = RemovalPlan(lay)
     known = _by_path(core)
+    recorded = _recorded(core, known)
     for p in lay.partials():
         if partial_is_stale(p):
             plan.add(p, "stale partial download")
@@ -161,14 +215,20 @@ def plan_prune(core: "Core") -> RemovalPlan:
         if marker_is_stale(p):
             plan.add(p, "stale fetch marker")
     for p in lay.published_files():
-        if p not in known:
-            plan.add(p, "no loaded manifest names this file")
+        if p in known:
+            continue
+        if p not in recorded:
+            plan.add(p, "no loaded manifest names this file and no record vouches for it")
+        elif orphans:
+            plan.add(p, f"--orphans: recorded from {recorded[p].source}, not loaded now")
     if lay.bad_dir.exists():
         plan.add(lay.bad_dir, "corrupt or unsafe copies kept aside")
     keys = {url_key(a.url) for a in core.catalog.artifacts}
+    if not orphans:
+        keys |= {url_key(a.url) for a in recorded.values()}
     if lay.extracted_dir.exists():
         for stamp in lay.extracted_dir.rglob(EXTRACT_STAMP):
             folder = stamp.parent
             if tuple(folder.relative_to(lay.extracted_dir).parts) not in keys:
-                plan.add(folder, "unpacked archive no loaded manifest names")
+                plan.add(folder, "unpacked archive no manifest or record names")
     return plan

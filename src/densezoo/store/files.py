@@ -14,13 +14,14 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from ..disk import (read_json, stat_memo, store_errors, utc_now, write_json_atomic,
                    write_text_atomic)
 from ..hashing import ALGORITHMS, Digests
-from ..manifest import Artifact
-from ..urls import META
+from ..errors import DensezooError
+from ..manifest import Artifact, recorded_artifact
+from ..urls import META, redact
 from .layout import (HEARTBEAT_SECONDS, Layout, marker_is_stale, new_token,
                      partial_is_stale, with_suffix)
 
@@ -163,6 +164,34 @@ class Store:
     def read_pin(self, art: Artifact) -> dict[str, Any] | None:
         return read_json(self.layout.pin(art))
 
+    def quarantined(self, art: Artifact) -> dict[str, Any] | None:
+        """What moved the file aside, while no good copy has replaced it (else None).
+
+        ``verify`` reports such an entry as missing with a non-zero exit until a
+        fetch publishes a good copy or ``cache rm`` forgets it: a retried CI step
+        must not go green because the first run moved the evidence away."""
+        if self.cached_path(art) is not None:
+            return None
+        meta = read_json(self.layout.meta(self.layout.file(art)))
+        record = meta.get("quarantined") if meta else None
+        return record if isinstance(record, dict) else None
+
+    def recorded(self) -> Iterator[tuple[Path, Artifact]]:
+        """Every published file (or quarantine record) with the manifest entry it was
+        verified against, rebuilt from its metadata; a record that does not describe
+        the place it sits in (copied, forged, damaged) is skipped."""
+        for meta_path in self.layout.metas():
+            meta = read_json(meta_path)
+            art = artifact_from_record(meta.get("entry") if meta else None)
+            if art is None:
+                continue
+            try:
+                path = self.layout.file(art)
+            except DensezooError:
+                continue
+            if self.layout.meta(path) == meta_path:
+                yield path, art
+
     def memo_valid(self, art: Artifact, meta: dict[str, Any] | None = None) -> bool:
         """Whether the file is unchanged since densezoo last hashed it."""
         meta = meta if meta is not None else self.read_meta(art)
@@ -232,6 +261,7 @@ class Store:
         meta = {
             "name": art.name, "url": url, **(validators or {}), **found,
             "fetched_at": utc_now(), "verified_at": utc_now(), "stat": stat_memo(final),
+            "entry": entry_record(art),
         }
         if validators is None:
             for k in ("url", "etag", "last_modified", "fetched_at"):
@@ -260,12 +290,15 @@ class Store:
             write_json_atomic(path, pin)
 
     def quarantine(self, art: Artifact, src: Path | None = None, *,
-                   identity: tuple[int, int] | None = None) -> Path | None:
+                   identity: tuple[int, int] | None = None, status: str = "corrupt",
+                   reason: str | None = None) -> Path | None:
         """Move a corrupt or unsafe file out of the way (never delete it: it is evidence).
 
         With ``identity`` (device, inode of the copy that was checked), a file that
         was replaced meanwhile -- say a concurrent fetch repaired it -- is left alone
-        and None returned: only the bytes that failed are ever moved.
+        and None returned: only the bytes that failed are ever moved.  Moving the
+        published file leaves a record in its metadata's place (``quarantined``:
+        when, where to, why), which the next ``verify`` reports.
         """
         published = src is None
         src = src or self.layout.file(art)
@@ -280,10 +313,57 @@ class Store:
         self.ensure_dir(dest.parent)
         with store_errors("move a corrupt file aside", dest.parent):
             os.replace(src, dest)
-            if published:
+        if published:
+            record = {"name": art.name, "entry": entry_record(art), "quarantined": {
+                "at": utc_now(), "moved_to": str(dest), "status": status, "reason": reason}}
+            try:
+                write_json_atomic(self.layout.meta(src), record)
+            except OSError:
                 with contextlib.suppress(OSError):
                     self.layout.meta(src).unlink()
         return dest
+
+    def forget(self, art: Artifact) -> bool:
+        """Drop a quarantine record (``cache rm``): the missing file is no longer news."""
+        if self.quarantined(art) is None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            self.layout.meta(self.layout.file(art)).unlink()
+        return True
+
+
+RECORD_FIELDS = ("name", "url", "filename", "md5", "sha256", "md5_prefix", "size", "md5_url",
+                 "source")
+
+
+def entry_record(art: Artifact) -> dict[str, Any]:
+    """The manifest entry a file was verified against, as kept in its metadata, so the
+    file stays checkable (``verify``) and vouched for (``cache prune``) after the
+    manifest that listed it is no longer loaded.  URLs are kept redacted (the store never
+    holds a secret); the store key does not depend on credentials or the query."""
+    record = {k: getattr(art, k) for k in RECORD_FIELDS}
+    for k in ("url", "md5_url"):
+        if record[k]:
+            record[k] = redact(record[k])
+    return record
+
+
+def artifact_from_record(record: object) -> Artifact | None:
+    """The entry back from ``entry_record``; None unless every field has its type and the
+    URL and file name pass the same checks a manifest's would."""
+    if not isinstance(record, dict):
+        return None
+    strs = ("name", "url", "filename", "md5", "sha256", "md5_prefix", "md5_url", "source")
+    if not all(record.get(k) is None or isinstance(record.get(k), str) for k in strs):
+        return None
+    size = record.get("size")
+    if not (isinstance(record.get("name"), str) and isinstance(record.get("url"), str)) or \
+            not (size is None or (isinstance(size, int) and not isinstance(size, bool))):
+        return None
+    try:
+        return recorded_artifact({k: record.get(k) for k in RECORD_FIELDS})
+    except DensezooError:
+        return None
 
 
 def _meta_ok(meta: dict[str, Any]) -> bool:

@@ -77,7 +77,9 @@ class Intake:
         (WrongContentError), so that the fetch that follows downloads a good copy."""
         finding = self.inspect(art, path, first_use=True)
         if finding is not None:
-            moved = self.store.quarantine(art, identity=identity)
+            moved = self.store.quarantine(art, identity=identity,
+                                          status="unsafe" if finding.unsafe else "corrupt",
+                                          reason=finding.reason)
             what = f"{art.name} (the copy in the store at {path})"
             if finding.unsafe:
                 raise UnsafeContentError(what, finding.reason, moved_to=str(moved))

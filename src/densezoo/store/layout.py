@@ -189,6 +189,10 @@ class Layout:
         """Every partial download under files/ (its metadata not included)."""
         yield from self._walk(is_partial)
 
+    def metas(self) -> Iterator[Path]:
+        """Metadata of published files and quarantine records (not of partials)."""
+        yield from self._walk(lambda n: n.endswith(META) and PART not in n)
+
     def markers(self) -> Iterator[Path]:
         yield from self._walk(lambda n: n.endswith(LOCK))
 

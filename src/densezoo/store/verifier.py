@@ -63,8 +63,12 @@ class Verifier:
             notes, self._notes = tuple(self._notes), []
         return notes
 
-    def check(self, art: Artifact, expected: Expected, *, quick: bool) -> Check:
-        """Is the cached file right?  Hashes only the algorithms the check needs."""
+    def check(self, art: Artifact, expected: Expected, *, quick: bool,
+              record: bool = True) -> Check:
+        """Is the cached file right?  Hashes only the algorithms the check needs.
+
+        ``record`` False for read-only callers (``path``, ``verify --quick``): a fresh
+        hash is not written back to the metadata."""
         path = self.store.path_for(art)
         algorithms = expected.algorithms() or ALGORITHMS   # nothing to check: hash to pin
         meta = self.store.read_meta(art)
@@ -86,6 +90,8 @@ class Verifier:
             alg, exp, act = bad
             return Check(VerifyStatus.CORRUPT, digests, f"{alg} expected {exp}, got {act}",
                          identity=ident)
+        if not record:
+            return Check(VerifyStatus.OK, digests, identity=ident)
         try:
             self.store.write_meta(art, digests, url=None)
         except StoreError as e:
@@ -117,8 +123,15 @@ class Verifier:
     def _one(self, art: Artifact, *, quick: bool, scan: bool) -> VerifyEntry | None:
         path = self.store.cached_path(art)
         if path is None:
+            gone = self.store.quarantined(art)
+            if gone is not None:
+                return VerifyEntry(
+                    art.name, VerifyStatus.MISSING, str(self.store.path_for(art)),
+                    f"quarantined at {gone.get('at')}: {gone.get('reason') or gone.get('status')}"
+                    f"; `densezoo fetch {art.name}` downloads a good copy, `densezoo cache rm "
+                    f"{art.name}` forgets it", gone.get("moved_to"), quarantined=gone)
             return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
-        check = self.check(art, self.trust.expected(art), quick=quick)
+        check = self.check(art, self.trust.expected(art), quick=quick, record=not quick)
         status, detail = check.status, check.detail
         if status is not VerifyStatus.CORRUPT and scan:
             finding = inspect(path, art.file_name, first_use=False,
@@ -131,7 +144,8 @@ class Verifier:
             return VerifyEntry(art.name, status, str(path), f"{detail}; left in place (a full "
                                "`densezoo verify` moves it aside)", method=check.method)
         try:
-            moved = self.store.quarantine(art, identity=check.identity)
+            moved = self.store.quarantine(art, identity=check.identity, status=str(status),
+                                          reason=detail)
         except StoreError as e:
             return VerifyEntry(art.name, status, str(path),
                                f"{detail}; could not move it aside: {e.message}",
