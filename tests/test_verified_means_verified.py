@@ -203,3 +203,32 @@ class _Zeros:
         n = self.left if n < 0 else min(n, self.left)
         self.left -= n
         return b"#" * n
+
+
+# -- 4: published beats pinned -----------------------------------------------------------------
+
+def test_pin_never_overwrites_a_published_checksum_and_reports_the_conflict(
+        cli, blob, manifest, tmp_path):
+    a = blob("pc", 30_000)
+    then = manifest(entry(a, md5=False, size=False))
+    _paths(cli, then, "pc")                                # pinned: a.md5, size 30000
+    published = "ab" * 16                                  # a manifest later publishes another
+    now = manifest(raw=f"schema: 1\nzoo: test\nartifacts:\n  - name: pc\n    url: {a.url}\n"
+                       f"    md5: {published}  # published\n")
+    out = tmp_path / "out.yaml"
+    r = cli("--manifest", str(now), "pin", "--manifest-out", str(out))
+    assert r.code == 4, r.err
+    assert f"conflict: pc md5: published {published}, pinned {a.md5}" in r.err
+    assert "wrote 0 pin(s)" in r.err and "1 conflicting pin(s) left as published" in r.err
+    new = out.read_text()
+    assert f"md5: {published}  # published" in new and a.md5 not in new
+    assert "size:" not in new and "sha256:" not in new        # nothing of a conflicting pin
+    info = json.loads(cli("--manifest", str(now), "info", "pc", "--json").out)
+    assert info["pin_conflicts"] == [f"md5: published {published}, pinned {a.md5}"]
+    assert "CONFLICT" in cli("--manifest", str(now), "info", "pc").out
+    # where the manifest leaves a field empty, the pin fills it; published stays as it was
+    partly = manifest(raw=f"schema: 1\nzoo: test\nartifacts:\n  - name: pc\n    url: {a.url}\n"
+                          f"    md5: {a.md5}\n")
+    r = cli("--manifest", str(partly), "pin", "--manifest-out", str(out), "--json")
+    assert r.code == 0 and json.loads(r.out)[0]["written"] == ["sha256", "size"]
+    assert f"size: {len(a.data)}" in out.read_text()

@@ -104,9 +104,11 @@ class Core:
                                      if a is not art))
 
     def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
+        from .store.trust import pin_conflicts
+
         pin = self.store.read_pin(art)          # read once: strength and the record
         return ArtifactInfo(art, self.trust.strength(art, pin or {}),
-                            self.store.cached_path(art), pin, deps)
+                            self.store.cached_path(art), pin, deps, pin_conflicts(art, pin))
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
              text: str | None = None, sort: str | None = None) -> list[ArtifactInfo]:

@@ -94,6 +94,7 @@ class ArtifactInfo:
     path: Path | None              # the cached file, if present
     pin: dict[str, Any] | None
     requires: tuple[str, ...] = ()  # full dependency closure, dependencies first
+    pin_conflicts: tuple[str, ...] = ()   # the pin disagrees with a published value
 
     @property
     def name(self) -> str:
@@ -108,6 +109,7 @@ class ArtifactInfo:
         d.update({"strength": self.strength, "cached": self.path is not None,
                   "path": str(self.path) if self.path else None, "pin": pin,
                   "requires_closure": list(self.requires), "ap": ap, "ap_metric": metric,
+                  "pin_conflicts": list(self.pin_conflicts),
                   "inference_s_per_im": inference_time(self.artifact)})
         return d
 
@@ -224,9 +226,13 @@ class PinInfo:
     sha256: str | None
     size: int | None
     pinned_at: str | None
+    conflicts: tuple[str, ...] = ()    # "md5: published X, pinned Y" (published wins)
+    written: tuple[str, ...] = ()      # fields ``write_pins`` filled in (never published ones)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["conflicts"], d["written"] = list(self.conflicts), list(self.written)
+        return d
 
 
 @dataclass(frozen=True)

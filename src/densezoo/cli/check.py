@@ -105,7 +105,10 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
     """Show checksums pinned on first download, or write them back into a manifest.
 
     A maintainer with network access can fetch the unpublished artifacts and run
-    `densezoo pin --manifest-out densepose.yaml` to get a reviewable diff.
+    `densezoo pin --manifest-out densepose.yaml` to get a reviewable diff.  Only
+    values the manifest leaves empty are written: a published checksum is never
+    changed.  A pin that disagrees with a published value is a conflict: both
+    values are named and the exit code is 4.
     """
     zoo = app.zoo
     pins = zoo.write_pins(manifest_out, names or None) if manifest_out else \
@@ -116,8 +119,16 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
         for p in pins:
             click.echo(f"{p.name}  md5 {p.md5 or '-'}  size {p.size if p.size is not None else '-'}"
                        f"  sha256 {p.sha256 or '-'}")
+    conflicts = [p for p in pins if p.conflicts]
+    for p in conflicts:
+        for c in p.conflicts:
+            click.echo(f"conflict: {p.name} {c}", err=True)
     if manifest_out:
-        app.say(f"wrote {len(pins)} pin(s) into {manifest_out}")
+        app.say(f"wrote {sum(bool(p.written) for p in pins)} pin(s) into {manifest_out}"
+                + (f"; {len(conflicts)} conflicting pin(s) left as published" if conflicts
+                   else ""))
+    if conflicts:
+        sys.exit(EXIT_CHECKSUM)
 
 
 COMMANDS = (verify_cmd, scan_cmd, pin_cmd)

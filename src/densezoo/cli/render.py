@@ -151,6 +151,9 @@ def info_lines(info: "ArtifactInfo"):
                 yield f"pinned {key}", info.pin[key]
         if info.pin.get("sidecar_md5"):
             yield "sidecar md5", info.pin["sidecar_md5"]
+    for conflict in info.pin_conflicts:
+        yield "CONFLICT", (f"{conflict} (the published value is used; the pinned bytes are "
+                           "not the published file: `densezoo verify` checks the cache)")
     yield "size", f"{a.size} bytes" if a.size is not None else "unknown"
     if a.config:
         yield "config", a.config

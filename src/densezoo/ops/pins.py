@@ -8,29 +8,43 @@ diff of the source manifest (comments, order and formatting kept).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from ..disk import write_text_atomic
 from ..errors import DensezooError
 from ..manifest import Artifact
 from ..manifest_edit import set_fields
 from ..results import PinInfo
 from ..store.files import Store
+from ..store.trust import pin_conflicts
+
+FIELDS = ("md5", "sha256", "size")
 
 
 def list_pins(store: Store, arts: Sequence[Artifact], *, named: bool) -> list[PinInfo]:
-    """Pins of ``arts``; unless the artifacts were ``named``, only those actually pinned."""
+    """Pins of ``arts``; unless the artifacts were ``named``, only those actually pinned.
+    Each names where it disagrees with a published value, and which fields a
+    ``write_pins`` would fill in (only those the manifest leaves empty)."""
     out = []
     for a in arts:
         pin = store.read_pin(a) or {}
         if named or pin.get("md5"):
+            fills = tuple(k for k in FIELDS if getattr(a, k) is None and pin.get(k) is not None)
             out.append(PinInfo(a.name, a.source, pin.get("md5"), pin.get("sha256"),
-                               pin.get("size"), pin.get("pinned_at")))
+                               pin.get("size"), pin.get("pinned_at"), pin_conflicts(a, pin),
+                               fills))
     return out
 
 
 def write_pins(pins: Sequence[PinInfo], out: str | os.PathLike[str]) -> list[PinInfo]:
-    """Write pinned md5/sha256/size into a copy of the artifacts' source manifest."""
+    """Write pinned values into a copy of the artifacts' source manifest, atomically.
+
+    Published beats pinned: only fields the manifest leaves empty are filled in
+    (``PinInfo.written``); a pin that disagrees with a published value changes
+    nothing and is returned with its ``conflicts`` for the caller to report.
+    """
     pins = [p for p in pins if p.md5]
     if not pins:
         raise DensezooError("nothing is pinned yet",
@@ -41,6 +55,8 @@ def write_pins(pins: Sequence[PinInfo], out: str | os.PathLike[str]) -> list[Pin
                             + ", ".join(sources),
                             hint="name artifacts from one manifest at a time")
     text = Path(sources[0]).read_text(encoding="utf-8")
-    updates = {p.name: {"md5": p.md5, "sha256": p.sha256, "size": p.size} for p in pins}
-    Path(out).write_text(set_fields(text, updates, source=sources[0]), encoding="utf-8")
-    return pins
+    updates = {p.name: {k: getattr(p, k) for k in p.written}
+               for p in pins if p.written and not p.conflicts}
+    written = [p if p.name in updates else replace(p, written=()) for p in pins]
+    write_text_atomic(Path(out), set_fields(text, updates, source=sources[0]))
+    return written

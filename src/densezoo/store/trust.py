@@ -33,6 +33,20 @@ def declared(art: Artifact) -> Expected:
                              if getattr(art, k) is not None})
 
 
+def pin_conflicts(art: Artifact, pin: dict | None) -> tuple[str, ...]:
+    """Where a first-use pin disagrees with what the manifest now publishes, each as
+    "md5: published X, pinned Y".  Published wins (``expected`` ignores the pin); the
+    disagreement is still news: the bytes pinned then are not the published file."""
+    if not pin:
+        return ()
+    out = []
+    for key in ("md5", "sha256", "size"):
+        published, pinned = getattr(art, key), pin.get(key)
+        if published is not None and pinned is not None and published != pinned:
+            out.append(f"{key}: published {published}, pinned {pinned}")
+    return tuple(out)
+
+
 class Trust:
     """Trust decisions that also depend on the store (pins, remembered sidecars)."""
 
