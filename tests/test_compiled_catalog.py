@@ -26,7 +26,7 @@ def test_built_once_then_used_rebuilt_when_a_manifest_changes(cli, blob, manifes
         raise AssertionError("the YAML was parsed again")
 
     with monkeypatch.context() as mp:
-        mp.setattr(manifest_mod, "_safe_load", no_yaml)
+        mp.setattr(manifest_mod, "safe_load", no_yaml)
         r = cli("--manifest", str(m), "info", "cc", "--json")
         assert r.code == 0 and json.loads(r.out)["md5"] == b.md5
         m.write_text(m.read_text().replace(b.md5, "a" * 32))   # the manifest changes

@@ -50,12 +50,15 @@ class Zoo(Core):
         return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress)
 
     def seed_iopath(self, result: ConfigResult, to: str | os.PathLike[str] | None = None, *,
-                    link: str = "symlink") -> list[ExportResult]:
+                    link: str = "symlink", strict: bool = False
+                    ) -> tuple[list[ExportResult], list[tuple[str, Exception]]]:
         """Put a resolved config's files, and the runtime files its model needs, where
-        iopath (detectron2's PathManager) looks first."""
+        iopath (detectron2's PathManager) looks first.  Returns what was placed and the
+        runtime files that could not be (best effort unless ``strict``)."""
         from .ops.config import seed_iopath
 
-        return seed_iopath(self, result, Path(to) if to is not None else None, link=link)
+        return seed_iopath(self, result, Path(to) if to is not None else None, link=link,
+                           strict=strict)
 
     def pins(self, names: Sequence[str] | None = None) -> list[PinInfo]:
         from .ops.pins import list_pins

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from .errors import ManifestError
-from .manifest import Manifest, _safe_load, has_secret_urls, read_manifest, validate
+from .manifest import Manifest, safe_load, has_secret_urls, read_manifest, validate
 from .version import __version__
 
 COMPILED_FORMAT = 3
@@ -36,7 +36,7 @@ def load_manifest(path: str | Path, compiled: Path | None = None) -> Manifest:
     source = str(path)
     raw, text = read_manifest(path)
     if compiled is None:
-        return validate(_safe_load(text, source), source)
+        return validate(safe_load(text, source), source)
     key = hashlib.sha256(raw + b"\0" + __version__.encode()).hexdigest()
     cached = compiled / f"{key}.json"
     data = _read(cached, key)
@@ -45,7 +45,7 @@ def load_manifest(path: str | Path, compiled: Path | None = None) -> Manifest:
             return validate(data, source)
         except ManifestError:
             pass                                # damaged: parse the YAML, rebuild
-    data = _safe_load(text, source)
+    data = safe_load(text, source)
     manifest = validate(data, source)
     if not has_secret_urls(manifest):           # the cache never holds a secret
         _write(cached, key, data)

@@ -11,21 +11,84 @@ legacy URLs, so a 2018 config naming the dead S3 hosts resolves to today's file.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .catalog import Catalog
 from .errors import ManifestError, UnknownArtifactError
-from .manifest import Artifact
+from .manifest import Artifact, safe_load
 
 DETECTRON2_PREFIX = "https://dl.fbaipublicfiles.com/detectron2/"
-MAX_CONFIG_BYTES = 4 << 20
+DETECTRON_PREFIX = "https://dl.fbaipublicfiles.com/detectron/"
+MAX_CONFIG_BYTES = 4 << 20        # one file
+MAX_TOTAL_BYTES = 16 << 20        # a config and all its bases together
+MAX_CONFIG_FILES = 256            # distinct files in one _BASE_ graph
 MAX_BASE_DEPTH = 32
-# A reference: a URL in any string, up to a quote, space, comma or bracket (Detectron's
-# tuple strings put several in one value: "('https://…/a.pkl','https://…/b.pkl')").
-_REF = re.compile(r"(?:https?|detectron2|densezoo)://[^\s'\",()\[\]]+")
+# A reference: any ``scheme://`` in any string, up to a quote, space, comma or bracket
+# (Detectron's tuple strings put several in one value: "('https://…/a.pkl','…/b.pkl')").
+# Every scheme counts: one densezoo does not know (ftp://, s3://) is still a file the
+# model will read, so it is listed and warned about, never silently passed over.
+_REF = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\",()\[\]]+")
+
+# detectron2's ModelCatalog (detectron2/checkpoint/catalog.py @ 02b5c4e), which its
+# ``catalog://`` handler resolves: the Detectron (Caffe2) ImageNet weights and baselines.
+CATALOG_IMAGENET = {
+    "MSRA/R-50": "ImageNetPretrained/MSRA/R-50.pkl",
+    "MSRA/R-101": "ImageNetPretrained/MSRA/R-101.pkl",
+    "FAIR/R-50-GN": "ImageNetPretrained/47261647/R-50-GN.pkl",
+    "FAIR/R-101-GN": "ImageNetPretrained/47592356/R-101-GN.pkl",
+    "FAIR/X-101-32x8d": "ImageNetPretrained/20171220/X-101-32x8d.pkl",
+    "FAIR/X-101-64x4d": "ImageNetPretrained/FBResNeXt/X-101-64x4d.pkl",
+    "FAIR/X-152-32x8d-IN5k": "ImageNetPretrained/25093814/X-152-32x8d-IN5k.pkl",
+}
+CATALOG_BASELINES = {
+    "35857197/e2e_faster_rcnn_R-50-C4_1x":
+        "35857197/12_2017_baselines/e2e_faster_rcnn_R-50-C4_1x.yaml.01_33_49.iAX0mXvW",
+    "35857345/e2e_faster_rcnn_R-50-FPN_1x":
+        "35857345/12_2017_baselines/e2e_faster_rcnn_R-50-FPN_1x.yaml.01_36_30.cUF7QR7I",
+    "35857890/e2e_faster_rcnn_R-101-FPN_1x":
+        "35857890/12_2017_baselines/e2e_faster_rcnn_R-101-FPN_1x.yaml.01_38_50.sNxI7sX7",
+    "36761737/e2e_faster_rcnn_X-101-32x8d-FPN_1x":
+        "36761737/12_2017_baselines/e2e_faster_rcnn_X-101-32x8d-FPN_1x.yaml.06_31_39.5MIHi1fZ",
+    "35858791/e2e_mask_rcnn_R-50-C4_1x":
+        "35858791/12_2017_baselines/e2e_mask_rcnn_R-50-C4_1x.yaml.01_45_57.ZgkA7hPB",
+    "35858933/e2e_mask_rcnn_R-50-FPN_1x":
+        "35858933/12_2017_baselines/e2e_mask_rcnn_R-50-FPN_1x.yaml.01_48_14.DzEQe4wC",
+    "35861795/e2e_mask_rcnn_R-101-FPN_1x":
+        "35861795/12_2017_baselines/e2e_mask_rcnn_R-101-FPN_1x.yaml.02_31_37.KqyEK4tT",
+    "36761843/e2e_mask_rcnn_X-101-32x8d-FPN_1x":
+        "36761843/12_2017_baselines/e2e_mask_rcnn_X-101-32x8d-FPN_1x.yaml.06_35_59.RZotkLKI",
+    "48616381/e2e_mask_rcnn_R-50-FPN_2x_gn":
+        "GN/48616381/04_2018_gn_baselines/e2e_mask_rcnn_R-50-FPN_2x_gn_0416.13_23_38.bTlTI97Q",
+    "37697547/e2e_keypoint_rcnn_R-50-FPN_1x":
+        "37697547/12_2017_baselines/e2e_keypoint_rcnn_R-50-FPN_1x.yaml.08_42_54.kdzV35ao",
+    "35998355/rpn_R-50-C4_1x": "35998355/12_2017_baselines/rpn_R-50-C4_1x.yaml.08_00_43.njH5oD9L",
+    "35998814/rpn_R-50-FPN_1x": "35998814/12_2017_baselines/rpn_R-50-FPN_1x.yaml.08_06_03.Axg0r179",
+    "36225147/fast_R-50-FPN_1x":
+        "36225147/12_2017_baselines/fast_rcnn_R-50-FPN_1x.yaml.08_39_09.L3obSdQ2",
+}
+
+
+def catalog_url(name: str) -> str | None:
+    """What detectron2's ``ModelCatalog.get`` answers for ``catalog://<name>`` (None: it
+    would raise, so the reference names no file)."""
+    if name.startswith("ImageNetPretrained/"):
+        found = CATALOG_IMAGENET.get(name[len("ImageNetPretrained/"):])
+        return DETECTRON_PREFIX + found if found else None
+    if name.startswith("Caffe2Detectron/COCO"):
+        key = name[len("Caffe2Detectron/COCO/"):]
+        part = CATALOG_BASELINES.get(key)
+        if part is None:
+            return None
+        dataset = ("keypoints_coco_2014_train%3Akeypoints_coco_2014_valminusminival"
+                   if "keypoint_rcnn" in key else "coco_2014_train%3Acoco_2014_valminusminival")
+        kind = "rpn" if "35998355/rpn_R-50-C4_1x" in key else "generalized_rcnn"
+        return f"{DETECTRON_PREFIX}{part}/output/train/{dataset}/{kind}/model_final.pkl"
+    return None
 
 
 class ConfigError(ManifestError):
@@ -45,19 +108,33 @@ class Reference:
     artifact: Artifact | None      # None: in no loaded manifest (not verified)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    import yaml
-
+def _read(path: Path, budget: list[int]) -> dict[str, Any]:
+    """One config file: a regular file, at most MAX_CONFIG_BYTES, read through one open
+    descriptor with a byte cap (``/dev/zero`` or a FIFO never gets read), and within the
+    whole load's ``budget`` of bytes.  YAML aliases are expanded only under the
+    manifest's alias-bomb guard."""
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(str(path), f"larger than {MAX_CONFIG_BYTES >> 20} MiB")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(str(path), "not a regular file")
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(str(path), f"cannot read it ({e.strerror or e})",
                           hint="check the path (a _BASE_ is relative to the file naming it)"
                           ) from None
-    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(str(path), f"not valid YAML ({str(e).splitlines()[0]})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), f"larger than {MAX_CONFIG_BYTES >> 20} MiB")
+    budget[0] -= len(raw)
+    if budget[0] < 0:
+        raise ConfigError(str(path), f"the config and its _BASE_ files pass "
+                                     f"{MAX_TOTAL_BYTES >> 20} MiB together")
+    try:
+        data = safe_load(raw.decode("utf-8"), str(path), unique_keys=False)
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), f"not valid UTF-8 ({e.reason})") from None
+    except ManifestError as e:
+        raise ConfigError(str(path), e.problem) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -77,21 +154,28 @@ def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """One flattened config: every ``_BASE_`` (relative to its includer) merged in."""
-    return _load(Path(path), ())
+    """One flattened config: every ``_BASE_`` (relative to its includer) merged in.
+
+    Each file is read and flattened once however many files name it (a diamond of
+    bases 16 deep is 2**16 paths but only 32 files), at most MAX_CONFIG_FILES files
+    and MAX_TOTAL_BYTES in all."""
+    return _load(Path(path), (), {}, [MAX_TOTAL_BYTES])
 
 
-def _load(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def _load(path: Path, chain: tuple[Path, ...], done: dict[Path, dict[str, Any]],
+          budget: list[int]) -> dict[str, Any]:
     real = path.resolve()
     if real in chain:
         cycle = " -> ".join(str(p) for p in (*chain, real))
         raise ConfigError(str(path), f"_BASE_ cycle: {cycle}")
+    if real in done:
+        return done[real]
     if len(chain) >= MAX_BASE_DEPTH:
         raise ConfigError(str(path), f"_BASE_ nests deeper than {MAX_BASE_DEPTH}")
-    data = _read(path)
+    if len(done) >= MAX_CONFIG_FILES:
+        raise ConfigError(str(path), f"more than {MAX_CONFIG_FILES} _BASE_ files")
+    data = _read(path, budget)
     bases = data.pop("_BASE_", None)
-    if bases is None:
-        return data
     merged: dict[str, Any] = {}
     for base in [bases] if isinstance(bases, str) else list(bases or []):
         if not isinstance(base, str):
@@ -101,8 +185,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
             base_path = path.parent / base_path
         if not base_path.exists():
             raise ConfigError(str(path), f"its _BASE_ {base!r} does not exist ({base_path})")
-        merged = merge(merged, _load(base_path, (*chain, real)))
-    return merge(merged, data)
+        merged = merge(merged, _load(base_path, (*chain, real), done, budget))
+    done[real] = merge(merged, data)
+    return done[real]
 
 
 def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
@@ -117,9 +202,12 @@ def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 
 def expand(ref: str) -> str | None:
-    """The URL a reference means: detectron2://X is detectron2's model host."""
+    """The URL a reference means, as detectron2's path handlers read it:
+    ``detectron2://X`` is its model host, ``catalog://X`` its ModelCatalog."""
     if ref.startswith("detectron2://"):
         return DETECTRON2_PREFIX + ref[len("detectron2://"):]
+    if ref.startswith("catalog://"):
+        return catalog_url(ref[len("catalog://"):])
     if ref.startswith("densezoo://"):
         return None
     return ref

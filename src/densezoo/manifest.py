@@ -260,7 +260,8 @@ def _md5_prefix(value: object, source: str, entry: str) -> str | None:
     return v
 
 
-def _expanded_size(text: str, loader, source: str = "<string>") -> int:
+def _expanded_size(text: str, loader, source: str = "<string>", *,
+                   unique_keys: bool = True) -> int:
     """How many nodes the document has once every alias is expanded, in one event pass;
     a key given twice in one mapping is refused in the same pass.
 
@@ -280,7 +281,7 @@ def _expanded_size(text: str, loader, source: str = "<string>") -> int:
             parent = stack[-1]
             if parent[2] is not None and parent[3] % 2 == 0:       # a mapping key
                 key = event.value if isinstance(event, yaml.ScalarEvent) else None
-                if key is not None and key in parent[2]:
+                if unique_keys and key is not None and key in parent[2]:
                     raise ManifestError(source, f"key {key!r} appears twice in one mapping "
                                                 f"(line {event.start_mark.line + 1}); YAML would "
                                                 "silently keep only the last one")
@@ -307,13 +308,16 @@ def _expanded_size(text: str, loader, source: str = "<string>") -> int:
     return stack[0][1] if len(stack) == 1 else max(s[1] for s in stack)
 
 
-def _safe_load(text: str, source: str) -> object:
-    """Load with a safe loader, after refusing documents that explode when expanded."""
+def safe_load(text: str, source: str, *, unique_keys: bool = True) -> object:
+    """Load with a safe loader, after refusing documents that explode when expanded.
+
+    ``unique_keys`` False reads a repeated key as YAML does (the last wins): for a
+    detectron2 config, where densezoo must read exactly what detectron2 reads."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        if _expanded_size(text, loader, source) > MAX_EXPANDED_NODES:
+        if _expanded_size(text, loader, source, unique_keys=unique_keys) > MAX_EXPANDED_NODES:
             raise ManifestError(source, "YAML aliases expand to more than "
                                         f"{MAX_EXPANDED_NODES} nodes (refused as an alias bomb)")
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
@@ -331,7 +335,7 @@ def _safe_load(text: str, source: str) -> object:
 
 def parse_manifest(text: str, source: str = "<string>") -> Manifest:
     """Parse and validate manifest text; raises ManifestError on the first problem."""
-    return validate(_safe_load(text, source), source)
+    return validate(safe_load(text, source), source)
 
 
 def validate(data: object, source: str) -> Manifest:

@@ -264,22 +264,39 @@ class ImportResult:
         return d
 
 
+class RefState(Label):
+    """What ``densezoo config`` did with one reference -- exactly that, no more."""
+
+    LISTED = "listed"                  # a manifest knows it; not checked (dry run)
+    VERIFIED = "verified"              # bytes checked now, against ``strength``
+    PINNED = "pinned"                  # nothing published: pinned on this first use
+    NOT_LISTED = "not in any manifest"  # left as written, never downloaded by densezoo
+    FAILED = "failed"                  # could not be fetched or verified (``error``)
+
+
 @dataclass(frozen=True)
 class ResolvedReference:
-    """One reference of a config: what it is in the zoo and where its verified copy is."""
+    """One reference of a config: what it is in the zoo and what was done with it."""
 
     key: str                       # e.g. MODEL.WEIGHTS
     value: str                     # as written in the config
     name: str | None               # the artifact, or None: in no manifest (not verified)
     url: str | None                # the artifact's URL (redacted)
     strength: Strength | None
-    path: Path | None              # verified local copy (None: not fetched / not cached)
+    path: Path | None              # verified copy; a dry run: the cached copy, unchecked
+    state: RefState = RefState.LISTED
+    warnings: tuple[str, ...] = ()
+    error: DensezooError | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "value": redact(self.value), "artifact": self.name,
-                "url": self.url, "strength": self.strength,
-                "path": str(self.path) if self.path else None,
-                "verified": self.name is not None}
+        d = {"key": self.key, "value": redact(self.value), "artifact": self.name,
+             "url": self.url, "strength": self.strength, "state": self.state,
+             "path": str(self.path) if self.path else None,
+             "verified": self.state in (RefState.VERIFIED, RefState.PINNED),
+             "warnings": list(self.warnings)}
+        if self.error is not None:
+            d.update(error_fields(self.error))
+        return d
 
 
 @dataclass(frozen=True)
@@ -288,18 +305,32 @@ class ConfigResult:
 
     source: Path
     references: tuple[ResolvedReference, ...]
-    text: str | None               # the flattened config with local paths (None: dry run)
+    text: str | None               # the config with local paths: only when ``complete``
     outcomes: tuple[FetchOutcome, ...] = ()
     runtime: tuple[str, ...] = ()  # artifacts the model's code downloads at run time
 
     @property
     def unverified(self) -> tuple[ResolvedReference, ...]:
-        return tuple(r for r in self.references if r.name is None)
+        return tuple(r for r in self.references if r.state is RefState.NOT_LISTED)
+
+    @property
+    def failed(self) -> tuple[ResolvedReference, ...]:
+        return tuple(r for r in self.references if r.state is RefState.FAILED)
+
+    @property
+    def complete(self) -> bool:
+        """Every reference a manifest lists was fetched and checked now."""
+        return all(r.state in (RefState.VERIFIED, RefState.PINNED, RefState.NOT_LISTED)
+                   for r in self.references)
 
     @property
     def errors(self) -> tuple[FetchOutcome, ...]:
         return tuple(o for o in self.outcomes if not o.ok)
 
+    def counts(self) -> dict[str, int]:
+        return {str(s): sum(r.state is s for r in self.references) for s in RefState}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"config": str(self.source), "references": [r.to_dict() for r in self.references],
+        return {"config": str(self.source), "complete": self.complete, "counts": self.counts(),
+                "references": [r.to_dict() for r in self.references],
                 "fetched": [o.to_dict() for o in self.outcomes]}

@@ -8,9 +8,11 @@ from typing import Callable
 
 import click
 
+from ..disk import write_text_atomic
 from ..errors import EXIT_OK
+from ..urls import redact
 from .app import App, json_option, pass_app
-from .render import RichProgress, emit_json, progress_display, table
+from .render import RichProgress, emit_json, one_line, progress_display, table
 
 
 @click.command("config")
@@ -45,7 +47,14 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
       densezoo config densepose_rcnn_R_50_FPN_s1x.yaml -o verified.yaml
       python train_net.py --config-file verified.yaml --eval-only
 
-    References in no manifest are listed as "not verified" and left as they are.
+    Each reference ends in one state, and the summary counts them: listed (a
+    manifest knows it; --dry-run checks nothing), verified (bytes checked now),
+    pinned (nothing published: pinned on this first use, with a warning), not in any
+    manifest (left as written, warned; refused with --strict), failed.  The config is
+    written (atomically, with -o) only when every listed reference was verified or
+    pinned; otherwise nothing is written and the exit code is the first failure's.
+    With --seed-iopath the model kind's runtime files are best effort (warned and
+    listed) unless --strict.
     """
     if strict_here:
         app.strict = True
@@ -60,30 +69,43 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
         if display:
             display.stop()
     for r in result.unverified:
-        app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
+        app.warn(f"{r.key}: {redact(r.value)} is not in any manifest: not verified")
+    for r in result.references:
+        for w in r.warnings:
+            app.warn(f"{r.key}: {w}")
     for o in result.errors:
         assert o.error is not None
         app.error(o.error)
-    seeded = []
-    if seed_iopath and not dry_run and not result.errors:
-        seeded = zoo.seed_iopath(result, Path(seed_dir) if seed_dir else None)
+    seeded: list = []
+    skipped: list = []
+    if seed_iopath and not dry_run and result.complete:
+        seeded, skipped = zoo.seed_iopath(result, Path(seed_dir) if seed_dir else None,
+                                          strict=app.strict)
+        for name, err in skipped:
+            app.warn(f"runtime file {name} not seeded ({one_line(err)}); inference does not "
+                     "need it, evaluation and visualisation may")
+    if output and result.text is not None:
+        write_text_atomic(Path(output), result.text)
     if as_json:
-        emit_json({**result.to_dict(), "output": output,
-                   "seeded": [s.to_dict() for s in seeded]})
+        emit_json({**result.to_dict(), "output": output if result.text else None,
+                   "seeded": [s.to_dict() for s in seeded],
+                   "not_seeded": [{"name": n, "error": str(e)} for n, e in skipped]})
     elif dry_run:
-        table(("key", "artifact", "checksum", "cached"),
-              [(r.key, r.name or "(not in any manifest)", str(r.strength or "-"),
+        table(("key", "artifact", "state", "checksum", "cached (unchecked)"),
+              [(r.key, r.name or "-", str(r.state), str(r.strength or "-"),
                 str(r.path) if r.path else "") for r in result.references])
     elif result.text is not None:
         if output:
-            Path(output).write_text(result.text, encoding="utf-8")
             app.say(f"wrote {output}")
         else:
             click.echo(result.text, nl=False)
-    verified = sum(1 for r in result.references if r.name)
-    app.say(f"{len(result.references)} reference(s): {verified} verified, "
-            f"{len(result.unverified)} not in any manifest"
-            + (f", {len(seeded)} file(s) seeded into the iopath cache" if seeded else ""))
+    counts = ", ".join(f"{n} {state}" for state, n in result.counts().items() if n)
+    app.say(f"{len(result.references)} reference(s): {counts or 'none'}"
+            + (f"; {len(seeded)} file(s) seeded into the iopath cache" if seeded else "")
+            + (f", {len(skipped)} runtime file(s) not seeded" if skipped else ""))
+    if result.failed:
+        app.say("the config was not written: " + ", ".join(
+            f"{r.key} ({r.name})" for r in result.failed) + " failed")
     code = next((o.error.exit_code for o in result.errors if o.error), EXIT_OK)
     sys.exit(code)
 

@@ -7,14 +7,15 @@ config with verified local paths, and seed iopath's download cache.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..configs import UrlIndex, dump, find_references, load_config, rewrite, runtime_urls
-from ..errors import PolicyError
+from ..errors import DensezooError, PolicyError
 from ..catalog import unique
 from ..progress import ProgressArg
-from ..results import ConfigResult, ExportResult, FetchOutcome, ResolvedReference
+from ..results import ConfigResult, ExportResult, FetchOutcome, RefState, ResolvedReference
 from ..urls import redact
 
 if TYPE_CHECKING:
@@ -24,10 +25,11 @@ if TYPE_CHECKING:
 def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
             progress: ProgressArg = None) -> ConfigResult:
     """Follow ``_BASE_``, map every reference to a manifest entry (by URL, mirror or legacy
-    URL; ``detectron2://`` and ``densezoo://`` too), fetch them (unless ``fetch=False``:
-    no network, cached paths only), and return the flattened config with each reference
-    replaced by its verified local path.  Under strict mode a reference in no manifest
-    is refused."""
+    URL; ``detectron2://``, ``catalog://`` and ``densezoo://`` too), fetch them (unless
+    ``fetch=False``: no network, nothing checked) and say per reference exactly what
+    was done (``RefState``).  The rewritten config (``text``) exists only when every
+    reference a manifest lists was fetched and checked now.  Under strict mode a
+    reference in no manifest is refused."""
     cfg = load_config(path)
     index = UrlIndex(core.catalog)
     refs = find_references(cfg, index)
@@ -37,35 +39,63 @@ def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
                           + ", ".join(redact(u) for u in unknown),
                           hint="add them to a manifest (--manifest), or drop --strict")
     arts = unique([r.artifact for r in refs if r.artifact is not None])
-    outcomes: list[FetchOutcome] = []
-    if fetch:
-        outcomes = core.fetch_many(arts, jobs=jobs, progress=progress)
-        paths = {o.name: o.result.path for o in outcomes if o.ok and o.result}
-    else:
-        paths = {a.name: core.store.cached_path(a) for a in arts}
-    resolved = tuple(ResolvedReference(
-        r.key, r.value, r.artifact.name if r.artifact else None,
-        redact(r.artifact.url) if r.artifact else None,
-        core.trust.strength(r.artifact) if r.artifact else None,
-        paths.get(r.artifact.name) if r.artifact else None) for r in refs)
+    outcomes = core.fetch_many(arts, jobs=jobs, progress=progress) if fetch else []
+    by_name = {o.name: o for o in outcomes}
+    resolved = tuple(_state(core, r, by_name, fetch) for r in refs)
+    paths = {r.name: r.path for r in resolved if r.state in (RefState.VERIFIED, RefState.PINNED)}
 
     def local(ref: str) -> str | None:
         art = index.find(ref)
         found = paths.get(art.name) if art is not None else None
         return str(found) if found else None
 
-    text = dump(rewrite(cfg, local)) if fetch else None
-    runtime = unique([art.name for url in runtime_urls(cfg)
-                      if (art := index.find(url)) is not None])
-    return ConfigResult(path, resolved, text, tuple(outcomes), tuple(runtime))
+    result = ConfigResult(path, resolved, None, tuple(outcomes), tuple(unique(
+        [art.name for url in runtime_urls(cfg) if (art := index.find(url)) is not None])))
+    if fetch and result.complete:
+        result = replace(result, text=dump(rewrite(cfg, local)))
+    return result
 
 
-def seed_iopath(core: "Core", result: ConfigResult, to: Path | None, *,
-                link: str = "symlink") -> list[ExportResult]:
+def _state(core: "Core", ref, outcomes: dict[str, FetchOutcome],
+           fetched: bool) -> ResolvedReference:
+    art = ref.artifact
+    if art is None:
+        return ResolvedReference(ref.key, ref.value, None, None, None, None,
+                                 RefState.NOT_LISTED)
+    base = (ref.key, ref.value, art.name, redact(art.url))
+    if not fetched:
+        return ResolvedReference(*base, core.trust.strength(art), core.store.cached_path(art),
+                                 RefState.LISTED)
+    o = outcomes[art.name]
+    if o.error is not None or o.result is None:
+        return ResolvedReference(*base, core.trust.strength(art), None, RefState.FAILED,
+                                 error=o.error)
+    r = o.result
+    return ResolvedReference(*base, r.strength, r.path,
+                             RefState.PINNED if r.pinned else RefState.VERIFIED, r.warnings)
+
+
+def seed_iopath(core: "Core", result: ConfigResult, to: Path | None, *, link: str = "symlink",
+                strict: bool = False) -> tuple[list[ExportResult], list[tuple[str, DensezooError]]]:
     """The config's files and the runtime files of its model kind, where iopath looks
-    first: unmodified scripts then read verified bytes, online or air-gapped.  Runtime
-    files in no manifest are skipped."""
-    names = [r.name for r in result.references if r.name]
+    first: unmodified scripts then read verified bytes, online or air-gapped.
+
+    The config's own files must all be placed.  Runtime files (symmetry tables,
+    meshes: read by evaluation and visualisation, not by inference) are best effort:
+    one that cannot be fetched is returned with its error, not raised, unless
+    ``strict``.  Runtime files in no manifest are skipped."""
     from .export import export
 
-    return export(core, unique([*names, *result.runtime]), to, link=link, layout="iopath")
+    names = unique([r.name for r in result.references if r.name])
+    placed = export(core, names, to, link=link, layout="iopath")
+    skipped: list[tuple[str, DensezooError]] = []
+    for name in result.runtime:
+        if name in names:
+            continue
+        try:
+            placed += export(core, [name], to, link=link, layout="iopath")
+        except DensezooError as e:
+            if strict:
+                raise
+            skipped.append((name, e))
+    return placed, skipped
