@@ -232,3 +232,22 @@ def test_pin_never_overwrites_a_published_checksum_and_reports_the_conflict(
     r = cli("--manifest", str(partly), "pin", "--manifest-out", str(out), "--json")
     assert r.code == 0 and json.loads(r.out)[0]["written"] == ["sha256", "size"]
     assert f"size: {len(a.data)}" in out.read_text()
+
+
+# -- 8: each URL's cause on its own line -------------------------------------------------------
+
+def test_every_failed_url_gets_its_own_line_and_json_record(cli, blob, manifest, server):
+    good, wrong = blob("wc_good", 20_000), blob("wc_wrong", 20_000)
+    server.fault(good.path, "status", -1, code=404)
+    m = manifest(entry(good, mirrors=[wrong.url]))
+    r = cli("--manifest", str(m), "fetch", "wc_good")
+    assert r.code == 4, r.err
+    lines = r.err.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("error: "))
+    assert lines[first].startswith("error: could not fetch wc_good: all 2 URLs failed "
+                                   "(the worst cause: checksum)")
+    assert lines[first + 1].startswith(f"  {good.url} -> [http]") and "404" in lines[first + 1]
+    assert lines[first + 2].startswith(f"  {wrong.url} -> [checksum] md5 mismatch")
+    j = json.loads(cli("--manifest", str(m), "fetch", "wc_good", "--json").out)
+    assert [(c["url"], c["kind"]) for c in j[0]["causes"]] == [(good.url, "http"),
+                                                               (wrong.url, "checksum")]

@@ -53,6 +53,16 @@ class DensezooError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def headline(self) -> str:
+        """The message as the CLI's one line shows it, when ``details`` follow it."""
+        return self.message
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        """Lines the CLI prints under the one-line message (e.g. one per URL tried)."""
+        return ()
+
 
 class UsageError(DensezooError):
     """A request that cannot mean anything (an empty selection, a bad setting)."""
@@ -155,15 +165,29 @@ class DownloadFailedError(DensezooError, OSError):
     def __init__(self, name: str, failures: Sequence[UrlFailure]) -> None:
         self.name = name
         self.failures = list(failures)
-        lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         # The worst cause decides the exit code and the advice: a mirror that served a
         # hostile pickle while upstream is dead is an attack (9), not a network problem.
         kinds = {f.kind for f in self.failures}
-        worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
-        self.exit_code, hint = _ALL_FAILED[worst]
+        self.worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
+        self.exit_code, hint = _ALL_FAILED[self.worst]
+        lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
     __str__ = DensezooError.__str__
+
+    @property
+    def headline(self) -> str:
+        if len(self.failures) < 2:
+            return self.message
+        return (f"could not fetch {self.name}: all {len(self.failures)} URLs failed "
+                f"(the worst cause: {self.worst})")
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        """Each URL and why it failed, one per line, when there was more than one."""
+        if len(self.failures) < 2:
+            return ()
+        return tuple(f"{f.url} -> [{f.kind}] {f.reason}" for f in self.failures)
 
 
 # Which URL failure speaks for the artifact when URLs failed for different reasons.

@@ -43,7 +43,11 @@ class VerifyStatus(Label):
 
 def error_fields(error: DensezooError) -> dict[str, Any]:
     """How a per-item failure appears in a JSON record (fetch, import)."""
-    return {"error": str(error), "hint": error.hint, "exit_code": error.exit_code}
+    d: dict[str, Any] = {"error": str(error), "hint": error.hint, "exit_code": error.exit_code}
+    failures = getattr(error, "failures", None)
+    if failures:
+        d["causes"] = [{"url": f.url, "kind": str(f.kind), "reason": f.reason} for f in failures]
+    return d
 
 
 def artifact_dict(a: Artifact) -> dict[str, Any]:

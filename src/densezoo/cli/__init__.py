@@ -64,6 +64,8 @@ def _run(argv: list[str] | None) -> None:
         if debug():
             traceback.print_exc()
         click.echo(f"error: {one_line(e)}", err=True)
+        for line in e.details:
+            click.echo(f"  {line}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

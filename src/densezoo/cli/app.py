@@ -100,6 +100,8 @@ class App:
 
     def error(self, err: DensezooError) -> None:
         click.echo(f"error: {one_line(err)}", err=True)
+        for line in err.details:
+            click.echo(f"  {line}", err=True)
 
     def show_progress(self, as_json: bool) -> bool:
         return self.progress and not self.quiet and not as_json and sys.stderr.isatty()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def one_line(err: DensezooError) -> str:
-    text = str(err)
+    text = err.headline
     return f"{text} (hint: {err.hint})" if err.hint else text
 
 
