@@ -103,6 +103,134 @@ def test_a_stream_the_scan_calls_safe_imports_only_allowed_names(pieces):
         assert set(consumer_imports(data)) <= ALLOWED_GLOBALS, data
 
 
+# -- frames: a file is read differently from bytes ----------------------------------------
+
+def file_consumer_imports(data: bytes, tmp_dir) -> list[tuple[str, str]]:
+    """What ``pickle.load(open(path, "rb"), encoding="latin1")`` imports -- detectron2's
+    exact call: a real file (a BufferedReader, with ``peek``), not ``loads``."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=".pkl", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        with open(name, "rb") as f:
+            r = Recorder.__new__(Recorder)
+            pickle.Unpickler.__init__(r, f, encoding="latin1")
+            r.imports = []
+            try:
+                r.load()
+            except Exception:   # noqa: BLE001 - imports made before a failure still count
+                pass
+            return r.imports
+    finally:
+        os.unlink(name)
+
+
+def frame_crossing_pickle() -> bytes:
+    """Protocol 4: an 8 KiB frame whose last string's bytes run past its end.  A flat
+    reading sees two harmless strings; ``pickle.load(f)`` drops the frame's tail, takes
+    the string from after the frame and runs the ``os.system`` hidden in the second."""
+    body = b"N0" * 4100 + b"U" + bytes([10]) + b"AAA"
+    hidden = b"0cos\nsystem\n(S'echo pwned'\ntR0"
+    after = b"B" * 7 + b"0U" + bytes([len(hidden)]) + hidden + b"N."
+    return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + after
+
+
+def test_an_argument_crossing_a_frame_end_is_unsafe_everywhere(server, manifest, cli, cache_dir,
+                                                               tmp_path):
+    data = frame_crossing_pickle()
+    assert ("os", "system") in file_consumer_imports(data, tmp_path)   # the real consumer
+    report = scan_bytes(data)
+    assert not report.ok and "past the end of the frame" in report.error
+    f = tmp_path / "framed.pkl"
+    f.write_bytes(data)
+    assert cli("scan", str(f)).code == 9
+    url = server.add("/w/framed/model_final.pkl", data)
+    m = manifest({"name": "framed", "url": url, "md5": None})        # would be pinned
+    r = cli("--manifest", str(m), "fetch", "framed")
+    assert r.code == 9 and "frame" in r.err
+    assert json.loads(cli("--manifest", str(m), "info", "framed", "--json").out)["pin"] is None
+    assert not [p for p in (cache_dir / "files").rglob("model_final.pkl")]
+
+
+def test_a_frame_inside_an_unfinished_frame_is_unsafe():
+    inner = b"\x95" + struct.pack("<Q", 2) + b"N."
+    data = b"\x80\x04\x95" + struct.pack("<Q", len(inner) + 2) + b"N0" + inner
+    assert "before the frame ending" in scan_bytes(data).error
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_real_framed_pickles_still_pass(protocol):
+    """What CPython's pickler writes: frames end on opcode boundaries, large bytes
+    outside any frame."""
+    weights = {"blobs": {f"conv{i}_w": bytes(range(256)) * (40 + i) for i in range(60)},
+               "names": [f"layer{i}" * 30 for i in range(400)], "big": b"\x01" * 300_000}
+    data = pickle.dumps(weights, protocol=protocol)
+    assert b"\x95" in data and scan_bytes(data).ok
+
+
+# Pieces that make a frame boundary matter: counted strings whose payload is itself a
+# planted import (what a flat reading swallows and a framed reading may execute).
+FRAME_PIECES = PIECES + [b"U\x05", b"U\x0b", b"U\x0c", b"\x8c\x08", b"B\x06\x00\x00\x00",
+                         b"U\x0bcos\nsystem\n", b"U\x0ccos\nsystem\n0", b"0U\x0b",
+                         b"(S'x'\ntR", b"0cos\nsystem\n", b"AAAA", b"\x80\x04"]
+FUZZ_EXAMPLES = int(os.environ.get("DENSEZOO_FUZZ_EXAMPLES", "300"))
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(FRAME_PIECES), max_size=16),
+       frames=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=3))
+def test_framed_streams_the_scan_calls_safe_import_only_allowed_names(pieces, frames, tmp_path):
+    """The differential property with frames on, against the unpickler reading from bytes
+    *and* from a real file: frames are inserted at drawn places with drawn lengths, so
+    their ends fall anywhere, mid-argument included.  CI runs 300 examples;
+    ``DENSEZOO_FUZZ_EXAMPLES`` runs more."""
+    data = b"".join(pieces)
+    for at, length in frames:
+        i = int(at * len(data))
+        n = int(length * (len(data) - i))
+        data = data[:i] + b"\x95" + struct.pack("<Q", n) + data[i:]
+    if scan_bytes(data).ok:
+        imports = set(consumer_imports(data)) | set(file_consumer_imports(data, tmp_path))
+        assert imports <= ALLOWED_GLOBALS, data
+
+
+STRING_OPS = {b"U": (1, False), b"\x8c": (1, False), b"X": (4, False), b"T": (4, True)}
+# What the scanner's reading swallows as a string right after the frame: (pop?, opcode).
+SWALLOW = [(b"", b"U"), (b"0", b"U"), (b"", b"X"), (b"0", b"X"), (b"0", b"T")]
+HIDDEN = [b"cos\nsystem\n(S'echo pwned'\ntR", b"csubprocess\nPopen\n(S'id'\ntR",
+          b"\x8c\x08builtins\x8c\x04eval\x93(S'1'\ntR"]
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(op=st.sampled_from(sorted(STRING_OPS)), swallow=st.sampled_from(SWALLOW),
+       hidden=st.sampled_from(HIDDEN), extra=st.integers(1, 120),
+       filler=st.one_of(st.integers(0, 40), st.integers(4090, 4200)))
+def test_strings_crossing_a_frame_end_never_hide_an_import(op, swallow, hidden, extra, filler,
+                                                           tmp_path):
+    """The family the frame divergence lives in, with drawn parameters: a counted string
+    whose bytes run ``j`` past its frame's end, arranged so that a flat reading swallows
+    a planted import as a second string while ``pickle.load`` executes it.  Small frames
+    diverge for in-memory reads, frames over ~8 KiB for real files; both readers are
+    asked.  On the scanner before frames were modelled this fails at once."""
+    width, _ = STRING_OPS[op]
+    pop, sw_op = swallow
+    sw_width = STRING_OPS[sw_op][0]
+    code = b"0" + hidden + b"0"                      # pop the dropped string, call, pop
+    header = pop + sw_op + len(code).to_bytes(sw_width, "little")
+    j = len(header)                                  # bytes of the string inside the frame
+    n = j + extra
+    body = b"N0" * filler + op + n.to_bytes(width, "little") + b"A" * j
+    after = b"B" * extra + header + code + b"N."
+    data = b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + after
+    if scan_bytes(data).ok:
+        imports = set(consumer_imports(data)) | set(file_consumer_imports(data, tmp_path))
+        assert imports <= ALLOWED_GLOBALS, data
+
+
 def test_divergent_pickle_is_refused_by_fetch_scan_and_verify(server, manifest, cli, cache_dir,
                                                               tmp_path):
     data = DIVERGENT["int-base0-hex"] + PLANT

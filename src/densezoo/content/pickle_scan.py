@@ -16,6 +16,16 @@ the unpickler's stack, mark stack and memo for the values that matter (strings,
 which ``STACK_GLOBAL`` can import by), and checks every length against the
 file before reading.  The rule that closes the rest: a stream the scanner
 cannot follow to a ``STOP`` at the very end of the file is unsafe.
+
+Frames (protocol 4+) are where reading a *file* differs from reading bytes: the C
+unpickler reads a frame into its buffer (exactly the frame, when it is larger than
+what the file object's ``peek`` offers, ~8 KiB), and an argument that runs past the
+frame's end is then read from the file *after* the frame -- the rest of the frame is
+dropped -- while a flat reading continues inside it.  A scanner reading the stream
+flat was shown a harmless string where ``pickle.load(f)`` ran ``os.system``.  Real
+picklers end frames on opcode boundaries, so the rule is exact and costs nothing:
+an argument that crosses a frame's end, or a frame that starts before the current
+one ends, is unsafe.
 """
 
 from __future__ import annotations
@@ -159,21 +169,31 @@ class _Scanner:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self.frame_end = -1            # where the current frame ends (-1: none seen)
 
     def report(self, path: str, error: str | None) -> ScanReport:
         return ScanReport(path, tuple(dict.fromkeys(self.seen)), tuple(self.findings), error)
 
     # -- argument readers: exactly the bytes the unpickler consumes ----------------------
 
+    def _within_frame(self, start: int, end: int) -> None:
+        """One read of the unpickler, bytes ``start:end``: it must not cross a frame's end."""
+        if start < self.frame_end < end:
+            raise _Bad(start, f"an argument runs past the end of the frame at byte "
+                              f"{self.frame_end} (pickle.load reading a file would take it "
+                              "from after the frame)")
+
     def _line(self, pos: int) -> tuple[bytes, int]:
         end = self.data.find(b"\n", pos)
         if end < 0:
             raise _Bad(pos, "a line argument has no newline before the end of the file")
+        self._within_frame(pos, end + 1)
         return self.data[pos:end], end + 1
 
     def _fixed(self, pos: int, n: int) -> tuple[bytes, int]:
         if pos + n > len(self.data):
             raise _Bad(pos, "truncated argument")
+        self._within_frame(pos, pos + n)
         return self.data[pos:pos + n], pos + n
 
     def _counted(self, pos: int, width: int, signed: bool, keep: bool) -> tuple[bytes | None, int]:
@@ -183,6 +203,7 @@ class _Scanner:
             raise _Bad(pos - width, "negative byte count")
         if n > len(self.data) - pos:      # checked before reading: 2**62 is refused, not allocated
             raise _Bad(pos - width, f"declares {n} bytes but only {len(self.data) - pos} remain")
+        self._within_frame(pos, pos + n)
         value = self.data[pos:pos + n] if keep and n <= KEEP_STRING else None
         return value, pos + n
 
@@ -322,9 +343,14 @@ class _Scanner:
             if raw[0] > 5:
                 raise _Bad(start, f"unsupported pickle protocol {raw[0]}")
         elif name == "FRAME":
+            if start < self.frame_end:
+                raise _Bad(start, f"a frame starts before the frame ending at byte "
+                                  f"{self.frame_end} is finished")
             raw, pos = self._fixed(pos, 8)
-            if struct.unpack("<Q", raw)[0] > len(self.data) - pos:
+            size = struct.unpack("<Q", raw)[0]
+            if size > len(self.data) - pos:
                 raise _Bad(start, "a frame longer than the rest of the file")
+            self.frame_end = pos + size
         else:                                   # every opcode of protocols 0-5 is handled
             raise _Bad(start, f"opcode {name} is not understood")
         return pos
