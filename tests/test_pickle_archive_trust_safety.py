@@ -355,11 +355,13 @@ def test_a_mirror_cannot_vouch_for_its_own_bytes(server, manifest, cli, monkeypa
     r = cli("--manifest", str(m), "fetch", "R50", "--json")
     assert r.code == 0
     (row,) = json.loads(r.out)
-    assert row["strength"] == "pinned" and row["pinned"]          # not "sidecar"
-    assert "could not be read from upstream" in r.err
+    # not "sidecar", and not even "pinned": a mirror's bytes that nothing checked
+    assert row["strength"] == "prefix-mirror" and row["pinned"]
+    assert "could not be read from upstream" in r.err and "came from a mirror" in r.err
     assert server.hits(f"/mirror/{host}{up}.md5sum") == []         # never asked the mirror
     info = json.loads(cli("--manifest", str(m), "info", "R50", "--json").out)
-    assert info["strength"] == "pinned" and "sidecar_md5" not in (info["pin"] or {})
+    assert info["strength"] == "prefix-mirror" and "sidecar_md5" not in (info["pin"] or {})
+    assert info["pin"]["origin"] is False
 
 
 def test_a_stale_mirror_sidecar_is_never_remembered(server, manifest, cli, monkeypatch):

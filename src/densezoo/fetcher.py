@@ -30,7 +30,7 @@ from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, Veri
 from .settings import Settings
 from .store.files import FetchMarker, Store
 from .results import Strength
-from .store.trust import Trust, declared, declared_strength
+from .store.trust import Trust, declared, declared_strength, has_full
 from .urls import redact, url_key
 from .store.verifier import Verifier
 
@@ -124,8 +124,14 @@ class Fetcher:
             return None
         check = self.verifier.check(art, self.trust.expected(art), quick=True, record=repair)
         if check.status is VerifyStatus.OK:
+            strength = self.trust.strength(art)
+            if strength is Strength.MIRROR and self.settings.strict:
+                raise PolicyError(f"{art.name} is cached from a mirror that only an md5 prefix "
+                                  "(or nothing) checked, and strict mode is on",
+                                  hint=f"`densezoo fetch --force {art.name}` without the mirror "
+                                       "pins it from its own URL")
             return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                               self.trust.strength(art))
+                               strength)
         if check.status is VerifyStatus.UNPINNED:
             return self._unpinned(art, path, check, warnings, repair=repair)
         owner = self._verified_sibling(art, check)
@@ -220,10 +226,20 @@ class Fetcher:
     def _download(self, art: Artifact, expected: Expected, warnings: list[str],
                   progress: ProgressArg) -> FetchResult:
         failures: list[UrlFailure] = []
-        # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
-        will_pin = self.trust.needs_pin(art)
-        algorithms = ALGORITHMS if will_pin else (expected.algorithms() or ALGORITHMS)
         for url in self.candidate_urls(art.url, art.mirrors):
+            # The entry's own URL is the origin; anything else (a manifest mirror,
+            # DENSEZOO_MIRROR, S3) is transport, verified only by a full checksum.
+            from_origin = url == art.url
+            exp = self.trust.expected(art, origin=True) if from_origin else expected
+            weak = not from_origin and not has_full(exp)
+            if weak and self.settings.strict:
+                failures.append(UrlFailure(redact(url), _weak_reason(exp) + "; --strict refuses "
+                                           "a mirror's bytes that nothing stronger checks",
+                                           FailureKind.POLICY))
+                continue
+            # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
+            will_pin = self.trust.needs_pin(art, origin=from_origin)
+            algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
             try:
                 request_url = self._signed(url)
             except TransferError as e:
@@ -233,8 +249,8 @@ class Fetcher:
             began = time.monotonic()
             try:
                 got = self.downloader.download(
-                    request_url, partial, expected_size=expected.size, file_name=art.file_name,
-                    resume_unvalidated=expected.has_checksum, algorithms=algorithms,
+                    request_url, partial, expected_size=exp.size, file_name=art.file_name,
+                    resume_unvalidated=exp.has_checksum, algorithms=algorithms,
                     progress=progress_for(progress, art))
             except TransferError as e:
                 partial.release()
@@ -254,8 +270,9 @@ class Fetcher:
             self.health.record(url, ok=True,
                                bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6))
             try:
-                admitted = self.intake.admit(art, partial, got.digests, expected, url=got.url,
-                                             validators=got.validators, origin=got.url)
+                admitted = self.intake.admit(art, partial, got.digests, exp, url=got.url,
+                                             validators=got.validators, origin=got.url,
+                                             from_origin=from_origin)
             except ChecksumMismatchError as e:
                 failures.append(UrlFailure(got.url, f"{e.algorithm} mismatch: expected "
                                                     f"{e.expected}, got {e.actual}",
@@ -269,9 +286,11 @@ class Fetcher:
                 failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
                 continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
+            if weak:
+                warnings.append(_weak_warning(art, got.url, exp))
             return FetchResult(art.name, admitted.path, action, got.url, got.transferred,
-                               got.digests, self.trust.strength(art), admitted.pinned,
-                               (*warnings, *admitted.warnings))
+                               got.digests, Strength.MIRROR if weak else self.trust.strength(art),
+                               admitted.pinned, (*warnings, *admitted.warnings))
         raise DownloadFailedError(art.name, failures)
 
     def _signed(self, url: str) -> str:
@@ -341,6 +360,20 @@ class Fetcher:
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+def _weak_reason(exp: Expected) -> str:
+    if exp.md5_prefix:
+        return (f"only a {len(exp.md5_prefix)}-hex md5 prefix ({4 * len(exp.md5_prefix)} bits) "
+                "checks these bytes")
+    return "no checksum checks these bytes"
+
+
+def _weak_warning(art: Artifact, url: str, exp: Expected) -> str:
+    return (f"{art.name} came from a mirror ({url}) and {_weak_reason(exp)}: not verified "
+            "against a hostile mirror (a 6-hex prefix is matched by brute force in about "
+            f"20 s); `densezoo fetch --force {art.name}` without the mirror checks and pins it "
+            "from its own URL, --strict refuses it")
 
 
 def _wait_for_others(marker: FetchMarker) -> None:

@@ -24,6 +24,9 @@ class Strength(Label):
     SIDECAR = "sidecar"    # an upstream .md5sum file publishes the md5
     PREFIX = "prefix"      # the manifest publishes an md5 prefix (detectron2's file names)
     PINNED = "pinned"      # nothing published; checked against the first download
+    # At most an md5 prefix checked, on bytes that came from a mirror, S3 or a bundle:
+    # not verified against an adversary (24 bits are forged in ~20 s; docs/security.md).
+    MIRROR = "prefix-mirror"
     NONE = "none"          # nothing published and nothing pinned yet
 
 
@@ -255,6 +258,7 @@ class ImportResult:
     path: Path
     action: str               # imported | already-cached | failed
     error: DensezooError | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -262,7 +266,7 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"ok": self.ok, "name": self.name, "path": str(self.path),
-                             "action": self.action}
+                             "action": self.action, "warnings": list(self.warnings)}
         if self.error is not None:
             d.update(error_fields(self.error))
         return d

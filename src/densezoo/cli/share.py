@@ -117,6 +117,9 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
     else:
         for r in results:
             click.echo(f"{r.action:<15} {r.name}  {r.path}")
+    for r in results:
+        for w in r.warnings:
+            app.warn(w)
     failed = [r for r in results if r.error is not None]
     for r in failed:
         app.error(r.error)

@@ -16,12 +16,12 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Iterable
 
 from ..disk import store_errors, write_text_atomic
-from ..errors import DensezooError, ManifestError
+from ..errors import DensezooError, ManifestError, PolicyError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..manifest import Artifact, parse_manifest
 from .mirror import entry_json, known_digests
 from ..results import ImportResult
-from ..store.trust import declared
+from ..store.trust import declared, has_full
 from ..urls import redact, url_key
 
 if TYPE_CHECKING:
@@ -114,8 +114,17 @@ def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
         raise ManifestError(str(tar_path), "unsafe path in bundle", entry=art.name)
     local = _local_twin(core, art)
     expected = declared(art)
+    weak = False
     if local is not None:          # the local manifest's published values must hold too
-        expected = expected.merged(core.trust.expected(local))
+        mine = core.trust.expected(local)
+        expected = expected.merged(mine)
+        # A bundle is transport, like a mirror: its own md5 vouches for nothing the
+        # local manifest only checks by a prefix.
+        weak = not has_full(mine)
+        if weak and core.settings.strict:
+            raise PolicyError(f"{art.name}: the local manifest checks it by an md5 prefix at "
+                              "most, and a bundle's own checksums are no trust root; strict "
+                              "mode refuses it", hint="fetch it from its own URL instead")
     target = local or art
     if core.store.cached_path(target) is not None:
         return ImportResult(art.name, core.store.path_for(target), "already-cached")
@@ -128,8 +137,11 @@ def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
         raise DensezooError(f"bundle {tar_path} lists {art.name} but holds no file {arc}",
                             hint="the bundle is incomplete; write it again with "
                                  "`densezoo bundle`")
-    return ImportResult(art.name, _import_one(core, target, src, expected, str(tar_path)),
-                        "imported")
+    path = _import_one(core, target, src, expected, str(tar_path), from_origin=not weak)
+    warnings = (f"{art.name} came from a bundle and the local manifest checks it by an md5 "
+                "prefix at most: not verified against a hostile bundle (strength "
+                "prefix-mirror)",) if weak else ()
+    return ImportResult(art.name, path, "imported", warnings=warnings)
 
 
 def _local_twin(core: "Core", art: Artifact) -> Artifact | None:
@@ -140,7 +152,7 @@ def _local_twin(core: "Core", art: Artifact) -> Artifact | None:
 
 
 def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
-                origin: str) -> Path:
+                origin: str, *, from_origin: bool) -> Path:
     if not expected.has_checksum:
         raise DensezooError(f"bundle entry {art.name} carries no checksum",
                             hint="bundles written by `densezoo bundle` always do")
@@ -155,7 +167,7 @@ def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
             art, partial, hasher.finish(), expected, url=redact(art.url),
             validators={"etag": None, "last_modified": None}, origin=origin,
             mismatch_hint="the bundle is damaged or was altered; nothing was imported for "
-                          "this artifact").path
+                          "this artifact", from_origin=from_origin).path
     finally:
         hasher.abort()
         partial.discard()

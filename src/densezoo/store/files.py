@@ -277,9 +277,13 @@ class Store:
             pin["sidecar_md5"] = md5
             self._write_pin(art, pin)
 
-    def write_pin(self, art: Artifact, digests: Digests, url: str) -> dict[str, Any]:
+    def write_pin(self, art: Artifact, digests: Digests, url: str, *,
+                  origin: bool = True) -> dict[str, Any]:
+        """Record the digests of a first download; ``origin`` False when the bytes came
+        from a mirror, S3 or a bundle (such a pin does not make the entry verified)."""
         pin = self.read_pin(art) or {}
-        pin.update({"name": art.name, "url": url, "pinned_at": utc_now(), **digests.as_dict()})
+        pin.update({"name": art.name, "url": url, "pinned_at": utc_now(), "origin": origin,
+                    **digests.as_dict()})
         self._write_pin(art, pin)
         return pin
 

@@ -18,6 +18,7 @@ from ..errors import UnsafeContentError, WrongContentError
 from ..hashing import Digests, Expected
 from ..manifest import Artifact
 from ..results import Strength
+from ..urls import redact
 from .files import Partial, Store
 from .trust import Trust, declared_strength
 
@@ -41,13 +42,16 @@ class Intake:
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
               url: str, validators: dict[str, str | None], origin: str,
-              mismatch_hint: str | None = None) -> Admitted:
+              mismatch_hint: str | None = None, from_origin: bool = True) -> Admitted:
         """Publish ``partial`` as ``art`` if its bytes are right and safe, else refuse.
 
         Raises ChecksumMismatchError or WrongContentError (partial discarded:
         the bytes are not the file) or UnsafeContentError (partial moved to
         ``bad/`` as evidence: the bytes are hostile).  ``origin`` names where the
-        bytes came from, for messages; ``url`` is recorded (already redacted).
+        bytes came from, for messages; ``url`` is recorded (already redacted);
+        ``from_origin`` False for bytes not from the entry's own URL (a mirror, S3, a
+        bundle): a pin they make says so, and the caller warns when nothing stronger
+        than an md5 prefix checked them.
         """
         what = f"{art.name} from {origin}"
         try:
@@ -55,7 +59,7 @@ class Intake:
         except Exception:
             partial.discard()
             raise
-        will_pin = self.trust.needs_pin(art)
+        will_pin = self.trust.needs_pin(art, origin=from_origin)
         finding = self.inspect(art, partial.path, first_use=will_pin)
         if finding is not None:
             if finding.unsafe:
@@ -65,7 +69,7 @@ class Intake:
             partial.discard()
             raise WrongContentError(what, finding.reason)
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
-        warnings = self._pin(art, digests, url) if will_pin else ()
+        warnings = self._pin(art, digests, url, origin=from_origin) if will_pin else ()
         return Admitted(path, will_pin, warnings)
 
     def pin_cached(self, art: Artifact, path: Path, digests: Digests,
@@ -84,10 +88,13 @@ class Intake:
             if finding.unsafe:
                 raise UnsafeContentError(what, finding.reason, moved_to=str(moved))
             raise WrongContentError(what, f"{finding.reason}; moved to {moved}")
-        return Admitted(path, True, self._pin(art, digests, url))
+        meta = self.store.read_meta(art) or {}
+        return Admitted(path, True, self._pin(art, digests, url,
+                                              origin=meta.get("url") == redact(art.url)))
 
-    def _pin(self, art: Artifact, digests: Digests, url: str) -> tuple[str, ...]:
-        self.store.write_pin(art, digests, url)
+    def _pin(self, art: Artifact, digests: Digests, url: str, *,
+             origin: bool = True) -> tuple[str, ...]:
+        self.store.write_pin(art, digests, url, origin=origin)
         if declared_strength(art) is Strength.NONE:
             return (f"{art.name} has no published checksum; pinned md5 {digests.md5} and "
                     f"size {digests.size} on this first download",)

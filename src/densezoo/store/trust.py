@@ -12,7 +12,22 @@ from __future__ import annotations
 from ..hashing import Expected
 from ..manifest import Artifact
 from ..results import Strength
+from ..urls import redact
 from .files import Store
+
+
+def pin_from_origin(art: Artifact, pin: dict) -> bool:
+    """Whether a pin was taken from the entry's own ``url`` (the origin), not a mirror.
+    Pins written before this was recorded count as the origin's when their URL is it."""
+    if "origin" in pin:
+        return bool(pin["origin"])
+    return pin.get("url") == redact(art.url)
+
+
+def has_full(expected: Expected) -> bool:
+    """A full checksum (md5 or sha256) is known: enough against an adversary.  An md5
+    prefix is not: 6 hex digits are 24 bits, matched by brute force in ~20 s."""
+    return bool(expected.md5 or expected.sha256)
 
 
 def declared_strength(art: Artifact) -> Strength:
@@ -70,15 +85,20 @@ class Trust:
         side = self.sidecar_md5(art, pin)
         return bool(pin.get("md5")) and (side is None or pin["md5"] == side)
 
-    def needs_pin(self, art: Artifact) -> bool:
+    def needs_pin(self, art: Artifact, *, origin: bool = True) -> bool:
         """True when a verified copy should be pinned: no full checksum published and no pin
-        that still holds."""
+        that still holds.  Bytes from the origin replace a pin a mirror's bytes made."""
         if declared_strength(art) is Strength.FULL:
             return False
-        return not self._pin_agrees(art, self._pin(art))
+        pin = self._pin(art)
+        if origin and pin.get("md5") and not pin_from_origin(art, pin):
+            return True
+        return not self._pin_agrees(art, pin)
 
-    def expected(self, art: Artifact) -> Expected:
-        """Published checksums, then the remembered upstream sidecar md5, then the pin."""
+    def expected(self, art: Artifact, *, origin: bool = False) -> Expected:
+        """Published checksums, then the remembered upstream sidecar md5, then the pin.
+        ``origin``: for bytes from the entry's own URL, which a pin taken from a mirror
+        does not bind (the origin is the trust root; that pin is replaced)."""
         exp = declared(art)
         if declared_strength(art) is Strength.FULL:
             return exp
@@ -86,6 +106,8 @@ class Trust:
         side = self.sidecar_md5(art, pin)
         if side:
             exp = exp.merged(Expected(md5=side, sources={"md5": "sidecar"}))
+        if origin and pin.get("md5") and not pin_from_origin(art, pin):
+            return exp
         if self._pin_agrees(art, pin):
             exp = exp.merged(Expected(size=pin.get("size"), md5=pin["md5"],
                                       sha256=pin.get("sha256"),
@@ -96,9 +118,13 @@ class Trust:
         """The declared strength, except: ``pinned`` once a first download was recorded for
         an artifact with nothing published, or whose upstream sidecar was never read."""
         declared_ = declared_strength(art)
-        if declared_ in (Strength.NONE, Strength.SIDECAR):
-            pin = self._pin(art, pin)
-            if (declared_ is Strength.NONE or not self.sidecar_md5(art, pin)) and \
-                    self.pinned(art, pin):
-                return Strength.PINNED
+        if declared_ is Strength.FULL:
+            return declared_
+        pin = self._pin(art, pin)
+        unvouched = declared_ is not Strength.SIDECAR or not self.sidecar_md5(art, pin)
+        if unvouched and self.pinned(art, pin) and not pin_from_origin(art, pin):
+            return Strength.MIRROR
+        if declared_ in (Strength.NONE, Strength.SIDECAR) and unvouched and \
+                self.pinned(art, pin):
+            return Strength.PINNED
         return declared_
