@@ -70,6 +70,18 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>,]+")
+_BARE_USERINFO = re.compile(r"(?<![\w/@])[^\s/@'\":,=]+:[^\s/@'\"]*@(?=[\w\[])")
+
+
+def redact_text(text: str) -> str:
+    """Any message with the URLs inside it redacted (``redact``), and a scheme-less
+    ``user:password@host`` (a proxy variable's usual form) too: the one filter every
+    line densezoo prints goes through, whatever put a URL into it."""
+    text = _URL_IN_TEXT.sub(lambda m: redact(m.group()), text)
+    return _BARE_USERINFO.sub("", text)
+
+
 _SECRET_WORDS = ("token", "sig", "key", "pass", "secret", "auth", "credential", "x-amz-")
 
 

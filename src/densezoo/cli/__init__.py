@@ -20,6 +20,7 @@ from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError
 from ..settings import debug
 from . import browse, cache, check, configs, setup, share
 from .app import cli
+from ..urls import redact_text
 from .render import one_line
 
 for _module in (browse, check, configs, cache, share, setup):
@@ -65,7 +66,7 @@ def _run(argv: list[str] | None) -> None:
             traceback.print_exc()
         click.echo(f"error: {one_line(e)}", err=True)
         for line in e.details:
-            click.echo(f"  {line}", err=True)
+            click.echo(f"  {redact_text(line)}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

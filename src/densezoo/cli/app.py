@@ -15,6 +15,7 @@ import click
 from ..version import __version__
 from ..errors import DensezooError
 from ..settings import ENV_CACHE_DIR
+from ..urls import redact_text
 from .render import one_line
 
 if TYPE_CHECKING:
@@ -92,16 +93,16 @@ class App:
     def say(self, message: str) -> None:
         """Informational line on stderr (silenced by -q)."""
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(redact_text(message), err=True)
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            click.echo(f"warning: {message}", err=True)
+            click.echo(f"warning: {redact_text(message)}", err=True)
 
     def error(self, err: DensezooError) -> None:
         click.echo(f"error: {one_line(err)}", err=True)
         for line in err.details:
-            click.echo(f"  {line}", err=True)
+            click.echo(f"  {redact_text(line)}", err=True)
 
     def show_progress(self, as_json: bool) -> bool:
         return self.progress and not self.quiet and not as_json and sys.stderr.isatty()

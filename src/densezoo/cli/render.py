@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
+from ..urls import redact_text
+
 from ..errors import DensezooError
 from ..units import human_size
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 def one_line(err: DensezooError) -> str:
     text = err.headline
-    return f"{text} (hint: {err.hint})" if err.hint else text
+    return redact_text(f"{text} (hint: {err.hint})" if err.hint else text)
 
 
 def emit_json(data: Any) -> None:

@@ -11,7 +11,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DensezooError
-from ..urls import redact
+from ..urls import redact, redact_text
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -86,4 +86,4 @@ def diagnose(core: "Core") -> Diagnosis:
 
 
 def _redact_env(value: str) -> str:
-    return redact(value) if "://" in value else value
+    return redact_text(value)
