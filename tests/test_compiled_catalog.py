@@ -76,3 +76,43 @@ def test_errors_still_name_the_manifest(manifest, cache_dir):
     with pytest.raises(ManifestError, match="must be http"):
         Catalog.load([m], defaults=False, compiled=cache_dir / "catalog")
     assert not (cache_dir / "catalog").exists() or not compiled_files(cache_dir)
+
+
+def test_a_compiled_file_others_can_write_decides_nothing(cli, blob, manifest, cache_dir,
+                                                           tmp_path):
+    """Issue 19.3: a co-tenant rewrites url, md5 and filename in the compiled catalog of a
+    shared cache (its key is public): the victim's strict fetch still gets the real file,
+    at the real place."""
+    real, evil = blob("victim", 20_000), blob("attacker", 20_000)
+    m = manifest({"name": "victim", "url": real.url, "md5": real.md5})
+    assert cli("--no-default-manifests", "--manifest", str(m), "list").code == 0
+    (path,) = compiled_files(cache_dir)
+    doc = json.loads(path.read_text())
+    doc["artifacts"][0].update({"url": evil.url, "md5": evil.md5, "filename": "bashrc"})
+    path.write_text(json.dumps(doc))
+    path.chmod(0o666)                                  # what a shared, writable cache allows
+    r = cli("--no-default-manifests", "--manifest", str(m), "--strict", "fetch", "victim",
+            "--json")
+    assert r.code == 0, r.err
+    (row,) = json.loads(r.out)
+    assert row["path"].endswith("/zoo/victim.bin") and row["md5"] == real.md5
+    doc["artifacts"][0]["filename"] = str(tmp_path / "bashrc")     # and never a path
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    r = cli("--no-default-manifests", "--manifest", str(m), "info", "victim", "--json")
+    assert r.code == 0 and json.loads(r.out)["url"] == real.url
+    assert not (tmp_path / "bashrc").exists()
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../escape.bin", "..", "a\\\\b", "x\x00y"])
+def test_the_store_refuses_a_file_name_that_is_not_plain_whatever_its_source(name, blob,
+                                                                             tmp_path):
+    from densezoo import Zoo
+    from densezoo.manifest import Artifact
+
+    b = blob("plain", 1000)
+    zoo = Zoo(cache_dir=tmp_path / "c", default_manifests=False)
+    art = Artifact(name="plain", url=b.url, md5=b.md5, filename=name, source="api")
+    with pytest.raises(ManifestError, match="not a plain name"):
+        zoo.fetch(art)
+    assert not list((tmp_path / "c").rglob("*.bin")) and not (tmp_path / "escape.bin").exists()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import ManifestError
-from ..manifest import Artifact, store_key
+from ..manifest import Artifact
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
 
@@ -133,9 +133,18 @@ class Layout:
         self.cachedir_tag = self.root / "CACHEDIR.TAG"
 
     def file(self, art: Artifact) -> Path:
-        """The published file: host + URL path, so equal basenames never collide."""
-        self.key(art.url)                       # refuses a key that could leave the folder
-        return self.files_dir.joinpath(*store_key(art))
+        """The published file: host + URL path, so equal basenames never collide.
+
+        Both the URL's key and the file name are checked here, whatever let the
+        artifact through (a manifest, a compiled catalog, a store record, an API
+        caller): a name that is not a plain name in its folder is refused."""
+        key = self.key(art.url)                 # refuses a key that could leave the folder
+        name = art.file_name
+        if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+                or any(ord(c) < 32 for c in name)):
+            raise ManifestError(art.source or "<artifact>", f"file name {name!r} is not a "
+                                "plain name inside the store folder", entry=art.name)
+        return self.files_dir.joinpath(*key[:-1], name)
 
     @staticmethod
     def key(url: str) -> tuple[str, ...]:
