@@ -17,6 +17,7 @@ import stat
 import uuid
 from pathlib import Path
 
+from .disk import mine_alone
 from .errors import ManifestError
 from .manifest import Manifest, safe_load, has_secret_urls, read_manifest, validate
 from .version import __version__
@@ -52,11 +53,7 @@ def load_manifest(path: str | Path, compiled: Path | None = None) -> Manifest:
     return manifest
 
 
-def _private(st: os.stat_result) -> bool:
-    """Owned by this user and writable by nobody else."""
-    getuid = getattr(os, "getuid", None)
-    mine = getuid is None or st.st_uid == getuid()
-    return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+_private = mine_alone
 
 
 def owned_privately(path: Path) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import shutil
 import time
 import uuid
@@ -32,6 +33,24 @@ def stat_memo(path: Path) -> list[int]:
     """
     st = path.stat()
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def mine_alone(st: os.stat_result) -> bool:
+    """Owned by the current user and writable by nobody else: the only files whose
+    recorded facts (a stat memo, a compiled catalog) densezoo lets stand in for their
+    bytes.  In a cache others can write, anything else may be a co-tenant's forgery."""
+    getuid = getattr(os, "getuid", None)
+    mine = getuid is None or st.st_uid == getuid()
+    return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def private_file(path: Path) -> bool:
+    """A regular file (not a symlink) that ``mine_alone`` holds for."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and mine_alone(st)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -130,6 +130,8 @@ class Fetcher:
                                   "(or nothing) checked, and strict mode is on",
                                   hint=f"`densezoo fetch --force {art.name}` without the mirror "
                                        "pins it from its own URL")
+            if check.method != "quick" and not self.store.private(art):
+                self._rescan_shared(art, path)
             return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
                                strength)
         if check.status is VerifyStatus.UNPINNED:
@@ -150,6 +152,15 @@ class Fetcher:
         warnings.append(f"cached copy failed its checksum ({check.detail}); "
                         f"moved it to {moved} and downloading again")
         return None
+
+    def _rescan_shared(self, art: Artifact, path) -> None:
+        """A cached file others can write was hashed in full; a pickle is scanned again
+        too before it is handed out (its digests may be what a co-tenant forged into a
+        manifest-less record; the scan is what stands between it and pickle.load)."""
+        finding = self.intake.inspect(art, path, first_use=False)
+        if finding is not None and finding.unsafe:
+            raise UnsafeContentError(f"{art.name} (the copy in the store at {path}, which "
+                                     "others can write)", finding.reason, path=str(path))
 
     def _unpinned(self, art: Artifact, path, check, warnings: list[str], *,
                   repair: bool) -> FetchResult | None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from ..disk import (read_json, stat_memo, store_errors, utc_now, write_json_atomic,
-                   write_text_atomic)
+from ..disk import (private_file, read_json, stat_memo, store_errors, utc_now,
+                   write_json_atomic, write_text_atomic)
 from ..hashing import ALGORITHMS, Digests
 from ..errors import DensezooError
 from ..manifest import Artifact, recorded_artifact
@@ -193,12 +193,24 @@ class Store:
                 yield path, art
 
     def memo_valid(self, art: Artifact, meta: dict[str, Any] | None = None) -> bool:
-        """Whether the file is unchanged since densezoo last hashed it."""
+        """Whether the file is unchanged since densezoo last hashed it.
+
+        Only a memo nobody else could have forged counts: the file and its metadata
+        must be this user's alone (``disk.private_file``).  In a cache others can
+        write, a forged memo plus the published digests would hand out replaced
+        bytes; there every check hashes in full."""
         meta = meta if meta is not None else self.read_meta(art)
+        path = self.layout.file(art)
         try:
-            return bool(meta) and meta.get("stat") == stat_memo(self.layout.file(art))
+            return (bool(meta) and meta.get("stat") == stat_memo(path)
+                    and self.private(art))
         except OSError:
             return False
+
+    def private(self, art: Artifact) -> bool:
+        """The published file and its metadata are this user's alone."""
+        path = self.layout.file(art)
+        return private_file(path) and private_file(self.layout.meta(path))
 
     # -- writing --------------------------------------------------------------------------
 
