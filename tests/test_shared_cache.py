@@ -55,3 +55,46 @@ def test_a_memo_of_my_own_private_files_is_still_used(manifest, cli, blob):
     assert cli("--manifest", str(m), "verify").code == 0   # a full check records a new memo
     r = cli("--manifest", str(m), "verify", "--quick", "--json")
     assert json.loads(r.out)["entries"][0]["method"] == "full"
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_a_planted_symlink_in_files_is_refused_and_nothing_leaves(server, manifest, cli,
+                                                                 blob, cache_dir, tmp_path):
+    b = blob("linked", 20_000)
+    m = manifest(entry(b))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    host = b.url.split("/")[2].replace(":", "_")
+    (cache_dir / "files").mkdir(parents=True)
+    (cache_dir / "files" / host).symlink_to(outside)            # a co-tenant's plant
+    r = cli("--manifest", str(m), "fetch", "linked")
+    assert r.code == 9 and f"files/{host}" in r.err and "symlink" in r.err, r.err
+    assert list(outside.rglob("*")) == []
+    assert cli("--manifest", str(m), "path", "linked").code == 9
+
+
+def test_a_planted_symlink_in_extracted_is_refused(server, manifest, cli, cache_dir,
+                                                   tmp_path):
+    data = _tar_gz({"UV_data/a.txt": b"hello"})
+    url = server.add("/zoo/uv.tar.gz", data)
+    m = manifest({"name": "uv", "url": url, "md5": hashlib.md5(data).hexdigest()})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    host = url.split("/")[2].replace(":", "_")
+    (cache_dir / "extracted").mkdir(parents=True)
+    (cache_dir / "extracted" / host).symlink_to(outside)
+    r = cli("--manifest", str(m), "fetch", "uv", "--extract")
+    assert r.code == 9 and f"extracted/{host}" in r.err, r.err
+    assert list(outside.rglob("*")) == []

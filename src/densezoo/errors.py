@@ -248,6 +248,18 @@ class PolicyError(DensezooError):
     exit_code = EXIT_POLICY
 
 
+class PlantedLinkError(PolicyError):
+    """A symlink below the store root that densezoo did not make: following it would read
+    or write outside the cache (a co-tenant of a shared cache can plant one)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"refusing {path}: a symlink inside the store that densezoo did not "
+                         "make (writes and reads through it would leave the cache)",
+                         hint="remove it, and keep the cache writable only by its users; "
+                              "densezoo never follows links below its root")
+
+
 class StrictModeError(PolicyError):
     def __init__(self, name: str) -> None:
         self.name = name

@@ -321,7 +321,7 @@ class Fetcher:
         from .disk import store_errors
         from .content.unpack import Limits, extract_once
 
-        target = self.store.layout.extract_dir(art)
+        target = self.store.layout.check_no_links(self.store.layout.extract_dir(art))
         assert fetched.digests is not None
         s = self.settings
         limits = Limits(max_bytes=s.max_unpack_bytes, max_members=s.max_unpack_members)

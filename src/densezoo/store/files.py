@@ -153,7 +153,7 @@ class Store:
         return self.layout.file(art)
 
     def cached_path(self, art: Artifact) -> Path | None:
-        p = self.layout.file(art)
+        p = self.layout.check_no_links(self.layout.file(art))
         return p if p.is_file() else None
 
     def read_meta(self, art: Artifact) -> dict[str, Any] | None:
@@ -215,8 +215,11 @@ class Store:
     # -- writing --------------------------------------------------------------------------
 
     def ensure_dir(self, directory: Path) -> None:
+        """Create a folder in the store, refusing one reached through a planted link."""
+        self.layout.check_no_links(directory)
         with store_errors("create a directory", directory):
             directory.mkdir(parents=True, exist_ok=True)
+            self.layout.check_no_links(directory)      # made meanwhile by someone else?
             tag = self.layout.cachedir_tag
             if not tag.exists():
                 write_text_atomic(tag, CACHEDIR_TAG)

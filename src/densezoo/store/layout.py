@@ -25,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import stat
 import time
 import uuid
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ManifestError
+from ..errors import ManifestError, PlantedLinkError
 from ..manifest import Artifact
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
@@ -155,6 +156,25 @@ class Layout:
             raise ManifestError(redact(url), "this URL cannot be a store key (its host or a "
                                              "path segment would leave the cache folder)")
         return key
+
+    def check_no_links(self, path: Path) -> Path:
+        """Refuse (PlantedLinkError, exit 9) when any existing component from below the
+        root down to ``path`` itself is a symlink: densezoo never makes one there, so a
+        link is a plant.  The root itself may be a link (a cache moved to a larger disk)."""
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return path
+        cur = self.root
+        for part in rel.parts:
+            cur = cur / part
+            try:
+                st = os.lstat(cur)
+            except OSError:
+                return path                   # nothing further exists yet
+            if stat.S_ISLNK(st.st_mode):
+                raise PlantedLinkError(str(cur))
+        return path
 
     def meta(self, path: Path) -> Path:
         """The metadata beside a published file or a partial."""
