@@ -287,3 +287,33 @@ def test_a_seeded_cache_serves_iopath_with_every_connection_refused(zoo_files, t
     assert Path(h._get_local_path(UV_SYM)).read_bytes() == b["uvsym"].data      # runtime file
     with pytest.raises(AssertionError, match="tried to download"):
         h._get_local_path(b["rpn_b"].url)                 # not seeded: iopath would go online
+
+
+def test_every_spelling_of_a_listed_url_is_served_verified(server, blob, manifest, tmp_path,
+                                                           monkeypatch):
+    """Issue 19.6, through iopath's real PathManager with its own HTTP handler registered
+    first (as detectron2 does): host case, a trailing dot and an explicit default port
+    used to reach iopath's handler and download unverified."""
+    from iopath.common.file_io import HTTPURLHandler, PathManager
+
+    from densezoo import Zoo
+    from densezoo.iopath import DensezooHandler
+
+    b = blob("spelled", 20_000)
+    port = b.url.split("/")[2].split(":")[1]
+    local = f"http://localhost:{port}{b.path}"
+    published = "https://dl.fbaipublicfiles.com/densepose/spelled_model.pkl"
+    m = manifest({"name": "spelled", "url": local, "md5": b.md5},
+                 {"name": "remote", "url": published, "md5": None})
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "fvcore"))
+    pm = PathManager()
+    pm.register_handler(HTTPURLHandler())
+    pm.register_handler(DensezooHandler(Zoo(manifests=[m], default_manifests=False)),
+                        allow_override=True)
+    for spelling in (local, f"http://LOCALHOST:{port}{b.path}",
+                     f"http://localhost.:{port}{b.path}"):
+        got = pm.get_local_path(spelling)
+        assert "/files/" in got and Path(got).read_bytes() == b.data, spelling
+    assert pm.exists("https://dl.fbaipublicfiles.com:443/densepose/spelled_model.pkl")
+    assert pm.exists("https://DL.fbaipublicfiles.com./densepose/spelled_model.pkl")
+    assert not (tmp_path / "fvcore").exists()                 # iopath never downloaded

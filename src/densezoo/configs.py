@@ -233,10 +233,27 @@ class UrlIndex:
         return self.by_url.get(_norm(url)) if url else None
 
 
+DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
+
+
 def _norm(url: str) -> str:
+    """One spelling per URL, as the server sees it: scheme and host lower-cased, a
+    trailing dot and the scheme's default port dropped (``HTTPS://Host.:443/p`` is
+    ``https://host/p``), credentials ignored.  The path stays as written."""
     scheme, _, rest = url.partition("://")
-    host, _, path = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}/{path}"
+    netloc, _, path = rest.partition("/")
+    scheme = scheme.lower()
+    host = netloc.rsplit("@", 1)[-1].lower()
+    port = ""
+    if host.startswith("["):                          # [v6]:port
+        end = host.find("]")
+        host, port = host[:end + 1], host[end + 2:] if host[end + 1:end + 2] == ":" else ""
+    elif ":" in host:
+        host, port = host.rsplit(":", 1)
+    host = host.rstrip(".")
+    if port == DEFAULT_PORTS.get(scheme):
+        port = ""
+    return f"{scheme}://{host}{':' + port if port else ''}/{path}"
 
 
 def find_references(config: dict[str, Any], index: UrlIndex) -> list[Reference]:

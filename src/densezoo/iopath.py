@@ -12,10 +12,13 @@ verified store instead::
     pm.register_handler(DensezooHandler())
     pm.get_local_path("https://dl.fbaipublicfiles.com/densepose/.../model_final_162be9.pkl")
 
-It claims ``densezoo://``, ``detectron2://`` and the scheme+host of every manifest
-URL (current, mirror and legacy).  A URL under a claimed host that no entry lists
-is downloaded unverified with a warning, or refused in strict mode; a checksum
-failure raises densezoo's error.  Nothing unverified is handed out silently.
+It claims ``densezoo://``, ``detectron2://``, ``catalog://`` and the whole of
+``http://`` and ``https://``: iopath matches prefixes as plain strings, so claiming
+only the manifests' hosts let ``http://LOCALHOST:port/…``, an explicit default port
+or a trailing dot reach iopath's own handler and download unverified.  Every URL is
+normalised (``configs._norm``) before the lookup; a URL no entry lists is handed to
+iopath's HTTP handler with a warning, or refused in strict mode; a checksum failure
+raises densezoo's error.  Nothing unverified is handed out silently.
 Install with ``pip install 'densezoo[iopath]'``.
 """
 
@@ -23,13 +26,13 @@ from __future__ import annotations
 
 import warnings
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from iopath.common.file_io import HTTPURLHandler, PathHandler
 
 from .api import Zoo
 from .configs import UrlIndex, expand
 from .errors import NotCachedError, PolicyError
+from .urls import redact
 
 
 class UnverifiedDownloadWarning(UserWarning):
@@ -50,12 +53,7 @@ class DensezooHandler(PathHandler):
         return self._index
 
     def _get_supported_prefixes(self) -> list[str]:
-        hosts = set()
-        for art in self.zoo.catalog.artifacts:
-            for url in (art.url, *art.mirrors, *art.legacy_urls):
-                parts = urlsplit(url)
-                hosts.add(f"{parts.scheme}://{parts.netloc}/")
-        return ["densezoo://", "detectron2://", *sorted(hosts)]
+        return ["densezoo://", "detectron2://", "catalog://", "http://", "https://"]
 
     def _local(self, path: str) -> str:
         art = self.index.find(path)
@@ -63,12 +61,15 @@ class DensezooHandler(PathHandler):
             return str(self.zoo.fetch(art).path)
         if path.startswith("densezoo://"):
             self.zoo.artifact(path[len("densezoo://"):].strip("/"))   # raises: unknown name
+        url = expand(path)
+        if url is None:
+            raise NotCachedError(path, hint="detectron2's ModelCatalog has no such entry")
         if self.zoo.settings.strict:
-            raise PolicyError(f"{path} is not in any manifest and strict mode is on",
+            raise PolicyError(f"{redact(path)} is not in any manifest and strict mode is on",
                               hint="add it to a manifest, or drop DENSEZOO_STRICT")
-        warnings.warn(f"densezoo: {path} is not in any manifest; downloading it unverified",
-                      UnverifiedDownloadWarning, stacklevel=3)
-        return self._http._get_local_path(expand(path) or path)
+        warnings.warn(f"densezoo: {redact(path)} is not in any manifest; downloading it "
+                      "unverified", UnverifiedDownloadWarning, stacklevel=3)
+        return self._http._get_local_path(url)
 
     def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
         self._check_kwargs(kwargs)
