@@ -79,12 +79,21 @@ def _has(path: Path, first: bytes, offset: int, magic: bytes) -> bool:
 
 
 def _tar_problem(path: Path) -> str | None:
+    """Walk the headers under the unpacker's default caps (``tarstream``): a header
+    record that would need hundreds of MB of memory is a problem, not a read."""
+    from .tarstream import TarBombError, open_tar
+    from .unpack import DEFAULT_MAX_MEMBERS, Limits
+
     try:
-        with tarfile.open(path) as tar:
+        with open_tar(path, Limits().bytes_for(path.stat().st_size), DEFAULT_MAX_MEMBERS) as tar:
             for _ in tar:
                 pass
-    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+    except TarBombError as e:
+        return e.reason
+    except (tarfile.TarError, EOFError, OSError, ValueError, EOFError) as e:
         return f"it is not a readable tar archive ({e})"
+    except Exception as e:  # noqa: BLE001 - zlib/lzma errors: not a readable archive
+        return f"it is not a readable tar archive ({type(e).__name__}: {e})"
     return None
 
 

@@ -29,10 +29,13 @@ import shutil
 import tarfile
 import uuid
 import zlib
+import gzip
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
 from .sniff import TAR_SUFFIXES
+from .tarstream import open_tar
 from ..disk import check_free_space
 from ..errors import DensezooError, PolicyError
 from ..hashing import CHUNK, Digests
@@ -228,12 +231,13 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
     try:
         tmp.mkdir()
         try:
-            with tarfile.open(archive) as tar:
-                members = plan(tar, archive.name, archive.stat().st_size, limits)
+            size = archive.stat().st_size
+            with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
+                members = plan(tar, archive.name, size, limits)
                 if space_check:
                     check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
                 _write(tar, members, tmp)
-        except (tarfile.TarError, EOFError, zlib.error) as e:
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
             raise DensezooError(f"cannot extract {archive.name}: {e}",
                                 hint="the file is not a readable tar archive") from None
         (tmp / EXTRACT_STAMP).write_text(json.dumps({"archive": str(archive),
