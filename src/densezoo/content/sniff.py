@@ -81,8 +81,7 @@ def _has(path: Path, first: bytes, offset: int, magic: bytes) -> bool:
 def _tar_problem(path: Path) -> str | None:
     """Walk the headers under the unpacker's default caps (``tarstream``): a header
     record that would need hundreds of MB of memory is a problem, not a read."""
-    from .tarstream import TarBombError, open_tar
-    from .unpack import DEFAULT_MAX_MEMBERS, Limits
+    from .tarstream import DEFAULT_MAX_MEMBERS, Limits, TarBombError, open_tar
 
     try:
         with open_tar(path, Limits().bytes_for(path.stat().st_size), DEFAULT_MAX_MEMBERS) as tar:

@@ -19,6 +19,7 @@ import gzip
 import io
 import lzma
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -26,6 +27,22 @@ from ..errors import PolicyError
 from ..hashing import CHUNK
 
 MAX_SINGLE_READ = 4 * CHUNK       # a long name or PAX record is a few KiB; 4 MiB is generous
+DEFAULT_RATIO = 100                 # unpacked bytes allowed per archive byte
+DEFAULT_FLOOR = 1 << 30             # ... but never less than this
+DEFAULT_MAX_MEMBERS = 100_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one archive may unpack to (``None``: a multiple of its size)."""
+
+    max_bytes: int | None = None
+    max_members: int = DEFAULT_MAX_MEMBERS
+
+    def bytes_for(self, archive_size: int) -> int:
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return max(DEFAULT_FLOOR, DEFAULT_RATIO * archive_size)
 
 
 class TarBombError(PolicyError):

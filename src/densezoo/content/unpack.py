@@ -28,14 +28,13 @@ import re
 import shutil
 import tarfile
 import uuid
-import zlib
 import gzip
 import lzma
-from dataclasses import dataclass
+import zlib
 from pathlib import Path
 
 from .sniff import TAR_SUFFIXES
-from .tarstream import open_tar
+from .tarstream import DEFAULT_MAX_MEMBERS, Limits, open_tar  # noqa: F401 - re-exported
 from ..disk import check_free_space
 from ..errors import DensezooError, PolicyError
 from ..hashing import CHUNK, Digests
@@ -43,9 +42,6 @@ from ..hashing import CHUNK, Digests
 EXTRACT_STAMP = ".densezoo-extracted.json"     # written last: the folder is complete
 
 ARCHIVE_SUFFIXES = TAR_SUFFIXES
-DEFAULT_RATIO = 100                 # unpacked bytes allowed per archive byte
-DEFAULT_FLOOR = 1 << 30             # ... but never less than this
-DEFAULT_MAX_MEMBERS = 100_000
 
 
 class UnsafeArchiveError(PolicyError):
@@ -55,19 +51,6 @@ class UnsafeArchiveError(PolicyError):
         self.reason = reason
         super().__init__(f"refused to extract {archive}: member {member!r} {reason}",
                          hint="a hostile or damaged archive; nothing was extracted")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps on what one archive may unpack to (``None``: a multiple of its size)."""
-
-    max_bytes: int | None = None
-    max_members: int = DEFAULT_MAX_MEMBERS
-
-    def bytes_for(self, archive_size: int) -> int:
-        if self.max_bytes is not None:
-            return self.max_bytes
-        return max(DEFAULT_FLOOR, DEFAULT_RATIO * archive_size)
 
 
 def is_archive(file_name: str) -> bool:
