@@ -23,7 +23,7 @@ WINGS = [
     ("base", {"errors", "version", "urls", "sources", "hashing", "progress", "disk", "units", "settings",
               "manifest_edit"}),
     ("content", {"content"}),
-    ("manifest", {"manifest", "compiled", "catalog", "configs", "results"}),
+    ("manifest", {"manifest", "compiled", "catalog", "configs", "results", "events"}),
     ("download", {"download"}),
     ("store", {"store"}),
     ("core", {"fetcher", "core"}),

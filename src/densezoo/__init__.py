@@ -10,11 +10,15 @@ from typing import Any
 
 from .version import __version__
 
-_API = {"Zoo", "fetch", "info", "verify", "path", "list_artifacts"}
+_API = {"Zoo", "fetch", "info", "verify", "path", "list_artifacts", "scan", "pin", "config",
+        "cache_ls", "cache_du", "cache_rm", "cache_prune", "export", "mirror_build", "bundle",
+        "import_bundle", "doctor"}
 _RESULTS = {"ArtifactInfo", "FetchResult", "FetchOutcome", "ExtractResult", "VerifyReport",
             "VerifyEntry", "PinInfo", "ExportResult", "ImportResult", "FetchAction",
             "VerifyStatus"}
-__all__ = sorted(_API | _RESULTS | {"list", "__version__", "errors", "Settings", "Strength"})
+_WARNINGS = {"DensezooWarning", "UnverifiedWarning", "PinConflictWarning"}
+__all__ = sorted(_API | _RESULTS | _WARNINGS | {"list", "__version__", "errors", "Settings",
+                                                "Strength"})
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name in _WARNINGS:
+        from . import events
+
+        return getattr(events, name)
     if name in _RESULTS:
         from . import results
 

@@ -27,6 +27,7 @@ from .core import Core, NameOrArtifact, ProgressArg
 from .results import ArtifactInfo, ConfigResult, ExportResult, ImportResult, PinInfo, VerifyReport
 
 if TYPE_CHECKING:
+    from .content.pickle_scan import ScanReport
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.mirror import MirrorResult
@@ -40,6 +41,24 @@ class Zoo(Core):
     keyword left as ``None`` falls back to the environment, then the default).
     Each operation verb is a line into the module that owns it.
     """
+
+    def select(self, names: Iterable[NameOrArtifact] = (), *, all: bool = False,  # noqa: A002
+               kind: str | None = None, zoo: str | None = None, with_deps: bool = False,
+               config: str | os.PathLike[str] | None = None) -> tuple[list, list]:
+        """What ``fetch`` works on: the named artifacts, every one of ``kind``/``zoo`` (or
+        ``all``), the references of a ``config``; with ``with_deps`` their requirements.
+        Returns the artifacts and the config's references no manifest lists."""
+        names = list(names)
+        unlisted: list = []
+        if config is not None:
+            refs = self.config(config, fetch=False).references
+            names += [r.name for r in refs if r.name]
+            unlisted = [r for r in refs if r.name is None]
+        if not names and not (all or kind):
+            from .errors import UsageError
+
+            raise UsageError("name at least one artifact, or select all / a kind / a config")
+        return self.resolve(names, with_deps=with_deps, kind=kind, zoo=zoo, all=all), unlisted
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
                progress: ProgressArg = None) -> ConfigResult:
@@ -69,9 +88,13 @@ class Zoo(Core):
     def write_pins(self, out: str | os.PathLike[str],
                    names: Sequence[str] | None = None) -> list[PinInfo]:
         """Write pinned md5/sha256/size into a copy of the artifacts' source manifest."""
+        from .events import conflict
         from .ops.pins import write_pins
 
-        return write_pins(self.pins(names), out)
+        written = write_pins(self.pins(names), out)
+        for p in written:
+            conflict(p.name, p.conflicts)
+        return written
 
     # -- sharing and operating ------------------------------------------------------------
 
@@ -131,25 +154,143 @@ class Zoo(Core):
         return diagnose(self)
 
 
-# -- module-level convenience -------------------------------------------------------------
+# -- module-level functions: one per CLI command, with the command's options ----------------
+#
+# Each builds a ``Zoo`` from ``settings`` (the global options: manifests,
+# default_manifests, mirrors, cache_dir, offline, strict, allow_http, plus the
+# DENSEZOO_* environment) and makes the call the command makes.
+# ``tests/test_api_parity.py`` walks the CLI and checks every option has its keyword here.
 
-def fetch(name: str, *, progress: ProgressArg = None, **settings: Any) -> Path:
-    """Download (if needed) and verify one artifact; return its local path."""
-    return Zoo(**settings).fetch(name, progress=progress).path
-
-
-def list_artifacts(**settings: Any) -> list[ArtifactInfo]:
-    return Zoo(**settings).list()
+def list_artifacts(text: str | None = None, *, kind: str | None = None, zoo: str | None = None,
+                   sort: str | None = None, **settings: Any) -> list[ArtifactInfo]:
+    """``densezoo list``: artifacts matching the filters, in manifest order or ``sort``."""
+    return Zoo(**settings).list(text=text, kind=kind, zoo=zoo, sort=sort)
 
 
 def info(name: str, **settings: Any) -> ArtifactInfo:
+    """``densezoo info NAME``."""
     return Zoo(**settings).info(name)
 
 
-def verify(names: Iterable[str] | None = None, *, quick: bool = False,
-           **settings: Any) -> VerifyReport:
-    return Zoo(**settings).verify(names, quick=quick)
+def fetch(names: str | Sequence[str] = (), *, all: bool = False,  # noqa: A002 - as --all
+          kind: str | None = None, zoo: str | None = None, with_deps: bool = False,
+          force: bool = False, space_check: bool = True, scan: bool | None = None,
+          jobs: int = 4, connections: int | None = None, extract: bool = False,
+          config: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
+          **settings: Any) -> Any:
+    """``densezoo fetch``.  One name (a ``str``) returns its verified local ``Path`` and
+    raises on failure; anything else (a list, ``all``, ``kind``, ``config``) returns a
+    ``FetchOutcome`` per artifact, each attempted, failures in ``.error``.  Trust
+    events (a first-use pin, a mirror's prefix-only bytes) are also issued as
+    ``densezoo.UnverifiedWarning`` and logged on the ``densezoo`` logger."""
+    z = Zoo(space_check=space_check, connections=connections, scan=scan, **settings)
+    if isinstance(names, str) and not (all or kind or config or with_deps):
+        result = z.fetch(names, force=force, progress=progress)
+        return result.path if not extract else z.extract(names, progress=progress).path
+    arts, _ = z.select([names] if isinstance(names, str) else names, all=all, kind=kind,
+                       zoo=zoo, with_deps=with_deps, config=config)
+    return z.fetch_many(arts, force=force, progress=progress, jobs=jobs, extract=extract)
 
 
 def path(name: str, **settings: Any) -> Path:
+    """``densezoo path NAME``: the verified cached path; never downloads."""
     return Zoo(**settings).path(name)
+
+
+def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int | None = None,
+           scan: bool = False, **settings: Any) -> VerifyReport:
+    """``densezoo verify``: offline re-check of the cache (``quick``: stat memos)."""
+    return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan)
+
+
+def scan(targets: Sequence[str], **settings: Any) -> list["ScanReport"]:
+    """``densezoo scan``: pickle import checks of artifacts (by name) or files (by path)."""
+    z = Zoo(**settings)
+    return [z.scan_file(t) for t in targets]
+
+
+def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[str] | None = None,
+        **settings: Any) -> list[PinInfo]:
+    """``densezoo pin``: first-use pins, or written into a copy of the manifest."""
+    z = Zoo(**settings)
+    return z.write_pins(manifest_out, names) if manifest_out else z.pins(names)
+
+
+def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
+           dry_run: bool = False, jobs: int = 4, seed_iopath: bool = False,
+           seed_dir: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
+           **settings: Any) -> ConfigResult:
+    """``densezoo config``: every reference resolved; ``output`` is written (atomically)
+    only when every listed reference was verified; ``seed_iopath`` as the CLI does."""
+    from .disk import write_text_atomic
+
+    z = Zoo(**settings)
+    result = z.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress)
+    if output is not None and result.text is not None:
+        write_text_atomic(Path(output), result.text)
+    if seed_iopath and not dry_run and result.complete:
+        z.seed_iopath(result, seed_dir, strict=z.settings.strict)
+    return result
+
+
+def cache_ls(**settings: Any) -> list["CacheEntry"]:
+    """``densezoo cache ls``."""
+    return Zoo(**settings).cache_entries()
+
+
+def cache_du(**settings: Any) -> "CacheUsage":
+    """``densezoo cache du``."""
+    return Zoo(**settings).cache_usage()
+
+
+def cache_rm(names: Sequence[str] | None = None, *, all: bool = False,  # noqa: A002
+             dry_run: bool = False, **settings: Any) -> "RemovalPlan":
+    """``densezoo cache rm``: the plan, executed unless ``dry_run`` (``plan.freed``)."""
+    if not names and not all:
+        from .errors import UsageError
+
+        raise UsageError("name artifacts to remove, or pass all=True")
+    return _run(Zoo(**settings).plan_remove(None if all else list(names or ())), dry_run)
+
+
+def cache_prune(*, orphans: bool = False, dry_run: bool = False,
+                **settings: Any) -> "RemovalPlan":
+    """``densezoo cache prune``: the plan, executed unless ``dry_run``."""
+    return _run(Zoo(**settings).plan_prune(orphans=orphans), dry_run)
+
+
+def _run(plan: "RemovalPlan", dry_run: bool) -> "RemovalPlan":
+    if not dry_run:
+        plan.freed = plan.execute()
+    return plan
+
+
+def export(names: Iterable[str], to: str | os.PathLike[str] | None = None, *,
+           link: str = "symlink", layout: str | None = None, force: bool = False,
+           **settings: Any) -> list[ExportResult]:
+    """``densezoo export``."""
+    return Zoo(**settings).export(names, to, link=link, layout=layout, force=force)
+
+
+def mirror_build(target: str | os.PathLike[str], names: Iterable[str] = (), *,
+                 all: bool = False, base_url: str | None = None,  # noqa: A002
+                 link: str = "hardlink", **settings: Any) -> "MirrorResult":
+    """``densezoo mirror build``."""
+    return Zoo(**settings).mirror_build(target, None if all else list(names),
+                                        base_url=base_url, link=link)
+
+
+def bundle(names: Iterable[str], output: str | os.PathLike[str], **settings: Any) -> list[str]:
+    """``densezoo bundle``."""
+    return Zoo(**settings).bundle(names, output)
+
+
+def import_bundle(bundle_path: str | os.PathLike[str],
+                  **settings: Any) -> tuple[list[ImportResult], Path]:
+    """``densezoo import``."""
+    return Zoo(**settings).import_bundle(bundle_path)
+
+
+def doctor(**settings: Any) -> "Diagnosis":
+    """``densezoo doctor``."""
+    return Zoo(**settings).doctor()

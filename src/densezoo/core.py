@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
+from . import events
 from .catalog import Catalog, unique
 from .errors import DensezooError, NotCachedError, UsageError
 from .manifest import Artifact
@@ -100,8 +101,11 @@ class Core:
 
     def info(self, name: NameOrArtifact) -> ArtifactInfo:
         art = self.artifact(name)
-        return self._info(art, tuple(a.name for a in self.catalog.closure([art])
-                                     if a is not art))
+        found = self._info(art, tuple(a.name for a in self.catalog.closure([art])
+                                      if a is not art))
+        if found.pin_conflicts:
+            events.conflict(art.name, found.pin_conflicts)
+        return found
 
     def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
         from .store.trust import pin_conflicts
@@ -138,15 +142,19 @@ class Core:
 
     def fetch(self, name: NameOrArtifact, *, force: bool = False,
               progress: ProgressArg = None) -> FetchResult:
-        """Return the verified local copy, downloading (or resuming) it if needed."""
-        return self.fetcher.fetch(self.artifact(name), force=force, progress=progress)
+        """Return the verified local copy, downloading (or resuming) it if needed.  A trust
+        event (first-use pin, a mirror's prefix-only bytes) is also a ``UnverifiedWarning``."""
+        return events.announce(self.fetcher.fetch(self.artifact(name), force=force,
+                                                  progress=progress))
 
     def fetch_many(self, names: Iterable[NameOrArtifact], *, force: bool = False,
                    progress: ProgressArg = None, jobs: int = 1,
                    extract: bool = False) -> list[FetchOutcome]:
         """Fetch several, ``jobs`` at a time; one failure does not stop the others."""
-        return self.fetcher.fetch_many([self.artifact(n) for n in names], force=force,
-                                       progress=progress, jobs=jobs, extract=extract)
+        outcomes = self.fetcher.fetch_many([self.artifact(n) for n in names], force=force,
+                                           progress=progress, jobs=jobs, extract=extract)
+        events.announce_all(outcomes)
+        return outcomes
 
     def extract(self, name: NameOrArtifact, *, progress: ProgressArg = None) -> ExtractResult:
         """Fetch a tarball and unpack it once into the store (``<root>/extracted/...``)."""
@@ -172,7 +180,7 @@ class Core:
         if cached is None:
             raise NotCachedError(art.name, hint="; ".join(
                 [*warnings, f"run `densezoo fetch {art.name}`"]))
-        return cached
+        return events.announce(cached)
 
     # -- checking -------------------------------------------------------------------------
 

@@ -40,6 +40,19 @@ class Label(str, Enum):
         return format(self.value, spec)
 
 
+class DensezooWarning(UserWarning):
+    """Base of densezoo's warnings (issued for Python callers by ``events``)."""
+
+
+class UnverifiedWarning(DensezooWarning):
+    """Bytes handed out that nothing published vouches for: a first-use pin, a cached
+    copy not pinned yet, or a mirror's bytes that only an md5 prefix checked."""
+
+
+class PinConflictWarning(DensezooWarning):
+    """A first-use pin disagrees with a checksum a manifest now publishes."""
+
+
 class DensezooError(Exception):
     """Base of every error densezoo raises on purpose."""
 

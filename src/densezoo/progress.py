@@ -6,6 +6,7 @@ well in notebooks) by passing ``progress=True``; everyone else gets nothing.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Protocol, Union
 
 
@@ -28,8 +29,39 @@ class NoProgress:
         pass
 
 
+class _LogRedirect:
+    """While any tqdm bar is open, console log handlers write through ``tqdm.write``, so a
+    log line lands above the bars instead of being glued to the end of one.  One
+    ``logging_redirect_tqdm`` for all bars (several artifacts at once open several)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._ctx: Any = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._open += 1
+            if self._open == 1:
+                from tqdm.contrib.logging import logging_redirect_tqdm
+
+                self._ctx = logging_redirect_tqdm()
+                self._ctx.__enter__()
+
+    def leave(self) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._open == 0 and self._ctx is not None:
+                self._ctx.__exit__(None, None, None)
+                self._ctx = None
+
+
+_REDIRECT = _LogRedirect()
+
+
 class TqdmProgress:
-    """tqdm.auto bar for library and notebook users (imported only when used)."""
+    """tqdm.auto bar for library and notebook users (imported only when used); logging
+    to the console goes above the bar while it is open."""
 
     def __init__(self) -> None:
         self._bar = None
@@ -38,6 +70,7 @@ class TqdmProgress:
         from tqdm.auto import tqdm
 
         self.close()          # a retry that restarts from zero starts a fresh bar
+        _REDIRECT.enter()
         self._bar = tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True,
                          unit_divisor=1024, leave=False)
 
@@ -49,6 +82,7 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+            _REDIRECT.leave()
 
 
 # What a caller may pass as ``progress=``: nothing, True (tqdm.auto), one Progress for

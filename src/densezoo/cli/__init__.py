@@ -13,10 +13,11 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 
 import click
 
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError, DensezooWarning
 from ..settings import debug
 from . import browse, cache, check, configs, setup, share
 from .app import cli
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        _run(argv)
+        with warnings.catch_warnings():
+            # The CLI prints each result's warnings itself; the Python warnings the API
+            # issues for library callers (events.py) would say the same twice.
+            warnings.simplefilter("ignore", DensezooWarning)
+            _run(argv)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -90,13 +90,10 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         raise click.UsageError("name at least one artifact, or use --all / --kind / --config")
     z = app.make_zoo(space_check=not no_space_check, connections=connections,
                      scan=False if no_scan else None)
-    if config_file:
-        refs = z.config(config_file, fetch=False).references
-        for r in refs:
-            if r.name is None:
-                app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
-        names = (*names, *[r.name for r in refs if r.name])
-    arts = z.resolve(names, with_deps=with_deps, kind=kind, zoo=zoo, all=all_)
+    arts, unlisted = z.select(names, all=all_, kind=kind, zoo=zoo, with_deps=with_deps,
+                              config=config_file)
+    for r in unlisted:
+        app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
 
     display = progress_display() if app.show_progress(as_json) else None
     progress: Callable | None = (lambda art: RichProgress(display)) if display else None

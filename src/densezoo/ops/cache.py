@@ -62,6 +62,7 @@ class CacheUsage:
 class RemovalPlan:
     layout: Layout
     items: list[tuple[Path, int, str]] = field(default_factory=list)   # path, bytes, reason
+    freed: int | None = None       # bytes removed, once executed
 
     @property
     def total(self) -> int:
@@ -87,7 +88,7 @@ class RemovalPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "items": [{"path": str(p), "size": s, "reason": r}
-                                               for p, s, r in self.items]}
+                                               for p, s, r in self.items], "freed": self.freed}
 
 
 def _size(path: Path) -> int:

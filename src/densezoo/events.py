@@ -1,0 +1,64 @@
+"""Trust events for Python callers: ``warnings`` they can filter, and the ``densezoo`` logger.
+
+The CLI prints what a result says; a notebook or pipeline user calling
+``densezoo.fetch`` would otherwise never learn that a file was pinned on first use
+or came from a mirror that only an md5 prefix checked.  So those events are also
+issued as a ``UnverifiedWarning`` (``warnings.simplefilter("error",
+densezoo.UnverifiedWarning)`` turns them into errors) and logged at WARNING on the
+``densezoo`` logger, which has a ``NullHandler`` so nothing prints unless the
+application configures logging.  The library itself still never prints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .errors import DensezooWarning, PinConflictWarning, UnverifiedWarning
+
+if TYPE_CHECKING:
+    from .results import FetchOutcome, FetchResult
+
+__all__ = ["DensezooWarning", "PinConflictWarning", "UnverifiedWarning", "announce",
+           "announce_all", "conflict"]
+_logger: Any = None
+
+
+def _log() -> Any:
+    """The ``densezoo`` logger, imported on first use (``logging`` costs start-up time that
+    ``densezoo path`` does not need)."""
+    global _logger
+    if _logger is None:
+        import logging
+
+        _logger = logging.getLogger("densezoo")
+        _logger.addHandler(logging.NullHandler())
+    return _logger
+
+
+def announce(result: "FetchResult") -> "FetchResult":
+    """Issue a fetched or located result's trust event (if any) and log its warnings."""
+    from .results import Strength
+
+    unverified = result.pinned or result.strength in (Strength.MIRROR, Strength.NONE)
+    for text in result.warnings:
+        _log().warning(text)
+    if unverified:
+        text = "; ".join(result.warnings) or (
+            f"{result.name}: nothing published vouches for these bytes "
+            f"(checksum: {result.strength})")
+        warnings.warn(text, UnverifiedWarning, stacklevel=4)
+    return result
+
+
+def announce_all(outcomes: Iterable["FetchOutcome"]) -> None:
+    for o in outcomes:
+        if o.result is not None:
+            announce(o.result)
+
+
+def conflict(name: str, conflicts: Iterable[str]) -> None:
+    for c in conflicts:
+        text = f"{name}: the first-use pin disagrees with the published value ({c})"
+        _log().warning(text)
+        warnings.warn(text, PinConflictWarning, stacklevel=4)
