@@ -295,13 +295,16 @@ class TransferError(DensezooError, OSError):
 
     def __init__(self, url: str, reason: str, *, status: int | None = None,
                  retryable: bool = True, retry_after: float | None = None,
-                 kind: FailureKind | None = None) -> None:
+                 kind: FailureKind | None = None, unreachable: bool = False) -> None:
         self.url = url
         self.reason = reason
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
         self.kind = kind or (FailureKind.HTTP if status else FailureKind.DOWNLOAD)
+        # The host cannot be reached at all (refused, unknown name, no connection): not
+        # worth a retry now, and not worth another try in the same batch.
+        self.unreachable = unreachable
         super().__init__(f"{url}: {reason}")
 
     __str__ = DensezooError.__str__

@@ -12,7 +12,7 @@ application configures logging.  The library itself still never prints.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .errors import DensezooWarning, PinConflictWarning, UnverifiedWarning
 
@@ -55,6 +55,27 @@ def announce_all(outcomes: Iterable["FetchOutcome"]) -> None:
     for o in outcomes:
         if o.result is not None:
             announce(o.result)
+
+
+# What the CLI shows while it waits (retries, another process's download): a callable
+# taking one line, set by the CLI when stderr is a terminal or -v is given.  Library
+# callers get the same lines on the ``densezoo`` logger at INFO.
+_listener: Callable[[str], None] | None = None
+
+
+def listen(fn: Callable[[str], None] | None) -> None:
+    global _listener
+    _listener = fn
+
+
+def say(text: str) -> None:
+    if _listener is not None:
+        _listener(text)
+    _log().info(text)
+
+
+def retrying(url: str, delay: float, attempt: int, attempts: int, reason: str) -> None:
+    say(f"retrying {url} in {delay:.1f}s (attempt {attempt}/{attempts}: {reason})")
 
 
 def conflict(name: str, conflicts: Iterable[str]) -> None:

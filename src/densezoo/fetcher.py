@@ -51,6 +51,9 @@ class Fetcher:
         self.cancel = threading.Event()     # set on Ctrl-C / SIGTERM: every transfer stops
         self._resolvers: dict[str, object] = {}   # per source type, connected on first use
         self._lock = threading.Lock()
+        # Hosts that could not be reached at all during this Fetcher's life (one batch):
+        # host -> (reason, when).  Asking again for each of 60 artifacts is 60 waits.
+        self._unreachable: dict[str, tuple[str, float]] = {}
         self._downloader = downloader
 
     @property
@@ -68,7 +71,7 @@ class Fetcher:
             self._downloader = Downloader(timeout=s.timeout, allow_http=s.allow_http,
                                           space_check=s.space_check, connections=s.connections,
                                           attempts=s.attempts, min_rate=s.min_rate,
-                                          cancel=self.cancel)
+                                          cancel=self.cancel, deadline=s.deadline)
         return self._downloader
 
     def candidate_urls(self, url: str, extra: Sequence[str] = ()) -> list[str]:
@@ -96,7 +99,7 @@ class Fetcher:
                                  + ("; " + warnings[0] if warnings else ""))
         marker = self.store.marker(art)
         if self.settings.markers:
-            _wait_for_others(marker)
+            _wait_for_others(marker, art.name, self.settings.marker_wait)
         try:
             if not force:     # another process may have published it since we last looked
                 cached = self.cached(art, warnings)
@@ -251,6 +254,10 @@ class Fetcher:
             # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
             will_pin = self.trust.needs_pin(art, origin=from_origin)
             algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
+            dead = self._dead_host(url)
+            if dead is not None:
+                failures.append(UrlFailure(redact(url), dead, FailureKind.DOWNLOAD))
+                continue
             try:
                 request_url = self._signed(url)
             except TransferError as e:
@@ -266,6 +273,9 @@ class Fetcher:
             except TransferError as e:
                 partial.release()
                 self.health.record(url, ok=False)
+                if e.unreachable:
+                    with self._lock:
+                        self._unreachable[_host_of(url)] = (e.reason, time.monotonic())
                 src = source_for(url)
                 if src is not None and src.module is not None:
                     e = src.load().explain(url, e)
@@ -303,6 +313,16 @@ class Fetcher:
                                got.digests, Strength.MIRROR if weak else self.trust.strength(art),
                                admitted.pinned, (*warnings, *admitted.warnings))
         raise DownloadFailedError(art.name, failures)
+
+    def _dead_host(self, url: str) -> str | None:
+        """Why ``url``'s host is skipped in this batch, if it could not be reached already."""
+        with self._lock:
+            seen = self._unreachable.get(_host_of(url))
+        if seen is None:
+            return None
+        reason, when = seen
+        return (f"host {_host_of(url)} unreachable ({reason} {time.monotonic() - when:.0f} s "
+                "ago in this run; not asked again)")
 
     def _signed(self, url: str) -> str:
         """The URL to request: a URL of another source type (``s3://`` ...) is turned into
@@ -373,6 +393,16 @@ class Fetcher:
             pool.shutdown(wait=True)
 
 
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        p = urlsplit(url)
+        return f"{p.hostname}:{p.port or (443 if p.scheme == 'https' else 80)}"
+    except ValueError:
+        return url
+
+
 def _weak_reason(exp: Expected) -> str:
     if exp.md5_prefix:
         return (f"only a {len(exp.md5_prefix)}-hex md5 prefix ({4 * len(exp.md5_prefix)} bits) "
@@ -387,10 +417,38 @@ def _weak_warning(art: Artifact, url: str, exp: Expected) -> str:
             "from its own URL, --strict refuses it")
 
 
-def _wait_for_others(marker: FetchMarker) -> None:
-    """Take the fetch marker, waiting while a live process holds it."""
+def _wait_for_others(marker: FetchMarker, name: str, max_wait: float) -> bool:
+    """Take the fetch marker, waiting while its holder's heartbeat advances.
+
+    Staleness is judged on this machine's clock from whether the marker's stamp
+    changes, never from its mtime against our time: a stamp in the future (clock skew
+    between NFS clients) or a stopped holder (SIGSTOP) no longer blocks forever.
+    After ``max_wait`` seconds the download goes ahead without the marker (safe:
+    correctness never depended on it).  Returns whether the marker was taken."""
+    from . import events
+    from .store.layout import MARKER_STALE_SECONDS
+
+    began = time.monotonic()
+    seen: int | None = None
+    changed = began
+    next_say = began + 1.0
     while not marker.try_acquire():
-        if marker.holder_gone():
+        holder, stamp = marker.peek()
+        now = time.monotonic()
+        if stamp != seen:
+            seen, changed = stamp, now
+        if holder is None:
+            continue                       # released just now: try again at once
+        if marker.holder_dead(holder) or now - changed > MARKER_STALE_SECONDS:
             marker.break_stale()
             continue
+        if now - began > max_wait:
+            events.say(f"waited {now - began:.0f} s for {holder}, which is fetching {name}; "
+                       "downloading anyway (DENSEZOO_MARKER_WAIT sets the wait)")
+            return False
+        if now >= next_say:
+            events.say(f"waiting for {holder}, which is fetching {name} "
+                       f"(since {now - began:.0f} s)")
+            next_say = now + 5.0
         time.sleep(0.2)
+    return True

@@ -28,6 +28,8 @@ ENV_STRICT = "DENSEZOO_STRICT"
 ENV_OFFLINE = "DENSEZOO_OFFLINE"
 ENV_DEBUG = "DENSEZOO_DEBUG"
 ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
+ENV_DEADLINE = "DENSEZOO_DEADLINE"
+ENV_MARKER_WAIT = "DENSEZOO_MARKER_WAIT"
 ENV_ALLOW_HTTP = "DENSEZOO_ALLOW_HTTP"
 ENV_NO_MARKERS = "DENSEZOO_NO_MARKERS"
 ENV_SCAN = "DENSEZOO_SCAN"
@@ -145,6 +147,10 @@ class Settings:
     min_rate: float = 1024.0                  # bytes/s over a read timeout, else next URL
     max_unpack_bytes: int | None = None       # an archive's unpacked size cap (None: 100x)
     max_unpack_members: int = 100_000         # an archive's member count cap
+    deadline: float = 60.0                    # no new attempt on a URL after this long
+                                              # without a byte kept (DENSEZOO_DEADLINE)
+    marker_wait: float = 300.0                # wait this long for another process's
+                                              # download, then fetch anyway
 
     @classmethod
     def resolve(cls, *, manifests: Sequence[str | os.PathLike[str]] = (),
@@ -162,6 +168,10 @@ class Settings:
             "min_rate": _env_int(ENV_MIN_RATE, 0),
             "max_unpack_bytes": _env_int(ENV_MAX_UNPACK_BYTES, 1),
             "max_unpack_members": _env_int(ENV_MAX_UNPACK_MEMBERS, 1),
+            "deadline": _env_number(ENV_DEADLINE, float, 1, 86400,
+                                    "a number of seconds from 1 to 86400"),
+            "marker_wait": _env_number(ENV_MARKER_WAIT, float, 0, 86400,
+                                       "a number of seconds from 0 to 86400"),
         }
         unknown = set(explicit) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

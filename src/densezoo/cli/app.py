@@ -168,3 +168,9 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
                   offline=offline or None, strict=strict or None,
                   allow_http=allow_http or None, mirrors=tuple(mirrors))
+    from .. import events
+
+    # Retries and waits for another process say one line each: on a terminal, or with -v.
+    show = not quiet and (verbose or sys.stderr.isatty())
+    events.listen((lambda line: click.echo(redact_text(line), err=True)) if show else None)
+    ctx.call_on_close(lambda: events.listen(None))

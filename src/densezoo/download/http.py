@@ -28,8 +28,8 @@ from ..hashing import ALGORITHMS, CHUNK
 from ..progress import Progress
 from ..urls import is_loopback, redact
 from .transfer import DownloadResult, Sink, Transfer, same_version, validator_of
-from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, RetryPolicy, content_range, describe,
-                   retry_after, to_int)
+from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, RetryPolicy, content_range,
+                   network_error, retry_after, to_int)
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
@@ -71,10 +71,11 @@ class Downloader:
                  backoff_base: float = 0.5, backoff_max: float = 30.0,
                  sleep: Callable[[float], None] | None = None, allow_http: bool = False,
                  space_check: bool = True, connections: int | None = None,
-                 min_rate: float = 0.0, cancel: threading.Event | None = None) -> None:
+                 min_rate: float = 0.0, cancel: threading.Event | None = None,
+                 deadline: float | None = None) -> None:
         self.session = session or new_session()
         self.timeout = timeout
-        self.retry = RetryPolicy(attempts, backoff_base, backoff_max, sleep or _sleep)
+        self.retry = RetryPolicy(attempts, backoff_base, backoff_max, sleep or _sleep, deadline)
         self.allow_http = allow_http
         self.space_check = space_check
         self.connections = connections          # None: automatic; 1: never segment
@@ -106,7 +107,7 @@ class Downloader:
                 resp = self.session.get(current, headers=headers, stream=True,
                                         allow_redirects=False, timeout=self.timeout)
             except NETWORK_ERRORS as e:
-                raise TransferError(redact(url), describe(e)) from None
+                raise network_error(redact(url), e, self.timeout) from None
             if resp.status_code in (301, 302, 303, 307, 308):
                 location = resp.headers.get("Location")
                 resp.close()
@@ -275,7 +276,7 @@ class Downloader:
                     try:
                         chunk = read(CHUNK, decode_content=body.encoded)
                     except NETWORK_ERRORS as e:
-                        raise TransferError(redact(url), describe(e)) from None
+                        raise network_error(redact(url), e, self.timeout) from None
                     if not chunk:
                         break
                     if first and body.start == 0:

@@ -22,7 +22,7 @@ from ..hashing import ALGORITHMS, Digests
 from ..errors import DensezooError
 from ..manifest import Artifact, recorded_artifact
 from ..urls import META, redact
-from .layout import (HEARTBEAT_SECONDS, Layout, marker_is_stale, new_token,
+from .layout import (HEARTBEAT_SECONDS, Layout, holder_alive, marker_is_stale, new_token,
                      partial_is_stale, with_suffix)
 
 CACHEDIR_TAG = (
@@ -125,6 +125,18 @@ class FetchMarker:
 
     def holder_gone(self) -> bool:
         return marker_is_stale(self.path)
+
+    def peek(self) -> tuple[str | None, int | None]:
+        """(holder token, heartbeat stamp) of the marker as it is now, (None, None) if gone."""
+        try:
+            token = self.path.read_text()
+            return token, os.stat(self.path).st_mtime_ns
+        except OSError:
+            return None, None
+
+    def holder_dead(self, token: str | None) -> bool:
+        """The holder is a process on this host that no longer exists."""
+        return token is not None and holder_alive(token) is False
 
     def break_stale(self) -> None:
         with contextlib.suppress(OSError):
