@@ -199,6 +199,11 @@ class _Handler(BaseHTTPRequestHandler):
         if f.kind == "ignore_range" and data is not None:
             self._normal(data, head, ignore_range=True)
             return True
+        if f.kind == "replaced" and data is not None:
+            # The object was replaced on the server: other bytes, other validators (an
+            # If-Range for the old version gets the whole new file, as RFC 9110 says).
+            self._normal(p["other"], head, ignore_range=False)
+            return True
         if f.kind == "bad_content_range" and data is not None:
             headers = self._validators(data)
             headers["Content-Range"] = f"bytes 0-{len(data) - 1}/{len(data)}"

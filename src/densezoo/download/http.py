@@ -81,6 +81,8 @@ class Downloader:
         self.connections = connections          # None: automatic; 1: never segment
         self.min_rate = min_rate                # bytes/s over a read timeout, else next URL
         self.cancel = cancel or threading.Event()   # set: every transfer stops (Ctrl-C)
+        # URLs whose server misanswered a Range request: one connection from then on.
+        self.no_ranges: set[str] = set()
         
     # -- policy and redirects -------------------------------------------------------------
 
@@ -218,6 +220,7 @@ class Downloader:
                       "last_modified": resp.headers.get("Last-Modified")}
         t.accepted(redact(served), validators, start)
         ranges_ok = (self.connections != 1 and total is not None and not encoded
+                     and url not in self.no_ranges
                      and bool(validator_of(validators))
                      and (resp.status_code == 206
                           or resp.headers.get("Accept-Ranges", "").lower() == "bytes"))
@@ -304,10 +307,21 @@ class Downloader:
                                 kind=FailureKind.DISK) from None
         if body.ranges_ok and body.total is not None and t.hashed < body.total:
             resp.close()
-            from .segmented import SegmentedFetch
+            from .segmented import RangeRefused, SegmentedFetch
 
-            SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
-                           self.retry, self.cancel, t, body, f.fileno(), self.connections).run()
+            try:
+                SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
+                               self.retry, self.cancel, t, body, f.fileno(),
+                               self.connections).run()
+            except RangeRefused as e:
+                # Server misbehaviour is no reason to fail: one connection from the hashed
+                # prefix (the record vouches for it), or from zero when the file changed.
+                self.no_ranges.add(url)
+                if e.changed:
+                    t.reset()
+                raise TransferError(redact(url), f"{e.reason}; "
+                                    + ("starting again on one connection" if e.changed
+                                       else "continuing on one connection")) from None
 
     @staticmethod
     def _sniff(url: str, t: Transfer, first: bytes) -> None:

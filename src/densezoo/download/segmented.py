@@ -32,6 +32,16 @@ AUTO_CONNECTIONS = 4          # connections when segmentation was chosen automat
 OpenRange = Callable[[Body, int, int], requests.Response]
 
 
+class RangeRefused(TransferError):
+    """A segment's answer was not the bytes asked for: the server ignored Range (a 200),
+    sent a wrong Content-Range, or (``changed``) a different version of the file.  The
+    downloader falls back to one connection, or restarts when the file changed."""
+
+    def __init__(self, url: str, reason: str, *, changed: bool) -> None:
+        super().__init__(url, reason, retryable=False)
+        self.changed = changed
+
+
 @dataclass
 class _Block:
     start: int
@@ -112,11 +122,17 @@ class SegmentedFetch:
         resp = self.open_range(self.body, pos[0], b.end - 1)
         with resp:
             parsed = content_range(resp)
-            if (resp.status_code != 206 or parsed is None or parsed[0] != pos[0]
-                    or same_version(self.body.validators, resp.headers) is False):
-                raise TransferError(resp.url or "", "the file changed on the server or "
-                                    "Range is not honoured during a segmented download",
-                                    retryable=False)
+            if same_version(self.body.validators, resp.headers) is False:
+                raise RangeRefused(resp.url or "", "the file changed on the server during "
+                                   "the download", changed=True)
+            if resp.status_code != 206:
+                raise RangeRefused(resp.url or "", f"the server answered a Range request "
+                                   f"with HTTP {resp.status_code} (it ignores Range)",
+                                   changed=False)
+            if parsed is None or parsed[0] != pos[0]:
+                raise RangeRefused(resp.url or "", "the server answered a Range request with "
+                                   f"a wrong Content-Range ({resp.headers.get('Content-Range')!r})",
+                                   changed=False)
             read = resp.raw.read1
             while pos[0] < b.end:
                 if self.cancel.is_set():
@@ -127,10 +143,17 @@ class SegmentedFetch:
                     raise TransferError(resp.url or "", describe(e)) from None
                 if not chunk:
                     raise TransferError(resp.url or "", "connection closed early")
-                with store_errors("write the download", self.transfer.sink.path.parent):
+                with store_errors("write the download", self.transfer.sink.path.parent,
+                                  self._missing):
                     os.pwrite(self.fd, chunk, pos[0])
                 pos[0] += len(chunk)
                 self.transfer.count(len(chunk))
+
+    def _missing(self) -> int:
+        """Bytes of the file not on disk yet (for a disk-full message)."""
+        assert self.body.total is not None
+        on_disk = sum(b.end - b.start for b in self.blocks if b.ok)
+        return max(0, self.body.total - self.blocks[0].start - on_disk) if self.blocks else 0
 
     # -- the follower ---------------------------------------------------------------------
 
