@@ -164,3 +164,27 @@ def test_the_wait_for_another_process_is_bounded(server, blob, manifest, cli, ca
         t.join()
     assert r.code == 0, r.err
     assert "downloading anyway (DENSEZOO_MARKER_WAIT sets the wait)" in r.err
+
+
+def test_mirror_build_all_with_a_partial_cache_and_no_network(server, blob, manifest, cli,
+                                                              tmp_path):
+    """Issue 20.6: it used to stop at the first uncached entry: one file, no manifest, no
+    index.html.  Now it builds what it has, lists the rest, and exits non-zero; with
+    --cached it takes only what the cache holds and exits 0."""
+    have, lack = blob("mir_have", 20_000), blob("mir_lack", 20_000)
+    m = manifest(entry(have), entry(lack))
+    assert cli("--manifest", str(m), "fetch", "mir_have").code == 0
+    server.fault(lack.path, "status", -1, code=404)           # upstream gone for this one
+    out = tmp_path / "mirror"
+    only = ("--no-default-manifests", "--manifest", str(m))
+    r = cli(*only, "mirror", "build", str(out), "--all", "--json")
+    assert r.code == 5, r.err
+    result = json.loads(r.out)
+    assert [x["name"] for x in result["missing"]] == ["mir_lack"]
+    text = (out / "densezoo-mirror.yaml").read_text()
+    assert "mir_have" in text and "mir_lack" not in text
+    assert (out / "index.html").exists()
+    cached = cli(*only, "--offline", "mirror", "build", str(tmp_path / "m2"), "--all",
+                 "--cached", "--json")
+    assert cached.code == 0, cached.err
+    assert [x["name"] for x in json.loads(cached.out)["missing"]] == ["mir_lack"]

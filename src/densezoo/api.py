@@ -109,12 +109,13 @@ class Zoo(Core):
                       layout=layout, force=force)
 
     def mirror_build(self, target: str | os.PathLike[str], names: Iterable[str] | None,
-                     *, base_url: str | None = None, link: str = "hardlink") -> "MirrorResult":
+                     *, base_url: str | None = None, link: str = "hardlink",
+                     cached: bool = False) -> "MirrorResult":
         """A mirror tree (files, densezoo-mirror.yaml, index.html) in a folder or under
-        ``s3://bucket/prefix``."""
+        ``s3://bucket/prefix``; ``cached``: only what the cache holds."""
         from .ops.mirror import mirror_build
 
-        return mirror_build(self, target, names, base_url=base_url, link=link)
+        return mirror_build(self, target, names, base_url=base_url, link=link, cached=cached)
 
     def bundle(self, names: Iterable[str], out: str | os.PathLike[str]) -> list[str]:
         from .ops.bundle import bundle
@@ -274,10 +275,11 @@ def export(names: Iterable[str], to: str | os.PathLike[str] | None = None, *,
 
 def mirror_build(target: str | os.PathLike[str], names: Iterable[str] = (), *,
                  all: bool = False, base_url: str | None = None,  # noqa: A002
-                 link: str = "hardlink", **settings: Any) -> "MirrorResult":
+                 link: str = "hardlink", cached: bool = False,
+                 **settings: Any) -> "MirrorResult":
     """``densezoo mirror build``."""
     return Zoo(**settings).mirror_build(target, None if all else list(names),
-                                        base_url=base_url, link=link)
+                                        base_url=base_url, link=link, cached=cached)
 
 
 def bundle(names: Iterable[str], output: str | os.PathLike[str], **settings: Any) -> list[str]:

@@ -62,9 +62,11 @@ def mirror_group() -> None:
 @click.option("--base-url", help="Where the tree will be served; written into the manifest.")
 @click.option("--link", type=click.Choice(["hardlink", "symlink", "copy"]), default="hardlink",
               show_default=True)
+@click.option("--cached", is_flag=True,
+              help="Only what the cache holds (verified); never downloads.")
 @json_option
 @pass_app
-def mirror_build_cmd(app: App, target, names, all_, base_url, link, as_json) -> None:
+def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_json) -> None:
     """Write <target>/<host>/<path> for each artifact, densezoo-mirror.yaml and index.html.
 
     \b
@@ -72,18 +74,28 @@ def mirror_build_cmd(app: App, target, names, all_, base_url, link, as_json) -> 
     s3://BUCKET/PREFIX: uploads verified files (multipart when large; objects already
     there with the same size and md5 are skipped) with the standard AWS credentials
     and AWS_ENDPOINT_URL (MinIO, Ceph); clients use DENSEZOO_MIRROR=s3://BUCKET/PREFIX.
-    Every file is verified again on arrival, so any mirror is safe.
+    Every file is verified again on arrival, so any mirror is safe.  An artifact that
+    cannot be fetched does not stop the others: the manifest and index.html describe
+    what the mirror holds, the missing ones are listed, and the exit code is the first
+    failure's.  With --cached, artifacts not in the cache are listed and skipped (exit 0).
     """
     if not names and not all_:
         raise click.UsageError("name artifacts, or pass --all")
     result = app.zoo.mirror_build(target, None if all_ else list(names), base_url=base_url,
-                                  link=link)
+                                  link=link, cached=cached)
     if as_json:
         emit_json(result.to_dict())
     else:
         click.echo(result.manifest)
-    app.say(f"{len(result.written)} file(s) written, {len(result.unchanged)} already there; "
-            f"browse {result.index}")
+    for name, err in result.missing:
+        if (name, err) in result.failed:
+            app.error(err)
+        elif app.verbose:
+            app.say(f"not cached, not in the mirror: {name}")
+    app.say(f"{len(result.written)} file(s) written, {len(result.unchanged)} already there, "
+            f"{len(result.missing)} missing; browse {result.index}")
+    if result.failed:
+        sys.exit(result.failed[0][1].exit_code)
 
 
 @click.command("bundle")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..disk import store_errors, write_text_atomic
+from ..errors import DensezooError, NotCachedError
 from .export import place
 from ..hashing import hash_file
 from ..manifest import Artifact
@@ -108,25 +109,42 @@ class MirrorResult:
     index: str                # where index.html went
     written: tuple[str, ...]  # artifacts whose file was written or uploaded now
     unchanged: tuple[str, ...]  # already there with the same bytes (skipped)
+    # not in the mirror: (name, why) -- a failed fetch, or with ``cached`` not cached
+    missing: tuple[tuple[str, DensezooError], ...] = ()
+
+    @property
+    def failed(self) -> tuple[tuple[str, DensezooError], ...]:
+        """Missing for a reason other than "not cached" under ``cached``."""
+        return tuple((n, e) for n, e in self.missing if not isinstance(e, NotCachedError))
 
     def to_dict(self) -> dict[str, Any]:
         return {"manifest": self.manifest, "index": self.index, "written": list(self.written),
-                "unchanged": list(self.unchanged)}
+                "unchanged": list(self.unchanged),
+                "missing": [{"name": n, "error": str(e), "exit_code": e.exit_code}
+                            for n, e in self.missing]}
 
 
 def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
-                 base_url: str | None = None, link: str = "hardlink") -> MirrorResult:
+                 base_url: str | None = None, link: str = "hardlink",
+                 cached: bool = False) -> MirrorResult:
     """Write ``<target>/<host>/<path>`` for each artifact, the mirror manifest and the
     index page; ``target`` is a folder or ``s3://bucket/prefix``.  Only verified store
-    files are written."""
+    files are written.  An artifact that cannot be fetched does not stop the others:
+    the manifest and page describe what the mirror holds, and ``missing`` says what it
+    lacks and why.  ``cached``: only what the cache holds (verified), no network."""
     target = str(target)
     writer = _Bucket(target) if target.startswith("s3://") else _Folder(Path(target), link)
     arts = core.resolve(names) if names else list(core.catalog.artifacts)
     lines = ["# written by `densezoo mirror build`: every checksum below was verified",
              "schema: 1", "zoo: mirror", "artifacts:"]
     rows, written, unchanged = [], [], []
+    missing: list[tuple[str, DensezooError]] = []
     for art in arts:
-        src = core.fetch(art).path
+        try:
+            src = core.path(art) if cached else core.fetch(art).path
+        except DensezooError as e:
+            missing.append((art.name, e))
+            continue
         key = url_key(art.url)
         digests = known_digests(core, art, src)
         (written if writer.put_file(src, key, digests) else unchanged).append(art.name)
@@ -139,4 +157,4 @@ def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
     writer.put_text((INDEX,), render_index(rows), "text/html; charset=utf-8")
     writer.put_text((MIRROR_MANIFEST,), "\n".join(lines) + "\n", "text/yaml")
     return MirrorResult(writer.location(MIRROR_MANIFEST), writer.location(INDEX),
-                        tuple(written), tuple(unchanged))
+                        tuple(written), tuple(unchanged), tuple(missing))
