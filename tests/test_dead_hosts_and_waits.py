@@ -188,3 +188,35 @@ def test_mirror_build_all_with_a_partial_cache_and_no_network(server, blob, mani
                  "--cached", "--json")
     assert cached.code == 0, cached.err
     assert [x["name"] for x in json.loads(cached.out)["missing"]] == ["mir_lack"]
+
+
+def test_a_full_accept_queue_costs_one_connect_timeout_per_batch(manifest, cli, monkeypatch,
+                                                                 sleeps):
+    """A listener that never accepts, its queue full: SYNs are dropped and connect()
+    hangs until the connect timeout; the host is then skipped for the rest of the batch."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    for _ in range(8):                         # fill the accept queue (never accepted)
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    time.sleep(0.2)
+    monkeypatch.setenv("DENSEZOO_TIMEOUT", "0.5")           # connect timeout min(10, 0.5)
+    try:
+        m = manifest(*[{"name": f"q{i}", "url": f"http://127.0.0.1:{port}/q{i}.bin",
+                        "md5": "ab" * 16} for i in range(5)])
+        r = cli("--manifest", str(m), "fetch", "q0", "q1", "q2", "q3", "q4", "-j", "1",
+                "--json")
+        assert r.code == 5
+        reasons = [row["causes"][0]["reason"] for row in json.loads(r.out)]
+        assert reasons[0].startswith("connection timed out (after 0.5 s)"), reasons
+        assert all("not asked again" in x for x in reasons[1:]), reasons
+        assert sleeps == []
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()

@@ -24,6 +24,9 @@ def test_a_server_that_advertises_ranges_but_ignores_them(server, blob, manifest
     row, err = _fetch(cli, m, "ignores")
     assert open(row["path"], "rb").read() == b.data
     assert "ignores Range" in err and "continuing on one connection" in err
+    # remembered in the health record: the next run goes to one connection at once
+    r = cli("--manifest", str(m), "-v", "fetch", "ignores", "--force", "--connections", "4")
+    assert r.code == 0 and "ignores Range" not in r.err and "retrying" not in r.err
 
 
 def test_a_wrong_content_range_on_a_segment(server, blob, manifest, cli):

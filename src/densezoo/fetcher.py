@@ -263,6 +263,8 @@ class Fetcher:
             except TransferError as e:
                 failures.append(UrlFailure(e.url, e.reason, e.kind))
                 continue
+            if self.health.ranges_refused(url):
+                self.downloader.no_ranges.add(request_url)   # remembered: one connection
             partial = self.store.claim_partial(art)
             began = time.monotonic()
             try:
@@ -289,7 +291,8 @@ class Fetcher:
                 partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
                 raise
             self.health.record(url, ok=True,
-                               bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6))
+                               bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6),
+                               ranges=False if request_url in self.downloader.no_ranges else None)
             try:
                 admitted = self.intake.admit(art, partial, got.digests, exp, url=got.url,
                                              validators=got.validators, origin=got.url,

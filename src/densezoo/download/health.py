@@ -32,14 +32,23 @@ class Health:
         return {h: r for h, r in data.items()
                 if isinstance(r, dict) and now - r.get("at", 0) < HEALTH_TTL}
 
-    def record(self, url: str, ok: bool, bytes_per_s: float | None = None) -> None:
+    def record(self, url: str, ok: bool, bytes_per_s: float | None = None,
+               ranges: bool | None = None) -> None:
+        """``ranges`` False: the host misanswered a Range request (kept for the TTL, so a
+        later run goes to one connection at once)."""
         data = self._load()
-        data[_host(url)] = {"ok": ok, "at": time.time(), "rate": bytes_per_s}
+        old = data.get(_host(url), {})
+        no_ranges = ranges is False or (ranges is None and old.get("ranges") is False)
+        data[_host(url)] = {"ok": ok, "at": time.time(), "rate": bytes_per_s,
+                            **({"ranges": False} if no_ranges else {})}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.path, data)
         except OSError:
             pass          # advisory only: a read-only cache still downloads
+
+    def ranges_refused(self, url: str) -> bool:
+        return self._load().get(_host(url), {}).get("ranges") is False
 
     def order(self, urls: list[str]) -> list[str]:
         """Recently failed hosts last; otherwise the configured order (mirrors first)."""
