@@ -65,9 +65,9 @@ def test_only_162be9_has_a_full_checksum():
         "b8a7382001b16e453bad95ca9dbc68ae8f2b839b304cf90eaf5c27fbdb4dae91", 255757821)]
 
 
-def test_placeholder_meshes_carry_a_visible_note():
+def test_placeholder_meshes_carry_an_advisory():
     meshes = [a for a in d2().artifacts if a.kind == "mesh" and re.search(r"/meshes/\w+\.pkl$", a.url)]
-    assert len(meshes) == 13 and all("PLACEHOLDER" in (a.note or "") for a in meshes)
+    assert len(meshes) == 13 and all("placeholder" in (a.advisory or "") for a in meshes)
 
 
 def test_names_users_type_resolve():

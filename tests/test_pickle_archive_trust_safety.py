@@ -416,7 +416,8 @@ def test_credentials_and_tokens_never_leave_in_output_or_files(server, blob, man
                  ("info", "sec", "--json"), ("list", "--json"), ("list",),
                  ("cache", "ls", "--json"), ("pin", "--json"), ("doctor", "--json"),
                  ("bundle", "sec", "-o", str(tmp_path / "b.tar")),
-                 ("mirror", "build", str(tmp_path / "tree"), "sec")):
+                 ("mirror", "build", str(tmp_path / "tree"), "sec", "--base-url",
+                  "https://mirror.example/zoo")):
         r = cli("--manifest", str(m), *args)
         assert r.code == 0, (args, r.err)
         outputs.append(r.out + r.err)

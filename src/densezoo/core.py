@@ -10,6 +10,7 @@ top.  Nothing in this module imports an operation or the facade.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
     from .store.intake import Intake
 
 NameOrArtifact = Union[str, Artifact]
+
+
+def _advised(art: Artifact, result: FetchResult) -> FetchResult:
+    """The result with the entry's advisory (a known problem with the upstream file) as
+    its first warning: whoever is handed the file hears of it."""
+    if not art.advisory:
+        return result
+    return replace(result, warnings=(f"{art.name}: {art.advisory}", *result.warnings))
 
 
 class Core:
@@ -144,15 +153,20 @@ class Core:
               progress: ProgressArg = None) -> FetchResult:
         """Return the verified local copy, downloading (or resuming) it if needed.  A trust
         event (first-use pin, a mirror's prefix-only bytes) is also a ``UnverifiedWarning``."""
-        return events.announce(self.fetcher.fetch(self.artifact(name), force=force,
-                                                  progress=progress))
+        art = self.artifact(name)
+        return events.announce(_advised(art, self.fetcher.fetch(art, force=force,
+                                                                progress=progress)))
 
     def fetch_many(self, names: Iterable[NameOrArtifact], *, force: bool = False,
                    progress: ProgressArg = None, jobs: int = 1,
                    extract: bool = False) -> list[FetchOutcome]:
         """Fetch several, ``jobs`` at a time; one failure does not stop the others."""
-        outcomes = self.fetcher.fetch_many([self.artifact(n) for n in names], force=force,
-                                           progress=progress, jobs=jobs, extract=extract)
+        arts = [self.artifact(n) for n in names]
+        outcomes = self.fetcher.fetch_many(arts, force=force, progress=progress, jobs=jobs,
+                                           extract=extract)
+        by_name = {a.name: a for a in arts}
+        outcomes = [replace(o, result=_advised(by_name[o.name], o.result))
+                    if o.result is not None and o.name in by_name else o for o in outcomes]
         events.announce_all(outcomes)
         return outcomes
 

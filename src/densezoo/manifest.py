@@ -24,6 +24,7 @@ REQUIRED_KEYS = ("name", "url", "md5")
 OPTIONAL_KEYS = {
     "kind", "sha256", "size", "mirrors", "md5_url", "md5_prefix", "legacy_urls", "description",
     "config", "metrics", "license", "filename", "requires", "aliases", "deprecated", "note",
+    "advisory",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -55,6 +56,9 @@ class Artifact:
     deprecated: bool = False
     note: str | None = None
     source: str = ""
+    # A known problem with the upstream file itself (e.g. a placeholder of zeros): warned
+    # about by every command that hands the file out, marked in `list`.
+    advisory: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -117,6 +121,10 @@ def check_url(url: object, source: str, entry: str | None, what: str = "url",
 def _hex(value: object, length: int | None, source: str, entry: str, key: str) -> str | None:
     if value is None:
         return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ManifestError(source, f"{key} must be a hex string or null, not {value!r}: YAML "
+                            "read the digits as a number", entry=entry,
+                            hint=f"quote it: {key}: \"<hex digits>\"")
     if not isinstance(value, str):
         raise ManifestError(source, f"{key} must be a hex string or null, not {value!r}",
                             entry=entry)
@@ -181,10 +189,13 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
     if not isinstance(raw, dict):
         raise ManifestError(source, f"artifact #{index + 1} must be a mapping")
     label = raw.get("name") if isinstance(raw.get("name"), str) else f"#{index + 1}"
+    unknown = sorted(set(map(str, raw)) - set(REQUIRED_KEYS) - OPTIONAL_KEYS)
     for key in REQUIRED_KEYS:
         if key not in raw:
-            raise ManifestError(source, f"missing required key {key!r}", entry=label)
-    unknown = sorted(set(map(str, raw)) - set(REQUIRED_KEYS) - OPTIONAL_KEYS)
+            also = f"; unknown key(s) {', '.join(map(repr, unknown))}" if unknown else ""
+            raise ManifestError(source, f"missing required key {key!r}{also}", entry=label,
+                                hint=("check the spelling against docs/manifest.md" if unknown
+                                      else None))
     if unknown:
         raise ManifestError(source, "unknown key(s) " + ", ".join(map(repr, unknown)),
                             entry=label, hint="check the spelling against docs/manifest.md")
@@ -227,6 +238,7 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
         deprecated=deprecated,
         note=_str(raw.get("note"), source, name, "note"),
         source=source,
+        advisory=_str(raw.get("advisory"), source, name, "advisory"),
     )
 
 

@@ -63,7 +63,8 @@ def artifact_dict(a: Artifact) -> dict[str, Any]:
         "md5_url": redact(a.md5_url) if a.md5_url else None, "size": a.size,
         "description": a.description, "config": a.config, "metrics": dict(a.metrics),
         "license": a.license, "requires": list(a.requires), "aliases": list(a.aliases),
-        "deprecated": a.deprecated, "note": a.note, "manifest": a.source,
+        "deprecated": a.deprecated, "note": a.note, "advisory": a.advisory,
+        "manifest": a.source,
     }
 
 

@@ -52,8 +52,9 @@ def key_is_safe(key: tuple[str, ...]) -> bool:
 
 
 def redact(url: str) -> str:
-    """A URL fit to print or store: no user:password, and no query values (tokens,
-    presigned signatures) -- parameter names stay so the URL is still recognisable."""
+    """A URL fit to print or store: no user:password, and no value of a query parameter
+    whose name looks secret (token, sig, signature, key, password, X-Amz-*, ...);
+    other parameters (``?v=2``) are kept, so the URL still names the same file."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -64,10 +65,15 @@ def redact(url: str) -> str:
         host = parts.hostname or ""
         netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     query = parts.query
-    if query:
-        query = urlencode([(k, REDACTED if v else "") for k, v in
+    if query and any(_secret_name(k) for k, _ in parse_qsl(query, keep_blank_values=True)):
+        query = urlencode([(k, REDACTED if v and _secret_name(k) else v) for k, v in
                            parse_qsl(query, keep_blank_values=True)], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _secret_name(name: str) -> bool:
+    low = name.lower()
+    return any(w in low for w in _SECRET_WORDS)
 
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>,]+")
@@ -94,7 +100,7 @@ def has_secret(url: str) -> bool:
         return True
     if parts.username or parts.password:
         return True
-    return any(any(w in k.lower() for w in _SECRET_WORDS) and v
+    return any(_secret_name(k) and v
                for k, v in parse_qsl(parts.query, keep_blank_values=True))
 
 

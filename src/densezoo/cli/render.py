@@ -45,7 +45,8 @@ def _size(info: "ArtifactInfo") -> int | None:
 
 def list_tsv(infos: "list[ArtifactInfo]") -> str:
     """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
-    checksum strength, DensePose AP in percent, which AP, inference s/im, cached."""
+    checksum strength, DensePose AP in percent, which AP, inference s/im, cached, and
+    ``advisory`` when the upstream file has a known problem (see ``info``)."""
     from ..results import headline_ap, inference_time
 
     rows = []
@@ -56,7 +57,8 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
         size = _size(i)
         rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
                                str(i.strength), "" if ap is None else f"{ap:g}", metric or "",
-                               "" if speed is None else f"{speed:g}", "yes" if i.path else "no"]))
+                               "" if speed is None else f"{speed:g}", "yes" if i.path else "no",
+                               "advisory" if a.advisory else ""]))
     return "\n".join(rows) + ("\n" if rows else "")
 
 
@@ -91,8 +93,9 @@ def list_table(infos: "list[ArtifactInfo]", short_name, *, width: int | None,
                          no_wrap=col != "name", min_width=len(col))
         for i in group:
             a = i.artifact
-            name = (a.name if wide else short_name(a)) + (" (deprecated)" if a.deprecated
-                                                          else "")
+            name = ((a.name if wide else short_name(a)) + (" (deprecated)" if a.deprecated
+                                                           else "")
+                    + (" (!)" if a.advisory else ""))
             row = [name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
@@ -174,6 +177,8 @@ def info_lines(info: "ArtifactInfo"):
         yield "aliases", ", ".join(a.aliases)
     if a.deprecated:
         yield "deprecated", "yes"
+    if a.advisory:
+        yield "ADVISORY", a.advisory
     if a.note:
         yield "note", a.note
     yield "manifest", a.source

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..disk import store_errors, write_text_atomic
-from ..errors import DensezooError, NotCachedError
+from ..errors import DensezooError, NotCachedError, PolicyError
 from .export import place
 from ..hashing import hash_file
 from ..manifest import Artifact
 from .mirror_page import render_index
 from ..results import headline_ap, inference_time
-from ..urls import redact, url_key
+from ..urls import has_secret, redact, url_key
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -140,6 +140,13 @@ def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
     rows, written, unchanged = [], [], []
     missing: list[tuple[str, DensezooError]] = []
     for art in arts:
+        if base_url is None and has_secret(art.url):
+            # A redacted URL in a manifest people fetch from would name another file.
+            missing.append((art.name, PolicyError(
+                f"{art.name}: its URL carries credentials, which a served mirror manifest "
+                "must not hold; its redacted form would name another file",
+                hint="pass --base-url so the manifest points at the mirror's own copy")))
+            continue
         try:
             src = core.path(art) if cached else core.fetch(art).path
         except DensezooError as e:
