@@ -220,18 +220,29 @@ class Core:
     def stored(self) -> tuple[list[Artifact], list[Path]]:
         """What the store holds, as artifacts to check: every loaded entry with a file or a
         quarantine record, then entries only the store's records know (a file fetched with
-        another manifest, or imported), and apart the files nobody can vouch for."""
+        another manifest, or imported), and apart the files nobody can vouch for.
+
+        One walk of the store, then set lookups: ``verify --quick`` stays a stat per file
+        however many entries the manifests list."""
         lay = self.store.layout
-        known = {lay.file(a): a for a in self.catalog.artifacts}
-        arts = [a for a in self.catalog.artifacts
-                if self.store.cached_path(a) or self.store.quarantined(a)]
+        on_disk = set(lay.published_files())
         recorded: dict[Path, Artifact] = {}
-        for path, art in self.store.recorded():
-            if path not in known:
-                recorded.setdefault(path, art)
-        arts += [recorded[p] for p in sorted(recorded)]
-        strangers = [p for p in lay.published_files() if p not in known and p not in recorded]
-        return arts, sorted(strangers)
+        quarantined: set[Path] = set()
+        for path, art, gone in self.store.records():
+            recorded.setdefault(path, art)
+            if gone and path not in on_disk:
+                quarantined.add(path)
+        known: dict[Path, Artifact] = {}
+        arts = []
+        for a in self.catalog.artifacts:
+            p = lay.file(a)
+            known.setdefault(p, a)
+            if p in on_disk or p in quarantined:
+                arts.append(a)
+        strangers = sorted(p for p in on_disk if p not in known and p not in recorded)
+        arts += [recorded[p] for p in sorted(recorded) if p not in known
+                 and (p in on_disk or p in quarantined)]
+        return arts, strangers
 
     def scan_file(self, target: str) -> "ScanReport":
         """Scan an artifact's cached file (by name) or any file (by path) without loading it."""

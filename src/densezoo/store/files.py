@@ -192,6 +192,11 @@ class Store:
         """Every published file (or quarantine record) with the manifest entry it was
         verified against, rebuilt from its metadata; a record that does not describe
         the place it sits in (copied, forged, damaged) is skipped."""
+        for path, art, _ in self.records():
+            yield path, art
+
+    def records(self) -> Iterator[tuple[Path, Artifact, bool]]:
+        """``recorded``, with whether the record is of a file moved aside (quarantined)."""
         for meta_path in self.layout.metas():
             meta = read_json(meta_path)
             art = artifact_from_record(meta.get("entry") if meta else None)
@@ -202,7 +207,7 @@ class Store:
             except DensezooError:
                 continue
             if self.layout.meta(path) == meta_path:
-                yield path, art
+                yield path, art, isinstance(meta.get("quarantined"), dict)
 
     def memo_valid(self, art: Artifact, meta: dict[str, Any] | None = None) -> bool:
         """Whether the file is unchanged since densezoo last hashed it.
