@@ -168,3 +168,54 @@ def test_a_base_that_is_not_a_regular_file_is_refused(cli, manifest, tmp_path, b
     cfg = _config(tmp_path, '_BASE_: "/dev/zero"\n')
     r = _run(cli, m, str(cfg), "--dry-run")
     assert r.code == 7 and "not a regular file" in r.err
+
+
+# -- 25.5: a preview that shows everything at 80 columns -----------------------------------
+
+def _pty_run(args: list[str], env: dict, columns: int = 80) -> str:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    p = subprocess.Popen([sys.executable, "-m", "densezoo", *args], stdin=child, stdout=child,
+                         stderr=child, env=env, close_fds=True)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(timeout=60)
+    return out.decode(errors="replace").replace("\r", "")
+
+
+def test_dry_run_preview_shows_every_file_whole_at_80_columns(blob, manifest, tmp_path,
+                                                               cache_dir):
+    import os
+
+    model = blob("densepose_rcnn_R_101_FPN_DL_WC2M_s1x_with_a_long_name", 30_000)
+    uvsym = blob("cs_runtime_uv_symmetry_transforms", 10_000)
+    m = manifest(entry(model), entry(uvsym, legacy_urls=[UV_SYM]))
+    key = "MODEL.ROI_DENSEPOSE_HEAD.BOOTSTRAP.TEACHER_WEIGHTS_FOR_THE_STUDENT_MODEL"
+    cfg = _config(tmp_path, f"""\
+        MODEL:
+          ROI_DENSEPOSE_HEAD:
+            BOOTSTRAP: {{TEACHER_WEIGHTS_FOR_THE_STUDENT_MODEL: "{model.url}"}}
+        """)
+    env = {**os.environ, "DENSEZOO_CACHE_DIR": str(cache_dir)}
+    out = _pty_run(["--no-default-manifests", "--manifest", str(m), "config", str(cfg),
+                    "--dry-run", "--seed-iopath"], env)
+    for whole in (key, model.name, model.url, uvsym.name, uvsym.url, "29.3 KiB"):
+        assert whole in out, (whole, out)
+    assert "not cached" in out
+    assert "2 file(s), 39.1 KiB; to download: 39.1 KiB (2 not cached)" in out, out

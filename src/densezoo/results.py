@@ -296,10 +296,12 @@ class ResolvedReference:
     state: RefState = RefState.LISTED
     warnings: tuple[str, ...] = ()
     error: DensezooError | None = None
+    size: int | None = None        # bytes, when the manifest or a pin knows it
 
     def to_dict(self) -> dict[str, Any]:
         d = {"key": self.key, "value": redact(self.value), "artifact": self.name,
-             "url": self.url, "strength": self.strength, "state": self.state,
+             "url": self.url, "size": self.size, "strength": self.strength,
+             "state": self.state,
              "path": str(self.path) if self.path else None,
              "verified": self.state in (RefState.VERIFIED, RefState.PINNED),
              "warnings": list(self.warnings)}

@@ -12,6 +12,7 @@ from ..disk import write_text_atomic
 from ..errors import EXIT_OK
 from ..urls import redact
 from .app import App, json_option, pass_app
+from ..units import human_size
 from .render import RichProgress, emit_json, one_line, progress_display, table
 
 
@@ -31,10 +32,11 @@ from .render import RichProgress, emit_json, one_line, progress_display, table
 @click.option("--to", "seed_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="With --seed-iopath: the cache folder (default $FVCORE_CACHE, else "
                    "~/.torch/iopath_cache).")
+@click.option("--wide", is_flag=True, help="With --dry-run: one table row per file.")
 @json_option
 @pass_app
 def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_iopath, seed_dir,
-               as_json) -> None:
+               wide, as_json) -> None:
     """Resolve CONFIG (follows _BASE_) and print it with every reference verified.
 
     \b
@@ -86,14 +88,16 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
                      "need it, evaluation and visualisation may")
     if output and result.text is not None:
         write_text_atomic(Path(output), result.text)
+    runtime = [zoo.info(n) for n in result.runtime] if seed_iopath else []
     if as_json:
         emit_json({**result.to_dict(), "output": output if result.text else None,
                    "seeded": [s.to_dict() for s in seeded],
-                   "not_seeded": [{"name": n, "error": str(e)} for n, e in skipped]})
+                   "not_seeded": [{"name": n, "error": str(e)} for n, e in skipped],
+                   "runtime": [{"artifact": i.name, "url": redact(i.artifact.url),
+                                "size": _size_of(i), "cached": i.path is not None,
+                                "strength": i.strength} for i in runtime]})
     elif dry_run:
-        table(("key", "artifact", "state", "checksum", "cached (unchecked)"),
-              [(r.key, r.name or "-", str(r.state), str(r.strength or "-"),
-                str(r.path) if r.path else "") for r in result.references])
+        _preview(result, runtime, wide)
     elif result.text is not None:
         if output:
             app.say(f"wrote {output}")
@@ -108,6 +112,40 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
             f"{r.key} ({r.name})" for r in result.failed) + " failed")
     code = next((o.error.exit_code for o in result.errors if o.error), EXIT_OK)
     sys.exit(code)
+
+
+def _size_of(info) -> int | None:
+    a = info.artifact
+    return a.size if a.size is not None else (info.pin or {}).get("size")
+
+
+def _preview(result, runtime, wide: bool) -> None:
+    """What a run would fetch: every file (the config's, then the model's runtime files
+    with --seed-iopath) with its URL, size and whether it is cached, then a total.  One
+    block per file, so nothing is cut at 80 columns; ``--wide`` is one row per file."""
+    rows = [(r.key, r.name or "(not in any manifest)", str(r.state), str(r.strength or "-"),
+             r.size, r.path is not None, r.url or redact(r.value)) for r in result.references]
+    rows += [("runtime", i.name, "listed", str(i.strength), _size_of(i), i.path is not None,
+              redact(i.artifact.url)) for i in runtime]
+    if wide:
+        table(("key", "artifact", "state", "checksum", "size", "cached", "url"),
+              [(k, n, st, ck, human_size(sz) if sz is not None else "?", "yes" if c else "no",
+                u) for k, n, st, ck, sz, c, u in rows], right=("size",))
+    else:
+        for key, name, state, check, size, cached, url in rows:
+            click.echo(key)
+            click.echo(f"  {name}  {state}, checksum {check}, "
+                       f"{human_size(size) if size is not None else 'size unknown'}, "
+                       f"{'cached' if cached else 'not cached'}")
+            click.echo(f"  {url}")
+    files = {(n, u): (sz, c) for _, n, _, _, sz, c, u in rows if n != "(not in any manifest)"}
+    known = sum(sz for sz, _ in files.values() if sz is not None)
+    to_fetch = sum(sz for sz, c in files.values() if sz is not None and not c)
+    unknown = sum(1 for sz, _ in files.values() if sz is None)
+    click.echo(f"{len(files)} file(s), {human_size(known)}"
+               + (f" + {unknown} of unknown size" if unknown else "")
+               + f"; to download: {human_size(to_fetch)} "
+               f"({sum(1 for _, c in files.values() if not c)} not cached)")
 
 
 COMMANDS = (config_cmd,)

@@ -63,16 +63,18 @@ def _state(core: "Core", ref, outcomes: dict[str, FetchOutcome],
         return ResolvedReference(ref.key, ref.value, None, None, None, None,
                                  RefState.NOT_LISTED)
     base = (ref.key, ref.value, art.name, redact(art.url))
+    size = art.size if art.size is not None else (core.store.read_pin(art) or {}).get("size")
     if not fetched:
         return ResolvedReference(*base, core.trust.strength(art), core.store.cached_path(art),
-                                 RefState.LISTED)
+                                 RefState.LISTED, size=size)
     o = outcomes[art.name]
     if o.error is not None or o.result is None:
         return ResolvedReference(*base, core.trust.strength(art), None, RefState.FAILED,
-                                 error=o.error)
+                                 error=o.error, size=size)
     r = o.result
     return ResolvedReference(*base, r.strength, r.path,
-                             RefState.PINNED if r.pinned else RefState.VERIFIED, r.warnings)
+                             RefState.PINNED if r.pinned else RefState.VERIFIED, r.warnings,
+                             size=r.digests.size if r.digests else size)
 
 
 def seed_iopath(core: "Core", result: ConfigResult, to: Path | None, *, link: str = "symlink",
