@@ -9,7 +9,8 @@ headless Chromium, served by a real nginx.
 from __future__ import annotations
 
 import json
-
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -210,5 +211,92 @@ def test_index_page_lists_filters_and_plots_in_a_real_browser(blob, manifest, cl
         subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--screenshot={shot}",
                         "--window-size=1200,1000", base], capture_output=True, timeout=60)
         assert shot.exists() and shot.stat().st_size > 10_000
+    finally:
+        nginx.stop()
+
+
+PROBE = """<!doctype html><html><body><pre id=out>pending</pre>
+<iframe id=wide src="index.html#q=R_101" style="width:1400px;height:900px;border:0"></iframe>
+<iframe id=narrow src="index.html" style="width:800px;height:900px;border:0"></iframe>
+<script>
+function lines(el){if(el.offsetParent===null) return 0;
+  var rg=el.ownerDocument.createRange(); rg.selectNodeContents(el);
+  var tops={}; [].forEach.call(rg.getClientRects(),function(r){if(r.width>0)tops[Math.round(r.top)]=1;});
+  return Object.keys(tops).length;}
+function measure(f){var d=f.contentDocument, w=d.documentElement.clientWidth;
+  var rows=[].slice.call(d.querySelectorAll('tbody tr')).filter(function(r){
+    return !r.classList.contains('hidden');});
+  return {width:w,
+    hashLines:[].map.call(d.querySelectorAll('.hash'),lines),
+    zooLines:[].map.call(d.querySelectorAll('td.nw'),lines),
+    tableRight:Math.round(d.getElementById('artifacts').getBoundingClientRect().right),
+    fetchShown:rows.map(function(r){return [].some.call(r.querySelectorAll('code'),function(c){
+      var b=c.getBoundingClientRect(); return c.offsetParent!==null && c.textContent.indexOf(
+      'densezoo fetch')===0 && b.right<=w && b.width>0;});}),
+    visibleRows:rows.length,
+    hiddenMarks:d.querySelectorAll('#chart .hidden').length,
+    marks:d.querySelectorAll('#chart [data-name]').length,
+    use:d.getElementById('mirror-url').textContent};}
+window.onload=function(){var o=document.getElementById('out');
+  try{o.textContent=JSON.stringify({wide:measure(document.getElementById('wide')),
+    narrow:measure(document.getElementById('narrow'))});}catch(e){o.textContent='ERROR '+e;}};
+</script></body></html>"""
+
+
+def test_index_page_layout_at_1400_and_800_px(manifest, cli, tmp_path, chromium_bin, nginx_bin,
+                                              server):
+    """Issue 25.4: hashes never wrap mid-hash, zoo names never wrap, the fetch command is
+    on screen at 800 px, #q= filters the chart too, and the page shows the URL to put in
+    DENSEZOO_MIRROR.  Screenshots at both widths are kept beside the test's tmp files."""
+    import hashlib
+    import json
+    import pickle
+
+    from test_mirror_nginx import Nginx
+
+    arts = []
+    names = ("densepose_rcnn_R_101_FPN_DL_WC2M_s1x", "densepose_rcnn_R_50_FPN_s1x",
+             "densepose_rcnn_R_101_FPN_s1x_legacy")
+    for i, (name, ap, speed) in enumerate(zip(names, (66.1, 65.3, 64.0), (0.1, 0.07, 0.09))):
+        data = pickle.dumps({"model": name})
+        url = server.add(f"/d2/{name}.pkl", data)
+        arts.append({"name": name, "url": url, "md5": hashlib.md5(data).hexdigest(),
+                     "kind": "model", "description": "a DensePose R-CNN with a long description "
+                     "that wraps inside its own cell",
+                     "metrics": {"densepose": {"GPSm": ap}, "speed": {"inference_s_per_im": speed}}})
+    m = manifest(*arts, zoo="densepose/v1")
+    tree = tmp_path / "tree"
+    r = cli("--no-default-manifests", "--manifest", str(m), "mirror", "build", str(tree),
+            "--all", "--link", "copy")
+    assert r.code == 0, r.err
+    (tree / "probe.html").write_text(PROBE)
+    for p in [tmp_path, *tree.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    nginx = Nginx(tree, tmp_path / "nginx")
+    nginx.start()
+    try:
+        base = f"http://127.0.0.1:{nginx.port}/"
+        dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--virtual-time-budget=5000",
+                              "--dump-dom", base + "probe.html"],
+                             capture_output=True, text=True, timeout=60).stdout
+        out = dom.split("<pre id=\"out\">", 1)[1].split("</pre>", 1)[0]
+        assert not out.startswith(("ERROR", "pending")), out
+        got = json.loads(out.replace("&amp;", "&"))
+        for width, m in got.items():
+            assert all(n <= 1 for n in m["hashLines"]), (width, m["hashLines"])
+            assert all(n <= 1 for n in m["zooLines"]), (width, m["zooLines"])
+            assert all(m["fetchShown"]), (width, m)
+            assert m["tableRight"] <= m["width"], (width, m)
+            assert m["use"] == f"DENSEZOO_MIRROR=http://127.0.0.1:{nginx.port}", m["use"]
+        assert got["wide"]["visibleRows"] == 2 and got["wide"]["hiddenMarks"] == 1
+        assert got["narrow"]["visibleRows"] == 3 and got["narrow"]["hiddenMarks"] == 0
+        for w in (1400, 800):
+            shot = tmp_path / f"index-{w}.png"
+            subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--screenshot={shot}",
+                            f"--window-size={w},1000", base + "index.html"],
+                           capture_output=True, timeout=60)
+            assert shot.exists() and shot.stat().st_size > 10_000
+            if os.environ.get("SCREENSHOTS_TO"):
+                shutil.copy(shot, os.environ["SCREENSHOTS_TO"])
     finally:
         nginx.stop()

@@ -161,7 +161,7 @@ def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
         url = art.url if base_url is None else base_url.rstrip("/") + "/" + "/".join(key)
         lines.append("  - " + entry_json(art, digests, url, [art.url] if base_url else []))
         rows.append(page_row(core, art, digests))
-    writer.put_text((INDEX,), render_index(rows), "text/html; charset=utf-8")
+    writer.put_text((INDEX,), render_index(rows, base_url), "text/html; charset=utf-8")
     writer.put_text((MIRROR_MANIFEST,), "\n".join(lines) + "\n", "text/yaml")
     return MirrorResult(writer.location(MIRROR_MANIFEST), writer.location(INDEX),
                         tuple(written), tuple(unchanged), tuple(missing))
