@@ -62,3 +62,20 @@ def test_a_harmless_query_string_is_kept_and_a_secret_one_never_served(server, b
     assert r.code == 9 and "--base-url" in r.err and "s3cr3t" not in r.err
     text = (tmp_path / "m2" / "densezoo-mirror.yaml").read_text()
     assert "token" not in text and "secret" not in text
+
+
+def test_a_bundled_entry_with_a_redacted_url_is_never_fetched_from_it(server, blob, manifest,
+                                                                      cli, tmp_path):
+    """Issue 25.3: the bundle's manifest keeps a credential URL redacted; loaded
+    automatically after import, that entry must not become a URL densezoo fetches."""
+    b = blob("tokened", 5000)
+    url = server.add(b.path + "?token=s3cr3t", b.data)
+    m = manifest({"name": "tokened", "url": url, "md5": b.md5})
+    assert cli("--manifest", str(m), "fetch", "tokened").code == 0
+    tar = tmp_path / "t.tar"
+    assert cli("--manifest", str(m), "bundle", "tokened", "-o", str(tar)).code == 0
+    air = str(tmp_path / "air")
+    assert cli("--cache-dir", air, "import", str(tar)).code == 0
+    assert cli("--cache-dir", air, "info", "tokened").code == 3       # not a fetchable entry
+    v = cli("--cache-dir", air, "verify")
+    assert v.code == 0 and v.out.split() == ["ok", "tokened"]         # but still checked

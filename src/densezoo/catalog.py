@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
 from .compiled import load_manifest, owned_privately
 from .manifest import Artifact, Manifest, store_key
+from .urls import REDACTED
 
 
 def default_manifest_paths() -> list[Path]:
@@ -53,8 +54,11 @@ def _imported(folder: Path, loaded: list[Manifest], compiled: Path | None) -> li
             m = load_manifest(f, compiled)
         except ManifestError:
             continue
+        # An entry whose URL was redacted (it carried credentials when bundled) names no
+        # fetchable file: its store record still lets `verify` check the imported copy.
         arts = tuple(a for a in m.artifacts
-                     if a.name.lower() not in names and store_key(a) not in keys)
+                     if a.name.lower() not in names and store_key(a) not in keys
+                     and REDACTED not in a.url)
         names |= {a.name.lower() for a in arts}
         keys |= {store_key(a) for a in arts}
         if arts:
