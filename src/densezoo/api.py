@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from .core import Core, NameOrArtifact, ProgressArg
 from .results import ArtifactInfo, ConfigResult, ExportResult, ImportResult, PinInfo, VerifyReport
@@ -31,6 +31,15 @@ if TYPE_CHECKING:
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.mirror import MirrorResult
+
+
+class Selection(NamedTuple):
+    """``Zoo.select``'s answer: artifacts to fetch, a config's references no manifest
+    lists, and the names that resolved to nothing (as failed ``FetchOutcome``s)."""
+
+    artifacts: list
+    unlisted: list
+    unknown: list
 
 
 class Zoo(Core):
@@ -44,10 +53,14 @@ class Zoo(Core):
 
     def select(self, names: Iterable[NameOrArtifact] = (), *, all: bool = False,  # noqa: A002
                kind: str | None = None, zoo: str | None = None, with_deps: bool = False,
-               config: str | os.PathLike[str] | None = None) -> tuple[list, list]:
+               config: str | os.PathLike[str] | None = None) -> "Selection":
         """What ``fetch`` works on: the named artifacts, every one of ``kind``/``zoo`` (or
         ``all``), the references of a ``config``; with ``with_deps`` their requirements.
-        Returns the artifacts and the config's references no manifest lists."""
+        A name that resolves to nothing is not fatal: it comes back in ``unknown`` with its
+        error (and suggestions), so every other name is still attempted."""
+        from .errors import AmbiguousArtifactError, UnknownArtifactError, UsageError
+        from .results import FetchOutcome
+
         names = list(names)
         unlisted: list = []
         if config is not None:
@@ -55,10 +68,16 @@ class Zoo(Core):
             names += [r.name for r in refs if r.name]
             unlisted = [r for r in refs if r.name is None]
         if not names and not (all or kind):
-            from .errors import UsageError
-
             raise UsageError("name at least one artifact, or select all / a kind / a config")
-        return self.resolve(names, with_deps=with_deps, kind=kind, zoo=zoo, all=all), unlisted
+        found, unknown = [], []
+        for n in names:
+            try:
+                found.append(self.artifact(n))
+            except (UnknownArtifactError, AmbiguousArtifactError) as e:
+                unknown.append(FetchOutcome(str(n), error=e))
+        arts = (self.resolve(found, with_deps=with_deps, kind=kind, zoo=zoo, all=all)
+                if found or all or kind else [])
+        return Selection(arts, unlisted, unknown)
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
                progress: ProgressArg = None) -> ConfigResult:
@@ -188,9 +207,10 @@ def fetch(names: str | Sequence[str] = (), *, all: bool = False,  # noqa: A002 -
     if isinstance(names, str) and not (all or kind or config or with_deps):
         result = z.fetch(names, force=force, progress=progress)
         return result.path if not extract else z.extract(names, progress=progress).path
-    arts, _ = z.select([names] if isinstance(names, str) else names, all=all, kind=kind,
-                       zoo=zoo, with_deps=with_deps, config=config)
-    return z.fetch_many(arts, force=force, progress=progress, jobs=jobs, extract=extract)
+    sel = z.select([names] if isinstance(names, str) else names, all=all, kind=kind,
+                   zoo=zoo, with_deps=with_deps, config=config)
+    return [*sel.unknown, *z.fetch_many(sel.artifacts, force=force, progress=progress,
+                                        jobs=jobs, extract=extract)]
 
 
 def path(name: str, **settings: Any) -> Path:

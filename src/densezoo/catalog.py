@@ -169,6 +169,20 @@ class Catalog:
     def kinds(self) -> list[str]:
         return sorted({a.kind for a in self.artifacts})
 
+    def check_filters(self, *, kind: str | None = None, zoo: str | None = None) -> None:
+        """A filter value no entry has is a typo, not an empty answer: UsageError (exit 2)
+        with the close matches, as names get."""
+        from .errors import UsageError
+
+        for flag, value, known in (("kind", kind, self.kinds()), ("zoo", zoo, self.zoos())):
+            if value is None or value.lower() in (k.lower() for k in known):
+                continue
+            close = difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=3,
+                                              cutoff=0.5)
+            raise UsageError(f"no {flag} {value!r}" + (f"; did you mean: {', '.join(close)}"
+                                                        if close else ""),
+                             hint=f"{flag}s: {', '.join(known)}")
+
     def zoos(self) -> list[str]:
         return sorted({a.zoo for a in self.artifacts})
 

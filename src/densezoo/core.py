@@ -90,7 +90,17 @@ class Core:
     # -- lookup ---------------------------------------------------------------------------
 
     def artifact(self, name: NameOrArtifact) -> Artifact:
-        return name if isinstance(name, Artifact) else self.catalog.get(name)
+        """An entry by name, alias, file name or config path -- or by any URL it is known
+        under (its url, a mirror, a legacy URL; ``detectron2://``), as ``config`` maps them."""
+        if isinstance(name, Artifact):
+            return name
+        if "://" in name:
+            from .configs import UrlIndex
+
+            found = UrlIndex(self.catalog).find(name.strip())
+            if found is not None:
+                return found
+        return self.catalog.get(name)
 
     def resolve(self, names: Iterable[NameOrArtifact] = (), *, with_deps: bool = False,
                 kind: str | None = None, zoo: str | None = None,
@@ -99,6 +109,7 @@ class Core:
         with ``with_deps`` their requirements too, dependencies first."""
         arts = [self.artifact(n) for n in names]
         if all or kind:
+            self.catalog.check_filters(kind=kind, zoo=zoo)
             selected = self.catalog.select(kind=kind, zoo=zoo)
             if not selected:
                 asked = " ".join(f"--{k} {v}" for k, v in (("kind", kind), ("zoo", zoo)) if v)
@@ -127,6 +138,7 @@ class Core:
              text: str | None = None, sort: str | None = None) -> list[ArtifactInfo]:
         """Artifacts in manifest order, or ``sort`` "ap" (best first) / "speed" (fastest
         inference first); entries without the number come last."""
+        self.catalog.check_filters(kind=kind, zoo=zoo)
         infos = [self._info(a) for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
         if sort == "ap":
             infos.sort(key=lambda i: -(headline_ap(i.artifact)[0] or -1e9))

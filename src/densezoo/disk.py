@@ -109,6 +109,9 @@ _HINTS = {
                   "directory you own",
     errno.EPERM: "no permission to write there: point --cache-dir / DENSEZOO_CACHE_DIR at a "
                  "directory you own",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: point --cache-dir / "
+                   "DENSEZOO_CACHE_DIR (or the output path) at a directory",
+    errno.ENOENT: "a folder on that path does not exist: create it, or choose another path",
     errno.ENAMETOOLONG: "a path is too long for this filesystem: use a shorter --cache-dir, "
                         "or give the artifact a shorter `filename:` in its manifest",
 }

@@ -96,8 +96,9 @@ class App:
             click.echo(redact_text(message), err=True)
 
     def warn(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(f"warning: {redact_text(message)}", err=True)
+        """Warnings are shown even with -q (as pip does): a first-use pin or an unverified
+        file is exactly what a quiet CI log must still say."""
+        click.echo(f"warning: {redact_text(message)}", err=True)
 
     def error(self, err: DensezooError) -> None:
         click.echo(f"error: {one_line(err)}", err=True)
@@ -143,7 +144,7 @@ def names_argument(**kwargs: Any):
                    "(repeatable; replaces DENSEZOO_MIRROR).")
 @click.option("--cache-dir", metavar="DIR", envvar=ENV_CACHE_DIR, show_envvar=True,
               help="Store root (default: the platform user cache dir).")
-@click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only results, warnings and errors.")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
 @click.option("--no-progress", is_flag=True, help="Never draw progress bars.")
 @click.option("--offline", is_flag=True, default=None,

@@ -90,8 +90,8 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         raise click.UsageError("name at least one artifact, or use --all / --kind / --config")
     z = app.make_zoo(space_check=not no_space_check, connections=connections,
                      scan=False if no_scan else None)
-    arts, unlisted = z.select(names, all=all_, kind=kind, zoo=zoo, with_deps=with_deps,
-                              config=config_file)
+    arts, unlisted, unknown = z.select(names, all=all_, kind=kind, zoo=zoo,
+                                       with_deps=with_deps, config=config_file)
     for r in unlisted:
         app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
 
@@ -100,8 +100,8 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
     if display:
         display.start()
     try:
-        outcomes = z.fetch_many(arts, force=force, progress=progress, jobs=jobs,
-                                extract=extract)
+        outcomes = [*unknown, *z.fetch_many(arts, force=force, progress=progress, jobs=jobs,
+                                            extract=extract)]
     finally:
         if display:
             display.stop()

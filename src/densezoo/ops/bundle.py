@@ -8,6 +8,7 @@ as any mirror.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
@@ -36,10 +37,10 @@ def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
     lines = ["schema: 1", "zoo: bundle", "artifacts:"]
     sums = []
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    paths = [(art, core.fetch(art).path) for art in arts]     # fetched before anything is written
     try:
-        with tarfile.open(tmp, "w") as tar:
-            for art in arts:
-                src = core.fetch(art).path
+        with store_errors("write the bundle", out.parent), tarfile.open(tmp, "w") as tar:
+            for art, src in paths:
                 digests = known_digests(core, art, src)
                 arc = "files/" + "/".join(url_key(art.url))
                 tar.add(src, arcname=arc)
@@ -51,9 +52,10 @@ def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-        os.replace(tmp, out)
+        with store_errors("write the bundle", out.parent):
+            os.replace(tmp, out)
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):
             tmp.unlink()
     return [a.name for a in arts]
 

@@ -167,7 +167,9 @@ def plan_remove(core: "Core", names: list[str] | None) -> RemovalPlan:
             if folder.exists():
                 plan.add(folder, "--all")
         return plan
+    absent = []
     for art in _resolve_with_records(core, names):
+        before = len(plan.items)
         p = core.store.cached_path(art)
         if p is not None:
             plan.add(p, f"cache rm {art.name}")
@@ -176,6 +178,13 @@ def plan_remove(core: "Core", names: list[str] | None) -> RemovalPlan:
         ex = lay.extract_dir(art)
         if ex.exists():
             plan.add(ex, f"unpacked {art.name}")
+        if len(plan.items) == before:
+            absent.append(art.name)
+    if absent and not plan.items:
+        from ..errors import NotCachedError
+
+        raise NotCachedError(", ".join(absent), hint="nothing of it is in the cache; "
+                                                     "`densezoo cache ls` lists what is")
     return plan
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from ..disk import write_text_atomic
+from ..disk import store_errors, write_text_atomic
 from ..errors import DensezooError
 from ..manifest import Artifact
 from ..manifest_edit import set_fields
@@ -58,5 +58,6 @@ def write_pins(pins: Sequence[PinInfo], out: str | os.PathLike[str]) -> list[Pin
     updates = {p.name: {k: getattr(p, k) for k in p.written}
                for p in pins if p.written and not p.conflicts}
     written = [p if p.name in updates else replace(p, written=()) for p in pins]
-    write_text_atomic(Path(out), set_fields(text, updates, source=sources[0]))
+    with store_errors("write the manifest", Path(out).parent):
+        write_text_atomic(Path(out), set_fields(text, updates, source=sources[0]))
     return written

@@ -1,0 +1,61 @@
+"""Issue 22 (in part): filters that suggest, names that may be URLs, every name of a batch
+attempted, warnings that -q keeps, and clear errors where 'unexpected' used to be."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import entry
+
+
+def test_a_filter_typo_suggests_like_a_name(blob, manifest, cli):
+    m = manifest(entry(blob("ft_model", 1000), kind="model"))
+    r = cli("--no-default-manifests", "--manifest", str(m), "list", "--kind", "modle")
+    assert r.code == 2 and "no kind 'modle'; did you mean: model" in r.err
+    r = cli("--no-default-manifests", "--manifest", str(m), "fetch", "--kind", "model",
+            "--zoo", "nozoo")
+    assert r.code == 2 and "no zoo 'nozoo'" in r.err
+
+
+def test_a_url_is_a_name(blob, manifest, cli):
+    b = blob("by_url", 1000)
+    legacy = "https://s3.amazonaws.com/densepose/by_url.bin"
+    m = manifest(entry(b, legacy_urls=[legacy]))
+    for spelling in (b.url, legacy, legacy.replace("s3.amazonaws.com", "S3.AMAZONAWS.COM")):
+        r = cli("--no-default-manifests", "--manifest", str(m), "info", spelling, "--json")
+        assert r.code == 0 and json.loads(r.out)["name"] == "by_url", spelling
+
+
+def test_every_name_of_a_batch_is_attempted_even_after_an_unknown_one(blob, manifest, cli):
+    a, b = blob("bt_a", 1000), blob("bt_b", 1000)
+    m = manifest(entry(a), entry(b))
+    r = cli("--no-default-manifests", "--manifest", str(m), "fetch", "bt_a", "nosuch", "bt_b",
+            "--json")
+    assert r.code == 3, r.err
+    rows = {x["name"]: x for x in json.loads(r.out)}
+    assert rows["bt_a"]["ok"] and rows["bt_b"]["ok"] and not rows["nosuch"]["ok"]
+    assert rows["nosuch"]["exit_code"] == 3
+
+
+def test_quiet_keeps_security_warnings(blob, manifest, cli):
+    b = blob("quiet_pin", 1000)
+    m = manifest(entry(b, md5=False, size=False))
+    r = cli("--manifest", str(m), "-q", "fetch", "quiet_pin")
+    assert r.code == 0 and "warning:" in r.err and "pinned md5" in r.err
+
+
+def test_unwritable_outputs_are_clear_errors(blob, manifest, cli, tmp_path):
+    b = blob("out_err", 1000)
+    m = manifest(entry(b, md5=False, size=False))
+    assert cli("--manifest", str(m), "fetch", "out_err").code == 0
+    r = cli("--manifest", str(m), "pin", "--manifest-out", str(tmp_path / "no" / "dir" / "x.yaml"))
+    assert r.code == 8 and "unexpected" not in r.err and "does not exist" in r.err
+    r = cli("--manifest", str(m), "bundle", "out_err", "-o", str(tmp_path / "no" / "b.tar"))
+    assert r.code == 8 and "unexpected" not in r.err and ".tmp" not in r.err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = cli("--manifest", str(m), "--cache-dir", str(blocker), "fetch", "out_err")
+    assert r.code == 8 and "not a folder" in r.err and "free some space" not in r.err
+    assert cli("--manifest", str(m), "cache", "rm", "out_err", "-y").code == 0
+    r = cli("--manifest", str(m), "cache", "rm", "out_err", "-y")
+    assert r.code == 6 and "not in the cache" in r.err
