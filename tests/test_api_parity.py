@@ -73,6 +73,9 @@ def test_every_cli_command_has_an_api_function_with_its_options():
         for p in cmd.params:
             if p.name in RENDERING:
                 continue
+            if not p.expose_value:                   # a global option after the command
+                assert RENAMED.get(p.name, p.name) in SETTINGS | GLOBAL_RENDERING, p.name
+                continue
             kw = RENAMED.get(p.name, p.name)
             if name == "config" and kw == "strict":
                 continue                              # a setting: config(..., strict=True)

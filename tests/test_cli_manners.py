@@ -59,3 +59,23 @@ def test_unwritable_outputs_are_clear_errors(blob, manifest, cli, tmp_path):
     assert cli("--manifest", str(m), "cache", "rm", "out_err", "-y").code == 0
     r = cli("--manifest", str(m), "cache", "rm", "out_err", "-y")
     assert r.code == 6 and "not in the cache" in r.err
+
+
+def test_global_options_after_the_command(blob, manifest, cli, server, monkeypatch):
+    b = blob("after", 2000)
+    m = manifest(entry(b))
+    r = cli("fetch", "after", "--manifest", str(m), "--no-default-manifests", "-q")
+    assert r.code == 0 and r.err == "", r.err
+    r = cli("info", "after", "--manifest", str(m), "-v")
+    assert r.code == 0
+    r = cli("--manifest", str(m), "cache", "rm", "after", "-y", "-q")
+    assert r.code == 0
+    r = cli("fetch", "after", "--manifest", str(m), "--offline")
+    assert r.code == 6 and "offline" in r.err
+    mirror_host = b.url.split("/")[2].replace(":", "_")
+    server.add(f"/mirror/{mirror_host}{b.path}", b.data)
+    r = cli("fetch", "after", "--manifest", str(m), "--mirror", server.url("/mirror"), "--json")
+    assert r.code == 0 and "/mirror/" in json.loads(r.out)[0]["url"]
+    for command in (("fetch",), ("config",), ("cache", "ls"), ("list",)):
+        h = cli(*command, "--help").out
+        assert "--mirror" in h and "--offline" in h and "--quiet" in h, command

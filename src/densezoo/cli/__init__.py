@@ -20,12 +20,13 @@ import click
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError, DensezooWarning
 from ..settings import debug
 from . import browse, cache, check, configs, setup, share
-from .app import cli
+from .app import add_global_options, cli
 from ..urls import redact_text
 from .render import one_line
 
 for _module in (browse, check, configs, cache, share, setup):
     for _command in _module.COMMANDS:
+        add_global_options(_command)
         cli.add_command(_command)
 
 __all__ = ["cli", "main"]

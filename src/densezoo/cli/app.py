@@ -126,6 +126,59 @@ def complete_names(ctx: click.Context, param: click.Parameter, incomplete: str):
         return []
 
 
+def _global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command: applied to the invocation's App (the
+    Zoo is built later, when the command first needs it)."""
+    app = ctx.find_object(App)
+    if app is None or value in (None, False, 0, ()):
+        return
+    name = param.name
+    if name in ("manifests", "mirrors"):
+        setattr(app, name, (*getattr(app, name), *value))
+    elif name == "no_default_manifests":
+        app.default_manifests = False
+    elif name == "no_progress":
+        app.progress = False
+    elif name == "verbose":
+        app.verbose += value
+    elif name == "cache_dir":
+        app.cache_dir = value
+    else:
+        setattr(app, name, True)
+
+
+def _global_options() -> list[click.Option]:
+    """The root's options again, for after the command (pip and gh accept both places)."""
+    o = dict(expose_value=False, callback=_global)
+    return [
+        click.Option(["--manifest", "manifests"], multiple=True, metavar="PATH",
+                     help="Extra manifest (also before the command).", **o),
+        click.Option(["--no-default-manifests"], is_flag=True,
+                     help="Only the --manifest / DENSEZOO_MANIFEST manifests.", **o),
+        click.Option(["--mirror", "mirrors"], multiple=True, metavar="URL",
+                     help="Mirror tried before upstream (also before the command).", **o),
+        click.Option(["--cache-dir"], metavar="DIR", help="Store root.", **o),
+        click.Option(["-q", "--quiet"], is_flag=True, help="Only results, warnings, errors.", **o),
+        click.Option(["-v", "--verbose"], count=True, help="More detail on stderr.", **o),
+        click.Option(["--no-progress"], is_flag=True, help="Never draw progress bars.", **o),
+        click.Option(["--offline"], is_flag=True, help="Never touch the network.", **o),
+        click.Option(["--strict"], is_flag=True,
+                     help="Refuse artifacts without a published checksum.", **o),
+        click.Option(["--allow-http"], is_flag=True, help="Allow plain http beyond loopback.",
+                     **o),
+    ]
+
+
+def add_global_options(cmd: click.Command) -> None:
+    """Give a command (each command of a group) the global options it does not have."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            add_global_options(sub)
+        return
+    taken = {opt for p in cmd.params for opt in getattr(p, "opts", ())}
+    cmd.params.extend(o for o in _global_options() if not taken & set(o.opts))
+
+
 def names_argument(**kwargs: Any):
     """The NAMES argument most commands take, with artifact-name completion."""
     return click.argument("names", nargs=-1, shell_complete=complete_names, **kwargs)
@@ -171,7 +224,14 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
                   allow_http=allow_http or None, mirrors=tuple(mirrors))
     from .. import events
 
-    # Retries and waits for another process say one line each: on a terminal, or with -v.
-    show = not quiet and (verbose or sys.stderr.isatty())
-    events.listen((lambda line: click.echo(redact_text(line), err=True)) if show else None)
+    # Retries and waits for another process say one line each: on a terminal, or with -v
+    # (decided when a line comes: -q / -v may also follow the command).
+    app = ctx.obj
+    tty = sys.stderr.isatty()
+
+    def listener(line: str) -> None:
+        if not app.quiet and (app.verbose or tty):
+            click.echo(redact_text(line), err=True)
+
+    events.listen(listener)
     ctx.call_on_close(lambda: events.listen(None))
