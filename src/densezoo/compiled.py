@@ -53,15 +53,12 @@ def load_manifest(path: str | Path, compiled: Path | None = None) -> Manifest:
     return manifest
 
 
-_private = mine_alone
-
-
 def owned_privately(path: Path) -> bool:
     """A regular file (and its folder) owned by this user that nobody else can write: the
     only kind of cache file densezoo lets decide what an artifact is."""
     try:
         st = os.lstat(path)
-        return stat.S_ISREG(st.st_mode) and _private(st) and _private(os.stat(path.parent))
+        return stat.S_ISREG(st.st_mode) and mine_alone(st) and mine_alone(os.stat(path.parent))
     except OSError:
         return False
 
@@ -70,8 +67,8 @@ def _read(path: Path, key: str) -> object | None:
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            if not (stat.S_ISREG(st.st_mode) and _private(st)
-                    and _private(os.stat(path.parent))):
+            if not (stat.S_ISREG(st.st_mode) and mine_alone(st)
+                    and mine_alone(os.stat(path.parent))):
                 return None
             doc = json.loads(f.read())
     except (OSError, ValueError):

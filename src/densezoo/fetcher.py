@@ -21,7 +21,7 @@ from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      UnsafeContentError, UrlFailure, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .catalog import unique
-from .download.health import Health
+from .download.health import Health, host_of
 from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
@@ -277,7 +277,7 @@ class Fetcher:
                 self.health.record(url, ok=False)
                 if e.unreachable:
                     with self._lock:
-                        self._unreachable[_host_of(url)] = (e.reason, time.monotonic())
+                        self._unreachable[host_of(url)] = (e.reason, time.monotonic())
                 src = source_for(url)
                 if src is not None and src.module is not None:
                     e = src.load().explain(url, e)
@@ -320,11 +320,11 @@ class Fetcher:
     def _dead_host(self, url: str) -> str | None:
         """Why ``url``'s host is skipped in this batch, if it could not be reached already."""
         with self._lock:
-            seen = self._unreachable.get(_host_of(url))
+            seen = self._unreachable.get(host_of(url))
         if seen is None:
             return None
         reason, when = seen
-        return (f"host {_host_of(url)} unreachable ({reason} {time.monotonic() - when:.0f} s "
+        return (f"host {host_of(url)} unreachable ({reason} {time.monotonic() - when:.0f} s "
                 "ago in this run; not asked again)")
 
     def _signed(self, url: str) -> str:
@@ -394,16 +394,6 @@ class Fetcher:
             raise
         finally:
             pool.shutdown(wait=True)
-
-
-def _host_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        p = urlsplit(url)
-        return f"{p.hostname}:{p.port or (443 if p.scheme == 'https' else 80)}"
-    except ValueError:
-        return url
 
 
 def _weak_reason(exp: Expected) -> str:

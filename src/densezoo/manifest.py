@@ -252,11 +252,16 @@ def recorded_artifact(record: Mapping[str, Any]) -> Artifact:
     return parse_entry(raw, str(source), "recorded", 0)
 
 
+def is_plain_name(name: str) -> bool:
+    """A name that stays one entry in one folder and prints on one line: no separators,
+    no ``.``/``..``, no control characters.  The manifest and the store both ask this."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name \
+        and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
 def _check_filename(filename: str, source: str, entry: str) -> None:
-    """A plain file name: printed on its own line, so no control characters; and none of
-    the suffixes the store keeps for its own files."""
-    if (filename in (".", "..") or "/" in filename or "\\" in filename
-            or any(ord(c) < 32 or ord(c) == 127 for c in filename)):
+    """A plain file name, and none of the suffixes the store keeps for its own files."""
+    if not is_plain_name(filename):
         raise ManifestError(source, f"filename {filename!r} must be a plain file name (no "
                                     "path separators or control characters)", entry=entry)
     if any(mark in filename for mark in RESERVED_SUFFIXES):

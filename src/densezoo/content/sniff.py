@@ -89,7 +89,7 @@ def _tar_problem(path: Path) -> str | None:
                 pass
     except TarBombError as e:
         return e.reason
-    except (tarfile.TarError, EOFError, OSError, ValueError, EOFError) as e:
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
         return f"it is not a readable tar archive ({e})"
     except Exception as e:  # noqa: BLE001 - zlib/lzma errors: not a readable archive
         return f"it is not a readable tar archive ({type(e).__name__}: {e})"

@@ -17,7 +17,8 @@ from ..disk import read_json, write_json_atomic
 HEALTH_TTL = 15 * 60
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
+    """``host:port`` (default ports filled in): the unit health and dead-host memory use."""
     p = urlsplit(url)
     return f"{p.hostname}:{p.port or (443 if p.scheme == 'https' else 80)}"
 
@@ -37,9 +38,9 @@ class Health:
         """``ranges`` False: the host misanswered a Range request (kept for the TTL, so a
         later run goes to one connection at once)."""
         data = self._load()
-        old = data.get(_host(url), {})
+        old = data.get(host_of(url), {})
         no_ranges = ranges is False or (ranges is None and old.get("ranges") is False)
-        data[_host(url)] = {"ok": ok, "at": time.time(), "rate": bytes_per_s,
+        data[host_of(url)] = {"ok": ok, "at": time.time(), "rate": bytes_per_s,
                             **({"ranges": False} if no_ranges else {})}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,7 @@ class Health:
             pass          # advisory only: a read-only cache still downloads
 
     def ranges_refused(self, url: str) -> bool:
-        return self._load().get(_host(url), {}).get("ranges") is False
+        return self._load().get(host_of(url), {}).get("ranges") is False
 
     def order(self, urls: list[str]) -> list[str]:
         """Recently failed hosts last; otherwise the configured order (mirrors first)."""
@@ -56,6 +57,6 @@ class Health:
 
         def rank(item: tuple[int, str]) -> tuple[int, int]:
             i, url = item
-            rec = data.get(_host(url))
+            rec = data.get(host_of(url))
             return (1 if rec and not rec.get("ok") else 0, i)
         return [u for _, u in sorted(enumerate(urls), key=rank)]

@@ -125,19 +125,26 @@ def entries(core: "Core") -> list[CacheEntry]:
     """Every published file with the entry that vouches for it, then the quarantine
     records (files moved aside that nothing has replaced yet).  Reads only."""
     known = _by_path(core)
-    recorded = _recorded(core, known)
     lay = core.store.layout
+    recorded: dict[Path, Any] = {}
+    moved: dict[Path, tuple[Any, dict[str, Any]]] = {}      # one walk of the records
+    for p, art, gone in core.store.records():
+        if p not in known:
+            recorded.setdefault(p, art)
+        if gone is not None:
+            moved.setdefault(p, (known.get(p, art), gone))
     out = []
-    for p in sorted(lay.published_files()):
+    on_disk = sorted(lay.published_files())
+    for p in on_disk:
         art = known.get(p) or recorded.get(p)
         st = p.stat()
         out.append(CacheEntry(p, st.st_size, art.name if art else None,
                               _state(core, art, p) if art else "unknown",
                               _when(max(st.st_atime, st.st_mtime)),
                               art.source if art else None, p in known))
-    for p, art in sorted({**recorded, **{lay.file(a): a for a in known.values()}}.items()):
-        gone = core.store.quarantined(art)
-        if gone is not None:
+    present = set(on_disk)
+    for p, (art, gone) in sorted(moved.items()):
+        if p not in present:
             out.append(CacheEntry(p, 0, art.name, "quarantined", gone.get("at"), art.source,
                                   p in known))
     return out

@@ -66,7 +66,7 @@ def diagnose(core: "Core") -> Diagnosis:
         checks.append(Check("free space", False, str(e)))
     env = {k: v for k, v in os.environ.items() if k in NETWORK_ENV or k.startswith("DENSEZOO_")}
     checks.append(Check("environment", True, ", ".join(
-        f"{k}={_redact_env(v)}" for k, v in sorted(env.items())) or "no proxy, CA or "
+        f"{k}={redact_text(v)}" for k, v in sorted(env.items())) or "no proxy, CA or "
         "DENSEZOO_* variables set"))
     ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
     if ca:
@@ -84,6 +84,3 @@ def diagnose(core: "Core") -> Diagnosis:
                         + (", ".join(redact(m) for m in s.mirrors) or "none")))
     return Diagnosis(tuple(checks))
 
-
-def _redact_env(value: str) -> str:
-    return redact_text(value)

@@ -195,8 +195,8 @@ class Store:
         for path, art, _ in self.records():
             yield path, art
 
-    def records(self) -> Iterator[tuple[Path, Artifact, bool]]:
-        """``recorded``, with whether the record is of a file moved aside (quarantined)."""
+    def records(self) -> Iterator[tuple[Path, Artifact, dict[str, Any] | None]]:
+        """``recorded``, with the quarantine record when the file was moved aside."""
         for meta_path in self.layout.metas():
             meta = read_json(meta_path)
             art = artifact_from_record(meta.get("entry") if meta else None)
@@ -207,7 +207,8 @@ class Store:
             except DensezooError:
                 continue
             if self.layout.meta(path) == meta_path:
-                yield path, art, isinstance(meta.get("quarantined"), dict)
+                gone = meta.get("quarantined")
+                yield path, art, gone if isinstance(gone, dict) else None
 
     def memo_valid(self, art: Artifact, meta: dict[str, Any] | None = None) -> bool:
         """Whether the file is unchanged since densezoo last hashed it.

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import ManifestError, PlantedLinkError
-from ..manifest import Artifact
+from ..manifest import Artifact, is_plain_name
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
 
@@ -141,8 +141,7 @@ class Layout:
         caller): a name that is not a plain name in its folder is refused."""
         key = self.key(art.url)                 # refuses a key that could leave the folder
         name = art.file_name
-        if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-                or any(ord(c) < 32 for c in name)):
+        if not is_plain_name(name):
             raise ManifestError(art.source or "<artifact>", f"file name {name!r} is not a "
                                 "plain name inside the store folder", entry=art.name)
         return self.files_dir.joinpath(*key[:-1], name)
