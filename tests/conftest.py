@@ -268,3 +268,32 @@ def aws_env(monkeypatch, endpoint: str, tmp_path: Path) -> None:
                  "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
                  "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")}.items():
         monkeypatch.setenv(k, v)
+
+
+def run_in_pty(argv: list[str], env: dict, *, columns: int = 80,
+               rows: int = 40) -> tuple[int, str]:
+    """Run a command on a real terminal of ``columns`` x ``rows`` (a pty opened with no
+    size is 0 columns wide: rich and tqdm then draw nothing); its exit code and output."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    p = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=env,
+                         close_fds=True)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    return p.wait(timeout=60), out.decode(errors="replace")

@@ -3,23 +3,18 @@ and progress bars that let log lines through."""
 
 from __future__ import annotations
 
-import fcntl
 import inspect
 import json
 import logging
 import os
-import pty
-import struct
-import subprocess
 import sys
-import termios
 import warnings
 
 import click
 import pytest
 
 import densezoo
-from conftest import entry
+from conftest import entry, run_in_pty
 
 # CLI command -> module-level function.
 COMMANDS = {
@@ -158,23 +153,9 @@ def test_log_lines_go_above_the_progress_bar_in_a_terminal(blob, manifest, serve
     b = blob("api_bar", 1_500_000)
     server.fault(b.path, "trickle", times=-1, step=64 * 1024, delay=0.03)   # ~0.7 s
     m = manifest(entry(b))
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
-    env = {**os.environ, "DENSEZOO_CACHE_DIR": str(tmp_path / "c"), "COLUMNS": "100"}
-    p = subprocess.Popen([sys.executable, "-c", CHILD, str(m)], stdin=child, stdout=child,
-                         stderr=child, env=env, close_fds=True)
-    os.close(child)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    assert p.wait(timeout=60) == 0, out.decode(errors="replace")[-2000:]
-    text = out.decode(errors="replace")
+    env = {**os.environ, "DENSEZOO_CACHE_DIR": str(tmp_path / "c")}
+    code, text = run_in_pty([sys.executable, "-c", CHILD, str(m)], env, columns=100, rows=24)
+    assert code == 0, text[-2000:]
     assert "%|" in text, "no progress bar was drawn"                  # tqdm drew a bar
     ticks = [ln for ln in text.replace("\r\n", "\n").split("\n") if "LOGLINE" in ln]
     assert len(ticks) >= 5

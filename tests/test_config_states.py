@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
 import yaml
 
-from conftest import entry
+from conftest import entry, run_in_pty
 
 UV_SYM = "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat"
 CATALOG_R50 = "https://dl.fbaipublicfiles.com/detectron/ImageNetPretrained/MSRA/R-50.pkl"
@@ -172,33 +173,6 @@ def test_a_base_that_is_not_a_regular_file_is_refused(cli, manifest, tmp_path, b
 
 # -- 25.5: a preview that shows everything at 80 columns -----------------------------------
 
-def _pty_run(args: list[str], env: dict, columns: int = 80) -> str:
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
-    import sys
-    import termios
-
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    p = subprocess.Popen([sys.executable, "-m", "densezoo", *args], stdin=child, stdout=child,
-                         stderr=child, env=env, close_fds=True)
-    os.close(child)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    p.wait(timeout=60)
-    return out.decode(errors="replace").replace("\r", "")
-
-
 def test_dry_run_preview_shows_every_file_whole_at_80_columns(blob, manifest, tmp_path,
                                                                cache_dir):
     import os
@@ -213,8 +187,10 @@ def test_dry_run_preview_shows_every_file_whole_at_80_columns(blob, manifest, tm
             BOOTSTRAP: {{TEACHER_WEIGHTS_FOR_THE_STUDENT_MODEL: "{model.url}"}}
         """)
     env = {**os.environ, "DENSEZOO_CACHE_DIR": str(cache_dir)}
-    out = _pty_run(["--no-default-manifests", "--manifest", str(m), "config", str(cfg),
-                    "--dry-run", "--seed-iopath"], env)
+    _, out = run_in_pty([sys.executable, "-m", "densezoo", "--no-default-manifests",
+                         "--manifest", str(m), "config", str(cfg), "--dry-run", "--seed-iopath"],
+                        env)
+    out = out.replace("\r", "")
     for whole in (key, model.name, model.url, uvsym.name, uvsym.url, "29.3 KiB"):
         assert whole in out, (whole, out)
     assert "not cached" in out

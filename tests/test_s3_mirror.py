@@ -167,10 +167,25 @@ def chromium() -> str:
     return need_tool("chromium", "chromium-browser")
 
 
-def test_index_page_lists_filters_and_plots_in_a_real_browser(blob, manifest, cli, tmp_path, chromium_bin, nginx_bin,
-                                                              server):
+def served_tree(cli, m, tmp_path, extra: dict[str, str] | None = None):
+    """``mirror build --all`` into a tree nginx (another user) can read; a started Nginx."""
     from test_mirror_nginx import Nginx
 
+    tree = tmp_path / "tree"
+    r = cli("--no-default-manifests", "--manifest", str(m), "mirror", "build", str(tree),
+            "--all", "--link", "copy")
+    assert r.code == 0, r.err
+    for name, text in (extra or {}).items():
+        (tree / name).write_text(text)
+    for p in [tmp_path, *tree.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    nginx = Nginx(tree, tmp_path / "nginx")
+    nginx.start()
+    return tree, nginx
+
+
+def test_index_page_lists_filters_and_plots_in_a_real_browser(blob, manifest, cli, tmp_path, chromium_bin, nginx_bin,
+                                                              server):
     import hashlib
     import pickle
 
@@ -184,16 +199,9 @@ def test_index_page_lists_filters_and_plots_in_a_real_browser(blob, manifest, cl
     other = blob("annotations_minival")
     arts.append(entry(other, kind="annotations"))
     m = manifest(*arts, zoo="detectron2")
-    tree = tmp_path / "tree"
-    r = cli("--no-default-manifests", "--manifest", str(m), "mirror", "build", str(tree),
-            "--all", "--link", "copy")
-    assert r.code == 0, r.err
+    tree, nginx = served_tree(cli, m, tmp_path)
     html = (tree / "index.html").read_text()
     assert "<script>alert" not in html                              # descriptions are escaped
-    for p in [tmp_path, *tree.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    nginx = Nginx(tree, tmp_path / "nginx")
-    nginx.start()
     try:
         base = f"http://127.0.0.1:{nginx.port}/index.html"
         dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--dump-dom", base],
@@ -249,10 +257,7 @@ def test_index_page_layout_at_1400_and_800_px(manifest, cli, tmp_path, chromium_
     on screen at 800 px, #q= filters the chart too, and the page shows the URL to put in
     DENSEZOO_MIRROR.  Screenshots at both widths are kept beside the test's tmp files."""
     import hashlib
-    import json
     import pickle
-
-    from test_mirror_nginx import Nginx
 
     arts = []
     names = ("densepose_rcnn_R_101_FPN_DL_WC2M_s1x", "densepose_rcnn_R_50_FPN_s1x",
@@ -265,15 +270,7 @@ def test_index_page_layout_at_1400_and_800_px(manifest, cli, tmp_path, chromium_
                      "that wraps inside its own cell",
                      "metrics": {"densepose": {"GPSm": ap}, "speed": {"inference_s_per_im": speed}}})
     m = manifest(*arts, zoo="densepose/v1")
-    tree = tmp_path / "tree"
-    r = cli("--no-default-manifests", "--manifest", str(m), "mirror", "build", str(tree),
-            "--all", "--link", "copy")
-    assert r.code == 0, r.err
-    (tree / "probe.html").write_text(PROBE)
-    for p in [tmp_path, *tree.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    nginx = Nginx(tree, tmp_path / "nginx")
-    nginx.start()
+    _, nginx = served_tree(cli, m, tmp_path, {"probe.html": PROBE})
     try:
         base = f"http://127.0.0.1:{nginx.port}/"
         dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--virtual-time-budget=5000",
