@@ -57,6 +57,13 @@ def isolated(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("DENSEZOO_CACHE_DIR", str(cache))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))   # no user settings
+    # A safety net: anything not on loopback goes to a closed local port (no DNS lookup,
+    # no traffic off this machine), e.g. a doctor probe of the shipped manifests' hosts.
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
     sleeps: list[float] = []
     monkeypatch.setattr(download, "_sleep", sleeps.append)
     return {"cache": cache, "sleeps": sleeps}
@@ -130,6 +137,25 @@ class Run:
     code: int
     out: str
     err: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        """The ``--json`` envelope, validated against its command's schema (docs/json.md):
+        every test that reads JSON also checks the documented shape."""
+        import json
+
+        import jsonschema
+
+        from densezoo.cli.schema import schema_for
+
+        doc = json.loads(self.out)
+        jsonschema.validate(doc, schema_for(doc["command"]))
+        assert doc["exit_code"] == self.code and doc["ok"] == (self.code == 0), doc
+        return doc
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return self.json["items"]
 
 
 def run_cli(*args: str) -> Run:

@@ -42,6 +42,7 @@ class Fault:
 class Seen:
     path: str
     headers: dict[str, str]
+    method: str = "GET"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -108,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_counted(self, head: bool, owner: "TestServer") -> None:
         path = self.path
-        owner._record(Seen(path, {k: v for k, v in self.headers.items()}))
+        owner._record(Seen(path, {k: v for k, v in self.headers.items()}, self.command))
         rng = _RANGE.match(self.headers.get("Range", "").strip())
         start = int(rng.group(1)) if rng else None
         fault = owner._take_fault(path, start) or owner._take_fault(path.split("?")[0], start)

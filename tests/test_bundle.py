@@ -31,9 +31,9 @@ def test_bundle_and_import_round_trip(cli, blob, manifest, tmp_path, server):
     server.reset()                                                  # no network needed below
     r = cli("--cache-dir", air, "import", str(zoo_tar), "--json")
     assert r.code == 0, r.err
-    out = json.loads(r.out)
-    assert [x["action"] for x in out["artifacts"]] == ["imported", "imported"]
-    r = cli("--offline", "--cache-dir", air, "--manifest", out["manifest"], "verify", "ba", "bb")
+    assert [x["state"] for x in r.items] == ["imported", "imported"]
+    r = cli("--offline", "--cache-dir", air, "--manifest", r.json["summary"]["manifest"], "verify",
+            "ba", "bb")
     assert r.code == 0 and r.out.count("ok") == 2
     assert server.requests == []
 

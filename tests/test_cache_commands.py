@@ -22,10 +22,10 @@ def test_cache_ls_du_rm_keep_pins(cli, blob, manifest, cache_dir):
     a, b = blob("ca", 50_000), blob("cb", 70_000)
     m = manifest(entry(a), entry(b, md5=False, size=False))
     fetched(cli, m, "ca", "cb")
-    rows = json.loads(cli("--manifest", str(m), "cache", "ls", "--json").out)
+    rows = cli("--manifest", str(m), "cache", "ls", "--json").items
     assert {(r["name"], r["size"], r["state"]) for r in rows} == {
         ("ca", 50_000, "verified"), ("cb", 70_000, "pinned")}
-    du = json.loads(cli("--manifest", str(m), "cache", "du", "--json").out)
+    du = cli("--manifest", str(m), "cache", "du", "--json").json["summary"]
     assert du["files"] == 2 and du["file_bytes"] == 120_000
     r = cli("--manifest", str(m), "cache", "rm", "cb", "--dry-run")
     assert r.code == 0 and "would remove" in r.out and cli("--manifest", str(m), "path",
@@ -33,7 +33,7 @@ def test_cache_ls_du_rm_keep_pins(cli, blob, manifest, cache_dir):
     assert cli("--manifest", str(m), "cache", "rm", "cb").code == 2     # no terminal, no -y
     assert cli("--manifest", str(m), "cache", "rm", "cb", "-y").code == 0
     assert cli("--manifest", str(m), "path", "cb").code == 6
-    assert json.loads(cli("--manifest", str(m), "info", "cb", "--json").out)["pin"]["md5"] == b.md5
+    assert cli("--manifest", str(m), "info", "cb", "--json").items[0]["pin"]["md5"] == b.md5
 
 
 def test_cache_prune(cli, blob, manifest, cache_dir):
@@ -55,7 +55,7 @@ def test_cache_prune(cli, blob, manifest, cache_dir):
     (cache_dir / "bad" / "x" / "old.bin").write_bytes(b"y")
     only_keep = ("--no-default-manifests", "--manifest", str(m_keep))
     r = cli(*only_keep, "cache", "prune", "--json", "--dry-run")
-    reasons = {Path(i["path"]).name: i["reason"] for i in json.loads(r.out)["items"]}
+    reasons = {Path(i["path"]).name: i["reason"] for i in r.items}
     assert reasons == {
         "dropped-here-by-hand.bin": "no loaded manifest names this file and no record "
                                     "vouches for it",
@@ -65,6 +65,6 @@ def test_cache_prune(cli, blob, manifest, cache_dir):
     assert keep_path.read_bytes() == a.data and not stale.exists()
     assert sorted(p.name for p in files.rglob("*.bin")) == ["forgotten.bin", "keep.bin"]
     r = cli(*only_keep, "cache", "prune", "--orphans", "--json", "--dry-run")
-    assert [Path(i["path"]).name for i in json.loads(r.out)["items"]] == ["forgotten.bin"]
+    assert [Path(i["path"]).name for i in r.items] == ["forgotten.bin"]
     assert cli(*only_keep, "cache", "prune", "--orphans", "-y").code == 0
     assert [p.name for p in files.rglob("*.bin")] == ["keep.bin"]

@@ -18,13 +18,13 @@ def test_list_shows_every_v1_artifact_with_metrics(cli):
 
 def test_list_json_and_filters(cli):
     r = cli("list", "--zoo", "densepose-v1", "--json")
-    rows = json.loads(r.out)
+    rows = r.items
     assert len(rows) == 29 and {"name", "strength", "cached", "metrics"} <= set(rows[0])
-    models = json.loads(cli("list", "--zoo", "densepose-v1", "--kind", "model", "--json").out)
+    models = cli("list", "--zoo", "densepose-v1", "--kind", "model", "--json").items
     assert len(models) == 7
-    posetrack = json.loads(cli("list", "--zoo", "densepose-v1", "PoseTrack", "--json").out)
+    posetrack = cli("list", "--zoo", "densepose-v1", "PoseTrack", "--json").items
     assert {x["kind"] for x in posetrack} == {"annotations"} and len(posetrack) == 5
-    x101 = json.loads(cli("list", "x-101-32x8d-fpn", "--kind", "proposals", "--json").out)
+    x101 = cli("list", "x-101-32x8d-fpn", "--kind", "proposals", "--json").items
     assert len(x101) == 3
 
 
@@ -33,8 +33,8 @@ def test_info_shows_urls_checksum_state_metrics(cli):
     assert r.code == 0
     assert "https://dl.fbaipublicfiles.com/densepose/DensePose_ResNet50_FPN_s1x.pkl" in r.out
     assert "s3.amazonaws.com" in r.out and "not tried" in r.out
-    assert "checksum      none" in r.out and "AP 0.4748" in r.out
-    d = json.loads(cli("info", "DensePoseKeyPointsMask_ResNet50_FPN_s1x-e2e", "--json").out)
+    assert "checksum      none" in r.out and "AP 47.5" in r.out
+    d = cli("info", "DensePoseKeyPointsMask_ResNet50_FPN_s1x-e2e", "--json").items[0]
     assert d["md5_url"].endswith(".pkl.md5sum") and d["strength"] == "sidecar"
     assert d["metrics"]["keypoint"]["AP"] == 0.6159
 
@@ -72,8 +72,8 @@ def test_fetch_prints_only_the_path_on_stdout(cli, blob, manifest):
 def test_fetch_json(cli, blob, manifest):
     b = blob("js")
     r = cli("--manifest", str(manifest(entry(b))), "fetch", "js", "--json")
-    (row,) = json.loads(r.out)
-    assert row["ok"] and row["md5"] == b.md5 and row["action"] == "downloaded"
+    (row,) = r.items
+    assert row["ok"] and row["md5"] == b.md5 and row["state"] == "downloaded"
 
 
 def test_fetch_several_names_one_failure_does_not_lose_the_others(cli, blob, manifest, server):
@@ -122,10 +122,9 @@ def test_verify_reports_ok_corrupt_missing_unpinned(cli, blob, manifest, server,
     with open(bad_path, "r+b") as f:
         f.write(b"XX")
     r = cli("--manifest", m, "verify", "--json")
-    report = json.loads(r.out)
-    status = {e["name"]: e["status"] for e in report["entries"]}
+    status = {e["name"]: e["state"] for e in r.items}
     assert r.code == 4 and status == {"vgood": "ok", "vbad": "corrupt", "vloose": "ok"}
-    moved = next(e["moved_to"] for e in report["entries"] if e["name"] == "vbad")
+    moved = next(e["moved_to"] for e in r.items if e["name"] == "vbad")
     assert open(moved, "rb").read()[:2] == b"XX"           # kept as evidence, out of the way
     assert cli("--manifest", m, "path", "vbad").code == 6  # never handed out
 
@@ -143,12 +142,12 @@ def test_verify_quick_trusts_only_unchanged_files(cli, blob, manifest):
     b = blob("q")
     m = str(manifest(entry(b)))
     path = cli("--manifest", m, "fetch", "q").out.strip()
-    r = json.loads(cli("--manifest", m, "verify", "--quick", "--json").out)
-    assert r["entries"][0]["method"] == "quick" and r["ok"]
+    r = cli("--manifest", m, "verify", "--quick", "--json").json
+    assert r["items"][0]["method"] == "quick" and r["ok"]
     with open(path, "r+b") as f:          # same size, new bytes: the memo must not hide it
         f.write(b"\0")
     r = cli("--manifest", m, "verify", "--quick", "--json")
-    assert r.code == 4 and json.loads(r.out)["entries"][0]["method"] == "full"
+    assert r.code == 4 and r.items[0]["method"] == "full"
 
 
 def test_store_error_exit_8(cli, blob, manifest, cache_dir):
@@ -176,8 +175,7 @@ def test_pin_writes_back_into_a_manifest_keeping_comments_and_order(cli, blob, m
            "    kind: model" in new
     assert f"md5: {b.md5}, sha256: {b.sha256}, size: {len(b.data)}}}" in new
     # the written manifest is valid and now publishes what was pinned
-    info = json.loads(cli("--no-default-manifests", "--manifest", str(out), "info", "pa",
-                          "--json").out)
+    info = cli("--no-default-manifests", "--manifest", str(out), "info", "pa", "--json").items[0]
     assert info["md5"] == a.md5 and info["strength"] == "full"
 
 
@@ -185,7 +183,7 @@ def test_pin_lists_pins(cli, blob, manifest):
     a = blob("pl")
     m = str(manifest(entry(a, md5=False, size=False)))
     cli("--manifest", m, "fetch", "pl")
-    (row,) = json.loads(cli("--manifest", m, "pin", "--json").out)
+    (row,) = cli("--manifest", m, "pin", "--json").items
     assert row["md5"] == a.md5 and row["size"] == len(a.data)
 
 

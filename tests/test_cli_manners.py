@@ -23,18 +23,23 @@ def test_a_url_is_a_name(blob, manifest, cli):
     m = manifest(entry(b, legacy_urls=[legacy]))
     for spelling in (b.url, legacy, legacy.replace("s3.amazonaws.com", "S3.AMAZONAWS.COM")):
         r = cli("--no-default-manifests", "--manifest", str(m), "info", spelling, "--json")
-        assert r.code == 0 and json.loads(r.out)["name"] == "by_url", spelling
+        assert r.code == 0 and r.items[0]["name"] == "by_url", spelling
 
 
-def test_every_name_of_a_batch_is_attempted_even_after_an_unknown_one(blob, manifest, cli):
+def test_unknown_names_are_reported_together_before_any_download(blob, manifest, cli,
+                                                                 server):
     a, b = blob("bt_a", 1000), blob("bt_b", 1000)
     m = manifest(entry(a), entry(b))
     r = cli("--no-default-manifests", "--manifest", str(m), "fetch", "bt_a", "nosuch", "bt_b",
-            "--json")
+            "bt_x*", "--json")
     assert r.code == 3, r.err
-    rows = {x["name"]: x for x in json.loads(r.out)}
-    assert rows["bt_a"]["ok"] and rows["bt_b"]["ok"] and not rows["nosuch"]["ok"]
-    assert rows["nosuch"]["exit_code"] == 3
+    assert r.items == [] and server.requests == []                 # nothing downloaded
+    errors = {e["name"]: e for e in r.json["errors"]}
+    assert set(errors) == {"nosuch", "bt_x*"} and errors["nosuch"]["exit_code"] == 3
+    assert "no artifact matches this pattern" in errors["bt_x*"]["hint"]
+    r = cli("--no-default-manifests", "--manifest", str(m), "fetch", "bt_a", "nosuhc", "bt_b")
+    assert r.code == 3 and r.out == "" and server.requests == []
+    assert "unknown artifact: 'nosuhc'; nothing was downloaded" in r.err
 
 
 def test_quiet_keeps_security_warnings(blob, manifest, cli):
@@ -75,7 +80,7 @@ def test_global_options_after_the_command(blob, manifest, cli, server, monkeypat
     mirror_host = b.url.split("/")[2].replace(":", "_")
     server.add(f"/mirror/{mirror_host}{b.path}", b.data)
     r = cli("fetch", "after", "--manifest", str(m), "--mirror", server.url("/mirror"), "--json")
-    assert r.code == 0 and "/mirror/" in json.loads(r.out)[0]["url"]
+    assert r.code == 0 and "/mirror/" in r.items[0]["url"]
     for command in (("fetch",), ("config",), ("cache", "ls"), ("list",)):
         h = cli(*command, "--help").out
         assert "--mirror" in h and "--offline" in h and "--quiet" in h, command

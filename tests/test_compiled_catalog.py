@@ -28,13 +28,13 @@ def test_built_once_then_used_rebuilt_when_a_manifest_changes(cli, blob, manifes
     with monkeypatch.context() as mp:
         mp.setattr(manifest_mod, "safe_load", no_yaml)
         r = cli("--manifest", str(m), "info", "cc", "--json")
-        assert r.code == 0 and json.loads(r.out)["md5"] == b.md5
+        assert r.code == 0 and r.items[0]["md5"] == b.md5
         m.write_text(m.read_text().replace(b.md5, "a" * 32))   # the manifest changes
         r = cli("--manifest", str(m), "info", "cc")             # must be re-read, not reused
         assert r.code == 1 and "the YAML was parsed again" in r.err
     r = cli("--manifest", str(m), "info", "cc", "--json")
     assert r.code == 0, r.err
-    assert json.loads(r.out)["md5"] == "a" * 32 and len(compiled_files(cache_dir)) == 4
+    assert r.items[0]["md5"] == "a" * 32 and len(compiled_files(cache_dir)) == 4
 
 
 @pytest.mark.parametrize("damage", ["garbage", "wrong-key", "invalid-entry"])
@@ -54,7 +54,7 @@ def test_a_corrupt_or_foreign_compiled_file_is_ignored(damage, cli, blob, manife
         doc["artifacts"][0]["size"] = "1e5"                         # not what densezoo wrote
         path.write_text(json.dumps(doc))
     r = cli("--no-default-manifests", "--manifest", str(m), "info", "cf", "--json")
-    assert r.code == 0 and json.loads(r.out)["md5"] == b.md5
+    assert r.code == 0 and r.items[0]["md5"] == b.md5
     assert json.loads(path.read_text())["artifacts"][0]["md5"] == b.md5   # rebuilt
 
 
@@ -94,13 +94,13 @@ def test_a_compiled_file_others_can_write_decides_nothing(cli, blob, manifest, c
     r = cli("--no-default-manifests", "--manifest", str(m), "--strict", "fetch", "victim",
             "--json")
     assert r.code == 0, r.err
-    (row,) = json.loads(r.out)
+    (row,) = r.items
     assert row["path"].endswith("/zoo/victim.bin") and row["md5"] == real.md5
     doc["artifacts"][0]["filename"] = str(tmp_path / "bashrc")     # and never a path
     path.write_text(json.dumps(doc))
     path.chmod(0o600)
     r = cli("--no-default-manifests", "--manifest", str(m), "info", "victim", "--json")
-    assert r.code == 0 and json.loads(r.out)["url"] == real.url
+    assert r.code == 0 and r.items[0]["url"] == real.url
     assert not (tmp_path / "bashrc").exists()
 
 

@@ -35,13 +35,13 @@ def test_dry_run_lists_and_never_says_verified(cli, blob, manifest, tmp_path, se
         """)
     r = _run(cli, m, str(cfg), "--dry-run", "--json")
     assert r.code == 0 and server.requests == []
-    out = json.loads(r.out)
-    refs = {x["key"]: x for x in out["references"]}
+    out = r.json["summary"]
+    refs = {x["key"]: x for x in r.items}
     assert (refs["MODEL.WEIGHTS"]["state"], refs["MODEL.WEIGHTS"]["verified"]) == ("listed", False)
     assert refs["EXTRA"]["state"] == "not in any manifest"
     assert out["counts"]["verified"] == 0 and out["counts"]["listed"] == 1
-    summary = r.err.splitlines()[-1]
-    assert summary == "2 reference(s): 1 listed, 1 not in any manifest", summary
+    summary = _run(cli, m, str(cfg), "--dry-run").err.splitlines()[-1]
+    assert summary == "2 references: 1 listed, 1 not in any manifest", summary
 
 
 def test_a_failed_download_writes_no_config_and_says_which(cli, blob, manifest, tmp_path,
@@ -59,9 +59,9 @@ def test_a_failed_download_writes_no_config_and_says_which(cli, blob, manifest, 
     assert "the config was not written: DATASETS.PROPOSAL (cs_bad) failed" in r.err
     assert "1 verified, 1 failed" in r.err
     r = _run(cli, m, str(cfg), "-o", str(out), "--json")
-    states = {x["key"]: x["state"] for x in json.loads(r.out)["references"]}
+    states = {x["key"]: x["state"] for x in r.items}
     assert states == {"MODEL.WEIGHTS": "verified", "DATASETS.PROPOSAL": "failed"}
-    assert json.loads(r.out)["output"] is None and not out.exists()
+    assert r.json["summary"]["output"] is None and not out.exists()
     assert _run(cli, m, str(cfg)).out == ""                 # nor to stdout
 
 
@@ -72,11 +72,11 @@ def test_a_first_use_pin_is_a_state_with_the_fetch_warning(cli, blob, manifest, 
     out = tmp_path / "v.yaml"
     r = _run(cli, m, str(cfg), "-o", str(out), "--json")
     assert r.code == 0, r.err
-    (ref,) = json.loads(r.out)["references"]
+    (ref,) = r.items
     assert ref["state"] == "pinned" and "no published checksum; pinned md5" in r.err
     assert Path(yaml.safe_load(out.read_text())["MODEL"]["WEIGHTS"]).read_bytes() == a.data
     again = _run(cli, m, str(cfg), "--json")                 # now checked against the pin
-    (ref,) = json.loads(again.out)["references"]
+    (ref,) = again.items
     assert (ref["state"], ref["strength"]) == ("verified", "pinned")
 
 
@@ -106,8 +106,8 @@ def test_catalog_and_any_scheme_are_references(cli, blob, manifest, tmp_path, se
         """)
     r = _run(cli, m, str(cfg), "--json")
     assert r.code == 0, r.err
-    refs = {x["key"]: x for x in json.loads(r.out)["references"]}
-    assert refs["MODEL.WEIGHTS"]["artifact"] == "cs_r50"
+    refs = {x["key"]: x for x in r.items}
+    assert refs["MODEL.WEIGHTS"]["name"] == "cs_r50"
     assert Path(refs["MODEL.WEIGHTS"]["path"]).read_bytes() == r50.data
     assert refs["DATASETS.EXTRA"]["state"] == "not in any manifest"
     assert "ftp://files.example.invalid/proposals.pkl is not in any manifest" in r.err
@@ -160,7 +160,7 @@ def test_a_diamond_of_bases_is_read_once_per_file(cli, manifest, tmp_path, blob,
             f'_BASE_: ["d{i + 1}.yaml", "./d{i + 1}.yaml"]\nLEVEL{i}: {i}\n')
     r = _run(cli, m, str(tmp_path / "d0.yaml"), "--dry-run", "--json")
     assert r.code == 0, r.err
-    assert [x["artifact"] for x in json.loads(r.out)["references"]] == ["cs_diamond"]
+    assert [x["name"] for x in r.items] == ["cs_diamond"]
     assert len(reads) == depth + 1
 
 
@@ -194,4 +194,4 @@ def test_dry_run_preview_shows_every_file_whole_at_80_columns(blob, manifest, tm
     for whole in (key, model.name, model.url, uvsym.name, uvsym.url, "29.3 KiB"):
         assert whole in out, (whole, out)
     assert "not cached" in out
-    assert "2 file(s), 39.1 KiB; to download: 39.1 KiB (2 not cached)" in out, out
+    assert "2 files, 39.1 KiB; to download: 39.1 KiB (2 not cached)" in out, out

@@ -100,10 +100,10 @@ def test_dry_run_and_json_touch_no_network(zoo_files, tmp_path, cli, server):
             "--json")
     assert r.code == 0, r.err
     assert server.requests == []
-    refs = {x["key"]: x for x in json.loads(r.out)["references"]}
-    assert refs["MODEL.WEIGHTS"]["artifact"] == "model" and refs["MODEL.WEIGHTS"]["path"] is None
+    refs = {x["key"]: x for x in r.items}
+    assert refs["MODEL.WEIGHTS"]["name"] == "model" and refs["MODEL.WEIGHTS"]["path"] is None
     assert refs["MODEL.WEIGHTS"]["strength"] == "full"
-    assert refs["MODEL.ROI_DENSEPOSE_HEAD.CSE.EMBEDDERS.smpl_27554.INIT_FILE"]["artifact"] == "lbo"
+    assert refs["MODEL.ROI_DENSEPOSE_HEAD.CSE.EMBEDDERS.smpl_27554.INIT_FILE"]["name"] == "lbo"
     assert refs["DATASETS.EXTRA"]["verified"] is False
     r = cli("--no-default-manifests", "--manifest", str(m), "config", str(cfg), "--strict")
     assert r.code == 9 and "example.invalid" in r.err
@@ -129,7 +129,7 @@ def test_a_2018_detectron_config_with_dead_hosts_and_a_tuple_string(zoo_files, t
     assert Path(a).read_bytes() == b["rpn_a"].data and Path(c).read_bytes() == b["rpn_b"].data
     r = cli("--no-default-manifests", "--manifest", str(m), "fetch", "--config", str(cfg),
             "--json")
-    assert r.code == 0 and {x["name"] for x in json.loads(r.out)} == {"r50", "rpn_a", "rpn_b"}
+    assert r.code == 0 and {x["name"] for x in r.items} == {"r50", "rpn_a", "rpn_b"}
 
 
 @pytest.mark.parametrize("case", ["cycle", "missing"])

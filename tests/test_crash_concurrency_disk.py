@@ -57,8 +57,8 @@ def test_sigkill_at_random_points_then_resume(server, blob, manifest, cache_dir)
     p = densezoo("--manifest", m, "fetch", "crash", "--json", cache=cache_dir)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
-    (row,) = json.loads(out)
-    assert row["action"] == "resumed" and row["md5"] == b.md5
+    (row,) = json.loads(out)["items"]
+    assert row["state"] == "resumed" and row["md5"] == b.md5
     assert row["transferred"] == len(b.data) - kept       # the bytes kept were not fetched again
     assert_only_verified(cache_dir, {"crash.bin": b.md5})
     leftovers = [p.name for p in (cache_dir / "files").rglob("*") if ".dzpart" in p.name]
@@ -133,7 +133,7 @@ def test_disk_full_midway_is_exit_8_and_publishes_nothing(server, blob, manifest
     b = blob("fill", 6_000_000)
     m = str(manifest(entry(b)))
     r = cli("--cache-dir", str(small_fs), "--manifest", m, "fetch", "fill", "--no-space-check")
-    assert r.code == 8 and "No space left on device" in r.err and "more bytes needed" in r.err
+    assert r.code == 8 and "No space left on device" in r.err and "more needed" in r.err
     assert str(small_fs) in r.err and r.err.count("\n") == 1
     assert not published(small_fs)
 

@@ -54,11 +54,11 @@ def _finish(args, cache):
     p = densezoo(*args, "--json", cache=cache)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    return json.loads(out)
+    return json.loads(out)["items"]
 
 
 def _assert_exact(rows, blobs, cache) -> None:
-    by_name = {r["name"] if "name" in r else r["artifact"]: r for r in rows}
+    by_name = {r["name"]: r for r in rows}
     for b in blobs:
         row = by_name[b.name]
         data = open(row["path"], "rb").read()

@@ -32,8 +32,7 @@ def test_a_refused_host_is_tried_once_per_batch_without_back_off(manifest, cli, 
     m = manifest(*entries)
     r = cli("--manifest", str(m), "fetch", *[e["name"] for e in entries], "-j", "4", "--json")
     assert r.code == 5
-    rows = json.loads(r.out)
-    reasons = [row["causes"][0]["reason"] for row in rows]
+    reasons = [e["causes"][0]["reason"] for e in r.json["errors"]]
     tried = [x for x in reasons if x.startswith("connection refused")]
     skipped = [x for x in reasons if "not asked again" in x]
     assert 1 <= len(tried) <= 4 and len(tried) + len(skipped) == 20, reasons
@@ -133,7 +132,7 @@ def test_a_stopped_holder_counts_as_gone_once_its_heartbeat_stops(server, blob, 
     try:
         r = cli("--manifest", str(m), "fetch", "stopped", "--json")
         assert r.code == 0, r.err
-        (row,) = json.loads(r.out)
+        (row,) = r.items
         assert open(row["path"], "rb").read() == b.data
     finally:
         os.kill(holder.pid, signal.SIGKILL)
@@ -179,15 +178,15 @@ def test_mirror_build_all_with_a_partial_cache_and_no_network(server, blob, mani
     only = ("--no-default-manifests", "--manifest", str(m))
     r = cli(*only, "mirror", "build", str(out), "--all", "--json")
     assert r.code == 5, r.err
-    result = json.loads(r.out)
-    assert [x["name"] for x in result["missing"]] == ["mir_lack"]
+    assert [x["name"] for x in r.items if x["state"] == "failed"] == ["mir_lack"]
+    assert [x["name"] for x in r.json["errors"]] == ["mir_lack"]
     text = (out / "densezoo-mirror.yaml").read_text()
     assert "mir_have" in text and "mir_lack" not in text
     assert (out / "index.html").exists()
     cached = cli(*only, "--offline", "mirror", "build", str(tmp_path / "m2"), "--all",
                  "--cached", "--json")
     assert cached.code == 0, cached.err
-    assert [x["name"] for x in json.loads(cached.out)["missing"]] == ["mir_lack"]
+    assert [x["name"] for x in cached.items if x["state"] == "not cached"] == ["mir_lack"]
 
 
 def test_a_full_accept_queue_costs_one_connect_timeout_per_batch(manifest, cli, monkeypatch,
@@ -212,7 +211,7 @@ def test_a_full_accept_queue_costs_one_connect_timeout_per_batch(manifest, cli, 
         r = cli("--manifest", str(m), "fetch", "q0", "q1", "q2", "q3", "q4", "-j", "1",
                 "--json")
         assert r.code == 5
-        reasons = [row["causes"][0]["reason"] for row in json.loads(r.out)]
+        reasons = [e["causes"][0]["reason"] for e in r.json["errors"]]
         assert reasons[0].startswith("connection timed out (after 0.5 s)"), reasons
         assert all("not asked again" in x for x in reasons[1:]), reasons
         assert sleeps == []

@@ -117,7 +117,7 @@ def test_list_shows_each_strength(cli, server, blob, manifest):
                  entry(n, md5=False), {"name": "full", "url": server.url("/f"), "md5": "a" * 32},
                  {"name": "pre", "url": server.url("/p"), "md5": None, "md5_prefix": "abcdef"})
     cli("--manifest", str(m), "fetch", "pinme")
-    rows = json.loads(cli("--no-default-manifests", "--manifest", str(m), "list", "--json").out)
+    rows = cli("--no-default-manifests", "--manifest", str(m), "list", "--json").items
     assert {r["name"]: r["strength"] for r in rows} == {
         "pinme": "pinned", "side": "sidecar", "nothing": "none", "full": "full", "pre": "prefix"}
     table = cli("--no-default-manifests", "--manifest", str(m), "list").out
@@ -126,14 +126,17 @@ def test_list_shows_each_strength(cli, server, blob, manifest):
 
 
 def test_zoo_selection(cli, manifest, server):
-    v1 = json.loads(cli("list", "--zoo", "densepose-v1", "--json").out)
-    d2rows = json.loads(cli("list", "--zoo", "detectron2", "--json").out)
-    both = json.loads(cli("list", "--json").out)
-    assert len(v1) == 29 and len(d2rows) == 179 and len(both) == 208
-    cse = json.loads(cli("list", "--zoo", "detectron2", "--kind", "model", "cse", "--json").out)
+    v1 = cli("list", "--zoo", "densepose-v1", "--json").items
+    d2rows = cli("list", "--zoo", "detectron2", "--json").items
+    both = cli("list", "--json").json
+    assert len(v1) == 29 and len(d2rows) == 138 and len(both["items"]) == 167
+    assert both["summary"] == {"count": 167, "hidden_metrics": 41}     # metrics-only entries
+    assert len(cli("list", "--all-kinds", "--json").items) == 208
+    assert len(cli("list", "--kind", "metrics", "--json").items) == 41
+    cse = cli("list", "--zoo", "detectron2", "--kind", "model", "cse", "--json").items
     assert len(cse) == 16
     own = manifest({"name": "mine", "url": server.url("/mine"), "md5": None})
-    only = json.loads(cli("--no-default-manifests", "--manifest", str(own), "list", "--json").out)
+    only = cli("--no-default-manifests", "--manifest", str(own), "list", "--json").items
     assert [r["name"] for r in only] == ["mine"]
 
 
@@ -144,7 +147,7 @@ def test_fetch_with_deps_fetches_the_closure_dependencies_first(cli, blob, manif
     assert r.code == 0
     paths = r.out.split()
     assert [p.rsplit("/", 1)[1] for p in paths] == ["init.bin", "rpn1.bin", "weights.bin"]
-    info = json.loads(cli("--manifest", str(m), "info", "weights", "--json").out)
+    info = cli("--manifest", str(m), "info", "weights", "--json").items[0]
     assert info["requires"] == ["rpn1", "init"] and info["requires_closure"] == ["init", "rpn1"]
     text = cli("--manifest", str(m), "info", "weights").out
     assert "requires      rpn1, init" in text
@@ -165,5 +168,5 @@ def test_posetrack_short_name_exists_in_both_zoos_and_must_be_chosen(cli):
     assert r.code == 3
     assert "densepose-v1:densepose_posetrack_train2017" in r.err
     assert "detectron2:annotations.densepose_posetrack_train2017" in r.err
-    d = json.loads(cli("info", "densepose-v1:densepose_posetrack_train2017", "--json").out)
+    d = cli("info", "densepose-v1:densepose_posetrack_train2017", "--json").items[0]
     assert "dropbox" in d["url"]

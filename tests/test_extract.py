@@ -47,9 +47,8 @@ def test_extract_once_into_the_store(server, manifest, cli, cache_dir):
     import os
     assert not os.stat(mat).st_mode & 0o4000            # setuid bit dropped
     mtime = os.stat(mat).st_mtime_ns
-    (row,) = json.loads(cli("--manifest", m, "fetch", "densepose_uv_data", "--extract",
-                            "--json").out)
-    assert row["extracted"]["action"] == "cached" and os.stat(mat).st_mtime_ns == mtime
+    (row,) = cli("--manifest", m, "fetch", "densepose_uv_data", "--extract", "--json").items
+    assert row["extracted"]["state"] == "cached" and os.stat(mat).st_mtime_ns == mtime
 
 
 HOSTILE = {

@@ -51,7 +51,7 @@ def test_fault_matrix(case, server, blob, manifest, cli, cache_dir, monkeypatch,
     assert r.code == code, r.err
     assert text in r.err
     if code == 0:
-        (row,) = json.loads(r.out)
+        (row,) = r.items
         assert row["md5"] == b.md5 and open(row["path"], "rb").read() == b.data
     else:
         assert r.err.count("\n") == 1 and published(cache_dir) == []

@@ -43,7 +43,7 @@ def test_a_server_that_ignores_range_and_closes_early_yields_to_the_next_url(
     r = cli("--manifest", str(manifest(entry(b))), "fetch", b.name, "--json")
     assert r.code == 0, r.err
     assert 1 <= len(server.hits(mp)) <= 5                  # the retry budget, then upstream
-    assert json.loads(r.out)[0]["md5"] == b.md5
+    assert r.items[0]["md5"] == b.md5
     monkeypatch.delenv("DENSEZOO_MIRROR")
     server.fault(b.path, "truncate", -1, ignore_range=True, after=100_000)
     r = cli("--manifest", str(manifest(entry(b))), "fetch", b.name, "--force")
@@ -72,7 +72,7 @@ def test_a_gzip_bomb_on_a_small_disk_is_that_urls_failure(server, blob, manifest
     m = manifest(entry(b, md5=False, size=False), entry(c, md5=False, size=False))
     r = cli("--cache-dir", str(disk), "--manifest", str(m), "fetch", b.name, c.name, "--json")
     assert r.code == 0, r.err
-    rows = json.loads(r.out)
+    rows = r.items
     assert [row["md5"] for row in rows] == [b.md5, c.md5]     # upstream served both
     assert not partials(disk)
 
@@ -92,7 +92,7 @@ def test_a_huge_declared_length_fails_that_url_not_the_run(server, blob, manifes
     m = manifest(entry(c, md5=False, size=False))
     r = cli("--cache-dir", str(disk), "--manifest", str(m), "fetch", c.name, "--json")
     assert r.code == 8 and "declares" in r.err
-    assert json.loads(r.out)[0]["ok"] is False                 # --json still reports it
+    assert r.items[0]["ok"] is False                 # --json still reports it
 
 
 def test_every_name_of_a_batch_gets_an_outcome(server, blob, manifest, cli, tmpfs):
@@ -101,7 +101,7 @@ def test_every_name_of_a_batch_gets_an_outcome(server, blob, manifest, cli, tmpf
     m = manifest(entry(big), entry(small))
     r = cli("--cache-dir", str(disk), "--manifest", str(m), "fetch", "-j", "1", big.name,
             small.name, "--json")
-    rows = {row["name"]: row for row in json.loads(r.out)}
+    rows = {row["name"]: row for row in r.items}
     assert r.code == 8 and not rows["toobig"]["ok"] and rows["fits"]["ok"]
 
 
@@ -136,7 +136,7 @@ def test_content_encoding_on_a_compressed_file_keeps_the_bytes(published_md5, se
                   "md5": hashlib.md5(data).hexdigest() if published_md5 else None})
     r = cli("--manifest", str(m), "fetch", "uv", "--json")
     assert r.code == 0, r.err
-    row = json.loads(r.out)[0]
+    row = r.items[0]
     assert Path(row["path"]).read_bytes() == data and row["md5"] == hashlib.md5(data).hexdigest()
 
 
@@ -249,8 +249,7 @@ def test_a_trickling_mirror_yields_to_upstream(server, blob, manifest, cli, monk
     monkeypatch.setenv("DENSEZOO_TIMEOUT", "2")
     r = cli("--manifest", str(manifest(entry(b))), "fetch", b.name, "--json")
     assert r.code == 0, r.err
-    assert json.loads(r.out)[0]["url"].endswith(b.path) and "/mirror/" not in json.loads(
-        r.out)[0]["url"]
+    assert r.items[0]["url"].endswith(b.path) and "/mirror/" not in r.items[0]["url"]
     assert len(server.hits(mp)) == 1
 
 
@@ -290,7 +289,7 @@ def test_long_requires_chains_and_cycles(manifest, cli):
               **({"requires": [f"c{i + 1}"]} if i + 1 < n else {})} for i in range(n)]
     m = manifest(*chain)
     r = cli("--no-default-manifests", "--manifest", str(m), "info", "c0", "--json")
-    assert r.code == 0 and len(json.loads(r.out)["requires_closure"]) == n - 1
+    assert r.code == 0 and len(r.items[0]["requires_closure"]) == n - 1
     chain[-1]["requires"] = ["c0"]
     r = cli("--no-default-manifests", "--manifest", str(manifest(*chain)), "list")
     assert r.code == 7 and "cycle" in r.err

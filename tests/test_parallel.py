@@ -19,7 +19,7 @@ def test_fetch_j_downloads_artifacts_concurrently(server, blob, manifest, cli):
     m = str(manifest(*[entry(b) for b in blobs]))
     r = cli("--manifest", m, "fetch", "-j", "3", *[b.name for b in blobs], "--json")
     assert r.code == 0
-    rows = json.loads(r.out)
+    rows = r.items
     assert [row["name"] for row in rows] == [b.name for b in blobs]     # input order kept
     assert all(row["md5"] == b.md5 for row, b in zip(rows, blobs))
     assert server.max_active >= 2
@@ -53,7 +53,7 @@ def test_forced_connections_split_one_file(server, blob, manifest, cli):
     r = cli("--manifest", str(manifest(entry(b))), "fetch", "seg", "--connections", "4",
             "--json")
     assert r.code == 0, r.err
-    (row,) = json.loads(r.out)
+    (row,) = r.items
     assert row["md5"] == b.md5 and row["transferred"] == len(b.data)
     blocks = [x for x in ranges(server, b.path) if x and x[1]]
     assert len(blocks) >= 4                       # 8 MiB blocks with an explicit end

@@ -150,7 +150,7 @@ def test_an_argument_crossing_a_frame_end_is_unsafe_everywhere(server, manifest,
     m = manifest({"name": "framed", "url": url, "md5": None})        # would be pinned
     r = cli("--manifest", str(m), "fetch", "framed")
     assert r.code == 9 and "frame" in r.err
-    assert json.loads(cli("--manifest", str(m), "info", "framed", "--json").out)["pin"] is None
+    assert cli("--manifest", str(m), "info", "framed", "--json").items[0]["pin"] is None
     assert not [p for p in (cache_dir / "files").rglob("model_final.pkl")]
 
 
@@ -324,8 +324,8 @@ def test_extract_stamp_names_the_exact_bytes(server, manifest, cli):
     v2 = tarball([({"name": "v"}, b"two")])
     m = str(serve(server, manifest, "ver", v2))
     r = cli("--manifest", m, "fetch", "ver", "--extract", "--json")
-    (row,) = json.loads(r.out)
-    assert row["extracted"]["action"] == "extracted"
+    (row,) = r.items
+    assert row["extracted"]["state"] == "extracted"
     assert open(f"{folder}/v", "rb").read() == b"two"
 
 
@@ -354,12 +354,12 @@ def test_a_mirror_cannot_vouch_for_its_own_bytes(server, manifest, cli, monkeypa
     assert r.code == 9                                             # strict: nothing published
     r = cli("--manifest", str(m), "fetch", "R50", "--json")
     assert r.code == 0
-    (row,) = json.loads(r.out)
+    (row,) = r.items
     # not "sidecar", and not even "pinned": a mirror's bytes that nothing checked
-    assert row["strength"] == "prefix-mirror" and row["pinned"]
+    assert row["strength"] == "prefix-mirror" and row["state"] == "downloaded"
     assert "could not be read from upstream" in r.err and "came from a mirror" in r.err
     assert server.hits(f"/mirror/{host}{up}.md5sum") == []         # never asked the mirror
-    info = json.loads(cli("--manifest", str(m), "info", "R50", "--json").out)
+    info = cli("--manifest", str(m), "info", "R50", "--json").items[0]
     assert info["strength"] == "prefix-mirror" and "sidecar_md5" not in (info["pin"] or {})
     assert info["pin"]["origin"] is False
 
@@ -374,8 +374,8 @@ def test_a_stale_mirror_sidecar_is_never_remembered(server, manifest, cli, monke
     m = manifest({"name": "R101", "url": up, "md5": None, "md5_url": up + ".md5sum"})
     r = cli("--manifest", str(m), "fetch", "R101", "--json")
     assert r.code == 0, r.err
-    assert json.loads(r.out)[0]["strength"] == "sidecar"
-    pin = json.loads(cli("--manifest", str(m), "info", "R101", "--json").out)["pin"]
+    assert r.items[0]["strength"] == "sidecar"
+    pin = cli("--manifest", str(m), "info", "R101", "--json").items[0]["pin"]
     assert pin["sidecar_md5"] == hashlib.md5(good).hexdigest()
     assert cli("--manifest", str(m), "cache", "rm", "R101", "-y").code == 0
     assert cli("--manifest", str(m), "fetch", "R101").code == 0    # later fetches still work
@@ -414,7 +414,7 @@ def test_credentials_and_tokens_never_leave_in_output_or_files(server, blob, man
     outputs = []
     for args in (("-v", "fetch", "sec", "--json"), ("-v", "fetch", "sec"), ("info", "sec"),
                  ("info", "sec", "--json"), ("list", "--json"), ("list",),
-                 ("cache", "ls", "--json"), ("pin", "--json"), ("doctor", "--json"),
+                 ("cache", "ls", "--json"), ("pin", "--json"), ("doctor", "--no-probe", "--json"),
                  ("bundle", "sec", "-o", str(tmp_path / "b.tar")),
                  ("mirror", "build", str(tmp_path / "tree"), "sec", "--base-url",
                   "https://mirror.example/zoo")):
@@ -457,7 +457,7 @@ def test_error_pages_are_never_pinned(case, server, manifest, cli):
     m = manifest({"name": "g", "url": url, "md5": None})
     r = cli("--manifest", str(m), "fetch", "g")
     assert r.code == 5 and ("HTML" in r.err or "XML" in r.err), r.err
-    assert json.loads(cli("--manifest", str(m), "info", "g", "--json").out)["pin"] is None
+    assert cli("--manifest", str(m), "info", "g", "--json").items[0]["pin"] is None
 
 
 @pytest.mark.parametrize("name, data, needle", [
@@ -472,7 +472,7 @@ def test_first_use_checks_content_against_the_name(name, data, needle, server, m
     m = manifest({"name": "c", "url": url, "md5": None})
     r = cli("--manifest", str(m), "fetch", "c")
     assert r.code in (5, 9) and needle in r.err, r.err
-    assert json.loads(cli("--manifest", str(m), "info", "c", "--json").out)["pin"] is None
+    assert cli("--manifest", str(m), "info", "c", "--json").items[0]["pin"] is None
 
 
 def test_garbage_from_a_mirror_falls_through_to_upstream(server, manifest, cli, monkeypatch):
@@ -484,8 +484,9 @@ def test_garbage_from_a_mirror_falls_through_to_upstream(server, manifest, cli, 
     m = manifest({"name": "ann", "url": up, "md5": None})
     r = cli("--manifest", str(m), "fetch", "ann", "--json")
     assert r.code == 0, r.err
-    (row,) = json.loads(r.out)
-    assert row["md5"] == hashlib.md5(good).hexdigest() and row["pinned"]
+    (row,) = r.items
+    assert row["md5"] == hashlib.md5(good).hexdigest() and row["strength"] == "pinned"
+    assert cli("--manifest", str(m), "info", "ann", "--json").items[0]["pin"]["md5"] == row["md5"]
 
 
 def test_the_worst_cause_decides_when_every_url_failed(server, manifest, cli, monkeypatch):

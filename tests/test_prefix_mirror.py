@@ -27,10 +27,10 @@ def test_prefix_checked_bytes_from_a_mirror_are_not_verified(server, blob, manif
     m = manifest(_prefix_entry(b))
     r = cli("--manifest", str(m), "fetch", "pm_model", "--json")
     assert r.code == 0, r.err
-    (row,) = json.loads(r.out)
+    (row,) = r.items
     assert row["strength"] == "prefix-mirror" and row["url"].endswith(mirror_path)
     assert "came from a mirror" in r.err and "6-hex md5 prefix (24 bits)" in r.err
-    info = json.loads(cli("--manifest", str(m), "info", "pm_model", "--json").out)
+    info = cli("--manifest", str(m), "info", "pm_model", "--json").items[0]
     assert info["strength"] == "prefix-mirror" and info["pin"]["origin"] is False
     # cached, and strict: refused (exit 9), nothing moved
     r = cli("--manifest", str(m), "--strict", "fetch", "pm_model")
@@ -38,8 +38,8 @@ def test_prefix_checked_bytes_from_a_mirror_are_not_verified(server, blob, manif
     # the origin is the trust root: its bytes replace the mirror's pin
     monkeypatch.delenv("DENSEZOO_MIRROR")
     r = cli("--manifest", str(m), "fetch", "--force", "pm_model", "--json")
-    assert r.code == 0 and json.loads(r.out)[0]["strength"] == "prefix"
-    info = json.loads(cli("--manifest", str(m), "info", "pm_model", "--json").out)
+    assert r.code == 0 and r.items[0]["strength"] == "prefix"
+    info = cli("--manifest", str(m), "info", "pm_model", "--json").items[0]
     assert info["strength"] == "prefix" and info["pin"]["origin"] is True
 
 
@@ -51,13 +51,13 @@ def test_strict_refuses_the_mirror_and_takes_the_origin(server, blob, manifest, 
     m = manifest(_prefix_entry(b))
     r = cli("--manifest", str(m), "--strict", "fetch", "pm_strict", "--json")
     assert r.code == 0, r.err
-    (row,) = json.loads(r.out)
+    (row,) = r.items
     assert row["strength"] == "prefix" and row["url"] == b.url
     assert server.hits(mirror_path) == []                      # never downloaded from it
     # its origin pin now vouches for the mirror's bytes in full
     assert cli("--manifest", str(m), "cache", "rm", "pm_strict", "-y").code == 0
     r = cli("--manifest", str(m), "--strict", "fetch", "pm_strict", "--json")
-    assert r.code == 0 and json.loads(r.out)[0]["url"].endswith(mirror_path)
+    assert r.code == 0 and r.items[0]["url"].endswith(mirror_path)
     # with no origin pin and the origin gone, strict has nothing it may take
     gone = blob("pm_gone", 30_000)
     _mirrored(server, gone, monkeypatch)
@@ -76,7 +76,7 @@ def test_a_full_checksum_makes_a_mirror_silent(server, blob, manifest, cli, monk
     _mirrored(server, pinned, monkeypatch)
     r = cli("--manifest", str(m), "--strict", "fetch", "pm_full", "pm_pinned", "--json")
     assert r.code == 0, r.err
-    rows = {x["name"]: x for x in json.loads(r.out)}
+    rows = {x["name"]: x for x in r.items}
     assert "/mirror/" in rows["pm_full"]["url"] and rows["pm_full"]["strength"] == "full"
     assert "/mirror/" in rows["pm_pinned"]["url"] and rows["pm_pinned"]["strength"] == "prefix"
     assert "came from a mirror" not in r.err

@@ -54,9 +54,9 @@ def test_mirror_build_to_a_bucket_and_fetch_from_it(s3, blob, manifest, cli, tmp
     r = cli("--manifest", str(m), "mirror", "build", f"s3://{s3.bucket}/densezoo", "s3a", "s3b",
             "--json")
     assert r.code == 0, r.err
-    built = json.loads(r.out)
-    assert built["manifest"] == f"s3://{s3.bucket}/densezoo/densezoo-mirror.yaml"
-    assert sorted(built["written"]) == ["s3a", "s3b"]
+    built = r.json
+    assert built["summary"]["manifest"] == f"s3://{s3.bucket}/densezoo/densezoo-mirror.yaml"
+    assert sorted(x["name"] for x in built["items"] if x["state"] == "written") == ["s3a", "s3b"]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3.bucket)["Contents"]}
     host = b.url.split("/")[2].replace(":", "_")
     assert {f"densezoo/{host}{b.path}", "densezoo/index.html",
@@ -65,16 +65,16 @@ def test_mirror_build_to_a_bucket_and_fetch_from_it(s3, blob, manifest, cli, tmp
     assert head["Metadata"]["md5"] == b.md5
     r = cli("--manifest", str(m), "mirror", "build", f"s3://{s3.bucket}/densezoo", "s3a", "s3b",
             "--json")
-    assert sorted(json.loads(r.out)["unchanged"]) == ["s3a", "s3b"]     # not uploaded again
+    assert sorted(x["name"] for x in r.items if x["state"] == "unchanged") == ["s3a", "s3b"]     # not uploaded again
     # A node with only the bucket: upstream is down.
     server.files.clear()
     monkeypatch.setenv("DENSEZOO_MIRROR", f"s3://{s3.bucket}/densezoo")
     node = str(tmp_path / "node-cache")
     r = cli("--cache-dir", node, "--manifest", str(m), "fetch", "s3a", "s3b", "--json", "-j", "2")
     assert r.code == 0, r.err
-    rows = {x["name"]: x for x in json.loads(r.out)}
+    rows = {x["name"]: x for x in r.items}
     assert Path(rows["s3a"]["path"]).read_bytes() == b.data
-    assert Path(rows["s3b"]["path"]).read_bytes() == c.data and rows["s3b"]["pinned"]
+    assert Path(rows["s3b"]["path"]).read_bytes() == c.data and rows["s3b"]["strength"] == "prefix-mirror"
     text = r.out + r.err + "".join(p.read_text(errors="replace") for p in Path(node).rglob("*")
                                    if p.is_file())
     assert "Signature=***" in text or "X-Amz-Signature=***" in text

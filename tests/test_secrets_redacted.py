@@ -34,4 +34,4 @@ def test_manifest_errors_and_config_warnings_are_redacted(cli, manifest, tmp_pat
     r = cli("--manifest", str(good), "config", str(cfg), "--dry-run", "--json")
     assert "not in any manifest" in r.err
     _clean(r.out + r.err)
-    assert json.loads(r.out)["references"][0]["value"].startswith("https://example.invalid")
+    assert r.items[0]["value"].startswith("https://example.invalid")

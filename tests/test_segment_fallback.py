@@ -13,7 +13,7 @@ SIZE = 20_000_000                  # three 8 MiB blocks
 def _fetch(cli, m, name):
     r = cli("--manifest", str(m), "-v", "fetch", name, "--connections", "4", "--json")
     assert r.code == 0, r.err
-    (row,) = json.loads(r.out)
+    (row,) = r.items
     return row, r.err
 
 
@@ -58,4 +58,4 @@ def test_a_disk_that_fills_during_a_multi_connection_download(server, blob, mani
             "--connections", "4", "--no-space-check")
     assert r.code == 8, r.err
     assert "unexpected" not in r.err and str(mnt) in r.err
-    assert "more bytes needed" in r.err and "free some space" in r.err
+    assert "more needed" in r.err and "free some space" in r.err

@@ -40,7 +40,7 @@ def test_a_forged_memo_in_a_writable_cache_hands_out_nothing(server, manifest, c
     p = cli("--manifest", str(m), "path", "shared")
     assert p.code == 6 and "failed its checksum" in p.err
     f = cli("--manifest", str(m), "fetch", "shared", "--json")
-    assert f.code == 0 and json.loads(f.out)[0]["action"] == "downloaded"
+    assert f.code == 0 and f.items[0]["state"] == "downloaded"
     assert path.read_bytes() == good
 
 
@@ -49,12 +49,12 @@ def test_a_memo_of_my_own_private_files_is_still_used(manifest, cli, blob):
     m = manifest(entry(b))
     assert cli("--manifest", str(m), "fetch", "own_memo").code == 0
     r = cli("--manifest", str(m), "verify", "--quick", "--json")
-    assert json.loads(r.out)["entries"][0]["method"] == "quick"
+    assert r.items[0]["method"] == "quick"
     path = next(p for p in cli("--manifest", str(m), "path", "own_memo").out.split())
     os.chmod(path, 0o664)                                # group-writable: no longer alone
     assert cli("--manifest", str(m), "verify").code == 0   # a full check records a new memo
     r = cli("--manifest", str(m), "verify", "--quick", "--json")
-    assert json.loads(r.out)["entries"][0]["method"] == "full"
+    assert r.items[0]["method"] == "full"
 
 
 def _tar_gz(files: dict[str, bytes]) -> bytes:

@@ -31,13 +31,13 @@ def test_an_advisory_reaches_whoever_gets_the_file(blob, manifest, cli):
     assert "a placeholder" in again.err                       # cached: still said
     row = cli("--no-default-manifests", "--manifest", str(m), "list").out.rstrip("\n")
     assert row.split("\t")[-1] == "advisory"                  # piped: TSV's last column
-    info = json.loads(cli("--no-default-manifests", "--manifest", str(m), "info", "zeros_mesh",
-                          "--json").out)
+    info = cli("--no-default-manifests", "--manifest", str(m), "info", "zeros_mesh",
+               "--json").items[0]
     assert info["advisory"] == "a placeholder: all-zero vertices upstream"
 
 
 def test_the_shipped_placeholder_meshes_carry_an_advisory(cli):
-    rows = json.loads(cli("list", "--json").out)
+    rows = cli("list", "--json").items
     flagged = [r["name"] for r in rows if r.get("advisory")]
     assert len(flagged) == 13 and all("placeholder" in r["advisory"] for r in rows
                                       if r.get("advisory"))
@@ -48,8 +48,8 @@ def test_a_harmless_query_string_is_kept_and_a_secret_one_never_served(server, b
     b = blob("queried", 5000)
     url = server.add(b.path + "?v=2", b.data)
     m = manifest({"name": "queried", "url": url, "md5": b.md5})
-    info = json.loads(cli("--no-default-manifests", "--manifest", str(m), "info", "queried",
-                          "--json").out)
+    info = cli("--no-default-manifests", "--manifest", str(m), "info", "queried",
+               "--json").items[0]
     assert info["url"] == url                                  # not ?v=***
     out = tmp_path / "mirror"
     r = cli("--no-default-manifests", "--manifest", str(m), "mirror", "build", str(out),

@@ -53,7 +53,7 @@ def test_path_on_an_unpinned_cached_file_warns_and_writes_nothing(blob, manifest
     assert sorted(p.name for p in slot.parent.iterdir()) == before   # nor writes metadata
     r = cli("--manifest", str(m), "fetch", "planted", "--json")      # fetch pins, after a scan
     assert r.code == 0 and zoo.store.read_pin(art)["md5"], r.err
-    assert json.loads(r.out)[0]["strength"] == "pinned"
+    assert r.items[0]["strength"] == "pinned"
 
 
 def test_a_pickle_renamed_by_filename_is_still_scanned(server, manifest, cli):

@@ -49,9 +49,9 @@ def test_verify_keeps_failing_after_it_quarantined_until_fetch_or_cache_rm(
         for name in ("qa", "qb"):
             assert lines[name].startswith("missing") and "quarantined at" in lines[name]
             assert "md5 expected" in lines[name] and "moved to" in lines[name]
-    report = json.loads(cli("--manifest", str(m), "verify", "--json").out)
-    states = {e["name"]: e for e in report["entries"]}
-    assert states["qa"]["status"] == "missing"
+    report = cli("--manifest", str(m), "verify", "--json").items
+    states = {e["name"]: e for e in report}
+    assert states["qa"]["state"] == "missing"
     assert states["qa"]["quarantined"]["status"] == "corrupt"
     assert Path(states["qa"]["quarantined"]["moved_to"]).read_bytes() != a.data
 
@@ -60,8 +60,8 @@ def test_verify_keeps_failing_after_it_quarantined_until_fetch_or_cache_rm(
     assert r.code == 4
     assert [ln.split()[:2] for ln in r.out.splitlines() if ln.startswith("missing")] == \
         [["missing", "qb"]]
-    ls = {row["name"]: row["state"] for row in json.loads(
-        cli("--manifest", str(m), "cache", "ls", "--json").out)}
+    ls = {row["name"]: row["state"] for row in
+          cli("--manifest", str(m), "cache", "ls", "--json").items}
     assert ls == {"qa": "verified", "qb": "quarantined", "qc": "verified"}
     assert cli("--manifest", str(m), "cache", "rm", "qb", "-y").code == 0   # explicit forget
     done = cli("--manifest", str(m), "verify")
@@ -87,7 +87,7 @@ def test_a_file_from_your_own_manifest_is_checked_listed_and_kept_without_it(
     a = blob("own", 60_000)
     mine = manifest(entry(a))
     (pa,) = _paths(cli, mine, "own")
-    rows = json.loads(cli("cache", "ls", "--json").out)               # no --manifest now
+    rows = cli("cache", "ls", "--json").items               # no --manifest now
     assert [(r["name"], r["state"], r["loaded"], Path(r["source"]).name) for r in rows] == \
         [("own", "verified", False, mine.name)]
     assert "own*" in cli("cache", "ls").out
@@ -112,7 +112,7 @@ def test_a_forged_record_cannot_vouch_for_another_place(cli, blob, manifest, cac
     r = cli("-v", "verify")
     assert r.out.strip() == "" and "1 file(s) in the store that no loaded manifest names" \
         in r.err, (r.out, r.err)
-    assert [x["state"] for x in json.loads(cli("cache", "ls", "--json").out)] == ["unknown"]
+    assert [x["state"] for x in cli("cache", "ls", "--json").items] == ["unknown"]
 
 
 def test_imported_manifests_load_automatically(cli, blob, manifest, tmp_path, server):
@@ -127,7 +127,7 @@ def test_imported_manifests_load_automatically(cli, blob, manifest, tmp_path, se
     r = cli("--offline", "--cache-dir", air, "path", "imp")            # no --manifest
     assert r.code == 0 and Path(r.out.strip()).read_bytes() == a.data
     assert cli("--cache-dir", air, "verify").out.split() == ["ok", "imp"]
-    rows = json.loads(cli("--cache-dir", air, "cache", "ls", "--json").out)
+    rows = cli("--cache-dir", air, "cache", "ls", "--json").items
     assert rows[0]["loaded"] and rows[0]["source"].endswith("imported/mine.yaml")
     assert cli("--cache-dir", air, "cache", "prune", "-y").code == 0
     assert cli("--offline", "--cache-dir", air, "path", "imp").code == 0
@@ -179,10 +179,11 @@ def test_import_tries_every_entry_and_reports_each(cli, blob, manifest, tmp_path
     assert published == {"b_one.bin": one.data, "b_three.bin": three.data}
 
     air2 = tmp_path / "air2"
-    j = json.loads(cli("--cache-dir", str(air2), "import", str(tar), "--json").out)
-    assert [(x["name"], x["ok"], x["action"]) for x in j["artifacts"]] == [
+    j = cli("--cache-dir", str(air2), "import", str(tar), "--json").json
+    assert [(x["name"], x["ok"], x["state"]) for x in j["items"]] == [
         ("b_one", True, "imported"), ("b_two", False, "failed"), ("b_three", True, "imported")]
-    assert j["artifacts"][1]["exit_code"] == 4 and "md5 mismatch" in j["artifacts"][1]["error"]
+    (err,) = j["errors"]
+    assert err["name"] == "b_two" and err["exit_code"] == 4 and "md5 mismatch" in err["message"]
 
 
 def test_bundle_manifest_member_has_a_size_cap(cli, tmp_path):
@@ -219,18 +220,18 @@ def test_pin_never_overwrites_a_published_checksum_and_reports_the_conflict(
     r = cli("--manifest", str(now), "pin", "--manifest-out", str(out))
     assert r.code == 4, r.err
     assert f"conflict: pc md5: published {published}, pinned {a.md5}" in r.err
-    assert "wrote 0 pin(s)" in r.err and "1 conflicting pin(s) left as published" in r.err
+    assert "wrote 0 pins" in r.err and "1 conflicting pin left as published" in r.err
     new = out.read_text()
     assert f"md5: {published}  # published" in new and a.md5 not in new
     assert "size:" not in new and "sha256:" not in new        # nothing of a conflicting pin
-    info = json.loads(cli("--manifest", str(now), "info", "pc", "--json").out)
+    info = cli("--manifest", str(now), "info", "pc", "--json").items[0]
     assert info["pin_conflicts"] == [f"md5: published {published}, pinned {a.md5}"]
     assert "CONFLICT" in cli("--manifest", str(now), "info", "pc").out
     # where the manifest leaves a field empty, the pin fills it; published stays as it was
     partly = manifest(raw=f"schema: 1\nzoo: test\nartifacts:\n  - name: pc\n    url: {a.url}\n"
                           f"    md5: {a.md5}\n")
     r = cli("--manifest", str(partly), "pin", "--manifest-out", str(out), "--json")
-    assert r.code == 0 and json.loads(r.out)[0]["written"] == ["sha256", "size"]
+    assert r.code == 0 and r.items[0]["written"] == ["sha256", "size"]
     assert f"size: {len(a.data)}" in out.read_text()
 
 
@@ -248,6 +249,6 @@ def test_every_failed_url_gets_its_own_line_and_json_record(cli, blob, manifest,
                                    "(the worst cause: checksum)")
     assert lines[first + 1].startswith(f"  {good.url} -> [http]") and "404" in lines[first + 1]
     assert lines[first + 2].startswith(f"  {wrong.url} -> [checksum] md5 mismatch")
-    j = json.loads(cli("--manifest", str(m), "fetch", "wc_good", "--json").out)
+    j = cli("--manifest", str(m), "fetch", "wc_good", "--json").json["errors"]
     assert [(c["url"], c["kind"]) for c in j[0]["causes"]] == [(good.url, "http"),
                                                                (wrong.url, "checksum")]

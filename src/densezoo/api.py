@@ -23,23 +23,32 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
-from .core import Core, NameOrArtifact, ProgressArg
+from .core import Core, NameOrArtifact, ProgressArg, is_pattern
 from .results import ArtifactInfo, ConfigResult, ExportResult, ImportResult, PinInfo, VerifyReport
 
 if TYPE_CHECKING:
     from .content.pickle_scan import ScanReport
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
+    from .ops.manifest_add import AddedEntry
     from .ops.mirror import MirrorResult
+    from .user_settings import Origin
 
 
 class Selection(NamedTuple):
     """``Zoo.select``'s answer: artifacts to fetch, a config's references no manifest
-    lists, and the names that resolved to nothing (as failed ``FetchOutcome``s)."""
+    lists, and the errors of the names (or patterns) that resolved to nothing."""
 
     artifacts: list
     unlisted: list
     unknown: list
+
+    def check(self) -> None:
+        """Raise ``UnknownNamesError`` (all of them at once) if any name is unknown."""
+        if self.unknown:
+            from .errors import UnknownNamesError
+
+            raise UnknownNamesError(self.unknown)
 
 
 class Zoo(Core):
@@ -56,10 +65,10 @@ class Zoo(Core):
                config: str | os.PathLike[str] | None = None) -> "Selection":
         """What ``fetch`` works on: the named artifacts, every one of ``kind``/``zoo`` (or
         ``all``), the references of a ``config``; with ``with_deps`` their requirements.
-        A name that resolves to nothing is not fatal: it comes back in ``unknown`` with its
-        error (and suggestions), so every other name is still attempted."""
+        A name may be a shell-style pattern (``cse_*``).  Names that resolve to nothing
+        are not raised here: they come back in ``unknown`` (each with its suggestions), so a
+        caller reports them all at once (``Selection.check``) before downloading anything."""
         from .errors import AmbiguousArtifactError, UnknownArtifactError, UsageError
-        from .results import FetchOutcome
 
         names = list(names)
         unlisted: list = []
@@ -72,9 +81,9 @@ class Zoo(Core):
         found, unknown = [], []
         for n in names:
             try:
-                found.append(self.artifact(n))
+                found += self.matching(n) if is_pattern(n) else [self.artifact(n)]
             except (UnknownArtifactError, AmbiguousArtifactError) as e:
-                unknown.append(FetchOutcome(str(n), error=e))
+                unknown.append(e)
         arts = (self.resolve(found, with_deps=with_deps, kind=kind, zoo=zoo, all=all)
                 if found or all or kind else [])
         return Selection(arts, unlisted, unknown)
@@ -168,10 +177,19 @@ class Zoo(Core):
 
         return plan_prune(self, orphans=orphans)
 
-    def doctor(self) -> "Diagnosis":
+    def manifest_add(self, sources: Sequence[str], **options: Any) -> list["AddedEntry"]:
+        """Entries computed from the bytes of FILEs or URLs (``ops.manifest_add.add``)."""
+        from .ops.manifest_add import add
+
+        return add(self, list(sources), **options)
+
+    def doctor(self, *, probe: bool = True,
+               flags: dict[str, Any] | None = None) -> "Diagnosis":
+        """Versions, cache dir, manifests, where each setting came from (``flags``: what
+        the command line gave), and with ``probe`` one HEAD per origin host and mirror."""
         from .ops.doctor import diagnose
 
-        return diagnose(self)
+        return diagnose(self, probe_hosts=probe, flags=flags)
 
 
 # -- module-level functions: one per CLI command, with the command's options ----------------
@@ -182,9 +200,11 @@ class Zoo(Core):
 # ``tests/test_api_parity.py`` walks the CLI and checks every option has its keyword here.
 
 def list_artifacts(text: str | None = None, *, kind: str | None = None, zoo: str | None = None,
-                   sort: str | None = None, **settings: Any) -> list[ArtifactInfo]:
-    """``densezoo list``: artifacts matching the filters, in manifest order or ``sort``."""
-    return Zoo(**settings).list(text=text, kind=kind, zoo=zoo, sort=sort)
+                   sort: str | None = None, all_kinds: bool = False,
+                   **settings: Any) -> list[ArtifactInfo]:
+    """``densezoo list``: artifacts matching the filters, in manifest order or ``sort``
+    (metrics-only entries only with ``kind="metrics"`` or ``all_kinds``)."""
+    return Zoo(**settings).list(text=text, kind=kind, zoo=zoo, sort=sort, all_kinds=all_kinds)
 
 
 def info(name: str, **settings: Any) -> ArtifactInfo:
@@ -200,7 +220,8 @@ def fetch(names: str | Sequence[str] = (), *, all: bool = False,  # noqa: A002 -
           **settings: Any) -> Any:
     """``densezoo fetch``.  One name (a ``str``) returns its verified local ``Path`` and
     raises on failure; anything else (a list, ``all``, ``kind``, ``config``) returns a
-    ``FetchOutcome`` per artifact, each attempted, failures in ``.error``.  Trust
+    ``FetchOutcome`` per artifact, each attempted, failures in ``.error`` -- after every
+    name resolved: unknown names raise ``UnknownNamesError`` (all of them) first.  Trust
     events (a first-use pin, a mirror's prefix-only bytes) are also issued as
     ``densezoo.UnverifiedWarning`` and logged on the ``densezoo`` logger."""
     z = Zoo(space_check=space_check, connections=connections, scan=scan, **settings)
@@ -209,8 +230,9 @@ def fetch(names: str | Sequence[str] = (), *, all: bool = False,  # noqa: A002 -
         return result.path if not extract else z.extract(names, progress=progress).path
     sel = z.select([names] if isinstance(names, str) else names, all=all, kind=kind,
                    zoo=zoo, with_deps=with_deps, config=config)
-    return [*sel.unknown, *z.fetch_many(sel.artifacts, force=force, progress=progress,
-                                        jobs=jobs, extract=extract)]
+    sel.check()
+    return z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
+                        extract=extract)
 
 
 def path(name: str, **settings: Any) -> Path:
@@ -313,6 +335,48 @@ def import_bundle(bundle_path: str | os.PathLike[str],
     return Zoo(**settings).import_bundle(bundle_path)
 
 
-def doctor(**settings: Any) -> "Diagnosis":
-    """``densezoo doctor``."""
-    return Zoo(**settings).doctor()
+def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | None = None,
+                 to: str | os.PathLike[str] | None = None, kind: str | None = None,
+                 description: str | None = None, zoo: str = "local",
+                 **settings: Any) -> list["AddedEntry"]:
+    """``densezoo manifest add``: an entry per FILE or URL with md5, sha256 and size
+    computed from the bytes (a URL downloaded through the verified path), appended to
+    ``to`` (validated, atomic) or only returned."""
+    return Zoo(**settings).manifest_add(sources, name=name, url=url, to=to, kind=kind,
+                                        description=description, zoo=zoo)
+
+
+def settings_show(**settings: Any) -> list["Origin"]:
+    """``densezoo settings show``: each settings-file key's effective value and where it
+    came from (a keyword given here, the environment, the settings file, the default)."""
+    from .settings import Settings
+    from .user_settings import origins
+
+    s = Settings.resolve(**{k: v for k, v in settings.items() if v is not None})
+    flags = {"cache_dir": settings.get("cache_dir"), "manifests": settings.get("manifests"),
+             "mirrors": settings.get("mirrors"), "strict": settings.get("strict")}
+    return origins(flags, lambda key: getattr(s, key) if key != "manifests"
+                   else tuple(str(p) for p in s.manifests))
+
+
+def settings_set(key: str, values: Sequence[str]) -> "Origin":
+    """``densezoo settings set KEY VALUE...``: checked, then written to the settings file."""
+    from .settings import check_setting
+    from .user_settings import Origin, set_value, settings_path
+
+    k, value = set_value(key, list(values), check_setting)
+    return Origin(k.name, value, f"file {settings_path()}")
+
+
+def settings_unset(key: str) -> "Origin":
+    """``densezoo settings unset KEY``: the key removed from the settings file."""
+    from .user_settings import Origin, unset_value
+
+    k = unset_value(key)
+    return Origin(k.name, None, "default")
+
+
+def doctor(*, probe: bool = True, **settings: Any) -> "Diagnosis":
+    """``densezoo doctor``: checks, and (``probe``) which origins and mirrors answer."""
+    return Zoo(**settings).doctor(probe=probe, flags={
+        k: settings.get(k) for k in ("cache_dir", "manifests", "mirrors", "strict")})

@@ -7,6 +7,7 @@ add entries or replace a shipped entry (a new mirror, a published md5).
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -117,6 +118,23 @@ class Catalog:
         return catalog
 
     # -- lookup ---------------------------------------------------------------------------
+
+    def matching(self, pattern: str) -> list[Artifact]:
+        """Every artifact whose name, alias or file name matches a shell-style pattern
+        (``cse_*``; case-insensitive; ``zoo:pattern`` narrows to one zoo), in manifest
+        order; none is an ``UnknownArtifactError`` (a pattern that selects nothing is a
+        typo, not an empty request)."""
+        low = pattern.strip().lower()
+        zoo = None
+        if ":" in low:
+            zoo, _, low = low.partition(":")
+        hits = [a for a in self.artifacts if (zoo is None or a.zoo.lower() == zoo)
+                and any(fnmatch.fnmatchcase(n.lower(), low)
+                        for n in (a.name, a.file_name, *a.aliases))]
+        if not hits:
+            raise UnknownArtifactError(pattern, hint="no artifact matches this pattern; "
+                                       "`densezoo list TEXT` searches names")
+        return hits
 
     def get(self, name: str) -> Artifact:
         """Resolve a name; case-insensitive, ``zoo:name`` narrows to one zoo.

@@ -94,6 +94,8 @@ def catalog_url(name: str) -> str | None:
 class ConfigError(ManifestError):
     """A config densezoo cannot read (missing file or base, a cycle, not YAML)."""
 
+    what = "config"
+
     def __init__(self, source: str, problem: str, hint: str | None = None) -> None:
         super().__init__(source, problem, hint=hint or "check the config and its _BASE_ files")
 

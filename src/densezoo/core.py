@@ -19,7 +19,8 @@ from .catalog import Catalog, unique
 from .errors import DensezooError, NotCachedError, UsageError
 from .manifest import Artifact
 from .progress import ProgressArg
-from .results import (ArtifactInfo, ExtractResult, FetchOutcome, FetchResult, VerifyReport,
+from .results import (HIDDEN_KINDS, ArtifactInfo, ExtractResult, FetchOutcome, FetchResult,
+                      Listing, VerifyReport,
                       headline_ap, inference_time)
 from .settings import Settings
 from .store.files import Store
@@ -41,6 +42,11 @@ def _advised(art: Artifact, result: FetchResult) -> FetchResult:
     if not art.advisory:
         return result
     return replace(result, warnings=(f"{art.name}: {art.advisory}", *result.warnings))
+
+
+def is_pattern(name: NameOrArtifact) -> bool:
+    """A shell-style pattern rather than a name (``*``, ``?`` or ``[``; never a URL)."""
+    return isinstance(name, str) and "://" not in name and any(c in name for c in "*?[")
 
 
 class Core:
@@ -102,6 +108,10 @@ class Core:
                 return found
         return self.catalog.get(name)
 
+    def matching(self, pattern: str) -> list[Artifact]:
+        """The artifacts a shell-style pattern (``cse_*``) selects (``Catalog.matching``)."""
+        return self.catalog.matching(pattern)
+
     def resolve(self, names: Iterable[NameOrArtifact] = (), *, with_deps: bool = False,
                 kind: str | None = None, zoo: str | None = None,
                 all: bool = False) -> list[Artifact]:  # noqa: A002 - mirrors --all
@@ -135,11 +145,19 @@ class Core:
                             self.store.cached_path(art), pin, deps, pin_conflicts(art, pin))
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
-             text: str | None = None, sort: str | None = None) -> list[ArtifactInfo]:
+             text: str | None = None, sort: str | None = None,
+             all_kinds: bool = False) -> Listing:
         """Artifacts in manifest order, or ``sort`` "ap" (best first) / "speed" (fastest
-        inference first); entries without the number come last."""
+        inference first); entries without the number come last.  Entries that only carry
+        metrics (kind ``metrics``) are left out unless asked for (``kind="metrics"`` or
+        ``all_kinds``); ``Listing.hidden`` counts them."""
         self.catalog.check_filters(kind=kind, zoo=zoo)
-        infos = [self._info(a) for a in self.catalog.select(kind=kind, zoo=zoo, text=text)]
+        selected = self.catalog.select(kind=kind, zoo=zoo, text=text)
+        shown = [a for a in selected
+                 if all_kinds or kind is not None or a.kind not in HIDDEN_KINDS]
+        infos = Listing(self._info(a, tuple(d.name for d in self.catalog.closure([a])
+                                            if d is not a)) for a in shown)
+        infos.hidden = len(selected) - len(shown)
         if sort == "ap":
             infos.sort(key=lambda i: -(headline_ap(i.artifact)[0] or -1e9))
         elif sort == "speed":

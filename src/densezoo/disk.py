@@ -93,7 +93,9 @@ def store_errors(what: str, path: Path,
         reason = e.strerror or str(e)
         more = needed() if (e.errno == errno.ENOSPC and needed is not None) else None
         if more is not None:
-            reason += f" ({more} more bytes needed)"
+            from .units import human_size
+
+            reason += f" ({human_size(more)} more needed)"
         raise StoreError(f"cannot {what} in {path}: {reason}", path=str(path),
                          hint=_HINTS.get(e.errno)) from e
 

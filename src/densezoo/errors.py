@@ -84,18 +84,26 @@ class UsageError(DensezooError):
 
 
 class ManifestError(DensezooError, ValueError):
-    """A manifest that cannot be trusted: names the file, the entry and the problem."""
+    """A manifest that cannot be trusted: names the file, the entry and the problem.
+    Subclasses say what the file is (a config, a bundle): the message names it so."""
 
     exit_code = EXIT_MANIFEST
+    what = "manifest"
 
     def __init__(self, source: str, problem: str, *, entry: str | None = None,
                  hint: str | None = None) -> None:
         where = f"{source}: entry {entry!r}" if entry else source
-        super().__init__(f"invalid manifest {where}: {problem}",
-                         hint=hint or "fix the manifest file and run the command again")
+        super().__init__(f"invalid {self.what} {where}: {problem}",
+                         hint=hint or f"fix the {self.what} file and run the command again")
         self.source = source
         self.entry = entry
         self.problem = problem
+
+
+class BundleError(ManifestError):
+    """A file given to ``import`` that is not a usable densezoo bundle."""
+
+    what = "bundle"
 
 
 class UnknownArtifactError(DensezooError, KeyError):
@@ -103,11 +111,12 @@ class UnknownArtifactError(DensezooError, KeyError):
 
     exit_code = EXIT_UNKNOWN_ARTIFACT
 
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *,
+                 hint: str | None = None) -> None:
         self.name = name
         self.suggestions = list(suggestions)
-        hint = ("did you mean: " + ", ".join(self.suggestions) + "?") if self.suggestions \
-            else "run `densezoo list` to see every artifact"
+        hint = hint or (("did you mean: " + ", ".join(self.suggestions) + "?")
+                        if self.suggestions else "run `densezoo list` to see every artifact")
         super().__init__(f"unknown artifact {name!r}", hint=hint)
 
     # KeyError.__str__ would add quotes; keep the plain message.
@@ -125,6 +134,27 @@ class AmbiguousArtifactError(DensezooError, KeyError):
         super().__init__(
             f"{name!r} matches {len(self.candidates)} artifacts: " + ", ".join(self.candidates),
             hint="name one of them exactly")
+
+    __str__ = DensezooError.__str__
+
+
+class UnknownNamesError(DensezooError, KeyError):
+    """Several names of one command resolved to nothing: all reported together, before
+    anything is downloaded (``errors`` has one error per name, with its suggestions)."""
+
+    exit_code = EXIT_UNKNOWN_ARTIFACT
+
+    def __init__(self, errors: Sequence[DensezooError]) -> None:
+        self.errors = list(errors)
+        names = [getattr(e, "name", "?") for e in self.errors]
+        super().__init__(
+            f"unknown artifact{'s' if len(names) > 1 else ''}: "
+            + ", ".join(repr(n) for n in names) + "; nothing was downloaded",
+            hint="fix these names (or drop them) and run the command again")
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        return tuple(f"{e}" + (f" (hint: {e.hint})" if e.hint else "") for e in self.errors)
 
     __str__ = DensezooError.__str__
 

@@ -69,3 +69,44 @@ def set_fields(text: str, updates: Mapping[str, Mapping[str, Any]], *, source: s
     for start, end, _, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     return text
+
+
+def append_entries(text: str, entries: list[Mapping[str, Any]], *, source: str,
+                   zoo: str = "local") -> str:
+    """Return ``text`` with ``entries`` appended to its ``artifacts`` list, every other
+    byte kept (an empty text becomes a new manifest).  The caller validates the result."""
+    import yaml
+
+    def block(indent: int) -> str:
+        dumped = yaml.safe_dump([dict(e) for e in entries], sort_keys=False,
+                                default_flow_style=False, allow_unicode=True, width=1000)
+        return "".join(" " * indent + line if line.strip() else line
+                       for line in dumped.splitlines(keepends=True))
+
+    if not text.strip():
+        return f"schema: 1\nzoo: {zoo}\nartifacts:\n{block(2)}"
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise ManifestError(source, f"not valid YAML: {e}") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise ManifestError(source, "the top level must be a mapping with an 'artifacts' list")
+    node = next((v for k, v in root.value if k.value == "artifacts"), None)
+    if node is None:
+        sep = "" if text.endswith("\n") else "\n"
+        return f"{text}{sep}artifacts:\n{block(2)}"
+    if not isinstance(node, yaml.SequenceNode):
+        raise ManifestError(source, "'artifacts' must be a list")
+    if node.flow_style:
+        if node.value:
+            raise ManifestError(source, "'artifacts' is written inline ([...]); write it as a "
+                                        "block list to add entries")
+        start, end = node.start_mark.index, node.end_mark.index
+        return text[:start].rstrip(" ") + "\n" + block(2).rstrip("\n") + text[end:]
+    # The sequence ends where the next token starts: step back over trailing blank lines
+    # so the new entries follow the last line of the list directly.
+    last = len(text[:node.end_mark.index].rstrip())
+    line_end = text.find("\n", last)
+    pos = len(text) if line_end < 0 else line_end + 1
+    prefix = "" if pos == 0 or text[pos - 1] == "\n" else "\n"
+    return text[:pos] + prefix + block(node.start_mark.column) + text[pos:]

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import DensezooError, Label
 from .hashing import Digests
 from .manifest import Artifact
-from .urls import redact
+from .urls import redact, redact_text
 
 
 class Strength(Label):
@@ -44,12 +44,21 @@ class VerifyStatus(Label):
     UNPINNED = "unpinned"      # nothing published and nothing pinned to check against
 
 
-def error_fields(error: DensezooError) -> dict[str, Any]:
-    """How a per-item failure appears in a JSON record (fetch, import)."""
-    d: dict[str, Any] = {"error": str(error), "hint": error.hint, "exit_code": error.exit_code}
+def error_record(error: DensezooError, name: str | None = None) -> dict[str, Any]:
+    """An error as every ``--json`` envelope lists it under ``errors``: which artifact (if
+    one), which kind of error, the exit code it maps to, the message and the hint, and the
+    facts it carries (url, path, expected, actual; each URL tried under ``causes``)."""
+    d: dict[str, Any] = {"name": name, "type": type(error).__name__,
+                         "exit_code": error.exit_code, "message": redact_text(str(error)),
+                         "hint": redact_text(error.hint) if error.hint else None}
+    for key in ("url", "path", "expected", "actual"):
+        value = getattr(error, key, None)
+        if isinstance(value, (str, Path)):
+            d[key] = redact_text(str(value))
     failures = getattr(error, "failures", None)
     if failures:
-        d["causes"] = [{"url": f.url, "kind": str(f.kind), "reason": f.reason} for f in failures]
+        d["causes"] = [{"url": redact(f.url), "kind": str(f.kind), "reason": f.reason}
+                       for f in failures]
     return d
 
 
@@ -72,18 +81,23 @@ def artifact_dict(a: Artifact) -> dict[str, Any]:
 AP_METRIC = {"densepose-v1": "AP (GPS)", "detectron2": "AP (GPSm)"}
 
 
-def headline_ap(art: Artifact) -> tuple[float | None, str | None]:
-    """The one DensePose AP a browsing user compares, in percent, and which metric it is.
+def percent(values: dict[str, Any]) -> dict[str, float]:
+    """A task's accuracy numbers in percent: v1 published fractions (0.4748), detectron2's
+    tables percent (65.3); a table whose every value is at most 1 is a fraction table."""
+    nums = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
+    scale = 100.0 if nums and all(v <= 1.0 for v in nums.values()) else 1.0
+    return {k: round(v * scale, 2) for k, v in nums.items()}
 
-    v1 published fractions (0.4748), detectron2's tables percent (65.3): one scale.
-    """
+
+def headline_ap(art: Artifact) -> tuple[float | None, str | None]:
+    """The one DensePose AP a browsing user compares, in percent, and which metric it is."""
     dp = art.metrics.get("densepose")
     if not isinstance(dp, dict):
         return None, None
+    scaled = percent(dp)
     for key, label in (("GPSm", "AP (GPSm)"), ("AP", "AP (GPS)"), ("GPS", "AP (GPS)")):
-        if key in dp:
-            value = float(dp[key])
-            return (round(value * 100, 2) if value <= 1.0 else value), label
+        if key in scaled:
+            return scaled[key], label
     return None, None
 
 
@@ -122,6 +136,17 @@ class ArtifactInfo:
         return d
 
 
+# Kinds ``list`` leaves out unless asked: entries that only carry another entry's metrics.
+HIDDEN_KINDS = ("metrics",)
+
+
+class Listing(list):
+    """``list``'s artifacts (a plain list of ``ArtifactInfo``), and how many entries of
+    ``HIDDEN_KINDS`` were left out (``hidden``), for a footer that says so."""
+
+    hidden: int = 0
+
+
 @dataclass(frozen=True)
 class FetchResult:
     name: str
@@ -135,11 +160,11 @@ class FetchResult:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "action": self.action,
+        return {"name": self.name, "state": self.action, "path": str(self.path),
                 "url": self.url, "transferred": self.transferred,
-                **(self.digests.as_dict() if self.digests else {}),
-                "strength": self.strength, "pinned": self.pinned,
-                "warnings": list(self.warnings)}
+                **(self.digests.as_dict() if self.digests else
+                   {"size": None, "md5": None, "sha256": None}),
+                "strength": self.strength, "warnings": list(self.warnings)}
 
 
 @dataclass(frozen=True)
@@ -151,7 +176,7 @@ class ExtractResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "archive": str(self.archive), "path": str(self.path),
-                "action": self.action}
+                "state": self.action}
 
 
 @dataclass(frozen=True)
@@ -180,13 +205,14 @@ class FetchOutcome:
         return self.result.path if self.result else None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"ok": self.ok, "name": self.name}
+        """The ``items`` record; a failure is ``state: failed`` here and its error is in
+        the envelope's ``errors`` (``error_record``), under the same name."""
+        d: dict[str, Any] = {"name": self.name, "ok": self.ok, "state": "failed",
+                             "path": None, "strength": None}
         if self.result:
             d.update(self.result.to_dict())
         if self.extracted:
             d["extracted"] = self.extracted.to_dict()
-        if self.error is not None:
-            d.update(error_fields(self.error))
         return d
 
 
@@ -202,7 +228,9 @@ class VerifyEntry:
     quarantined: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["state"] = d.pop("status")
+        return {"name": d.pop("name"), "state": d.pop("state"), **d}
 
 
 @dataclass(frozen=True)
@@ -222,7 +250,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         counts = {str(s): self.count(s) for s in VerifyStatus}
-        return {"ok": self.ok, "counts": counts, "entries": [e.to_dict() for e in self.entries],
+        return {"ok": self.ok, "counts": counts, "items": [e.to_dict() for e in self.entries],
                 "notes": list(self.notes)}
 
 
@@ -266,11 +294,8 @@ class ImportResult:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"ok": self.ok, "name": self.name, "path": str(self.path),
-                             "action": self.action, "warnings": list(self.warnings)}
-        if self.error is not None:
-            d.update(error_fields(self.error))
-        return d
+        return {"name": self.name, "ok": self.ok, "state": self.action, "path": str(self.path),
+                "warnings": list(self.warnings)}
 
 
 class RefState(Label):
@@ -299,15 +324,11 @@ class ResolvedReference:
     size: int | None = None        # bytes, when the manifest or a pin knows it
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"key": self.key, "value": redact(self.value), "artifact": self.name,
-             "url": self.url, "size": self.size, "strength": self.strength,
-             "state": self.state,
-             "path": str(self.path) if self.path else None,
-             "verified": self.state in (RefState.VERIFIED, RefState.PINNED),
-             "warnings": list(self.warnings)}
-        if self.error is not None:
-            d.update(error_fields(self.error))
-        return d
+        return {"name": self.name, "key": self.key, "value": redact(self.value),
+                "url": self.url, "size": self.size, "strength": self.strength,
+                "state": self.state, "path": str(self.path) if self.path else None,
+                "verified": self.state in (RefState.VERIFIED, RefState.PINNED),
+                "warnings": list(self.warnings)}
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,13 @@ def debug() -> bool:
     return env_flag(ENV_DEBUG)
 
 
-def default_cache_dir() -> Path:
-    """DENSEZOO_CACHE_DIR, else the platform cache dir.
+def default_cache_dir(from_file: str | None = None) -> Path:
+    """DENSEZOO_CACHE_DIR, else the settings file's, else the platform cache dir.
 
     platformdirs already knows XDG_CACHE_HOME, ~/Library/Caches and AppData;
     hand-writing those rules is how tools end up ignoring XDG.
     """
-    env = os.environ.get(ENV_CACHE_DIR)
+    env = os.environ.get(ENV_CACHE_DIR) or from_file
     if env:
         return Path(env).expanduser()
     from platformdirs import user_cache_dir
@@ -72,6 +72,13 @@ def _env_manifests() -> tuple[Path, ...]:
 
 
 def _bad_setting(name: str, raw: str, accepted: str):
+    if name.startswith("--"):
+        return UsageError(f"{name} {raw!r} is not valid: expected {accepted}",
+                          hint=f"fix the {name} value")
+    if name.startswith("settings "):
+        key = name.split()[1]
+        return UsageError(f"{key} {raw!r} in the settings file is not valid: expected "
+                          f"{accepted}", hint=f"densezoo settings set {key} ... (or unset it)")
     return UsageError(f"{name}={raw!r} is not valid: expected {accepted}",
                       hint=f"fix or unset {name}")
 
@@ -79,7 +86,7 @@ def _bad_setting(name: str, raw: str, accepted: str):
 def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
     """A mirror prefix: an http(s) URL with a real host (and a real port, if any), or an
     S3 bucket ``s3://BUCKET/PREFIX``."""
-    accepted = f"{mirror_spellings()}, comma-separated"
+    accepted = mirror_spellings() + (", comma-separated" if name == ENV_MIRROR else "")
     src = source_for(url)
     if src is not None and src.module is not None:      # s3://... and other source types
         if not src.load().check(url):
@@ -95,9 +102,19 @@ def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
     return url
 
 
-def _env_mirrors() -> tuple[str, ...]:
-    """DENSEZOO_MIRROR: one or more URL prefixes (comma-separated), tried before upstream."""
+def check_setting(key: Any, value: Any) -> None:
+    """A settings-file value, checked as it would be when used (``settings set``)."""
+    if key.name == "mirrors":
+        for m in value:
+            check_mirror(m, "settings mirrors")
+
+
+def _env_mirrors(from_file: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """DENSEZOO_MIRROR: one or more URL prefixes (comma-separated), tried before upstream;
+    unset: the settings file's."""
     raw = os.environ.get(ENV_MIRROR, "")
+    if not raw.strip():
+        return tuple(check_mirror(m, "settings mirrors") for m in from_file)
     return tuple(check_mirror(m.strip()) for m in raw.split(",") if m.strip())
 
 
@@ -158,10 +175,17 @@ class Settings:
                 mirrors: Sequence[str] | None = None, **explicit: Any) -> "Settings":
         """Explicit arguments win; ``None`` falls back to the environment, then the default.
 
-        Manifests add up: the ones given here, then DENSEZOO_MANIFEST's.
+        Manifests add up: the ones given here, then DENSEZOO_MANIFEST's, then the settings
+        file's.  For the other keys the settings file (``user_settings``) is the layer
+        between the environment and the default.
         """
+        from . import user_settings
+
+        file = user_settings.read()
         env: dict[str, Any] = {
-            "strict": env_flag(ENV_STRICT), "offline": env_flag(ENV_OFFLINE),
+            "strict": env_flag(ENV_STRICT) if os.environ.get(ENV_STRICT, "").strip()
+            else file.get("strict"),
+            "offline": env_flag(ENV_OFFLINE),
             "allow_http": env_flag(ENV_ALLOW_HTTP), "markers": not env_flag(ENV_NO_MARKERS),
             "scan": os.environ.get(ENV_SCAN, "1").strip().lower() not in _FALSE,
             "timeout": _env_timeout(),
@@ -181,10 +205,12 @@ class Settings:
             if value is not None:
                 values.setdefault(key, value)
         return cls(
-            cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
-            manifests=tuple(Path(p) for p in manifests) + _env_manifests(),
-            mirrors=(tuple(check_mirror(m, "mirrors") for m in mirrors) if mirrors is not None
-                     else _env_mirrors()),
+            cache_dir=(Path(cache_dir).expanduser() if cache_dir
+                       else default_cache_dir(file.get("cache_dir"))),
+            manifests=(tuple(Path(p) for p in manifests) + _env_manifests()
+                       + tuple(Path(p).expanduser() for p in file.get("manifests", ()))),
+            mirrors=(tuple(check_mirror(m, "--mirror") for m in mirrors) if mirrors is not None
+                     else _env_mirrors(file.get("mirrors", ()))),
             **values)
 
     def replace(self, **changes: Any) -> "Settings":

@@ -12,3 +12,26 @@ def human_size(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return str(n)
+
+
+def exact_size(n: int | None) -> str:
+    """A size people read and a script can check: ``243.9 MiB (255,757,821 B)``."""
+    if n is None:
+        return "unknown"
+    return human_size(n) if n < 1024 else f"{human_size(n)} ({n:,} B)"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``3 files``, ``2 entries`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, shortened in the middle with ``…`` (both
+    ends of a model name tell models apart: the family and the schedule)."""
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return text[:width]
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail:]

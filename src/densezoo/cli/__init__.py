@@ -19,12 +19,12 @@ import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError, DensezooWarning
 from ..settings import debug
-from . import browse, cache, check, configs, setup, share
+from . import authoring, browse, cache, check, configs, setup, share
 from .app import add_global_options, cli
 from ..urls import redact_text
-from .render import one_line
+from .render import emit_json, envelope, one_line
 
-for _module in (browse, check, configs, cache, share, setup):
+for _module in (browse, check, configs, cache, share, setup, authoring):
     for _command in _module.COMMANDS:
         add_global_options(_command)
         cli.add_command(_command)
@@ -64,21 +64,62 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _json_command(args: list[str]) -> str | None:
+    """With ``--json`` among the arguments: the command's name (e.g. "cache ls"), for the
+    error envelope of a failure that ended the command before it could answer."""
+    if "--json" not in args[: args.index("--") if "--" in args else len(args)]:
+        return None
+    words: list[str] = []
+    group: click.Command = cli
+    for token in args:
+        sub = group.commands.get(token) if isinstance(group, click.Group) else None
+        if sub is not None:
+            words.append(token)
+            group = sub
+        elif words and not isinstance(group, click.Group):
+            break
+    return " ".join(words)
+
+
+def _name_of(error: DensezooError) -> str | None:
+    name = getattr(error, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def _json_error(args: list[str], error: "dict | DensezooError", exit_code: int) -> None:
+    command = _json_command(args)
+    if command is not None:
+        errors = [error]
+        if isinstance(error, DensezooError):
+            from ..results import error_record
+
+            # A combined error (every unknown name at once) lists each name on its own.
+            parts = getattr(error, "errors", None) or [error]
+            errors = [error_record(e, _name_of(e)) for e in parts]
+        emit_json(envelope(command, errors=errors, exit_code=exit_code))
+
+
 def _run(argv: list[str] | None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        rv = cli.main(args=argv, prog_name="densezoo", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="densezoo", standalone_mode=False)
     except DensezooError as e:
         if debug():
             traceback.print_exc()
         click.echo(f"error: {one_line(e)}", err=True)
         for line in e.details:
             click.echo(f"  {redact_text(line)}", err=True)
+        _json_error(args, e, e.exit_code)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
-        sys.exit(e.exit_code if e.exit_code else EXIT_USAGE)
+        code = e.exit_code if e.exit_code else EXIT_USAGE
+        _json_error(args, {"name": None, "type": "UsageError", "exit_code": code,
+                           "message": redact_text(e.format_message()),
+                           "hint": "see --help"}, code)
+        sys.exit(code)
     except click.exceptions.Abort as e:
         # click turns a KeyboardInterrupt into Abort; the cause tells Ctrl-C from "no".
         if isinstance(e.__cause__, KeyboardInterrupt):
@@ -90,7 +131,11 @@ def _run(argv: list[str] | None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug():
             traceback.print_exc()
-        click.echo(f"error: unexpected {type(e).__name__}: {e} "
+        click.echo(f"error: unexpected {type(e).__name__}: {redact_text(str(e))} "
                    "(hint: rerun with DENSEZOO_DEBUG=1 and report the traceback)", err=True)
+        _json_error(args, {"name": None, "type": type(e).__name__, "exit_code": EXIT_FAILURE,
+                           "message": redact_text(str(e)),
+                           "hint": "rerun with DENSEZOO_DEBUG=1 and report the traceback"},
+                    EXIT_FAILURE)
         sys.exit(EXIT_FAILURE)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)

@@ -25,7 +25,7 @@ EXIT_CODES = """\b
 Exit codes:
   0  ok                        5  download failed on every URL
   1  other failure             6  not in cache (path, verify NAME, --offline)
-  2  usage error               7  invalid manifest
+  2  usage error               7  invalid manifest, config or bundle
   3  unknown artifact          8  store / disk error
   4  checksum mismatch         9  refused by policy (--strict, http downgrade,
                                   unsafe pickle, hostile archive)
@@ -36,7 +36,7 @@ or s3://), DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIME
 DENSEZOO_MIN_RATE, DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_MAX_UNPACK_BYTES,
 DENSEZOO_MAX_UNPACK_MEMBERS, DENSEZOO_DEBUG (show tracebacks); for s3:// the
 standard AWS_* variables (AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for
---layout iopath."""
+--layout iopath; DENSEZOO_SETTINGS (the settings file: `densezoo settings`)."""
 
 
 
@@ -66,8 +66,10 @@ class App:
     manifests: tuple[str, ...] = ()
     default_manifests: bool = True
     cache_dir: str | None = None
-    quiet: bool = False
+    quiet: int = 0                 # -q: no info lines; -qq: no warnings either
     verbose: int = 0
+    json: bool = False             # --json: results (and errors) as one JSON envelope
+    cache_dir_flag: bool = False   # --cache-dir was given (not only DENSEZOO_CACHE_DIR)
     progress: bool = True
     offline: bool | None = None
     strict: bool | None = None
@@ -91,14 +93,24 @@ class App:
         return self.make_zoo()
 
     def say(self, message: str) -> None:
-        """Informational line on stderr (silenced by -q)."""
-        if not self.quiet:
+        """Informational line on stderr (silenced by -q, and by --json: the envelope says it)."""
+        if not self.quiet and not self.json:
             click.echo(redact_text(message), err=True)
 
     def warn(self, message: str) -> None:
         """Warnings are shown even with -q (as pip does): a first-use pin or an unverified
-        file is exactly what a quiet CI log must still say."""
-        click.echo(f"warning: {redact_text(message)}", err=True)
+        file is exactly what a quiet CI log must still say.  -qq silences them too."""
+        if self.quiet < 2:
+            click.echo(f"warning: {redact_text(message)}", err=True)
+
+    def emit(self, items: Any = (), *, errors: Any = (), summary: dict[str, Any] | None = None,
+             exit_code: int = 0) -> None:
+        """Print the one JSON envelope every ``--json`` command answers with (docs/json.md)."""
+        from .render import emit_json, envelope
+
+        ctx = click.get_current_context()
+        emit_json(envelope(ctx.command_path.partition(" ")[2], items, errors=errors,
+                           summary=summary, exit_code=exit_code))
 
     def error(self, err: DensezooError) -> None:
         click.echo(f"error: {one_line(err)}", err=True)
@@ -110,7 +122,17 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.json = True
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_json_flag,
+                           help="One JSON document on stdout, errors included (docs/json.md).")
 
 
 def complete_names(ctx: click.Context, param: click.Parameter, incomplete: str):
@@ -139,10 +161,10 @@ def _global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         app.default_manifests = False
     elif name == "no_progress":
         app.progress = False
-    elif name == "verbose":
-        app.verbose += value
+    elif name in ("verbose", "quiet"):
+        setattr(app, name, getattr(app, name) + value)
     elif name == "cache_dir":
-        app.cache_dir = value
+        app.cache_dir, app.cache_dir_flag = value, True
     else:
         setattr(app, name, True)
 
@@ -158,7 +180,8 @@ def _global_options() -> list[click.Option]:
         click.Option(["--mirror", "mirrors"], multiple=True, metavar="URL",
                      help="Mirror tried before upstream (also before the command).", **o),
         click.Option(["--cache-dir"], metavar="DIR", help="Store root.", **o),
-        click.Option(["-q", "--quiet"], is_flag=True, help="Only results, warnings, errors.", **o),
+        click.Option(["-q", "--quiet"], count=True,
+                     help="Only results, warnings, errors (-qq: no warnings).", **o),
         click.Option(["-v", "--verbose"], count=True, help="More detail on stderr.", **o),
         click.Option(["--no-progress"], is_flag=True, help="Never draw progress bars.", **o),
         click.Option(["--offline"], is_flag=True, help="Never touch the network.", **o),
@@ -197,7 +220,8 @@ def names_argument(**kwargs: Any):
                    "(repeatable; replaces DENSEZOO_MIRROR).")
 @click.option("--cache-dir", metavar="DIR", envvar=ENV_CACHE_DIR, show_envvar=True,
               help="Store root (default: the platform user cache dir).")
-@click.option("-q", "--quiet", is_flag=True, help="Only results, warnings and errors.")
+@click.option("-q", "--quiet", count=True,
+              help="Only results, warnings and errors; -qq: only results and errors.")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
 @click.option("--no-progress", is_flag=True, help="Never draw progress bars.")
 @click.option("--offline", is_flag=True, default=None,
@@ -221,7 +245,9 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
     ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
                   offline=offline or None, strict=strict or None,
-                  allow_http=allow_http or None, mirrors=tuple(mirrors))
+                  allow_http=allow_http or None, mirrors=tuple(mirrors),
+                  cache_dir_flag=ctx.get_parameter_source("cache_dir")
+                  is click.core.ParameterSource.COMMANDLINE)
     from .. import events
 
     # Retries and waits for another process say one line each: on a terminal, or with -v

@@ -10,38 +10,47 @@ import click
 
 from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
-from .render import (RichProgress, emit_json, human_size, info_lines, list_table, list_tsv,
+from ..results import error_record
+from .render import (RichProgress, human_size, info_lines, list_table, list_tsv, plural,
                      progress_display)
 
 
 @click.command("list")
 @click.argument("text", required=False)
-@click.option("--kind", help="Only this kind (model, proposals, annotations, ...).")
+@click.option("--kind", help="Only this kind (model, proposals, annotations, metrics, ...).")
 @click.option("--zoo", help="Only this zoo (e.g. densepose-v1).")
+@click.option("--all-kinds", is_flag=True,
+              help="Also the entries that only carry metrics (kind metrics; hidden by default).")
 @click.option("--sort", type=click.Choice(["ap", "speed"]),
               help="ap: best DensePose AP first; speed: fastest inference first.")
 @click.option("--wide", is_flag=True, help="Every column and full names (wider than 80).")
 @json_option
 @pass_app
-def list_cmd(app: App, text, kind, zoo, sort, wide, as_json) -> None:
+def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
     """List artifacts: name, kind, size, checksum strength, DensePose AP, cached state.
 
     TEXT filters by a substring of the name, file name or description.  On a terminal
     the artifacts are grouped by zoo, each heading saying which AP it reports (v1: AP
-    with GPS; detectron2: GPSm), all in percent.  In a pipe, tab-separated rows: name,
-    zoo, kind, size (bytes), checksum, AP (%), AP metric, inference s/im, cached.
+    with GPS; detectron2: GPSm), all in percent; a name too long for the terminal is
+    shortened in the middle with … (--wide shows it whole).  In a pipe, tab-separated
+    rows: name, zoo, kind, size (bytes), checksum, AP (%), AP metric, inference s/im,
+    cached, note (deprecated, advisory).  Entries that only carry another entry's
+    metrics are counted in the footer, listed with --kind metrics or --all-kinds.
     """
     z = app.zoo
-    infos = z.list(kind=kind, zoo=zoo, text=text, sort=sort)
+    infos = z.list(kind=kind, zoo=zoo, text=text, sort=sort, all_kinds=all_kinds)
     if as_json:
-        emit_json([i.to_dict() for i in infos])
+        app.emit([i.to_dict() for i in infos],
+                 summary={"count": len(infos), "hidden_metrics": infos.hidden})
         return
     if not sys.stdout.isatty():
         click.echo(list_tsv(infos), nl=False)
     else:
         width = None if wide else min(shutil.get_terminal_size().columns, 200)
-        click.echo(list_table(infos, z.display_name, width=width, wide=wide), nl=False)
-    app.say(f"{len(infos)} artifacts")
+        click.echo(list_table(infos, width=width, wide=wide), nl=False)
+    app.say(plural(len(infos), "artifact") + (
+        f"; {plural(infos.hidden, 'metrics entry', 'metrics entries')} hidden "
+        "(--kind metrics or --all-kinds)" if infos.hidden else ""))
 
 
 @click.command("info")
@@ -49,13 +58,17 @@ def list_cmd(app: App, text, kind, zoo, sort, wide, as_json) -> None:
 @json_option
 @pass_app
 def info_cmd(app: App, name, as_json) -> None:
-    """Show an artifact's URLs, checksums, config, metrics, dependencies and cached path."""
+    """Show an artifact's URLs, checksums (published, or pinned on first use), size,
+    config, metrics (AP in percent, as in list), dependencies and cached path.
+
+    NAME may be a name, an alias, a file name, a config path or any URL the entry is
+    known under (its url, a mirror, a legacy URL, detectron2://...)."""
     info = app.zoo.info(name)
     if as_json:
-        emit_json(info.to_dict())
+        app.emit([info.to_dict()])
         return
     for key, value in info_lines(info):
-        click.echo(f"{key:<13} {value}")
+        click.echo(f"{key:<13} {value}".rstrip() if key else f"{'':<13} {value}")
 
 
 @click.command("fetch")
@@ -90,9 +103,10 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         raise click.UsageError("name at least one artifact, or use --all / --kind / --config")
     z = app.make_zoo(space_check=not no_space_check, connections=connections,
                      scan=False if no_scan else None)
-    arts, unlisted, unknown = z.select(names, all=all_, kind=kind, zoo=zoo,
-                                       with_deps=with_deps, config=config_file)
-    for r in unlisted:
+    sel = z.select(names, all=all_, kind=kind, zoo=zoo, with_deps=with_deps,
+                   config=config_file)
+    sel.check()             # every unknown name at once, before any download
+    for r in sel.unlisted:
         app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
 
     display = progress_display() if app.show_progress(as_json) else None
@@ -100,8 +114,8 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
     if display:
         display.start()
     try:
-        outcomes = [*unknown, *z.fetch_many(arts, force=force, progress=progress, jobs=jobs,
-                                            extract=extract)]
+        outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
+                                extract=extract)
     finally:
         if display:
             display.stop()
@@ -121,25 +135,31 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             code = code or o.error.exit_code
         elif not as_json:
             click.echo(str(o.path))
+    done = [o.result.action for o in outcomes if o.ok and o.result]
+    cached = sum(a == "cached" for a in done)
+    summary = {"fetched": len(done) - cached, "cached": cached,
+               "failed": sum(not o.ok for o in outcomes)}
     if as_json:
-        emit_json([o.to_dict() for o in outcomes])
+        app.emit([o.to_dict() for o in outcomes], summary=summary, exit_code=code,
+                 errors=[error_record(o.error, o.name) for o in outcomes if o.error])
     if len(outcomes) > 1:
-        done = [o.result.action for o in outcomes if o.ok and o.result]
-        cached = sum(a == "cached" for a in done)
-        app.say(f"{len(done) - cached} fetched, {cached} cached, "
-                f"{sum(not o.ok for o in outcomes)} failed")
+        app.say(", ".join(f"{v} {k}" for k, v in summary.items()))
     sys.exit(code)
 
 
 @click.command("path")
 @click.argument("name", shell_complete=complete_names)
+@json_option
 @pass_app
-def path_cmd(app: App, name) -> None:
+def path_cmd(app: App, name, as_json) -> None:
     """Print the verified cached path of NAME, or fail with exit 6 (never downloads)."""
     res = app.zoo.locate(name)
     for w in res.warnings:
         app.warn(w)
-    click.echo(str(res.path))
+    if as_json:
+        app.emit([res.to_dict()])
+    else:
+        click.echo(str(res.path))
 
 
 COMMANDS = (list_cmd, info_cmd, fetch_cmd, path_cmd)

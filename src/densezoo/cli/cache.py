@@ -7,7 +7,7 @@ import sys
 import click
 
 from .app import App, json_option, names_argument, pass_app
-from .render import emit_json, human_size, table
+from .render import human_size, plural, table
 
 
 @click.group("cache")
@@ -30,13 +30,14 @@ def cache_ls(app: App, as_json) -> None:
     """
     rows = app.zoo.cache_entries()
     if as_json:
-        emit_json([r.to_dict() for r in rows])
+        app.emit([r.to_dict() for r in rows], summary={
+            "count": len(rows), "size": sum(r.size for r in rows)})
         return
     table(("name", "size", "state", "last used", "from", "path"),
           [((r.name or "?") + ("" if r.loaded or r.name is None else "*"),
             human_size(r.size), r.state, r.last_used or "", _short_source(r.source),
             str(r.path)) for r in rows], right=("size",))
-    app.say(f"{len(rows)} files, {human_size(sum(r.size for r in rows))}")
+    app.say(f"{plural(len(rows), 'file')}, {human_size(sum(r.size for r in rows))}")
 
 
 @cache_group.command("du")
@@ -46,13 +47,13 @@ def cache_du(app: App, as_json) -> None:
     """Disk usage of the store: files, partial downloads, unpacked archives, bad copies."""
     u = app.zoo.cache_usage()
     if as_json:
-        emit_json(u.to_dict())
+        app.emit(summary=u.to_dict())
         return
     for label, n in (("files", u.file_bytes), ("partials", u.partial_bytes),
                      ("unpacked", u.extracted_bytes), ("bad", u.bad_bytes),
                      ("total", u.total)):
         click.echo(f"{label:<9} {human_size(n):>10}")
-    app.say(f"{u.files} files in {u.root}")
+    app.say(f"{plural(u.files, 'file')} in {u.root}")
 
 
 def _short_source(source: str | None) -> str:
@@ -65,24 +66,26 @@ def _short_source(source: str | None) -> str:
 
 def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
     if as_json and (dry_run or not plan.items):
-        emit_json({**plan.to_dict(), "removed": False})
+        d = plan.to_dict()
+        app.emit(d["items"], summary={"total": d["total"], "freed": 0, "removed": False})
         return
     for path, size, reason in plan.items:
         if not as_json:
             click.echo(f"{'would remove' if dry_run else 'remove'}  {human_size(size):>10}  "
                        f"{path}  ({reason})")
     if dry_run or not plan.items:
-        app.say(f"{len(plan.items)} item(s), {human_size(plan.total)}"
+        app.say(f"{plural(len(plan.items), 'item')}, {human_size(plan.total)}"
                 + (" (dry run: nothing removed)" if dry_run else ""))
         return
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("no terminal to confirm on: pass -y to remove, or --dry-run")
-        click.confirm(f"Remove {len(plan.items)} item(s), {human_size(plan.total)}?",
+        click.confirm(f"Remove {plural(len(plan.items), 'item')}, {human_size(plan.total)}?",
                       abort=True, err=True)
     freed = plan.execute()
     if as_json:
-        emit_json({**plan.to_dict(), "removed": True, "freed": freed})
+        d = plan.to_dict()
+        app.emit(d["items"], summary={"total": d["total"], "freed": freed, "removed": True})
     app.say(f"freed {human_size(freed)}")
 
 

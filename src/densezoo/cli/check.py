@@ -8,7 +8,7 @@ import click
 
 from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY)
 from .app import App, complete_names, json_option, names_argument, pass_app
-from .render import emit_json
+from .render import plural
 
 # The exit code of a verify run: the first of these statuses present decides.  A file
 # missing because it was moved aside counts as what it was (corrupt or unsafe) until a
@@ -48,8 +48,11 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
     report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan)
+    code = verify_exit(report)
     if as_json:
-        emit_json(report.to_dict())
+        d = report.to_dict()
+        app.emit(d["items"], summary={"counts": d["counts"], "notes": d["notes"]},
+                 exit_code=code)
     else:
         for e in report.entries:
             line = f"{e.status:<9} {e.name}"
@@ -63,7 +66,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     if app.verbose:
         for note in report.notes:
             app.say(f"note: {note}")
-    sys.exit(verify_exit(report))
+    sys.exit(code)
 
 
 @click.command("scan")
@@ -79,8 +82,12 @@ def scan_cmd(app: App, targets, as_json) -> None:
     cannot be followed (a stream the scan cannot follow is never safe).
     """
     reports = [app.zoo.scan_file(t) for t in targets]
+    code = EXIT_OK if all(r.ok for r in reports) else EXIT_POLICY
     if as_json:
-        emit_json([r.to_dict() for r in reports])
+        app.emit([{"name": t, "state": "ok" if r.ok else "unsafe", **r.to_dict()}
+                  for t, r in zip(targets, reports)], exit_code=code,
+                 summary={"safe": sum(r.ok for r in reports),
+                          "unsafe": sum(not r.ok for r in reports)})
     else:
         for r in reports:
             if r.findings:
@@ -91,8 +98,7 @@ def scan_cmd(app: App, targets, as_json) -> None:
                 click.echo(f"unsafe    {r.path}  ({r.reason})")
             else:
                 click.echo(f"ok        {r.path}  ({len(r.globals)} allowed imports)")
-    if not all(r.ok for r in reports):
-        sys.exit(EXIT_POLICY)
+    sys.exit(code)
 
 
 @click.command("pin")
@@ -113,20 +119,23 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
     zoo = app.zoo
     pins = zoo.write_pins(manifest_out, names or None) if manifest_out else \
         zoo.pins(names or None)
+    conflicts = [p for p in pins if p.conflicts]
     if as_json:
-        emit_json([p.to_dict() for p in pins])
+        app.emit([p.to_dict() for p in pins], exit_code=EXIT_CHECKSUM if conflicts else EXIT_OK,
+                 summary={"manifest_out": manifest_out,
+                          "written": sum(bool(p.written) for p in pins),
+                          "conflicts": len(conflicts)})
     else:
         for p in pins:
             click.echo(f"{p.name}  md5 {p.md5 or '-'}  size {p.size if p.size is not None else '-'}"
                        f"  sha256 {p.sha256 or '-'}")
-    conflicts = [p for p in pins if p.conflicts]
     for p in conflicts:
         for c in p.conflicts:
-            click.echo(f"conflict: {p.name} {c}", err=True)
+            app.warn(f"conflict: {p.name} {c}")
     if manifest_out:
-        app.say(f"wrote {sum(bool(p.written) for p in pins)} pin(s) into {manifest_out}"
-                + (f"; {len(conflicts)} conflicting pin(s) left as published" if conflicts
-                   else ""))
+        app.say(f"wrote {plural(sum(bool(p.written) for p in pins), 'pin')} into {manifest_out}"
+                + (f"; {plural(len(conflicts), 'conflicting pin')} left as published"
+                   if conflicts else ""))
     if conflicts:
         sys.exit(EXIT_CHECKSUM)
 

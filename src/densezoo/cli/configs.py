@@ -13,7 +13,8 @@ from ..errors import EXIT_OK
 from ..urls import redact
 from .app import App, json_option, pass_app
 from ..units import human_size
-from .render import RichProgress, emit_json, one_line, progress_display, table
+from ..results import error_record
+from .render import RichProgress, one_line, plural, progress_display, table
 
 
 @click.command("config")
@@ -89,13 +90,18 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     if output and result.text is not None:
         write_text_atomic(Path(output), result.text)
     runtime = [zoo.info(n) for n in result.runtime] if seed_iopath else []
+    code = next((o.error.exit_code for o in result.errors if o.error), EXIT_OK)
     if as_json:
-        emit_json({**result.to_dict(), "output": output if result.text else None,
-                   "seeded": [s.to_dict() for s in seeded],
-                   "not_seeded": [{"name": n, "error": str(e)} for n, e in skipped],
-                   "runtime": [{"artifact": i.name, "url": redact(i.artifact.url),
-                                "size": _size_of(i), "cached": i.path is not None,
-                                "strength": i.strength} for i in runtime]})
+        app.emit([r.to_dict() for r in result.references], exit_code=code, errors=[
+            *(error_record(o.error, o.name) for o in result.errors if o.error),
+            *(error_record(e, n) for n, e in skipped)], summary={
+            "config": str(result.source), "complete": result.complete,
+            "counts": result.counts(), "output": output if result.text else None,
+            "fetched": [o.to_dict() for o in result.outcomes],
+            "seeded": [s.to_dict() for s in seeded],
+            "runtime": [{"name": i.name, "url": redact(i.artifact.url), "size": _size_of(i),
+                         "cached": i.path is not None, "strength": i.strength}
+                        for i in runtime]})
     elif dry_run:
         _preview(result, runtime, wide)
     elif result.text is not None:
@@ -104,13 +110,13 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
         else:
             click.echo(result.text, nl=False)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts().items() if n)
-    app.say(f"{len(result.references)} reference(s): {counts or 'none'}"
-            + (f"; {len(seeded)} file(s) seeded into the iopath cache" if seeded else "")
-            + (f", {len(skipped)} runtime file(s) not seeded" if skipped else ""))
+    app.say(f"{plural(len(result.references), 'reference')}: {counts or 'none'}"
+            + (f"; {plural(len(seeded), 'file')} seeded into the iopath cache" if seeded
+               else "")
+            + (f", {plural(len(skipped), 'runtime file')} not seeded" if skipped else ""))
     if result.failed:
         app.say("the config was not written: " + ", ".join(
             f"{r.key} ({r.name})" for r in result.failed) + " failed")
-    code = next((o.error.exit_code for o in result.errors if o.error), EXIT_OK)
     sys.exit(code)
 
 
@@ -142,7 +148,7 @@ def _preview(result, runtime, wide: bool) -> None:
     known = sum(sz for sz, _ in files.values() if sz is not None)
     to_fetch = sum(sz for sz, c in files.values() if sz is not None and not c)
     unknown = sum(1 for sz, _ in files.values() if sz is None)
-    click.echo(f"{len(files)} file(s), {human_size(known)}"
+    click.echo(f"{plural(len(files), 'file')}, {human_size(known)}"
                + (f" + {unknown} of unknown size" if unknown else "")
                + f"; to download: {human_size(to_fetch)} "
                f"({sum(1 for _, c in files.values() if not c)} not cached)")

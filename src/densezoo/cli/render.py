@@ -17,7 +17,7 @@ import click
 from ..urls import redact_text
 
 from ..errors import DensezooError
-from ..units import human_size
+from ..units import exact_size, human_size, middle, plural  # noqa: F401 - plural for commands
 
 if TYPE_CHECKING:
     from ..results import ArtifactInfo
@@ -26,6 +26,18 @@ if TYPE_CHECKING:
 def one_line(err: DensezooError) -> str:
     text = err.headline
     return redact_text(f"{text} (hint: {err.hint})" if err.hint else text)
+
+
+JSON_SCHEMA_VERSION = 1
+
+
+def envelope(command: str, items: Any = (), *, errors: Any = (),
+             summary: dict[str, Any] | None = None, exit_code: int = 0) -> dict[str, Any]:
+    """The one shape of every ``--json`` answer (docs/json.md): what was asked, whether it
+    went well, one record per thing the command is about, one record per error."""
+    return {"schema": JSON_SCHEMA_VERSION, "command": command, "ok": exit_code == 0,
+            "exit_code": exit_code, "items": list(items), "errors": list(errors),
+            "summary": summary or {}}
 
 
 def emit_json(data: Any) -> None:
@@ -45,8 +57,8 @@ def _size(info: "ArtifactInfo") -> int | None:
 
 def list_tsv(infos: "list[ArtifactInfo]") -> str:
     """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
-    checksum strength, DensePose AP in percent, which AP, inference s/im, cached, and
-    ``advisory`` when the upstream file has a known problem (see ``info``)."""
+    checksum strength, DensePose AP in percent, which AP, inference s/im, cached, and a
+    note: ``deprecated`` and/or ``advisory`` (the upstream file has a known problem)."""
     from ..results import headline_ap, inference_time
 
     rows = []
@@ -58,20 +70,26 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
         rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
                                str(i.strength), "" if ap is None else f"{ap:g}", metric or "",
                                "" if speed is None else f"{speed:g}", "yes" if i.path else "no",
-                               "advisory" if a.advisory else ""]))
+                               _note(a)]))
     return "\n".join(rows) + ("\n" if rows else "")
 
 
-def list_table(infos: "list[ArtifactInfo]", short_name, *, width: int | None,
-               wide: bool = False) -> str:
-    """The terminal view: one table per zoo under a heading that says which AP it reports;
-    values never cut (names fold instead), 80 columns enough unless ``wide``."""
+def _note(a) -> str:
+    """The marker column: ``deprecated`` and ``advisory`` (a known problem; see ``info``)."""
+    return ",".join(w for w, on in (("deprecated", a.deprecated), ("advisory", a.advisory))
+                    if on)
+
+
+def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = False) -> str:
+    """The terminal view: one table per zoo under a heading that says which AP it reports.
+    A name is never broken over lines: when the terminal is too narrow it is shortened in
+    the middle with ``…`` (``--wide``, TSV and JSON have it whole); no other value is cut."""
     from rich.console import Console
     from rich.table import Table
 
     from ..results import AP_METRIC, headline_ap
 
-    console = Console(width=width or 250, record=True, highlight=False, file=io.StringIO(),
+    console = Console(width=width or 400, record=True, highlight=False, file=io.StringIO(),
                       force_terminal=False)
     zoos: dict[str, list] = {}
     for i in infos:
@@ -81,22 +99,15 @@ def list_table(infos: "list[ArtifactInfo]", short_name, *, width: int | None,
                                              if headline_ap(i.artifact)[1]), None)
         heading = f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if metric else "")
         console.print(heading, style="bold")
-        t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
         cols = ["name", "kind", "size", "checksum", "AP"]
         if wide:
             cols[1:1] = ["zoo"]
             cols += ["s/im", "mem GB"]
         cols.append("cached")
-        for col in cols:
-            t.add_column(col, justify="right" if col in ("size", "AP", "s/im", "mem GB") else
-                         "left", overflow="fold" if col == "name" else "ellipsis",
-                         no_wrap=col != "name", min_width=len(col))
+        rows = []
         for i in group:
             a = i.artifact
-            name = ((a.name if wide else short_name(a)) + (" (deprecated)" if a.deprecated
-                                                           else "")
-                    + (" (!)" if a.advisory else ""))
-            row = [name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
+            row = [a.name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
@@ -104,8 +115,25 @@ def list_table(infos: "list[ArtifactInfo]", short_name, *, width: int | None,
                 row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
                         else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
                         else ""]
-            row.append("yes" if i.path else "")
-            t.add_row(*row)
+            row += ["yes" if i.path else "", _note(a)]
+            rows.append(row)
+        if any(r[-1] for r in rows):
+            cols.append("note")
+        else:
+            rows = [r[:-1] for r in rows]
+        if width and not wide:
+            # Every other column at its widest value, two spaces between columns: the
+            # name gets the rest (at least 16 characters).
+            others = sum(max(len(c), *(len(r[k]) for r in rows)) for k, c in enumerate(cols)
+                         if k) + 2 * (len(cols) - 1)
+            room = max(16, width - others)
+            rows = [[middle(r[0], room), *r[1:]] for r in rows]
+        t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+        for col in cols:
+            t.add_column(col, justify="right" if col in ("size", "AP", "s/im", "mem GB") else
+                         "left", no_wrap=True, overflow="ignore", min_width=len(col))
+        for r in rows:
+            t.add_row(*r)
         console.print(t)
         console.print()
     return console.export_text()
@@ -131,11 +159,53 @@ def table(columns: Iterable[str], rows: Iterable[Iterable[str]], *,
     stdout_console().print(t)
 
 
+_SPEED = (("inference_s_per_im", "inference {:g} s/image"), ("train_s_per_iter",
+           "training {:g} s/iteration"), ("train_mem_GB", "training memory {:g} GB"))
+
+
+def _metric_line(task: str, values: Any) -> str:
+    """One task's numbers on the scale ``list`` uses: accuracy in percent (v1 published
+    fractions), speed with its units."""
+    from ..results import percent
+
+    if not isinstance(values, dict):
+        return f"{values:g}"
+    if task == "speed":
+        known = [fmt.format(values[k]) for k, fmt in _SPEED if k in values]
+        return ", ".join(known + [f"{k} {v:g}" for k, v in values.items()
+                                  if k not in dict(_SPEED)])
+    scaled = percent(values)
+    return "  ".join(f"{k} {v:.1f}" for k, v in scaled.items()) + "  (%)"
+
+
+def _checksum_lines(a, pin: dict[str, Any] | None, md5_url: str | None):
+    """Each checksum as published, or "unknown", with the first-use pin under it."""
+    pin = pin or {}
+    when = f" ({str(pin['pinned_at'])[:10]})" if pin.get("pinned_at") else ""
+    for key, published in (("md5", a.md5), ("sha256", a.sha256), ("size", a.size)):
+        show = exact_size if key == "size" else str
+        if published is not None:
+            yield key, show(published)
+        elif key == "md5" and a.md5_prefix:
+            yield key, f"unknown; published prefix {a.md5_prefix}"
+        else:
+            yield key, "unknown (not published)"
+        if published is None and pin.get(key) is not None:
+            yield "", f"pinned on first use: {show(pin[key])}{when}"
+    if md5_url:
+        yield "md5 file", md5_url + (f" (says {pin['sidecar_md5']})"
+                                       if pin.get("sidecar_md5") else "")
+
+
 def info_lines(info: "ArtifactInfo"):
     """(label, value) pairs of ``densezoo info``, credentials already redacted."""
+    from ..results import headline_ap
+
     d = info.to_dict()
     a = info.artifact
     yield "name", a.name
+    if a.aliases:
+        yield "aliases", ", ".join(a.aliases)
     yield "zoo", a.zoo
     yield "kind", a.kind
     if a.description:
@@ -147,34 +217,23 @@ def info_lines(info: "ArtifactInfo"):
     for u in d["legacy_urls"]:
         yield "legacy url", f"{u} (historical, not tried)"
     yield "checksum", info.strength
-    for key in ("md5", "sha256", "md5_prefix", "md5_url"):
-        if d.get(key):
-            yield key, d[key]
-    if info.pin:
-        for key in ("md5", "sha256", "size"):
-            if info.pin.get(key) is not None:
-                yield f"pinned {key}", info.pin[key]
-        if info.pin.get("sidecar_md5"):
-            yield "sidecar md5", info.pin["sidecar_md5"]
+    yield from _checksum_lines(a, info.pin, d["md5_url"])
     for conflict in info.pin_conflicts:
         yield "CONFLICT", (f"{conflict} (the published value is used; the pinned bytes are "
                            "not the published file: `densezoo verify` checks the cache)")
-    yield "size", f"{a.size} bytes" if a.size is not None else "unknown"
     if a.config:
         yield "config", a.config
+    ap, metric = headline_ap(a)
+    if ap is not None:
+        yield metric, f"{ap:.1f} % (DensePose; the AP column of list)"
     for task, values in a.metrics.items():
-        if isinstance(values, dict):
-            yield f"{task}", "  ".join(f"{k} {v:g}" for k, v in values.items())
-        else:
-            yield task, f"{values:g}"
+        yield task, _metric_line(task, values)
     if a.license:
         yield "license", a.license
     if a.requires:
         yield "requires", ", ".join(a.requires)
         if set(info.requires) != set(a.requires):
             yield "closure", ", ".join(info.requires)
-    if a.aliases:
-        yield "aliases", ", ".join(a.aliases)
     if a.deprecated:
         yield "deprecated", "yes"
     if a.advisory:

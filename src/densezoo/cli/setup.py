@@ -6,22 +6,30 @@ import sys
 
 import click
 
-from ..errors import EXIT_FAILURE
+from ..errors import EXIT_FAILURE, EXIT_OK
 from .app import App, json_option, pass_app
-from .render import emit_json
 
 
 @click.command("doctor")
+@click.option("--no-probe", is_flag=True, help="Do not contact the origin hosts and mirrors.")
 @json_option
 @pass_app
-def doctor_cmd(app: App, as_json) -> None:
-    """Check the setup: versions, cache dir (writable, free space), proxies, CA bundle, manifests."""
-    report = app.zoo.doctor()
+def doctor_cmd(app: App, no_probe, as_json) -> None:
+    """Check the setup: versions, cache dir (writable, free space), proxies, CA bundle,
+    manifests, where each setting comes from, and which origin hosts and mirrors answer
+    (one HEAD each, 3 s timeout, in parallel; not with --offline or --no-probe).
+
+    Exit 1 if a check fails (an unwritable cache, a host that does not answer)."""
+    report = app.zoo.doctor(probe=not no_probe, flags={
+        "cache_dir": app.cache_dir if app.cache_dir_flag else None,
+        "manifests": app.manifests, "mirrors": app.mirrors, "strict": app.strict})
     if as_json:
-        emit_json(report.to_dict())
+        app.emit([c.to_dict() for c in report.checks],
+                 exit_code=EXIT_OK if report.ok else EXIT_FAILURE)
     else:
+        width = max(len(c.name) for c in report.checks)
         for c in report.checks:
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<14} {c.detail}")
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
     if not report.ok:
         sys.exit(EXIT_FAILURE)
 

@@ -7,7 +7,9 @@ import sys
 import click
 
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
-from .render import emit_json
+from ..errors import EXIT_OK
+from ..results import error_record
+from .render import plural
 
 
 def _layout_names() -> list[str]:
@@ -40,14 +42,15 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
     """
     results = app.zoo.export(names, to, link=link, layout=None if layout == "flat" else layout,
                              force=force)
+    fallbacks = [r for r in results if r.mode == "copy" and link != "copy"]
     if as_json:
-        emit_json([r.to_dict() for r in results])
+        app.emit([r.to_dict() for r in results], summary={"copied_instead": len(fallbacks)})
     else:
         for r in results:
             click.echo(str(r.path))
-    fallbacks = [r for r in results if r.mode == "copy" and link != "copy"]
     if fallbacks:
-        app.warn(f"{len(fallbacks)} file(s) copied because {link}s are not possible there")
+        app.warn(f"{plural(len(fallbacks), 'file')} copied because {link}s are not possible "
+                 "there")
 
 
 @click.group("mirror")
@@ -83,8 +86,14 @@ def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_j
         raise click.UsageError("name artifacts, or pass --all")
     result = app.zoo.mirror_build(target, None if all_ else list(names), base_url=base_url,
                                   link=link, cached=cached)
+    code = result.failed[0][1].exit_code if result.failed else EXIT_OK
     if as_json:
-        emit_json(result.to_dict())
+        app.emit([{"name": n, "state": "written"} for n in result.written]
+                 + [{"name": n, "state": "unchanged"} for n in result.unchanged]
+                 + [{"name": n, "state": "failed" if (n, e) in result.failed else "not cached"}
+                    for n, e in result.missing],
+                 errors=[error_record(e, n) for n, e in result.failed], exit_code=code,
+                 summary={"manifest": result.manifest, "index": result.index})
     else:
         click.echo(result.manifest)
     for name, err in result.missing:
@@ -92,22 +101,26 @@ def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_j
             app.error(err)
         elif app.verbose:
             app.say(f"not cached, not in the mirror: {name}")
-    app.say(f"{len(result.written)} file(s) written, {len(result.unchanged)} already there, "
-            f"{len(result.missing)} missing; browse {result.index}")
-    if result.failed:
-        sys.exit(result.failed[0][1].exit_code)
+    app.say(f"{plural(len(result.written), 'file')} written, {len(result.unchanged)} already "
+            f"there, {len(result.missing)} missing; browse {result.index}")
+    sys.exit(code)
 
 
 @click.command("bundle")
 @names_argument(required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The .tar to write.")
+@json_option
 @pass_app
-def bundle_cmd(app: App, names, output) -> None:
+def bundle_cmd(app: App, names, output, as_json) -> None:
     """Pack verified artifacts, a manifest subset and checksums into one tar (air gaps)."""
     packed = app.zoo.bundle(names, output)
-    click.echo(output)
-    app.say(f"bundled {len(packed)} artifact(s): {', '.join(packed)}")
+    if as_json:
+        app.emit([{"name": n, "state": "bundled"} for n in packed],
+                 summary={"path": str(output)})
+    else:
+        click.echo(output)
+    app.say(f"bundled {plural(len(packed), 'artifact')}: {', '.join(packed)}")
 
 
 @click.command("import")
@@ -124,21 +137,22 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
     the exit code of the first failure (4 checksum, 9 unsafe, ...).
     """
     results, saved = app.zoo.import_bundle(bundle_path)
+    failed = [r for r in results if r.error is not None]
+    code = failed[0].error.exit_code if failed else EXIT_OK
     if as_json:
-        emit_json({"manifest": str(saved), "artifacts": [r.to_dict() for r in results]})
+        app.emit([r.to_dict() for r in results], summary={"manifest": str(saved)},
+                 errors=[error_record(r.error, r.name) for r in failed], exit_code=code)
     else:
         for r in results:
             click.echo(f"{r.action:<15} {r.name}  {r.path}")
     for r in results:
         for w in r.warnings:
             app.warn(w)
-    failed = [r for r in results if r.error is not None]
     for r in failed:
         app.error(r.error)
     app.say(f"{len(results) - len(failed)} of {len(results)} in the store; the bundle's "
             f"manifest is saved as {saved} and loads automatically")
-    if failed:
-        sys.exit(failed[0].error.exit_code)
+    sys.exit(code)
 
 
 COMMANDS = (export_cmd, mirror_group, bundle_cmd, import_cmd)

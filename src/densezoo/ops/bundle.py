@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Iterable
 
 from ..disk import store_errors, write_text_atomic
-from ..errors import DensezooError, ManifestError, PolicyError
+from ..errors import BundleError, DensezooError, PolicyError, StoreError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..manifest import Artifact, parse_manifest
 from .mirror import entry_json, known_digests
@@ -74,9 +74,12 @@ def import_bundle(core: "Core", tar_path: Path) -> tuple[list[ImportResult], Pat
     results = []
     try:
         tar = tarfile.open(tar_path)
-    except (OSError, tarfile.TarError) as e:
-        raise DensezooError(f"cannot read bundle {tar_path}: {e}",
-                            hint="pass a .tar written by `densezoo bundle`") from None
+    except tarfile.TarError:
+        raise BundleError(str(tar_path), "not a tar archive",
+                          hint="pass a .tar written by `densezoo bundle`") from None
+    except OSError as e:
+        raise StoreError(f"cannot read {tar_path}: {e.strerror or e}", path=str(tar_path),
+                         hint="check the path and its permissions") from None
     with tar:
         text = _read_manifest(tar, tar_path)
         manifest = parse_manifest(text, f"{tar_path}:{BUNDLE_MANIFEST}")
@@ -96,24 +99,26 @@ def _read_manifest(tar: tarfile.TarFile, tar_path: Path) -> str:
     try:
         member = tar.getmember(BUNDLE_MANIFEST)
     except KeyError:
-        raise ManifestError(str(tar_path), f"no {BUNDLE_MANIFEST} inside",
-                            hint="pass a .tar written by `densezoo bundle`") from None
+        raise BundleError(str(tar_path), f"no {BUNDLE_MANIFEST} inside: this tar is not a "
+                          "densezoo bundle", hint="pass a .tar written by `densezoo bundle`"
+                          " (for files of your own: `densezoo manifest add FILE`)"
+                          ) from None
     if not member.isfile() or member.size > MAX_BUNDLE_MANIFEST:
-        raise ManifestError(str(tar_path), f"{BUNDLE_MANIFEST} is not a regular file of at most "
+        raise BundleError(str(tar_path), f"{BUNDLE_MANIFEST} is not a regular file of at most "
                                            f"{MAX_BUNDLE_MANIFEST // 2**20} MiB")
     f = tar.extractfile(member)
     try:
         assert f is not None
         return f.read(MAX_BUNDLE_MANIFEST + 1).decode("utf-8")
     except (AssertionError, UnicodeDecodeError, OSError, tarfile.TarError):
-        raise ManifestError(str(tar_path), f"{BUNDLE_MANIFEST} is not readable UTF-8") from None
+        raise BundleError(str(tar_path), f"{BUNDLE_MANIFEST} is not readable UTF-8") from None
 
 
 def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
                   art: Artifact) -> ImportResult:
     arc = "files/" + "/".join(url_key(art.url))
     if ".." in PurePosixPath(arc).parts:
-        raise ManifestError(str(tar_path), "unsafe path in bundle", entry=art.name)
+        raise BundleError(str(tar_path), "unsafe path in bundle", entry=art.name)
     local = _local_twin(core, art)
     expected = declared(art)
     weak = False

@@ -25,6 +25,15 @@ class Check:
     name: str
     ok: bool
     detail: str
+    host: str | None = None          # a probed host (host:port)
+    status: int | None = None        # its HTTP answer to HEAD
+    latency_ms: float | None = None  # time to that answer
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        if self.host is not None:           # a probe: its answer, or None for none
+            d.update(host=self.host, status=self.status, latency_ms=self.latency_ms)
+        return d
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ class Diagnosis:
         return all(c.ok for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [c.__dict__ for c in self.checks]}
+        return {"ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
 
 
 def _version(pkg: str) -> str:
@@ -46,16 +55,74 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def diagnose(core: "Core") -> Diagnosis:
+def _probe_targets(core: "Core") -> list[tuple[str, str]]:
+    """(role, URL) pairs: one artifact URL per origin host of the loaded manifests, and
+    each http(s) mirror's densezoo-mirror.yaml (any answer, even 404, means it is up)."""
+    from ..download.health import host_of
+    from ..sources import is_special
+
+    seen: dict[str, str] = {}
+    try:
+        arts = core.catalog.artifacts
+    except DensezooError:
+        arts = ()
+    for a in arts:
+        if not is_special(a.url):
+            seen.setdefault(host_of(a.url), a.url)
+    targets = [("origin", url) for url in seen.values()]
+    targets += [("mirror", m.rstrip("/") + "/densezoo-mirror.yaml")
+                for m in core.settings.mirrors if not is_special(m)]
+    return targets
+
+
+def _probes(core: "Core") -> list[Check]:
+    if core.settings.offline:
+        return [Check("network", True, "offline: no host probed")]
+    from ..download.probe import probe
+
+    targets = _probe_targets(core)
+    results = probe([url for _, url in targets])
+    # A host that does not answer fails the check only when nothing else can serve the
+    # files: a dead origin behind a working mirror is the situation mirrors exist for.
+    any_mirror = any(p.reachable for (role, _), p in zip(targets, results) if role == "mirror")
+    checks = []
+    for (role, url), p in zip(targets, results):
+        if p.reachable:
+            note = {403: " (access denied)", 404: " (not found)"}.get(p.status or 0, "")
+            detail = f"{p.host} answers HTTP {p.status}{note} in {p.latency_ms:.0f} ms"
+        else:
+            detail = f"{p.host} does not answer: {p.error}" + (
+                "; a mirror answers, fetches use it" if role == "origin" and any_mirror else "")
+        ok = p.reachable or (role == "origin" and any_mirror)
+        checks.append(Check(role, ok, redact_text(detail), host=p.host, status=p.status,
+                            latency_ms=p.latency_ms))
+    return checks
+
+
+def _setting_checks(core: "Core", flags: dict[str, Any]) -> list[Check]:
+    from ..user_settings import origins
+
+    s = core.settings
+    rows = origins(flags, lambda key: getattr(s, key))
+    def shown(value: Any) -> str:
+        text = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        return text or "-"
+
+    return [Check(f"setting {r.name}", True, redact_text(f"{shown(r.value)} ({r.source})"))
+            for r in rows]
+
+
+def diagnose(core: "Core", *, probe_hosts: bool = True,
+             flags: dict[str, Any] | None = None) -> Diagnosis:
     checks = [Check("versions", True, f"python {platform.python_version()}, " + ", ".join(
         f"{p} {_version(p)}" for p in ("densezoo", "requests", "urllib3", "click", "rich",
                                        "PyYAML", "tqdm", "platformdirs")))]
     root = core.store.root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".doctor-{uuid.uuid4().hex[:8]}"
-        probe.write_bytes(b"x")
-        probe.unlink()
+        scratch = root / f".doctor-{uuid.uuid4().hex[:8]}"
+        scratch.write_bytes(b"x")
+        scratch.unlink()
         checks.append(Check("cache dir", True, f"{root} (writable)"))
     except OSError as e:
         checks.append(Check("cache dir", False, f"{root} is not writable: {e.strerror or e}"))
@@ -82,5 +149,11 @@ def diagnose(core: "Core") -> Diagnosis:
     mode = "offline" if s.offline else "online"
     checks.append(Check("mode", True, f"{mode}; strict={s.strict}; mirrors: "
                         + (", ".join(redact(m) for m in s.mirrors) or "none")))
+    try:
+        checks += _setting_checks(core, flags or {})
+    except DensezooError as e:
+        checks.append(Check("settings file", False, str(e)))
+    if probe_hosts:
+        checks += _probes(core)
     return Diagnosis(tuple(checks))
 

@@ -30,7 +30,7 @@ tr.hidden,.hidden{display:none} svg{border:1px solid #ddd;background:#fff;max-wi
   .hash.sha256{display:none} body{margin:.8em}}
 """
 
-SCRIPT = """
+SCRIPT = r"""
 (function(){
   var box=document.getElementById('filter'), rows=[].slice.call(document.querySelectorAll('tbody tr'));
   var count=document.getElementById('count');

@@ -1,0 +1,130 @@
+"""``manifest add`` and ``settings``: writing your own manifest, and values you would
+otherwise repeat on every command."""
+
+from __future__ import annotations
+
+import click
+
+from .app import App, json_option, pass_app
+from .render import plural
+
+
+@click.group("manifest")
+def manifest_group() -> None:
+    """Write your own manifest entries (checksums computed from the bytes)."""
+
+
+@manifest_group.command("add")
+@click.argument("sources", nargs=-1, required=True, metavar="FILE_OR_URL...")
+@click.option("--name", help="The entry's name (one source; default: its file name).")
+@click.option("--url", help="For a local FILE: where others download it from (ending in /: "
+                            "the file name is appended).")
+@click.option("--to", "to", type=click.Path(dir_okay=False), metavar="MANIFEST",
+              help="Append to this manifest (created if missing); default: print the entry.")
+@click.option("--kind", help="The entry's kind (model, annotations, ...).")
+@click.option("--description", help="One line saying what it is.")
+@click.option("--zoo", default="local", show_default=True,
+              help="The zoo of a manifest created by --to.")
+@json_option
+@pass_app
+def manifest_add_cmd(app: App, sources, name, url, to, kind, description, zoo,
+                     as_json) -> None:
+    """Compute md5, sha256 and size of FILEs or URLs and write manifest entries.
+
+    \b
+      densezoo manifest add ckpt/model_final.pkl --name my_model \\
+          --url https://models.example.org/my/model_final.pkl --to ~/my-zoo.yaml
+      densezoo manifest add https://example.org/weights.pkl --to ~/my-zoo.yaml
+      densezoo settings set manifests ~/my-zoo.yaml      # load it every time
+
+    A URL is downloaded through the verified path first (it lands in the cache); a
+    .pkl must pass the pickle scan.  The manifest is checked before it is written
+    (atomically); nothing else in it changes.
+    """
+    added = app.zoo.manifest_add(list(sources), name=name, url=url, to=to, kind=kind,
+                                 description=description, zoo=zoo)
+    if as_json:
+        app.emit([a.to_dict() for a in added],
+                 summary={"manifest": str(to) if to else "-", "written": to is not None})
+        return
+    if to:
+        for a in added:
+            click.echo(f"{a.name}  md5 {a.md5}  size {a.size}")
+        app.say(f"added {plural(len(added), 'entry', 'entries')} to {to}")
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump([a.entry() for a in added], sort_keys=False), nl=False)
+
+
+@click.group("settings")
+def settings_group() -> None:
+    """The settings file: cache dir, extra manifests, mirrors, strict mode.
+
+    Flags win over environment variables, which win over the settings file, which
+    wins over the default.  The file is DENSEZOO_SETTINGS, else settings.ini in the
+    platform's user config dir.
+    """
+
+
+@settings_group.command("show")
+@json_option
+@pass_app
+def settings_show_cmd(app: App, as_json) -> None:
+    """Each setting's value and where it comes from (flag, env, file, default)."""
+    from ..api import settings_show
+    from ..user_settings import settings_path
+
+    rows = settings_show(cache_dir=app.cache_dir if app.cache_dir_flag else None,
+                         manifests=app.manifests or None,
+                         mirrors=app.mirrors or None, strict=app.strict)
+    if as_json:
+        app.emit([r.to_dict() for r in rows], summary={"file": str(settings_path())})
+        return
+    for r in rows:
+        value = ", ".join(map(str, r.value)) if isinstance(r.value, tuple) else r.value
+        click.echo(f"{r.name:<10} {value if value not in ('', None) else '-'}  ({r.source})")
+    app.say(f"settings file: {settings_path()}")
+
+
+@settings_group.command("set")
+@click.argument("key")
+@click.argument("values", nargs=-1, required=True)
+@json_option
+@pass_app
+def settings_set_cmd(app: App, key, values, as_json) -> None:
+    """Set KEY (cache_dir, manifests, mirrors, strict) in the settings file.
+
+    \b
+      densezoo settings set cache_dir /data/densezoo
+      densezoo settings set mirrors https://mirror.internal/densezoo
+      densezoo settings set manifests ~/my-zoo.yaml ~/team-zoo.yaml
+      densezoo settings set strict true
+    """
+    from ..api import settings_set
+    from ..user_settings import settings_path
+
+    r = settings_set(key, values)
+    if as_json:
+        app.emit([r.to_dict()], summary={"file": str(settings_path())})
+    else:
+        app.say(f"{r.name} set in {settings_path()}")
+
+
+@settings_group.command("unset")
+@click.argument("key")
+@json_option
+@pass_app
+def settings_unset_cmd(app: App, key, as_json) -> None:
+    """Remove KEY from the settings file (its default applies again)."""
+    from ..api import settings_unset
+    from ..user_settings import settings_path
+
+    r = settings_unset(key)
+    if as_json:
+        app.emit([r.to_dict()], summary={"file": str(settings_path())})
+    else:
+        app.say(f"{r.name} unset in {settings_path()}")
+
+
+COMMANDS = (manifest_group, settings_group)

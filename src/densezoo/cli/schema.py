@@ -1,0 +1,146 @@
+"""The JSON Schema of every command's ``--json`` answer: one envelope, one record per item.
+
+The schemas are data, written once here: ``docs/json.md`` prints them (a test keeps
+the two equal) and the test suite validates every ``--json`` output it produces
+against them, so a renamed key or a new dialect fails a test instead of a pipeline.
+``python -m densezoo.cli.schema`` prints the reference page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+S, I, N, B = "string", "integer", "number", "boolean"
+NULL = "null"
+
+
+def _t(*types: str) -> dict[str, Any]:
+    return {"type": list(types) if len(types) > 1 else types[0]}
+
+
+def record(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object with exactly these keys (``optional`` ones may be absent)."""
+    props = {k: (v if isinstance(v, dict) else _t(*v) if isinstance(v, tuple) else _t(v))
+             for k, v in {**required, **(optional or {})}.items()}
+    return {"type": "object", "required": sorted(required), "properties": props,
+            "additionalProperties": False}
+
+
+STRINGS = {"type": "array", "items": _t(S)}
+OBJECT = _t("object")
+ANY_OBJECT = {"type": "object"}
+
+ERROR = record({"name": (S, NULL), "type": S, "exit_code": I, "message": S, "hint": (S, NULL)},
+               {"url": S, "path": S, "expected": S, "actual": S,
+                "causes": {"type": "array", "items": record(
+                    {"url": S, "kind": S, "reason": S})}})
+
+ARTIFACT = record({
+    "name": S, "zoo": S, "kind": S, "file_name": S, "url": S, "mirrors": STRINGS,
+    "legacy_urls": STRINGS, "md5": (S, NULL), "md5_prefix": (S, NULL), "sha256": (S, NULL),
+    "md5_url": (S, NULL), "size": (I, NULL), "description": (S, NULL), "config": (S, NULL),
+    "metrics": ANY_OBJECT, "license": (S, NULL), "requires": STRINGS, "aliases": STRINGS,
+    "deprecated": B, "note": (S, NULL), "advisory": (S, NULL), "manifest": (S, NULL),
+    "strength": S, "cached": B, "path": (S, NULL), "pin": ("object", NULL),
+    "requires_closure": STRINGS, "ap": (N, NULL), "ap_metric": (S, NULL),
+    "pin_conflicts": STRINGS, "inference_s_per_im": (N, NULL)})
+
+_FETCHED = {"state": S, "path": (S, NULL), "url": (S, NULL), "transferred": I,
+            "size": (I, NULL), "md5": (S, NULL), "sha256": (S, NULL), "strength": (S, NULL),
+            "warnings": STRINGS}
+FETCH = record({"name": S, "ok": B, "state": S, "path": (S, NULL), "strength": (S, NULL)},
+               {**_FETCHED, "extracted": record({"name": S, "archive": S, "path": S,
+                                                 "state": S})})
+PATH = record({"name": S, **_FETCHED})
+VERIFY = record({"name": S, "state": S, "path": (S, NULL), "detail": (S, NULL),
+                 "moved_to": (S, NULL), "method": (S, NULL), "quarantined": ("object", NULL)})
+SCAN = record({"name": S, "state": S, "path": S, "ok": B, "globals": STRINGS,
+               "findings": {"type": "array", "items": record(
+                   {"position": I, "opcode": S, "detail": S})}, "error": (S, NULL)})
+PIN = record({"name": S, "manifest": S, "md5": (S, NULL), "sha256": (S, NULL),
+              "size": (I, NULL), "pinned_at": (S, NULL), "conflicts": STRINGS,
+              "written": STRINGS})
+REFERENCE = record({"name": (S, NULL), "key": S, "value": S, "url": (S, NULL),
+                    "size": (I, NULL), "strength": (S, NULL), "state": S, "path": (S, NULL),
+                    "verified": B, "warnings": STRINGS})
+CHECK = record({"name": S, "ok": B, "detail": S},
+               {"host": S, "latency_ms": (N, NULL), "status": (I, NULL)})
+CACHE_ENTRY = record({"name": (S, NULL), "path": S, "size": I, "state": S,
+                      "last_used": (S, NULL), "source": (S, NULL), "loaded": B})
+REMOVAL = record({"path": S, "size": I, "reason": S})
+EXPORT = record({"name": S, "path": S, "mode": S})
+NAMED_STATE = record({"name": S, "state": S})
+IMPORT = record({"name": S, "ok": B, "state": S, "path": S, "warnings": STRINGS})
+SETTING = record({"name": S, "value": {}, "source": S})
+ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": S, "sha256": S,
+                "manifest": S, "state": S})
+
+_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
+
+# command -> (item schema, summary schema); summary None: an empty object.
+COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+    "list": (ARTIFACT, record({"count": I, "hidden_metrics": I})),
+    "info": (ARTIFACT, None),
+    "fetch": (FETCH, record({"fetched": I, "cached": I, "failed": I})),
+    "path": (PATH, None),
+    "verify": (VERIFY, record({"counts": ANY_OBJECT, "notes": STRINGS})),
+    "scan": (SCAN, record({"safe": I, "unsafe": I})),
+    "pin": (PIN, record({"manifest_out": (S, NULL), "written": I, "conflicts": I})),
+    "config": (REFERENCE, record({
+        "config": S, "complete": B, "counts": ANY_OBJECT, "output": (S, NULL),
+        "fetched": {"type": "array", "items": FETCH},
+        "seeded": {"type": "array", "items": EXPORT},
+        "runtime": {"type": "array", "items": record({
+            "name": S, "url": S, "size": (I, NULL), "cached": B, "strength": S})}})),
+    "doctor": (CHECK, None),
+    "cache ls": (CACHE_ENTRY, record({"count": I, "size": I})),
+    "cache du": (None, record({"root": S, "files": I, "file_bytes": I, "partial_bytes": I,
+                               "extracted_bytes": I, "bad_bytes": I, "total": I})),
+    "cache rm": (REMOVAL, _REMOVAL_SUMMARY),
+    "cache prune": (REMOVAL, _REMOVAL_SUMMARY),
+    "export": (EXPORT, record({"copied_instead": I})),
+    "mirror build": (NAMED_STATE, record({"manifest": S, "index": S})),
+    "bundle": (NAMED_STATE, record({"path": S})),
+    "import": (IMPORT, record({"manifest": S})),
+    "manifest add": (ADDED, record({"manifest": S, "written": B})),
+    "settings show": (SETTING, record({"file": S})),
+    "settings set": (SETTING, record({"file": S})),
+    "settings unset": (SETTING, record({"file": S})),
+}
+
+
+def schema_for(command: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``densezoo COMMAND --json``."""
+    item, summary = COMMANDS[command]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"densezoo {command} --json",
+        "type": "object",
+        "required": ["schema", "command", "ok", "exit_code", "items", "errors", "summary"],
+        "properties": {
+            "schema": {"const": 1},
+            "command": {"const": command},
+            "ok": _t(B),
+            "exit_code": _t(I),
+            "items": {"type": "array", "items": item} if item else {"type": "array",
+                                                                    "maxItems": 0},
+            "errors": {"type": "array", "items": ERROR},
+            "summary": {"anyOf": [summary, {"type": "object", "maxProperties": 0}]}
+            if summary else {"type": "object", "maxProperties": 0},
+        },
+        "additionalProperties": False,
+    }
+
+
+def markdown() -> str:
+    """The schema part of docs/json.md: one fenced block per command."""
+    parts = []
+    for command in COMMANDS:
+        parts.append(f"### `densezoo {command} --json`\n\n```json\n"
+                     + json.dumps(schema_for(command), indent=2) + "\n```\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the reference page's schemas
+    print(markdown())

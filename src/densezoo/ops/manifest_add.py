@@ -1,0 +1,135 @@
+"""``densezoo manifest add``: a manifest entry from bytes, not from hand-copied hashes.
+
+What pooch's ``make_registry`` does for a folder, for one entry at a time and with
+the entry's URL: md5, sha256 and size are computed from the bytes (a URL is downloaded
+through the verified path first, so it lands in the store as a first-use pin), a
+pickle must pass the same scan as any download, and the entry is appended to the
+manifest without touching the rest of its text -- or printed, for review.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ManifestError, PolicyError, StoreError, UsageError
+from ..hashing import hash_file
+from ..manifest import check_name, check_url, parse_entry, parse_manifest
+
+if TYPE_CHECKING:
+    from ..core import Core
+
+
+@dataclass(frozen=True)
+class AddedEntry:
+    name: str
+    url: str
+    file_name: str
+    size: int
+    md5: str
+    sha256: str
+    manifest: str | None      # where it was appended (None: printed only)
+
+    def entry(self) -> dict[str, Any]:
+        """The manifest entry, as it is written."""
+        return {"name": self.name, "url": self.url, "md5": self.md5, "sha256": self.sha256,
+                "size": self.size}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "file_name": self.file_name,
+                "size": self.size, "md5": self.md5, "sha256": self.sha256,
+                "manifest": self.manifest or "-",
+                "state": "added" if self.manifest else "printed"}
+
+
+def _default_name(source: str) -> str:
+    stem = source.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    stem = re.sub(r"\.(pkl|pth|pt|json|yaml|tar\.gz|tgz|tar|zip|bin)$", "", stem)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", stem).lstrip("._-+") or "artifact"
+
+
+def _entry_url(source: str, url: str | None, many: bool) -> str:
+    if "://" in source:
+        return source
+    if url is None:
+        raise UsageError(f"{source} is a local file: give --url, where others download it "
+                         "from (a URL ending in / gets the file name appended)")
+    if url.endswith("/"):
+        return url + os.path.basename(source)
+    if many:
+        raise UsageError("--url names one file; with several files give a URL ending in / "
+                         "(each file name is appended)")
+    return url
+
+
+def add(core: "Core", sources: list[str], *, name: str | None = None, url: str | None = None,
+        to: str | os.PathLike[str] | None = None, kind: str | None = None,
+        description: str | None = None, zoo: str = "local") -> list[AddedEntry]:
+    """Hash each FILE or URL and append an entry per source to ``to`` (atomic; the
+    result is validated as a manifest before it is written), or only return them."""
+    from ..disk import store_errors, write_text_atomic
+    from ..manifest_edit import append_entries
+
+    if not sources:
+        raise UsageError("name at least one FILE or URL")
+    if name is not None and len(sources) > 1:
+        raise UsageError("--name names one entry; with several sources each is named after "
+                         "its file")
+    target = Path(to) if to is not None else None
+    text = ""
+    if target is not None and target.exists():
+        from ..manifest import read_manifest
+
+        text = read_manifest(target)[1]
+        existing = {a.name.lower() for a in parse_manifest(text, str(target)).artifacts}
+    else:
+        existing = set()
+    added: list[AddedEntry] = []
+    for source in sources:
+        entry_name = check_name(name or _default_name(source), "--name")
+        if entry_name.lower() in existing | {a.name.lower() for a in added}:
+            raise UsageError(f"{entry_name!r} is already in {target or 'this batch'}",
+                             hint="choose another --name (or edit the manifest)")
+        entry_url = check_url(_entry_url(source, url, len(sources) > 1), "--url", entry_name)
+        path = _bytes_of(core, source, entry_name, entry_url)
+        d = hash_file(path)
+        assert d.md5 is not None and d.sha256 is not None and d.size is not None
+        added.append(AddedEntry(entry_name, entry_url, os.path.basename(entry_url.split("?")[0]),
+                                d.size, d.md5, d.sha256, str(target) if target else None))
+    if target is not None:
+        entries = [{**a.entry(), **({"kind": kind} if kind else {}),
+                    **({"description": description} if description else {})} for a in added]
+        new = append_entries(text, entries, source=str(target), zoo=zoo)
+        parse_manifest(new, str(target))             # never write an invalid manifest
+        with store_errors("write the manifest", target):
+            write_text_atomic(target, new)
+    return added
+
+
+def _bytes_of(core: "Core", source: str, name: str, url: str) -> Path:
+    """The file to hash: a local file as it is (scanned if a pickle), a URL's verified
+    copy in the store (downloaded now if needed: a first-use pin)."""
+    if "://" in source:
+        art = parse_entry({"name": name, "url": url, "md5": None}, "manifest add", "local", 0)
+        return core.fetch(art).path
+    p = Path(source)
+    if not p.is_file():
+        raise UsageError(f"{source}: no such file" if not p.exists() else
+                         f"{source} is not a regular file")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as e:
+        raise StoreError(f"cannot read {source} ({e.strerror or e})", path=str(p)) from None
+    if p.suffix == ".pkl" or url.endswith(".pkl"):
+        report = core.scan_file(str(p))
+        if not report.ok:
+            raise PolicyError(f"{source} is not a safe pickle: {report.reason}; no entry was "
+                              "written for it", hint="`densezoo scan FILE` shows what it imports")
+    return p
+
+
+__all__ = ["AddedEntry", "add", "ManifestError"]
