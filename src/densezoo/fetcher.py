@@ -245,7 +245,9 @@ class Fetcher:
             # DENSEZOO_MIRROR, S3) is transport, verified only by a full checksum.
             from_origin = url == art.url
             exp = self.trust.expected(art, origin=True) if from_origin else expected
-            weak = not from_origin and not has_full(exp)
+            # Weak: a mirror's bytes with no full checksum from the manifest, the sidecar or
+            # an origin pin -- a pin an earlier mirror copy made vouches for nothing here.
+            weak = not from_origin and not has_full(self.trust.expected(art, origin=True))
             if weak and self.settings.strict:
                 failures.append(UrlFailure(redact(url), _weak_reason(exp) + "; --strict refuses "
                                            "a mirror's bytes that nothing stronger checks",
@@ -259,10 +261,23 @@ class Fetcher:
                 failures.append(UrlFailure(redact(url), dead, FailureKind.DOWNLOAD))
                 continue
             try:
-                request_url = self._signed(url)
+                resolved = self._signed(url)
             except TransferError as e:
-                failures.append(UrlFailure(e.url, e.reason, e.kind))
+                failures.append(UrlFailure(redact(e.url), e.reason, e.kind))
                 continue
+            request_url = resolved if isinstance(resolved, str) else resolved.url
+            if not isinstance(resolved, str):
+                # What the source says of the file before its body (the Hub's sha256 and
+                # size): a contradiction refuses the copy now; agreement is checked again
+                # on the bytes.  It adds no trust: ``exp`` still decides the strength.
+                clash = _contradiction(resolved, exp)
+                if clash is not None:
+                    failures.append(UrlFailure(redact(url), clash, FailureKind.CHECKSUM))
+                    continue
+                exp = exp.merged(Expected(size=resolved.size, sha256=resolved.sha256, sources={
+                    k: "the Hub" for k in ("size", "sha256") if getattr(resolved, k)}))
+                if exp.sha256 and "sha256" not in algorithms:
+                    algorithms = (*algorithms, "sha256")
             if self.health.ranges_refused(url):
                 self.downloader.no_ranges.add(request_url)   # remembered: one connection
             partial = self.store.claim_partial(art)
@@ -310,9 +325,13 @@ class Fetcher:
                 failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
                 continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
+            served = got.url if isinstance(resolved, str) else redact(url)
             if weak:
-                warnings.append(_weak_warning(art, got.url, exp))
-            return FetchResult(art.name, admitted.path, action, got.url, got.transferred,
+                warnings.append(_weak_warning(art, served, exp))
+            if not from_origin and failures:
+                warnings.append(f"{art.name}: served by {served} after the origin failed "
+                                f"({failures[-1].reason})")
+            return FetchResult(art.name, admitted.path, action, served, got.transferred,
                                got.digests, Strength.MIRROR if weak else self.trust.strength(art),
                                admitted.pinned, (*warnings, *admitted.warnings))
         raise DownloadFailedError(art.name, failures)
@@ -401,6 +420,17 @@ def _weak_reason(exp: Expected) -> str:
         return (f"only a {len(exp.md5_prefix)}-hex md5 prefix ({4 * len(exp.md5_prefix)} bits) "
                 "checks these bytes")
     return "no checksum checks these bytes"
+
+
+def _contradiction(claims, exp: Expected) -> str | None:
+    """Why a source's own claims (size, sha256) rule its copy out before the download."""
+    if claims.size is not None and exp.size is not None and claims.size != exp.size:
+        return (f"the source says {claims.size} bytes, the expected size is {exp.size}: "
+                "refused before download (a placeholder, a pointer file or another file)")
+    if claims.sha256 and exp.sha256 and claims.sha256 != exp.sha256:
+        return (f"the source says sha256 {claims.sha256}, expected {exp.sha256}: refused "
+                "before download")
+    return None
 
 
 def _weak_warning(art: Artifact, url: str, exp: Expected) -> str:

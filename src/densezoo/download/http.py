@@ -211,8 +211,9 @@ class Downloader:
         if encoded:
             total = None                       # Content-Length counts encoded bytes
         if total is not None and t.expected_size is not None and total != t.expected_size:
-            raise TransferError(redact(url), f"server offers {total} bytes but the manifest "
-                                f"says {t.expected_size}: a different file", retryable=False)
+            raise TransferError(redact(url), f"server offers {total} bytes but "
+                                f"{t.expected_size} are expected: a different file (a "
+                                "pointer, a placeholder or a truncated copy)", retryable=False)
         if self.space_check and total is not None:
             self._check_space(url, t, total - start)
         served = resp.url or url
