@@ -130,3 +130,24 @@ def test_hf_as_a_mirror_prefix_and_a_gated_repo_without_token(server, hub, manif
             "--force")
     assert r.code == 5 and "gated or private" in r.err and "HF_TOKEN" in r.err
     assert cli("--mirror", "hf://just-a-name", "list").code == 2
+
+
+def test_the_shipped_community_copies_and_info_lists_every_source(cli):
+    from densezoo.catalog import Catalog
+    from densezoo.download.hf import check
+
+    cat = Catalog.load()
+    r50 = cat.get("R_50_FPN_s1x")
+    assert r50.mirrors[0].startswith("hf://yisol/IDM-VTON@585a32e7")          # model repo
+    assert r50.mirrors[1].startswith("hf://spaces/yisol/IDM-VTON@906d38c8")   # then the Space
+    assert all(check(m) for m in r50.mirrors) and len(r50.mirrors) == 4
+    assert not any("akhaliq" in m for a in cat.artifacts for m in a.mirrors)   # dead copy
+    assert cat.get("R_101_FPN_DL_s1x").mirrors == ("hf://GooKSL/densepose/model_final_844d15.pkl",)
+    info = cli("info", "R_50_FPN_s1x", "--json").items[0]
+    roles = [s["role"] for s in info["sources"]]
+    assert roles == ["origin", "hub copy", "hub copy", "hub copy", "hub copy"]
+    assert all("published sha256 and size" in s["verified_by"] for s in info["sources"])
+    pref = cli("info", "R_101_FPN_DL_s1x", "--json").items[0]["sources"][1]
+    assert pref["role"] == "hub copy" and "a mirror copy" in pref["verified_by"]
+    text = cli("info", "R_50_FPN_s1x").out
+    assert "hub copy      hf://spaces/yisol/IDM-VTON@906d38c8" in text

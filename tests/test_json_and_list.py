@@ -85,6 +85,8 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
           ok=True)
     check("manifest", "add", str(tmp_path / "nothing.bin"), "--name", "x",
           "--to", str(tmp_path / "mine.yaml"), ok=False)
+    check("adopt", str(tmp_path / "exp"), ok=True)
+    check("adopt", str(tmp_path / "no-such-dir"), ok=False)
     check("settings", "show", ok=True)
     check("settings", "set", "nosuchkey", "1", ok=False)
     check("settings", "set", "strict", "false", ok=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .content.pickle_scan import ScanReport
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
+    from .ops.adopt import AdoptReport
     from .ops.manifest_add import AddedEntry
     from .ops.mirror import MirrorResult
     from .user_settings import Origin
@@ -176,6 +177,14 @@ class Zoo(Core):
         from .ops.cache import plan_prune
 
         return plan_prune(self, orphans=orphans)
+
+    def adopt(self, paths: Sequence[str] = (), *, known: bool = False,
+              dry_run: bool = False) -> "AdoptReport":
+        """Files already on disk into the store when their bytes are an entry's
+        (``ops.adopt``): linked, never moved; the same checks as a download."""
+        from .ops.adopt import adopt
+
+        return adopt(self, list(paths), known=known, dry_run=dry_run)
 
     def manifest_add(self, sources: Sequence[str], **options: Any) -> list["AddedEntry"]:
         """Entries computed from the bytes of FILEs or URLs (``ops.manifest_add.add``)."""
@@ -333,6 +342,13 @@ def import_bundle(bundle_path: str | os.PathLike[str],
                   **settings: Any) -> tuple[list[ImportResult], Path]:
     """``densezoo import``."""
     return Zoo(**settings).import_bundle(bundle_path)
+
+
+def adopt(paths: Sequence[str] = (), *, known: bool = False, dry_run: bool = False,
+          **settings: Any) -> "AdoptReport":
+    """``densezoo adopt``: verified files from disk (given paths; with ``known`` the
+    iopath, Detectron and Hugging Face caches) into the store, without downloading."""
+    return Zoo(**settings).adopt(paths, known=known, dry_run=dry_run)
 
 
 def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | None = None,

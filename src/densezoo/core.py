@@ -142,7 +142,8 @@ class Core:
 
         pin = self.store.read_pin(art)          # read once: strength and the record
         return ArtifactInfo(art, self.trust.strength(art, pin or {}),
-                            self.store.cached_path(art), pin, deps, pin_conflicts(art, pin))
+                            self.store.cached_path(art), pin, deps, pin_conflicts(art, pin),
+                            self.settings.mirrors)
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
              text: str | None = None, sort: str | None = None,

@@ -117,10 +117,47 @@ class ArtifactInfo:
     pin: dict[str, Any] | None
     requires: tuple[str, ...] = ()  # full dependency closure, dependencies first
     pin_conflicts: tuple[str, ...] = ()   # the pin disagrees with a published value
+    mirrors: tuple[str, ...] = ()   # configured mirror prefixes (--mirror, DENSEZOO_MIRROR)
 
     @property
     def name(self) -> str:
         return self.artifact.name
+
+    def sources(self) -> list[dict[str, str]]:
+        """Every place the bytes may come from, in the order a fetch tries them, and what
+        verifies bytes from each: the origin is the trust root; any other copy (a
+        configured mirror, a manifest mirror, a Hub copy) is transport, verified only
+        by a full published checksum -- with an md5 prefix alone it is a mirror copy."""
+        from .urls import url_key
+
+        a = self.artifact
+        full = [k for k in ("sha256", "md5") if getattr(a, k)]
+        size = " and size" if a.size is not None else ""
+        if full:
+            origin_check = copy_check = f"published {' and '.join(full)}{size}"
+        elif a.md5_url:
+            origin_check = "the md5 published next to it (.md5sum), then a first-use pin"
+            copy_check = "the upstream .md5sum when upstream answers, else a mirror copy"
+        elif a.md5_prefix:
+            origin_check = f"md5 prefix {a.md5_prefix} (24 bits), then a first-use pin"
+            copy_check = (f"md5 prefix {a.md5_prefix} only: a mirror copy (warned; --strict "
+                          "refuses)")
+        else:
+            origin_check = "nothing published: a first-use pin"
+            copy_check = "nothing published: a mirror copy (warned; --strict refuses)"
+        key = "/".join(url_key(a.url))
+        out = [{"role": "mirror", "url": redact(m.rstrip("/") + "/" + key),
+                "verified_by": copy_check} for m in self.mirrors]
+        out.append({"role": "origin", "url": redact(a.url), "verified_by": origin_check})
+        for m in a.mirrors:
+            hub = m.startswith("hf://")
+            out.append({"role": "hub copy" if hub else "mirror", "url": redact(m),
+                        "verified_by": copy_check + ("; the Hub's own sha256 and size are "
+                                                     "checked before and after" if hub
+                                                     else "")})
+        out += [{"role": "legacy", "url": redact(u), "verified_by": "not tried (historical)"}
+                for u in a.legacy_urls]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = artifact_dict(self.artifact)
@@ -131,7 +168,7 @@ class ArtifactInfo:
         d.update({"strength": self.strength, "cached": self.path is not None,
                   "path": str(self.path) if self.path else None, "pin": pin,
                   "requires_closure": list(self.requires), "ap": ap, "ap_metric": metric,
-                  "pin_conflicts": list(self.pin_conflicts),
+                  "pin_conflicts": list(self.pin_conflicts), "sources": self.sources(),
                   "inference_s_per_im": inference_time(self.artifact)})
         return d
 

@@ -3,6 +3,8 @@ otherwise repeat on every command."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .app import App, json_option, pass_app
@@ -127,4 +129,51 @@ def settings_unset_cmd(app: App, key, as_json) -> None:
         app.say(f"{r.name} unset in {settings_path()}")
 
 
-COMMANDS = (manifest_group, settings_group)
+
+
+@click.command("adopt")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option("--known", is_flag=True,
+              help="Also look where detectron2/iopath ($FVCORE_CACHE, ~/.torch/iopath_cache), "
+                   "Detectron (/tmp/detectron-download-cache) and the Hugging Face Hub "
+                   "($HF_HOME/hub) keep downloads.")
+@click.option("--dry-run", is_flag=True, help="Say what would be adopted; change nothing.")
+@json_option
+@pass_app
+def adopt_cmd(app: App, paths, known, dry_run, as_json) -> None:
+    """Put weights you already have on disk into the store, without downloading.
+
+    \b
+      densezoo adopt --known                 # detectron2, Detectron and Hub caches
+      densezoo adopt ckpt/ ~/Downloads/model_final_162be9.pkl
+
+    PATHs are files or folders (searched recursively).  A file is adopted only when
+    its bytes match an entry's full checksums (size first, then md5/sha256: the name
+    proves nothing -- renamed copies work, placeholders and LFS pointers do not) and
+    it passes the same content check and pickle scan as a download.  It is linked
+    (reflink, else hard link, else copy), never moved.  Entries that publish only an
+    md5 prefix cannot be matched.  Exit 9 if a matching file was refused (unsafe).
+    """
+    report = app.zoo.adopt(list(paths), known=known, dry_run=dry_run)
+    code = 9 if report.count("refused") else 0
+    counts = {k.replace(" ", "_"): report.count(k) for k in
+              ("adopted", "would adopt", "already cached", "refused", "no match")}
+    if as_json:
+        app.emit([i.to_dict() for i in report.items], exit_code=code,
+                 summary={"looked_at": report.looked_at, **counts, "places": report.places})
+        sys.exit(code)
+    for i in report.items:
+        line = f"{i.state:<15} {i.name or '-'}  {i.path}"
+        if i.mode:
+            line += f"  ({i.mode})"
+        if i.reason:
+            line += f"  ({i.reason})"
+        click.echo(line)
+    if known and app.verbose:
+        app.say("looked in: " + ", ".join(report.places))
+    found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
+    app.say(f"{plural(report.looked_at, 'file')} looked at: {found or 'nothing matched'}")
+    sys.exit(code)
+
+
+COMMANDS = (manifest_group, settings_group, adopt_cmd)

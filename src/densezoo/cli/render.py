@@ -211,12 +211,10 @@ def info_lines(info: "ArtifactInfo"):
     if a.description:
         yield "description", a.description
     yield "file", a.file_name
-    yield "url", d["url"]
-    for m in d["mirrors"]:
-        yield "mirror", m
-    for u in d["legacy_urls"]:
-        yield "legacy url", f"{u} (historical, not tried)"
     yield "checksum", info.strength
+    for src in d["sources"]:          # in the order a fetch tries them
+        yield src["role"], src["url"]
+        yield "", f"verified by: {src['verified_by']}"
     yield from _checksum_lines(a, info.pin, d["md5_url"])
     for conflict in info.pin_conflicts:
         yield "CONFLICT", (f"{conflict} (the published value is used; the pinned bytes are "

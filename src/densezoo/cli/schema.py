@@ -44,7 +44,8 @@ ARTIFACT = record({
     "deprecated": B, "note": (S, NULL), "advisory": (S, NULL), "manifest": (S, NULL),
     "strength": S, "cached": B, "path": (S, NULL), "pin": ("object", NULL),
     "requires_closure": STRINGS, "ap": (N, NULL), "ap_metric": (S, NULL),
-    "pin_conflicts": STRINGS, "inference_s_per_im": (N, NULL)})
+    "pin_conflicts": STRINGS, "inference_s_per_im": (N, NULL),
+    "sources": {"type": "array", "items": record({"role": S, "url": S, "verified_by": S})}})
 
 _FETCHED = {"state": S, "path": (S, NULL), "url": (S, NULL), "transferred": I,
             "size": (I, NULL), "md5": (S, NULL), "sha256": (S, NULL), "strength": (S, NULL),
@@ -72,6 +73,8 @@ REMOVAL = record({"path": S, "size": I, "reason": S})
 EXPORT = record({"name": S, "path": S, "mode": S})
 NAMED_STATE = record({"name": S, "state": S})
 IMPORT = record({"name": S, "ok": B, "state": S, "path": S, "warnings": STRINGS})
+ADOPT = record({"path": S, "state": S, "name": (S, NULL), "reason": (S, NULL),
+                "mode": (S, NULL)})
 SETTING = record({"name": S, "value": {}, "source": S})
 ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": S, "sha256": S,
                 "manifest": S, "state": S})
@@ -103,6 +106,9 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "mirror build": (NAMED_STATE, record({"manifest": S, "index": S})),
     "bundle": (NAMED_STATE, record({"path": S})),
     "import": (IMPORT, record({"manifest": S})),
+    "adopt": (ADOPT, record({"looked_at": I, "adopted": I, "would_adopt": I,
+                             "already_cached": I, "refused": I, "no_match": I,
+                             "places": STRINGS})),
     "manifest add": (ADDED, record({"manifest": S, "written": B})),
     "settings show": (SETTING, record({"file": S})),
     "settings set": (SETTING, record({"file": S})),

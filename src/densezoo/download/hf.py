@@ -125,7 +125,11 @@ class Hub:
         self.session = new_session()
 
     def request_url(self, url: str) -> Resolved:
-        hp = parse(url)
+        try:
+            hp = parse(url)
+        except ValueError as e:
+            raise TransferError(url, f"not a valid hf:// address ({e})", retryable=False,
+                                kind=FailureKind.POLICY) from None
         base = endpoint()
         target = hp.resolve_url(base)
         headers = {"Accept-Encoding": "identity"}
