@@ -7,7 +7,6 @@ import os
 import pickle
 from pathlib import Path
 
-from conftest import entry
 
 GOOD = pickle.dumps({"model": {"w": [0.25] * 3000}}, protocol=2)
 OTHER = pickle.dumps({"model": {"w": [0.75] * 3000}}, protocol=2)

@@ -4,7 +4,6 @@ and progress bars that let log lines through."""
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import sys

@@ -1,9 +1,7 @@
 """Operating densezoo: bundle and import."""
 
 import hashlib
-import json
 import tarfile
-import io
 from pathlib import Path
 
 

@@ -1,6 +1,5 @@
 """Operating densezoo: cache ls/du/rm/prune."""
 
-import json
 import os
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """The CLI as a user runs it: results on stdout, one-line errors on stderr, exit codes."""
 
-import json
 import subprocess
 import sys
 

@@ -3,7 +3,6 @@ attempted, warnings that -q keeps, and clear errors where 'unexpected' used to b
 
 from __future__ import annotations
 
-import json
 
 from conftest import entry
 

@@ -7,7 +7,6 @@ hosts); the handler is exercised through iopath's real PathManager and HTTPURLHa
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from pathlib import Path
@@ -197,55 +196,19 @@ def test_unlisted_urls_under_a_claimed_host_warn_or_are_refused(handler, server,
         strict._get_local_path(url)
 
 
-def test_install_registers_on_detectron2s_path_manager(zoo_files, tmp_path, monkeypatch):
-    """detectron2 is not installable from the package index here: a stand-in package with
-    the same ``detectron2.utils.file_io.PathManager`` (built as detectron2 builds it: an
-    iopath PathManager with HTTPURLHandler and a detectron2:// handler) takes its place."""
+def test_install_without_detectron2_says_so(zoo_files, monkeypatch):
+    """Without detectron2, install() is a clear error; with it, tests/test_real_detectron2.py
+    runs install() against detectron2's real PathManager and DetectionCheckpointer."""
     from densezoo import Zoo
     from densezoo.errors import DensezooError
 
     b, m = zoo_files
     import densezoo.integrations.detectron2 as dz
 
-    monkeypatch.setitem(sys.modules, "detectron2", None)
+    for name in ["detectron2", *(k for k in sys.modules if k.startswith("detectron2."))]:
+        monkeypatch.setitem(sys.modules, name, None)      # as if it was never installed
     with pytest.raises(DensezooError, match="detectron2 is not installed"):
         dz.install(Zoo(manifests=[m], default_manifests=False))
-    monkeypatch.delitem(sys.modules, "detectron2")
-    pkg = tmp_path / "standin" / "detectron2" / "utils"
-    pkg.mkdir(parents=True)
-    (pkg.parent / "__init__.py").write_text("")
-    (pkg / "__init__.py").write_text("")
-    (pkg / "file_io.py").write_text(textwrap.dedent('''\
-        from iopath.common.file_io import HTTPURLHandler, PathHandler
-        from iopath.common.file_io import PathManager as PathManagerBase
-
-        PathManager = PathManagerBase()
-
-        class Detectron2Handler(PathHandler):
-            PREFIX = "detectron2://"
-            S3_DETECTRON2_PREFIX = "https://dl.fbaipublicfiles.com/detectron2/"
-
-            def _get_supported_prefixes(self):
-                return [self.PREFIX]
-
-            def _get_local_path(self, path, **kwargs):
-                name = path[len(self.PREFIX):]
-                return PathManager.get_local_path(self.S3_DETECTRON2_PREFIX + name, **kwargs)
-
-            def _open(self, path, mode="r", **kwargs):
-                return PathManager.open(self.S3_DETECTRON2_PREFIX + path[len(self.PREFIX):],
-                                        mode, **kwargs)
-
-        PathManager.register_handler(HTTPURLHandler())
-        PathManager.register_handler(Detectron2Handler())
-        '''))
-    monkeypatch.syspath_prepend(str(tmp_path / "standin"))
-    dz.install(Zoo(manifests=[m], default_manifests=False))
-    from detectron2.utils.file_io import PathManager
-
-    assert Path(PathManager.get_local_path(b["model"].url)).read_bytes() == b["model"].data
-    assert Path(PathManager.get_local_path("detectron2://ImageNetPretrained/MSRA/R-50.pkl")
-                ).read_bytes() == b["r50"].data
 
 
 # -- seeding iopath's own cache ---------------------------------------------------------------

@@ -4,7 +4,6 @@ is visible, bounded and immune to clock skew and stopped holders."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket

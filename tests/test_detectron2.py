@@ -2,7 +2,6 @@
 
 import hashlib
 import pickle
-import json
 import re
 
 import pytest

@@ -1,10 +1,7 @@
 """Operating densezoo: doctor and shell completion."""
 
-import json
 import subprocess
 import sys
-import tarfile
-from pathlib import Path
 
 from conftest import entry
 

@@ -1,7 +1,6 @@
 """Operating densezoo: export: link modes, layouts, overwrite rules."""
 
 import hashlib
-import json
 import os
 from pathlib import Path
 

@@ -5,7 +5,6 @@ exit code, the one-line message, and that the store publishes nothing unverified
 docs/reliability.md lists the same rows.
 """
 
-import json
 
 import pytest
 

@@ -10,7 +10,6 @@ import re
 import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from conftest import entry, run_in_pty

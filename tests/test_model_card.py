@@ -4,7 +4,6 @@ reads well: one AP scale, 80 columns without cutting a value, sorting, pipes."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,5 @@
 """Operating densezoo: offline mode never opens a socket."""
 
-import socket
 import subprocess
 import sys
 import textwrap

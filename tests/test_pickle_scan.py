@@ -115,7 +115,6 @@ def test_fetch_refuses_an_unsafe_pickle_and_keeps_it_aside(server, manifest, cli
     assert r.code == 0                                           # an explicit opt-out
     r = cli("--manifest", str(m), "verify", "--scan", "--json")
     assert r.code == 9
-    import json
     status = {e["name"]: e["state"] for e in r.items}
     assert status == {"evil": "unsafe", "good": "ok"}
     assert cli("--manifest", str(m), "path", "evil").code == 6  # never handed out again

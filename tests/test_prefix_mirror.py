@@ -4,7 +4,6 @@ URL is the origin; bytes from anywhere else that only a prefix (or nothing) chec
 full checksum (published, or a pin taken from the origin) matches."""
 
 import hashlib
-import json
 
 from conftest import entry
 

@@ -1,7 +1,6 @@
 """Issue 19.9: one redaction for every message -- doctor's environment, comma-separated
 mirror lists, config warnings and manifest errors never print a password or token."""
 
-import json
 
 
 SECRETS = ("password", "sekrit", "sekrit2", "hunter2", "tok3n")

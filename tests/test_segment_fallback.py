@@ -3,7 +3,6 @@ misanswers a Range request, and restarts cleanly when the file changes mid-way."
 
 from __future__ import annotations
 
-import json
 
 from conftest import entry
 

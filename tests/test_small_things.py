@@ -3,7 +3,6 @@ and query strings redacted only where they hold secrets."""
 
 from __future__ import annotations
 
-import json
 
 from conftest import entry
 

@@ -3,7 +3,6 @@ inspection a download gets, and a read-only command never pins at all."""
 
 from __future__ import annotations
 
-import json
 import pickle
 
 from densezoo import Zoo

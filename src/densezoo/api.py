@@ -90,12 +90,13 @@ class Zoo(Core):
         return Selection(arts, unlisted, unknown)
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
-               progress: ProgressArg = None) -> ConfigResult:
+               progress: ProgressArg = None, trained: bool = False) -> ConfigResult:
         """Resolve a detectron2 / Detectron config: every URL in it, verified (see
         ``config_resolve``); ``fetch=False`` touches no network (cached paths only)."""
         from .ops.config import resolve
 
-        return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress)
+        return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress,
+                       trained=trained)
 
     def seed_iopath(self, result: ConfigResult, to: str | os.PathLike[str] | None = None, *,
                     link: str = "symlink", strict: bool = False
@@ -270,6 +271,7 @@ def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[s
 
 def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
            dry_run: bool = False, jobs: int = 4, seed_iopath: bool = False,
+           trained: bool = False,
            seed_dir: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
            **settings: Any) -> ConfigResult:
     """``densezoo config``: every reference resolved; ``output`` is written (atomically)
@@ -277,7 +279,8 @@ def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str
     from .disk import write_text_atomic
 
     z = Zoo(**settings)
-    result = z.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress)
+    result = z.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
+                      trained=trained)
     if output is not None and result.text is not None:
         write_text_atomic(Path(output), result.text)
     if seed_iopath and not dry_run and result.complete:

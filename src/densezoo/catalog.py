@@ -119,6 +119,23 @@ class Catalog:
 
     # -- lookup ---------------------------------------------------------------------------
 
+    def trained_with(self, config_path: str | Path) -> Artifact | None:
+        """The model an entry says was trained with this config -- the
+        ``get_checkpoint_url`` detectron2 lacks for DensePose.  A path matches an entry's
+        ``config:`` on whole path components from the end (``.../configs/cse/x.yaml`` is
+        the CSE model, not the chart-based ``configs/x.yaml``); a bare file name matches
+        only when exactly one model has it."""
+        p = "/" + Path(config_path).as_posix().lower().lstrip("/")
+        models = [a for a in self.artifacts if a.kind == "model" and a.config]
+        hits = [a for a in models if p.endswith("/" + a.config.lower().lstrip("/"))]
+        if not hits:
+            base = p.rsplit("/", 1)[-1]
+            hits = [a for a in models if a.config.lower().rsplit("/", 1)[-1] == base]
+            if len(hits) != 1:
+                return None
+        # The longest config path is the most specific; a deprecated twin loses a tie.
+        return max(hits, key=lambda a: (len(a.config), not a.deprecated))
+
     def matching(self, pattern: str) -> list[Artifact]:
         """Every artifact whose name, alias or file name matches a shell-style pattern
         (``cse_*``; case-insensitive; ``zoo:pattern`` narrows to one zoo), in manifest

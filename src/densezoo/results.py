@@ -377,6 +377,7 @@ class ConfigResult:
     text: str | None               # the config with local paths: only when ``complete``
     outcomes: tuple[FetchOutcome, ...] = ()
     runtime: tuple[str, ...] = ()  # artifacts the model's code downloads at run time
+    trained: str | None = None     # --trained: the model MODEL.WEIGHTS was set to
 
     @property
     def unverified(self) -> tuple[ResolvedReference, ...]:

@@ -33,11 +33,14 @@ from .render import RichProgress, one_line, plural, progress_display, table
 @click.option("--to", "seed_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="With --seed-iopath: the cache folder (default $FVCORE_CACHE, else "
                    "~/.torch/iopath_cache).")
+@click.option("--trained", is_flag=True,
+              help="Set MODEL.WEIGHTS to the verified model this config trained (a DensePose "
+                   "config's own MODEL.WEIGHTS is the ImageNet initialisation).")
 @click.option("--wide", is_flag=True, help="With --dry-run: one table row per file.")
 @json_option
 @pass_app
 def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_iopath, seed_dir,
-               wide, as_json) -> None:
+               trained, wide, as_json) -> None:
     """Resolve CONFIG (follows _BASE_) and print it with every reference verified.
 
     \b
@@ -47,8 +50,15 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     hosts resolve), fetched and checked, and replaced by the local path:
 
     \b
-      densezoo config densepose_rcnn_R_50_FPN_s1x.yaml -o verified.yaml
+      densezoo config densepose_rcnn_R_50_FPN_s1x.yaml --trained -o verified.yaml
       python train_net.py --config-file verified.yaml --eval-only
+      python apply_net.py show densepose_rcnn_R_50_FPN_s1x.yaml \
+          "$(densezoo fetch R_50_FPN_s1x)" image.jpg dp_contour
+
+    A DensePose config's own MODEL.WEIGHTS is the ImageNet initialisation: without
+    --trained, --eval-only evaluates that.  apply_net.py takes the model as an
+    argument and overwrites MODEL.WEIGHTS with it, so give it a verified path (or
+    use densezoo's install(), or a cache seeded with --seed-iopath).
 
     Each reference ends in one state, and the summary counts them: listed (a
     manifest knows it; --dry-run checks nothing), verified (bytes checked now),
@@ -67,7 +77,8 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     if display:
         display.start()
     try:
-        result = zoo.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress)
+        result = zoo.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
+                            trained=trained)
     finally:
         if display:
             display.stop()
@@ -91,11 +102,14 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
         write_text_atomic(Path(output), result.text)
     runtime = [zoo.info(n) for n in result.runtime] if seed_iopath else []
     code = next((o.error.exit_code for o in result.errors if o.error), EXIT_OK)
+    if result.trained:
+        app.say(f"MODEL.WEIGHTS: the trained model {result.trained} (--trained)")
     if as_json:
         app.emit([r.to_dict() for r in result.references], exit_code=code, errors=[
             *(error_record(o.error, o.name) for o in result.errors if o.error),
             *(error_record(e, n) for n, e in skipped)], summary={
             "config": str(result.source), "complete": result.complete,
+            "trained": result.trained,
             "counts": result.counts(), "output": output if result.text else None,
             "fetched": [o.to_dict() for o in result.outcomes],
             "seeded": [s.to_dict() for s in seeded],

@@ -91,7 +91,8 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "scan": (SCAN, record({"safe": I, "unsafe": I})),
     "pin": (PIN, record({"manifest_out": (S, NULL), "written": I, "conflicts": I})),
     "config": (REFERENCE, record({
-        "config": S, "complete": B, "counts": ANY_OBJECT, "output": (S, NULL),
+        "config": S, "complete": B, "trained": (S, NULL), "counts": ANY_OBJECT,
+        "output": (S, NULL),
         "fetched": {"type": "array", "items": FETCH},
         "seeded": {"type": "array", "items": EXPORT},
         "runtime": {"type": "array", "items": record({

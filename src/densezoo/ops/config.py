@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..configs import UrlIndex, dump, find_references, load_config, rewrite, runtime_urls
-from ..errors import DensezooError, PolicyError
+from ..errors import DensezooError, PolicyError, UsageError
 from ..catalog import unique
 from ..progress import ProgressArg
 from ..results import ConfigResult, ExportResult, FetchOutcome, RefState, ResolvedReference
@@ -23,14 +23,34 @@ if TYPE_CHECKING:
 
 
 def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
-            progress: ProgressArg = None) -> ConfigResult:
+            progress: ProgressArg = None, trained: bool = False) -> ConfigResult:
     """Follow ``_BASE_``, map every reference to a manifest entry (by URL, mirror or legacy
     URL; ``detectron2://``, ``catalog://`` and ``densezoo://`` too), fetch them (unless
     ``fetch=False``: no network, nothing checked) and say per reference exactly what
     was done (``RefState``).  The rewritten config (``text``) exists only when every
     reference a manifest lists was fetched and checked now.  Under strict mode a
-    reference in no manifest is refused."""
+    reference in no manifest is refused.
+
+    ``trained``: MODEL.WEIGHTS becomes the model the manifest says this config trained
+    (a DensePose config's own MODEL.WEIGHTS is the ImageNet initialisation, which
+    ``train_net.py --eval-only`` and ``DefaultPredictor`` would otherwise evaluate)."""
     cfg = load_config(path)
+    model = None
+    if trained:
+        model = core.catalog.trained_with(path)
+        if model is None:
+            same = [a.config for a in core.catalog.artifacts if a.kind == "model" and a.config
+                    and a.config.rsplit("/", 1)[-1].lower() == path.name.lower()]
+            raise UsageError(
+                f"no manifest entry says which model {path.name} trained"
+                + (f" (that file name is {len(same)} configs: {', '.join(same)})" if same
+                   else ""),
+                hint="keep the config in its folder (e.g. .../configs/cse/NAME.yaml) so "
+                     "--trained can tell; `densezoo list --kind model --wide` lists the models")
+        model_cfg = cfg.setdefault("MODEL", {})
+        if not isinstance(model_cfg, dict):
+            raise UsageError(f"{path.name}: MODEL is not a mapping")
+        model_cfg["WEIGHTS"] = model.url
     index = UrlIndex(core.catalog)
     refs = find_references(cfg, index)
     unknown = sorted({r.value for r in refs if r.artifact is None})
@@ -50,7 +70,8 @@ def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
         return str(found) if found else None
 
     result = ConfigResult(path, resolved, None, tuple(outcomes), tuple(unique(
-        [art.name for url in runtime_urls(cfg) if (art := index.find(url)) is not None])))
+        [art.name for url in runtime_urls(cfg) if (art := index.find(url)) is not None])),
+        trained=model.name if model else None)
     if fetch and result.complete:
         result = replace(result, text=dump(rewrite(cfg, local)))
     return result
