@@ -44,13 +44,15 @@ class Sizes:
     reps: int
     weights: int = 250 * MiB   # a weight pickle for the scan rows
     capped_small: int = 64 * MiB   # the capped file under the old 64 MiB split threshold
+    hub: int = 256 * MiB       # the hf:// copy
     n0: int = 10 * MiB         # a file of N0 opcodes (the scanner's worst case)
 
 
 FULL = Sizes(big=1024 * MiB, small_n=20, small=16 * MiB, mid_n=16, mid=64 * MiB,
              capped=256 * MiB, rate="16m", reps=7)
 TINY = Sizes(big=8 * MiB, small_n=4, small=1 * MiB, mid_n=4, mid=2 * MiB,
-             capped=8 * MiB, rate="4m", reps=1, weights=4 * MiB, n0=1 * MiB, capped_small=4 * MiB)
+             capped=8 * MiB, rate="4m", reps=1, weights=4 * MiB, n0=1 * MiB, capped_small=4 * MiB,
+             hub=4 * MiB)
 
 
 @dataclass
@@ -81,11 +83,14 @@ def ensure_tools() -> None:
     if missing:
         sh("apt-get update -qq && apt-get install -y -qq " + " ".join(sorted(set(missing)))
            + " >/dev/null")
-    for module in ("pooch", "numpy"):        # numpy builds the weight pickle for the scan rows
+    # numpy builds the weight pickle for the scan rows; huggingface_hub is the Hub's own
+    # client, the peer of the hf:// rows.
+    for module, pkg in (("pooch", "pooch"), ("numpy", "numpy"),
+                        ("huggingface_hub", "huggingface_hub")):
         try:
             __import__(module)
         except ImportError:
-            sh(f"{sys.executable} -m pip install -q {module}")
+            sh(f"{sys.executable} -m pip install -q {pkg}")
 
 
 def make_file(path: Path, size: int) -> str:
@@ -303,7 +308,7 @@ def manifest(path: Path, entries: list[tuple[str, str, str, int]]) -> Path:
     return path
 
 
-SECTIONS = ("latency", "big", "capped", "many", "verify", "scan")
+SECTIONS = ("latency", "big", "capped", "many", "verify", "scan", "hub")
 
 
 def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
@@ -334,6 +339,69 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
         many_rows(M, base, work, dl, md5, nginx, cache, env, smalls, sizes, reps)
     if "verify" in sections:
         verify_rows(M, base, m, files, cache, env, mids, sizes, reps, results)
+    if "hub" in sections:
+        hub_rows(M, dz, work, files, dl, nginx, cache, env, sizes, reps)
+
+
+def hub_server(files: Path, nginx) -> tuple[str, object]:
+    """A loopback Hub: HEAD/GET .../resolve/REV/PATH -> 302 to nginx (the CDN) with the
+    headers the Hub sends (X-Linked-Etag = sha256, X-Linked-Size, X-Repo-Commit)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    blob = files / "hub.bin"
+    sha = hashlib.sha256(blob.read_bytes()).hexdigest()
+    size = blob.stat().st_size
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", nginx.url("hub.bin"))
+            self.send_header("X-Linked-Etag", f'"{sha}"')
+            self.send_header("X-Linked-Size", str(size))
+            self.send_header("ETag", f'"{sha}"')
+            self.send_header("X-Repo-Commit", "b" * 40)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{srv.server_address[1]}", srv
+
+
+def hub_rows(M, dz, work, files, dl, nginx, cache, env, sizes, reps) -> None:
+    """An hf:// copy vs the Hub's own client, same file, same loopback Hub and CDN:
+    densezoo hashes md5 and sha256 as the bytes arrive, hf_hub_download does not."""
+    blob = files / "hub.bin"
+    md5 = make_file(blob, sizes.hub)
+    blob.chmod(0o644)
+    sha = hashlib.sha256(blob.read_bytes()).hexdigest()
+    hub, srv = hub_server(files, nginx)
+    try:
+        m = work / "hub.yaml"
+        m.write_text("artifacts:\n  - {name: hubbed, url: 'https://hub-origin.invalid/w/hub.bin', "
+                     f"md5: {md5}, sha256: {sha}, size: {sizes.hub}}}\n")
+        henv = {**env, "HF_ENDPOINT": hub, "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "DENSEZOO_MIRROR": "hf://bench/zoo/tree"}
+        print(f"hub copy: {sizes.hub // MiB} MiB through a loopback Hub", flush=True)
+        M(f"densezoo fetch hf:// {sizes.hub // MiB} MiB (md5+sha256)",
+          [*dz, "-q", "--no-default-manifests", "--manifest", str(m), "fetch", "hubbed"], reps,
+          prepare=rm(cache), env=henv)
+        code = ("import sys; from huggingface_hub import hf_hub_download; "
+                "hf_hub_download('bench/zoo', 'tree/hub.bin', cache_dir=sys.argv[1])")
+        M(f"huggingface_hub.hf_hub_download {sizes.hub // MiB} MiB",
+          [sys.executable, "-c", code, str(dl / "hf")], reps, prepare=rm(dl / "hf"), env=henv)
+    finally:
+        srv.shutdown()
 
 
 def big_rows(M, base, dz, files, dl, md5, nginx, cache, env, sizes, reps) -> None:
@@ -496,6 +564,9 @@ def inprocess_verify(m: Path, cache: Path, names: list[str], reps: int, results)
 
 TARGETS = [
     # (figure, numerator, denominator or None, target text, test)
+    ("hf:// copy 256 MiB: densezoo (md5+sha256) / hf_hub_download (no hash)",
+     "densezoo fetch hf:// 256 MiB (md5+sha256)", "huggingface_hub.hf_hub_download 256 MiB",
+     "≤ 0.9", lambda r: r <= 0.9),
     ("fetch 1 GiB / md5sum of the local file", "densezoo fetch", "md5sum (local file)",
      "≤ 1.0", lambda r: r <= 1.0),
     ("fetch vs pooch.retrieve (md5): times faster", "pooch.retrieve (md5)", "densezoo fetch",
