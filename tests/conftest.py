@@ -31,9 +31,10 @@ def tls_server(tmp_path_factory):
     """An https server with a throw-away self-signed certificate for 127.0.0.1."""
     import subprocess
 
+    openssl = need_tool("openssl")
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     with TestServer(certfile=str(cert), keyfile=str(key)) as srv:
@@ -177,13 +178,13 @@ def cli():
     return run_cli
 
 
-def missing(what: str) -> None:
-    """A system part this test needs is not on this machine: skipped on a developer's
-    machine (the README's test command passes without system tools), a failure under
-    ``CI=true`` (CI installs them, so a missing one is a broken CI, not a skip)."""
+def missing(what: str, kind: str = "optional system tool") -> None:
+    """A part this test needs is not on this machine: skipped on a developer's machine
+    (the README's test command passes without system tools), a failure under ``CI=true``
+    (CI installs them, so a missing one is a broken CI, not a skip)."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{what} is needed; .ci/run installs it")
-    pytest.skip(f"{what} is not installed (optional system tool; .ci/run installs it)")
+    pytest.skip(f"{what} is not installed ({kind}; .ci/run installs it)")
 
 
 def need_tool(*names: str) -> str:

@@ -49,10 +49,10 @@ def d2_source(tmp_path_factory) -> Path:
     tar = _tarball()
     if tar is None:
         missing(f"the vendored detectron2 source (../shared/vendor/{TARBALL}, or "
-                "DENSEZOO_D2_SOURCE)")
+                "DENSEZOO_D2_SOURCE)", "it sits beside the checkout")
     for module in ("torch", "fvcore", "omegaconf", "cloudpickle", "iopath"):
         if importlib.util.find_spec(module) is None:
-            missing(f"{module} for the real-detectron2 tests (pip install '.[d2test]')")
+            missing(f"{module} for the real-detectron2 tests", "pip install '.[d2test]'")
     root = tmp_path_factory.mktemp("d2src")          # not ./detectron2: that would shadow
     with tarfile.open(tar) as t:
         t.extractall(root, filter="data")
