@@ -259,3 +259,18 @@ def test_settings_file_and_its_precedence(cli, tmp_path, monkeypatch, blob, mani
     (tmp_path / "xdg-config" / "densezoo" / "settings.ini").write_text("[densezoo]\nbogus = 1\n")
     r = cli("list")
     assert r.code == 2 and "unknown key 'bogus'" in r.err and "settings.ini" in r.err
+
+
+def test_the_progress_bar_speaks_the_units_of_every_summary(blob, manifest, server, tmp_path):
+    """On a terminal the bar shows done/total and speed in IEC units (KiB, MiB) like
+    every summary line -- not rich's own '33 bytes' / 'kB'."""
+    b = blob("bar_units", 900)
+    server.fault(b.path, "trickle", -1, step=150, delay=0.1)
+    m = manifest(entry(b))
+    env = {**os.environ, "DENSEZOO_CACHE_DIR": str(tmp_path / "c"), "TERM": "xterm"}
+    code, out = run_in_pty([sys.executable, "-m", "densezoo", "--manifest", str(m), "fetch",
+                            "bar_units"], env, columns=100)
+    text = _visible(out)
+    assert code == 0, text
+    assert re.search(r"\d+ B/900 B", text), text[-500:]
+    assert "bytes" not in text and " kB" not in text

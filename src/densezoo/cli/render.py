@@ -267,7 +267,7 @@ class RichProgress:
 def progress_display():
     """A transient rich display on stderr, in binary units like every summary (MiB)."""
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn,
+    from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn,
                                TimeRemainingColumn)
     from rich.text import Text
 
@@ -277,6 +277,15 @@ def progress_display():
             return Text("?" if speed is None else f"{human_size(int(speed))}/s",
                         style="progress.data.speed")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    DownloadColumn(binary_units=True), BinarySpeed(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True)
+    class BinarySize(ProgressColumn):
+        """Done / total in the units of every summary (``33 B``, ``1.5 MiB``), not rich's
+        own (``33 bytes``)."""
+
+        def render(self, task) -> Text:
+            total = f"/{human_size(int(task.total))}" if task.total is not None else ""
+            return Text(f"{human_size(int(task.completed))}{total}",
+                        style="progress.download")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), BinarySize(),
+                    BinarySpeed(), TimeRemainingColumn(), console=Console(stderr=True),
+                    transient=True)

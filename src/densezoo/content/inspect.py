@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .pickle_scan import scan_pickle
 from .sniff import content_problem
 
 
@@ -41,6 +40,8 @@ def inspect(path: str | os.PathLike[str], file_name: str, *, first_use: bool,
     ``scan_imports`` False (``--no-scan``) skips the allow-list, never the parse: a
     file that is not a pickle is not what its name says."""
     if is_pickle(file_name, *other_names):
+        from .pickle_scan import scan_pickle   # only when a pickle is scanned: verify
+                                               # --full without --scan never needs it
         report = scan_pickle(path)
         if not report.ok and (scan_imports or report.error is not None):
             return Finding(True, f"unsafe pickle: {report.reason}")

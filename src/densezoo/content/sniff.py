@@ -10,7 +10,6 @@ says, so garbage is never pinned as the "right" bytes.
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
@@ -81,6 +80,8 @@ def _has(path: Path, first: bytes, offset: int, magic: bytes) -> bool:
 def _tar_problem(path: Path) -> str | None:
     """Walk the headers under the unpacker's default caps (``tarstream``): a header
     record that would need hundreds of MB of memory is a problem, not a read."""
+    import tarfile
+
     from .tarstream import DEFAULT_MAX_MEMBERS, Limits, TarBombError, open_tar
 
     try:
