@@ -59,7 +59,8 @@ def test_every_cli_command_has_an_api_function_with_its_options():
         name = RENAMED.get(p.name, p.name)
         assert name in SETTINGS | GLOBAL_RENDERING, f"global option {p.name} has no setting"
     seen = set()
-    for name, cmd in ((n, c) for top, group in cli.commands.items()
+    for name, cmd in ((n, c) for top, group in ((t, cli.get_command(None, t))
+                                                    for t in cli.list_commands(None))
                       for n, c in _walk(group, top)):
         if name in CLI_ONLY_COMMANDS:
             continue

@@ -19,15 +19,19 @@ import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError, DensezooWarning
 from ..settings import debug
-from . import authoring, browse, cache, check, configs, setup, share
-from .app import add_global_options, cli
+from .app import cli
 from ..urls import redact_text
 from .render import emit_json, envelope, one_line
 
-for _module in (browse, check, configs, cache, share, setup, authoring):
-    for _command in _module.COMMANDS:
-        add_global_options(_command)
-        cli.add_command(_command)
+# Each command's module, imported when the command is used (app.LazyGroup).
+cli.lazy = {
+    **dict.fromkeys(("list", "info", "fetch", "path"), "browse"),
+    **dict.fromkeys(("verify", "scan", "pin"), "check"),
+    "config": "configs", "cache": "cache",
+    **dict.fromkeys(("export", "mirror", "bundle", "import"), "share"),
+    **dict.fromkeys(("doctor", "completion"), "setup"),
+    **dict.fromkeys(("manifest", "settings", "adopt"), "authoring"),
+}
 
 __all__ = ["cli", "main"]
 
@@ -72,7 +76,7 @@ def _json_command(args: list[str]) -> str | None:
     words: list[str] = []
     group: click.Command = cli
     for token in args:
-        sub = group.commands.get(token) if isinstance(group, click.Group) else None
+        sub = group.get_command(None, token) if isinstance(group, click.Group) else None  # type: ignore[arg-type]
         if sub is not None:
             words.append(token)
             group = sub

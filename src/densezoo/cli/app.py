@@ -202,12 +202,36 @@ def add_global_options(cmd: click.Command) -> None:
     cmd.params.extend(o for o in _global_options() if not taken & set(o.opts))
 
 
+class LazyGroup(click.Group):
+    """The root group: a command's module is imported when that command is used (``list``
+    needs neither the config reader nor the mirror builder), all of them for ``--help``.
+    ``lazy`` maps a command name to the module (in this package) that defines it; the
+    module's ``COMMANDS`` are registered, each with the global options, on import."""
+
+    lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context | None) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context | None, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            import importlib
+
+            module = importlib.import_module(f"{__package__}.{self.lazy[name]}")
+            for command in module.COMMANDS:
+                if command.name not in self.commands:
+                    add_global_options(command)
+                    self.add_command(command)
+        return self.commands.get(name)
+
+
 def names_argument(**kwargs: Any):
     """The NAMES argument most commands take, with artifact-name completion."""
     return click.argument("names", nargs=-1, shell_complete=complete_names, **kwargs)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES)
 @click.option("--manifest", "manifests", multiple=True, metavar="PATH",
               type=click.Path(dir_okay=False),
