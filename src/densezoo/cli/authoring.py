@@ -129,8 +129,6 @@ def settings_unset_cmd(app: App, key, as_json) -> None:
         app.say(f"{r.name} unset in {settings_path()}")
 
 
-
-
 @click.command("adopt")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--known", is_flag=True,
