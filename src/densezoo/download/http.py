@@ -184,7 +184,11 @@ class Downloader:
             try:
                 self._receive(url, t, resp, f, body)
             finally:
-                with store_errors("write the download", t.sink.path.parent):
+                # Closing flushes what is buffered: on a full disk this may be the write
+                # that fails, and the message still says how much more is needed.
+                with store_errors("write the download", t.sink.path.parent,
+                                  lambda: None if body.total is None
+                                  else max(0, body.total - t.hashed)):
                     f.close()
         if body.total is not None and t.hashed != body.total:
             raise TransferError(redact(url), f"connection closed after {t.hashed} of "

@@ -161,8 +161,18 @@ class Transfer:
     # -- the record: the only writer ------------------------------------------------------
 
     def _save(self) -> None:
-        with store_errors("write the download", self.sink.path.parent):
+        # The record is small, but on a full disk it may be the write that fails first
+        # (a segment filled the disk a moment before): say what is still needed then too.
+        with store_errors("write the download", self.sink.path.parent, self._remaining):
             self.sink.save_meta(self.record.to_dict())
+
+    def _remaining(self) -> int | None:
+        """Bytes of the file not on disk yet, when its size is known (disk-full messages)."""
+        if self.expected_size is None:
+            return None
+        have = (sum(e - s for s, e in self.record.ranges) if self.record.segmented
+                else self.sink.size)
+        return max(0, self.expected_size - have)
 
     def accepted(self, url: str, validators: dict[str, str | None], start: int) -> None:
         """A response was accepted for bytes from ``start``: record which version they are.

@@ -70,8 +70,9 @@ class Partial:
         """Replace the resume record (``download.transfer.ResumeRecord``) atomically: a
         kill leaves either the old record or the new one, never half of either."""
         self.meta = dict(record)
-        with store_errors("write the download", self.path.parent):
-            write_json_atomic(self.meta_path, self.meta)
+        # OSError passes: the transfer that saves it says what failed and how much more
+        # the download needs (``Transfer._save``).
+        write_json_atomic(self.meta_path, self.meta)
 
     def release(self) -> None:
         """Leave the partial where the next run (or another process) can resume it."""
