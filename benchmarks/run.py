@@ -192,18 +192,9 @@ def timed(cmd: list[str] | str, env: dict | None = None) -> tuple[float, int]:
 
 
 def measure(name: str, cmd, reps: int, prepare=None, env=None, results=None) -> Result:
-    r = Result(name, command=cmd if isinstance(cmd, str) else " ".join(cmd))
-    for _ in range(reps):
-        if prepare:
-            prepare()
-        os.sync()
-        t, rss = timed(cmd, env)
-        r.times.append(t)
-        r.rss_kb.append(rss)
-    print(f"  {name:<34} median {r.median:7.3f} s  ({r.spread()})  rss {max(r.rss_kb)//1024} MB",
-          flush=True)
-    if results is not None:
-        results[name] = r
+    """One command, ``reps`` times (``interleaved`` with a single row)."""
+    (r,) = interleaved([(name, cmd, prepare, env)], reps,
+                       results if results is not None else {})
     return r
 
 

@@ -8,7 +8,7 @@ import sys
 import click
 
 from .app import App, json_option, pass_app
-from .render import plural
+from ..units import plural
 
 
 @click.group("manifest")

@@ -11,7 +11,8 @@ import click
 from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
 from ..results import error_record
-from .render import (RichProgress, human_size, info_lines, list_table, list_tsv, plural,
+from ..units import plural
+from .render import (RichProgress, human_size, info_lines, list_table, list_tsv,
                      progress_display)
 
 

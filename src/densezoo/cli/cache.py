@@ -7,7 +7,8 @@ import sys
 import click
 
 from .app import App, json_option, names_argument, pass_app
-from .render import human_size, plural, table
+from ..units import plural
+from .render import human_size, table
 
 
 @click.group("cache")

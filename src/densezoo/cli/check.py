@@ -8,7 +8,7 @@ import click
 
 from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY)
 from .app import App, complete_names, json_option, names_argument, pass_app
-from .render import plural
+from ..units import plural
 
 # The exit code of a verify run: the first of these statuses present decides.  A file
 # missing because it was moved aside counts as what it was (corrupt or unsafe) until a

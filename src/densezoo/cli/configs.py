@@ -14,7 +14,8 @@ from ..urls import redact
 from .app import App, json_option, pass_app
 from ..units import human_size
 from ..results import error_record
-from .render import RichProgress, one_line, plural, progress_display, table
+from ..units import plural
+from .render import RichProgress, one_line, progress_display, table
 
 
 @click.command("config")

@@ -17,7 +17,7 @@ import click
 from ..urls import redact_text
 
 from ..errors import DensezooError
-from ..units import exact_size, human_size, middle, plural  # noqa: F401 - plural for commands
+from ..units import exact_size, human_size, middle
 
 if TYPE_CHECKING:
     from ..results import ArtifactInfo

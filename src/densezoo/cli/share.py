@@ -9,7 +9,7 @@ import click
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
 from ..errors import EXIT_OK
 from ..results import error_record
-from .render import plural
+from ..units import plural
 
 
 def _layout_names() -> list[str]:

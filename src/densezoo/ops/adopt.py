@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import DensezooError, UnsafeContentError, UsageError, WrongContentError
-from ..hashing import ALGORITHMS, hash_file
+from ..hashing import ALGORITHMS, Digests, Expected, hash_file
 from ..manifest import Artifact
 from ..store.trust import has_full
 from ..urls import redact
@@ -113,11 +113,13 @@ class _Index:
         self.by_size: dict[int, list[Artifact]] = {}
         self.by_name: dict[str, list[Artifact]] = {}
         self.names: dict[str, list[Artifact]] = {}
+        self.expected: dict[str, Expected] = {}     # read once: a pin is a file read
         for a in core.catalog.artifacts:
             self.names.setdefault(a.file_name, []).append(a)
             exp = core.trust.expected(a, origin=True)
             if not has_full(exp):
                 continue
+            self.expected[a.name] = exp
             if exp.size is not None:
                 self.by_size.setdefault(exp.size, []).append(a)
             else:
@@ -125,6 +127,10 @@ class _Index:
 
     def candidates(self, path: Path, size: int) -> list[Artifact]:
         return [*self.by_size.get(size, ()), *self.by_name.get(path.name, ())]
+
+    def match(self, cands: list[Artifact], digests: Digests) -> Artifact | None:
+        return next((a for a in cands if self.expected[a.name].mismatch(digests) is None),
+                    None)
 
 
 def adopt(core: "Core", paths: list[str], *, known: bool = False,
@@ -182,50 +188,71 @@ def _one(core: "Core", index: _Index, path: Path, size: int, dry_run: bool, *,
                 why = "its size matches no entry with a full checksum"
             return AdoptItem(str(path), "no match", a.name if a else None, why)
         return None
-    try:
-        digests = hash_file(path, ALGORITHMS)
-    except OSError as e:
-        return AdoptItem(str(path), "refused", None, f"cannot read it ({e.strerror or e})")
-    match = next((a for a in cands
-                  if core.trust.expected(a, origin=True).mismatch(digests) is None), None)
-    if match is None:
-        return AdoptItem(str(path), "no match", cands[0].name,
-                         f"same size as {cands[0].name} but other bytes (md5 {digests.md5})")
-    if core.store.cached_path(match) is not None:
-        return AdoptItem(str(path), "already cached", match.name)
-    if dry_run:
+    cached = [a for a in cands if core.store.cached_path(a) is not None]
+    if dry_run or len(cached) == len(cands):
+        # Nothing will be written: the file is read where it is.
+        try:
+            digests = hash_file(path, ALGORITHMS)
+        except OSError as e:
+            return AdoptItem(str(path), "refused", None, f"cannot read it ({e.strerror or e})")
+        match = index.match(cands, digests)
+        if match is None:
+            return _other_bytes(path, cands[0], digests)
+        if match in cached:
+            return AdoptItem(str(path), "already cached", match.name)
         finding = core.intake.inspect(match, path, first_use=False)
         if finding is not None:
             return AdoptItem(str(path), "refused", match.name, finding.reason)
         return AdoptItem(str(path), "would adopt", match.name)
-    try:
-        mode = _admit(core, match, path)
-    except (UnsafeContentError, WrongContentError) as e:
-        return AdoptItem(str(path), "refused", match.name, e.reason)
-    except DensezooError as e:
-        return AdoptItem(str(path), "refused", match.name, str(e))
-    return AdoptItem(str(path), "adopted", match.name, mode=mode)
+    return _admit(core, index, path, cands, cached)
 
 
-def _admit(core: "Core", art: Artifact, src: Path) -> str:
-    """Link (or copy) ``src`` into a partial, hash what is there now, and hand it to the
-    intake: the bytes checked are the bytes published."""
+def _other_bytes(path: Path, like: Artifact, digests: Digests) -> AdoptItem:
+    return AdoptItem(str(path), "no match", like.name,
+                     f"same size as {like.name} but other bytes (md5 {digests.md5})")
+
+
+def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
+           cached: list[Artifact]) -> AdoptItem:
+    """Link (or copy) ``src`` into a partial, hash what is there -- once: the bytes
+    matched and checked are the bytes published -- and hand it to the intake."""
     from ..disk import store_errors
 
-    partial = core.store.claim_partial(art)
+    try:
+        with open(src, "rb"):
+            pass
+    except OSError as e:
+        return AdoptItem(str(src), "refused", None, f"cannot read it ({e.strerror or e})")
+    target = next(a for a in cands if a not in cached)
+    partial = core.store.claim_partial(target)
+    match: Artifact | None = None
     try:
         with store_errors("adopt into", partial.path.parent):
             mode = _place(src, partial.path)
-            with contextlib.suppress(OSError):
-                partial.meta_path.unlink()
             digests = hash_file(partial.path, ALGORITHMS)
-        core.intake.admit(art, partial, digests, core.trust.expected(art, origin=True),
-                          url=redact(art.url), validators={"etag": None, "last_modified": None},
-                          origin=str(src), mismatch_hint="the file changed while it was "
-                          "adopted; nothing was added", from_origin=True)
-        return mode
+        match = index.match(cands, digests)
+        if match is None:
+            return _other_bytes(src, cands[0], digests)
+        if match in cached:
+            return AdoptItem(str(src), "already cached", match.name)
+        if match is not target:      # two entries of one size: the partial is the other's
+            partial.discard()
+            partial = core.store.claim_partial(match)
+            with store_errors("adopt into", partial.path.parent):
+                mode = _place(src, partial.path)
+                digests = hash_file(partial.path, ALGORITHMS)
+        core.intake.admit(match, partial, digests, index.expected[match.name],
+                          url=redact(match.url),
+                          validators={"etag": None, "last_modified": None}, origin=str(src),
+                          mismatch_hint="the file changed while it was adopted; nothing "
+                                        "was added", from_origin=True)
+    except (UnsafeContentError, WrongContentError) as e:
+        return AdoptItem(str(src), "refused", (match or target).name, e.reason)
+    except DensezooError as e:
+        return AdoptItem(str(src), "refused", (match or target).name, str(e))
     finally:
         partial.discard()
+    return AdoptItem(str(src), "adopted", match.name, mode=mode)
 
 
 def _place(src: Path, dst: Path) -> str:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ManifestError, PolicyError, StoreError, UsageError
-from ..hashing import hash_file
+from ..errors import PolicyError, StoreError, UsageError
+from ..hashing import Digests, hash_file
 from ..manifest import check_name, check_url, parse_entry, parse_manifest
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ def add(core: "Core", sources: list[str], *, name: str | None = None, url: str |
             raise UsageError(f"{entry_name!r} is already in {target or 'this batch'}",
                              hint="choose another --name (or edit the manifest)")
         entry_url = check_url(_entry_url(source, url, len(sources) > 1), "--url", entry_name)
-        path = _bytes_of(core, source, entry_name, entry_url)
-        d = hash_file(path)
+        path, d = _bytes_of(core, source, entry_name, entry_url)
         assert d.md5 is not None and d.sha256 is not None and d.size is not None
         added.append(AddedEntry(entry_name, entry_url, os.path.basename(entry_url.split("?")[0]),
                                 d.size, d.md5, d.sha256, str(target) if target else None))
@@ -109,19 +108,21 @@ def add(core: "Core", sources: list[str], *, name: str | None = None, url: str |
     return added
 
 
-def _bytes_of(core: "Core", source: str, name: str, url: str) -> Path:
-    """The file to hash: a local file as it is (scanned if a pickle), a URL's verified
-    copy in the store (downloaded now if needed: a first-use pin)."""
+def _bytes_of(core: "Core", source: str, name: str, url: str) -> tuple[Path, Digests]:
+    """The file and its digests: a URL's verified copy in the store (downloaded now if
+    needed, a first-use pin; its digests come from the download's own pass), or a local
+    file as it is, hashed once and scanned if a pickle."""
     if "://" in source:
         art = parse_entry({"name": name, "url": url, "md5": None}, "manifest add", "local", 0)
-        return core.fetch(art).path
+        got = core.fetch(art)
+        return got.path, (got.digests if got.digests is not None and got.digests.sha256
+                          else hash_file(got.path))
     p = Path(source)
     if not p.is_file():
         raise UsageError(f"{source}: no such file" if not p.exists() else
                          f"{source} is not a regular file")
     try:
-        with open(p, "rb"):
-            pass
+        digests = hash_file(p)
     except OSError as e:
         raise StoreError(f"cannot read {source} ({e.strerror or e})", path=str(p)) from None
     if p.suffix == ".pkl" or url.endswith(".pkl"):
@@ -129,7 +130,4 @@ def _bytes_of(core: "Core", source: str, name: str, url: str) -> Path:
         if not report.ok:
             raise PolicyError(f"{source} is not a safe pickle: {report.reason}; no entry was "
                               "written for it", hint="`densezoo scan FILE` shows what it imports")
-    return p
-
-
-__all__ = ["AddedEntry", "add", "ManifestError"]
+    return p, digests
