@@ -111,3 +111,22 @@ def test_an_entry_with_only_an_md5_prefix_cannot_be_adopted(server, manifest, cl
     r = cli("--no-default-manifests", "--manifest", str(m), "adopt", str(f), "--json")
     (item,) = r.items
     assert item["state"] == "no match" and "no full checksum" in item["reason"]
+
+
+def test_adopting_leaves_an_interrupted_downloads_bytes_alone(server, manifest, cli, tmp_path,
+                                                              cache_dir):
+    """A same-size file that is not the entry is matched in a partial of its own: the
+    partial an interrupted download left (to resume from) is neither taken nor lost."""
+    from densezoo import Zoo
+
+    m = _zoo(server, manifest)
+    zoo = Zoo(manifests=[str(m)])
+    art = zoo.artifact("r50")
+    slot = zoo.store.layout.slot(art)
+    slot.parent.mkdir(parents=True, exist_ok=True)
+    slot.write_bytes(GOOD[:1000])                         # an interrupted download's bytes
+    stranger = tmp_path / "same_size.pkl"
+    stranger.write_bytes(GOOD[:-2] + b"x.")                 # r50's size, other bytes
+    r = cli("--manifest", str(m), "adopt", str(stranger), "--json")
+    assert r.items[0]["state"] == "no match"
+    assert slot.read_bytes() == GOOD[:1000]

@@ -224,7 +224,7 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
     except OSError as e:
         return AdoptItem(str(src), "refused", None, f"cannot read it ({e.strerror or e})")
     target = next(a for a in cands if a not in cached)
-    partial = core.store.claim_partial(target)
+    partial = core.store.claim_partial(target, resume=False)
     match: Artifact | None = None
     try:
         with store_errors("adopt into", partial.path.parent):
@@ -237,7 +237,7 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
             return AdoptItem(str(src), "already cached", match.name)
         if match is not target:      # two entries of one size: the partial is the other's
             partial.discard()
-            partial = core.store.claim_partial(match)
+            partial = core.store.claim_partial(match, resume=False)
             with store_errors("adopt into", partial.path.parent):
                 mode = _place(src, partial.path)
                 digests = hash_file(partial.path, ALGORITHMS)

@@ -248,15 +248,17 @@ class Store:
         self.ensure_dir(path.parent)
         return FetchMarker(path)
 
-    def claim_partial(self, art: Artifact) -> Partial:
-        """Take over a resumable partial if one is free, else start an empty one of our own."""
+    def claim_partial(self, art: Artifact, *, resume: bool = True) -> Partial:
+        """Take over a resumable partial if one is free (unless ``resume`` is False: bytes
+        that come whole from elsewhere leave an interrupted download's bytes alone), else
+        start an empty one of our own."""
         lay = self.layout
         slot = lay.slot(art)
         self.ensure_dir(slot.parent)
         mine = lay.partial(art, new_token())
         orphans = sorted((p for p in lay.held_partials(art) if partial_is_stale(p)),
                          key=_size_or_zero, reverse=True)
-        for cand in [slot, *orphans]:
+        for cand in [slot, *orphans] if resume else []:
             try:
                 os.rename(cand, mine)          # atomic: exactly one process wins it
             except OSError:
