@@ -69,5 +69,8 @@ def test_doctor_probes_origins_and_mirrors(cli, server, manifest, blob):
     assert r.code == 0, r.out
     assert "mirror" in r.out and "answers HTTP 404 (not found)" in r.out
     assert "a mirror answers, fetches use it" in r.out
+    words = {ln.split()[0] for ln in r.out.splitlines() if "does not answer" in ln
+             or "answers HTTP 404" in ln}
+    assert words == {"warn"}                        # never "ok" for a host serving nothing
     r = cli(*base, "--offline", "doctor")
     assert r.code == 0 and "offline: no host probed" in r.out

@@ -29,7 +29,7 @@ def doctor_cmd(app: App, no_probe, as_json) -> None:
     else:
         width = max(len(c.name) for c in report.checks)
         for c in report.checks:
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
+            click.echo(f"{c.word:<4}  {c.name:<{width}}  {c.detail}")
     if not report.ok:
         sys.exit(EXIT_FAILURE)
 

@@ -29,6 +29,16 @@ class Check:
     status: int | None = None        # its HTTP answer to HEAD
     latency_ms: float | None = None  # time to that answer
 
+    @property
+    def word(self) -> str:
+        """What the line says of itself: FAIL breaks the setup; warn is a host that does
+        not serve files (no answer, or 4xx/5xx) while the setup still works; else ok."""
+        if not self.ok:
+            return "FAIL"
+        if self.host is not None and (self.status is None or self.status >= 400):
+            return "warn"
+        return "ok"
+
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "ok": self.ok, "detail": self.detail}
         if self.host is not None:           # a probe: its answer, or None for none
