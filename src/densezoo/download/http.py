@@ -21,7 +21,7 @@ import requests
 
 from ..version import __version__
 from ..content.sniff import sniff_wrong_content
-from ..disk import check_free_space, store_errors
+from ..disk import WriteBehind, check_free_space, store_errors
 from ..errors import (Cancelled, FailureKind, InsecureRedirectError, PolicyError, StoreError,
                       TransferError)
 from ..hashing import ALGORITHMS, CHUNK
@@ -275,6 +275,7 @@ class Downloader:
         # read1 returns what has arrived (up to CHUNK): a slow link still shows
         # progress and loses at most one socket read when it breaks.
         read, first = resp.raw.read1, True
+        behind = WriteBehind(f.fileno(), body.start)
         try:
             with store_errors("write the download", t.sink.path.parent, needed):
                 while not (body.ranges_ok and self._should_split(
@@ -298,6 +299,7 @@ class Downloader:
                     f.write(chunk)
                     t.hasher.update(chunk)
                     t.count(len(chunk))
+                    behind.wrote(t.hashed)
                     if pace.too_slow(len(chunk)):
                         raise TransferError(redact(url), f"slower than {self.min_rate:g} "
                                             f"bytes/s for {pace.window:g} s; trying the next "
