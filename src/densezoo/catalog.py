@@ -6,7 +6,6 @@ add entries or replace a shipped entry (a new mirror, a published md5).
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -182,6 +181,8 @@ class Catalog:
         for a in pool:
             for alias in a.aliases:
                 words.setdefault(alias.lower(), alias)
+        import difflib            # only for a name that is not in the catalog
+
         close = difflib.get_close_matches(low, list(words), n=5, cutoff=0.6)
         if not close:
             close = [k for k in words if low and low in k][:5]
@@ -212,6 +213,8 @@ class Catalog:
         for flag, value, known in (("kind", kind, self.kinds()), ("zoo", zoo, self.zoos())):
             if value is None or value.lower() in (k.lower() for k in known):
                 continue
+            import difflib
+
             close = difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=3,
                                               cutoff=0.5)
             raise UsageError(f"no {flag} {value!r}" + (f"; did you mean: {', '.join(close)}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
@@ -401,6 +400,8 @@ class Fetcher:
 
         if jobs <= 1 or len(items) <= 1:
             return [one(art) for art in items]
+        from concurrent.futures import ThreadPoolExecutor   # (and logging): only for -j
+
         pool = ThreadPoolExecutor(min(jobs, len(items)), "densezoo-fetch")
         try:
             futures = [pool.submit(one, art) for art in items]

@@ -70,8 +70,6 @@ def read(path: Path | None = None) -> dict[str, Any]:
     """The file's values ({} when there is no file); a list key is a tuple of strings.
     A file that cannot be parsed, or holds a key densezoo does not know, is an error
     naming the file (a typo there would otherwise be silently ignored)."""
-    import configparser
-
     path = path or settings_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -79,6 +77,8 @@ def read(path: Path | None = None) -> dict[str, Any]:
         return {}
     except OSError as e:
         raise _bad_file(path, f"cannot be read ({e.strerror or e})") from None
+    import configparser        # only when there is a file: every command runs this
+
     cp = _parser()
     try:
         cp.read_string(text, source=str(path))

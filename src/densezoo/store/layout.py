@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
+import platform
 import stat
 import time
 import uuid
@@ -53,7 +53,7 @@ def is_partial(name: str) -> bool:
 
 
 def _host_label() -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())[:40]
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in platform.node())[:40]
 
 
 def new_token() -> str:

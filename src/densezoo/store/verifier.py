@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -116,6 +115,8 @@ class Verifier:
         if workers <= 1 or len(arts) <= 1:
             entries = [one(a) for a in arts]
         else:
+            from concurrent.futures import ThreadPoolExecutor   # (and logging): only here
+
             with ThreadPoolExecutor(workers) as pool:
                 entries = list(pool.map(one, arts))
         return VerifyReport(tuple(entries), self.take_notes())
