@@ -93,8 +93,22 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.active += 1
             owner.max_active = max(owner.max_active, owner.active)
+            crowded = owner.tolerate is not None and owner.active > owner.tolerate
+            self._crowded = crowded
+            if crowded:
+                owner.refused += 1
+            else:
+                owner.max_served = max(owner.max_served, owner.active)
+            # A block of a segmented download: a Range with an end.
+            self._block = bool(re.match(r"bytes=\d+-\d+$", self.headers.get("Range", "")))
+            if self._block and not crowded:
+                owner.blocks_now += 1
+                owner.max_blocks = max(owner.max_blocks, owner.blocks_now)
         self._counted = True
         try:
+            if crowded:     # a CDN's per-client connection limit
+                self._send(503, b"too many connections\n", {"Retry-After": "1"}, head)
+                return
             self._serve_counted(head, owner)
         finally:
             self._uncount(owner)
@@ -106,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._counted = False
             with owner._lock:
                 owner.active -= 1
+                if self._block and not self._crowded:
+                    owner.blocks_now -= 1
 
     def _serve_counted(self, head: bool, owner: "TestServer") -> None:
         path = self.path
@@ -311,6 +327,11 @@ class TestServer:
                  keyfile: str | None = None) -> None:
         self.active = 0              # requests being served right now
         self.max_active = 0
+        self.tolerate: int | None = None   # more requests at once than this get a 503
+        self.refused = 0             # requests turned away by ``tolerate``
+        self.max_served = 0          # the most requests served at once (not refused)
+        self.blocks_now = 0          # Range requests with an end being served
+        self.max_blocks = 0          # ... the most at once (a segmented download's width)
         self.host = host
         self.certfile, self.keyfile = certfile, keyfile
         self.files: dict[str, bytes] = {}
@@ -358,7 +379,8 @@ class TestServer:
 
     def reset(self) -> None:
         with self._lock:
-            self.max_active = 0
+            self.max_active = self.max_served = self.refused = self.max_blocks = 0
+            self.tolerate = None
             self.files.clear()
             self.faults.clear()
             self.requests.clear()

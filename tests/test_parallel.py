@@ -9,6 +9,7 @@ import pytest
 from conftest import entry
 from densezoo import Zoo
 from densezoo.download import http as download
+from densezoo.download import segmented
 from densezoo.errors import DownloadFailedError
 
 
@@ -143,3 +144,52 @@ def test_kept_blocks_of_another_version_are_never_stitched_in(server, blob, mani
     server.files[b.path] = v2
     res = Zoo(zoo.settings, attempts=5).fetch("kept-v1")
     assert res.path.read_bytes() == v2
+
+
+def settle(server):
+    for _ in range(200):          # a handler an earlier test left sleeping is not ours
+        if not server.active:
+            return
+        time.sleep(0.05)
+
+
+def test_more_connections_while_each_keeps_its_rate_never_more_than_eight(server, blob,
+                                                                            manifest,
+                                                                            monkeypatch):
+    """A per-connection cap (each connection trickles at the same rate however many
+    there are): 4 connections first, then 8 -- aria2c stops at 4 -- and no more."""
+    monkeypatch.setattr(segmented, "BLOCK", 4 << 20)       # blocks left to grow into
+    b = blob("grow", 48_000_000)
+    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)       # ~6 MB/s each
+    settle(server)
+    server.max_blocks = 0
+    res = Zoo(manifests=[manifest(entry(b))]).fetch("grow")
+    assert res.digests.md5 == b.md5 and res.path.read_bytes() == b.data
+    assert server.max_blocks == 8
+    assert server.refused == 0
+
+
+def test_a_server_that_pushes_back_gets_fewer_connections_not_a_failure(server, blob,
+                                                                       manifest, sleeps,
+                                                                       monkeypatch):
+    """More than 5 requests at once get a 503: the count drops to what the server
+    takes, the refused blocks are fetched by the others, the file is whole."""
+    monkeypatch.setattr(segmented, "BLOCK", 4 << 20)
+    b = blob("crowd", 48_000_000)
+    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)
+    settle(server)
+    server.tolerate = 5
+    res = Zoo(manifests=[manifest(entry(b))]).fetch("crowd")
+    assert res.digests.md5 == b.md5 and res.path.read_bytes() == b.data
+    assert 1 <= server.refused <= 3          # one refusal per connection too many, no more
+    assert server.max_blocks <= 5
+
+
+def test_a_given_connection_count_is_a_maximum(server, blob, manifest):
+    b = blob("fixed", 40_000_000)
+    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)
+    settle(server)
+    server.max_blocks = 0
+    res = Zoo(manifests=[manifest(entry(b))], connections=3).fetch("fixed")
+    assert res.digests.md5 == b.md5
+    assert server.max_blocks == 3

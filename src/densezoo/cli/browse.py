@@ -86,8 +86,9 @@ def info_cmd(app: App, name, as_json) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Artifacts downloaded at the same time.")
 @click.option("--connections", type=click.IntRange(1, 16), default=None,
-              help="Range connections per file (default: automatic, more only when one "
-                   "connection is capped by the server).")
+              help="Range connections per file, at most (default: automatic -- one, then 4 "
+                   "when the server caps each connection, up to 8 while each keeps its rate; "
+                   "fewer whenever the server pushes back).")
 @click.option("--extract", is_flag=True,
               help="Unpack tarballs once (safely) and print the unpacked folder instead.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),

@@ -37,7 +37,8 @@ _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiti
 # Automatic segmentation, decided by projected time rather than size: after AUTO_PROBE
 # seconds on one connection, if the server takes ranges, the rate is below AUTO_SLOW
 # bytes/s (a per-connection cap, not our CPU or disk) and the rest would still take more
-# than AUTO_SPLIT_SECONDS at that rate, split it (segmented.AUTO_CONNECTIONS).
+# than AUTO_SPLIT_SECONDS at that rate, split it (segmented: 4 connections, up to 8 while
+# each keeps that rate).
 # A server that encodes one of these anyway is labelling the file, not compressing it.
 COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz", ".zip", ".zst")
 AUTO_PROBE = 0.25
@@ -316,10 +317,13 @@ class Downloader:
             resp.close()
             from .segmented import RangeRefused, SegmentedFetch
 
+            # What one connection managed alone: the yardstick for adding more.
+            one_rate = (None if forced else
+                        (t.hashed - body.start) / max(time.monotonic() - began, 1e-3))
             try:
                 SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
                                self.retry, self.cancel, t, body, f.fileno(),
-                               self.connections).run()
+                               self.connections, one_rate).run()
             except RangeRefused as e:
                 # Server misbehaviour is no reason to fail: one connection from the hashed
                 # prefix (the record vouches for it), or from zero when the file changed.

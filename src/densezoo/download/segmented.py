@@ -9,12 +9,24 @@ is never read twice, and at most the last few blocks are hashed after the final
 byte arrives.  The transfer's resume record says which blocks are on disk at
 every instant (see ``transfer``), so a kill at any point loses only the blocks
 in flight.
+
+How many connections, when the count was not given: start with
+``AUTO_CONNECTIONS``; after ``JUDGE_AFTER`` seconds to settle and as many to
+measure, if each connection still
+gets at least ``SCALES`` of the rate one connection had alone (the cap is per
+connection, so more connections bring more bytes), double the count, up to
+``MAX_AUTO_CONNECTIONS``; once the rate per connection falls (the link or the
+server is the limit now) it stops growing.  A server that pushes back -- a 429,
+a 503, a reset or a dropped connection on any block -- gets one connection
+fewer at once and no growth after: a given ``--connections N`` is a maximum in
+the same way.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,7 +39,12 @@ from .transfer import Transfer, same_version
 from .wire import NETWORK_ERRORS, Body, RetryPolicy, content_range, describe
 
 BLOCK = 8 << 20
-AUTO_CONNECTIONS = 4          # connections when segmentation was chosen automatically
+AUTO_CONNECTIONS = 4          # connections to start with when segmentation was automatic
+MAX_AUTO_CONNECTIONS = 8      # never more without being asked: aria2c's users stop at -x8 too
+JUDGE_AFTER = 0.5             # seconds at one connection count before judging it
+SCALES = 0.6                  # the share of the one-connection rate each must keep to grow
+                              # (a shared link leaves each of 4 a quarter, a per-connection
+                              # cap all of it; TCP ramp-up and block hand-offs cost some)
 
 OpenRange = Callable[[Body, int, int], requests.Response]
 
@@ -40,6 +57,10 @@ class RangeRefused(TransferError):
     def __init__(self, url: str, reason: str, *, changed: bool) -> None:
         super().__init__(url, reason, retryable=False)
         self.changed = changed
+
+
+class _Surplus(Exception):
+    """This worker is one more than the server tolerates: it ends, its block handed back."""
 
 
 @dataclass
@@ -55,11 +76,14 @@ class SegmentedFetch:
 
     ``open_range(body, first, last)`` makes one Range request the way the
     downloader makes every request; ``retry`` is the same policy its single
-    connection uses.
+    connection uses.  ``connections`` None: automatic (see the module docstring);
+    ``one_rate``: the bytes/s the single connection had before the split (without
+    it the count never grows).
     """
 
     def __init__(self, open_range: OpenRange, retry: RetryPolicy, cancel: threading.Event,
-                 transfer: Transfer, body: Body, fd: int, connections: int | None) -> None:
+                 transfer: Transfer, body: Body, fd: int, connections: int | None,
+                 one_rate: float | None = None) -> None:
         assert body.total is not None
         self.open_range = open_range
         self.retry = retry
@@ -67,7 +91,18 @@ class SegmentedFetch:
         self.transfer = transfer
         self.body = body
         self.fd = fd
-        self.connections = connections or AUTO_CONNECTIONS
+        self.limit = connections or AUTO_CONNECTIONS    # workers allowed now
+        self.most = self.limit                          # the most that ever ran at once
+        self.pushed_back = 0                            # 429/503/resets seen
+        # Growing needs the yardstick of one connection alone: a resumed split has none.
+        self._grow = connections is None and bool(one_rate)
+        self._one_rate = one_rate
+        self._live = 0
+        self._returned: list[_Block] = []               # handed back by a retiring worker
+        self._threads: list[threading.Thread] = []
+        self._received = 0                              # bytes, all workers
+        self._window = (time.monotonic(), 0)            # (since, bytes then)
+        self._warm = False                              # the current count has run a window
         self.blocks = [_Block(s, min(s + BLOCK, body.total))
                        for s in range(transfer.hashed, body.total, BLOCK)]
         kept = transfer.kept_ranges()
@@ -83,11 +118,17 @@ class SegmentedFetch:
     # -- workers --------------------------------------------------------------------------
 
     def _claim(self) -> _Block | None:
+        """The next block to fetch, or None: this worker ends (no work left, a failure,
+        or more workers than the server tolerates -- counted under the same lock)."""
         with self._lock:
             while self._next < len(self.blocks) and self.blocks[self._next].ok:
                 self._next += 1               # already on disk from an earlier run
-            if self._next >= len(self.blocks) or self._stop.is_set():
+            if (self._live > self.limit or self._stop.is_set()
+                    or not (self._returned or self._next < len(self.blocks))):
+                self._live -= 1
                 return None
+            if self._returned:                # earlier in the file: the follower waits on it
+                return self._returned.pop(0)
             b = self.blocks[self._next]
             self._next += 1
             return b
@@ -96,26 +137,41 @@ class SegmentedFetch:
         try:
             while (b := self._claim()) is not None:
                 self._fetch_block(b)
+        except _Surplus:
+            return                            # counted out by _pushback; its block handed back
         except BaseException as e:  # noqa: BLE001 - handed to the follower thread
             with self._lock:
+                self._live -= 1
                 if self._failed is None:
                     self._failed = e
                 self._stop.set()
                 # Blocks nobody holds will never come: release the follower from them.
                 # Blocks other workers are streaming still finish and signal themselves,
                 # so everything that arrives in order is kept for a resume.
-                for b in self.blocks[self._next:]:
+                for b in [*self._returned, *self.blocks[self._next:]]:
                     b.done.set()
 
     def _fetch_block(self, b: _Block) -> None:
+        pos = [b.start]
+
+        def attempt() -> None:
+            try:
+                self._fetch_from(b, pos)
+            except TransferError as e:
+                if e.retryable and self._pushback(b):
+                    raise _Surplus() from None
+                raise
+
         try:
-            pos = [b.start]
-            self.retry.run(lambda: self._fetch_from(b, pos), progress_made=lambda: pos[0],
-                           give_up=self._stop.is_set)
-            self.transfer.block_done(b.start, b.end)
-            b.ok = True
-        finally:
+            self.retry.run(attempt, progress_made=lambda: pos[0], give_up=self._stop.is_set)
+        except _Surplus:
+            raise
+        except BaseException:
             b.done.set()
+            raise
+        self.transfer.block_done(b.start, b.end)
+        b.ok = True
+        b.done.set()
 
     def _fetch_from(self, b: _Block, pos: list[int]) -> None:
         """One request for the rest of block ``b`` from ``pos[0]`` (advanced as bytes land)."""
@@ -148,12 +204,74 @@ class SegmentedFetch:
                     os.pwrite(self.fd, chunk, pos[0])
                 pos[0] += len(chunk)
                 self.transfer.count(len(chunk))
+                with self._lock:
+                    self._received += len(chunk)
 
     def _missing(self) -> int:
         """Bytes of the file not on disk yet (for a disk-full message)."""
         assert self.body.total is not None
         on_disk = sum(b.end - b.start for b in self.blocks if b.ok)
         return max(0, self.body.total - self.blocks[0].start - on_disk) if self.blocks else 0
+
+    # -- how many connections --------------------------------------------------------------
+
+    def _pushback(self, b: _Block) -> bool:
+        """The server refused or dropped a connection: one fewer, and never more again.
+        True when the caller is the one too many: it ends, and ``b`` goes back for a
+        worker still live to fetch whole (its bytes so far were never recorded); a worker
+        retrying in place would be refused again, and cut the count again."""
+        with self._lock:
+            self.pushed_back += 1
+            self._grow = False
+            self.limit = max(1, min(self.limit, self._live) - 1)
+            if self._live > self.limit:
+                self._live -= 1
+                self._returned.append(b)
+                return True
+            return False
+
+    def _start_workers(self, n: int) -> None:
+        with self._lock:
+            self._live += n
+        for _ in range(n):
+            t = threading.Thread(target=self._worker, daemon=True,
+                                 name=f"densezoo-seg{len(self._threads)}")
+            self._threads.append(t)
+            t.start()
+
+    def _judge(self) -> None:
+        """Grow while each connection keeps its rate (see the module docstring)."""
+        now = time.monotonic()
+        since, then = self._window
+        if not self._grow or now - since < JUDGE_AFTER:
+            return
+        with self._lock:
+            received, live, unclaimed = self._received, self._live, len(self.blocks) - self._next
+        self._window = (now, received)
+        if not self._warm:                   # the first window has every connection opening
+            self._warm = True
+            return
+        per = (received - then) / (now - since) / max(live, 1)
+        assert self._one_rate
+        if per < SCALES * self._one_rate or live >= MAX_AUTO_CONNECTIONS:
+            self._grow = False               # the link or the server is the limit now
+            return
+        add = min(live, MAX_AUTO_CONNECTIONS - live, unclaimed)
+        if add > 0:
+            with self._lock:
+                if not self._grow:           # a pushback came in meanwhile
+                    return
+                self.limit += add
+            self._start_workers(add)
+            self.most = max(self.most, self.limit)
+            self._warm = False
+
+    def _adopt_orphans(self) -> None:
+        """A block handed back after every other worker had ended: start one for it."""
+        with self._lock:
+            orphaned = bool(self._returned) and self._live == 0 and not self._stop.is_set()
+        if orphaned:
+            self._start_workers(1)
 
     # -- the follower ---------------------------------------------------------------------
 
@@ -163,13 +281,14 @@ class SegmentedFetch:
         hasher = self.transfer.hasher
         assert hasher is not None
         self.transfer.begin_segmented()
-        threads = [threading.Thread(target=self._worker, name=f"densezoo-seg{i}", daemon=True)
-                   for i in range(min(self.connections, len(self.blocks)))]
-        for t in threads:
-            t.start()
+        self.limit = min(self.limit, len(self.blocks))
+        self._window = (time.monotonic(), 0)
+        self._start_workers(self.limit)
         try:
             for b in self.blocks:
-                b.done.wait()
+                while not b.done.wait(0.1):
+                    self._judge()
+                    self._adopt_orphans()
                 if not b.ok:          # blocks before it are hashed: a clean prefix to keep
                     break
                 pos = b.start
@@ -181,7 +300,7 @@ class SegmentedFetch:
                     pos += len(chunk)
         finally:
             self._stop.set()
-            for t in threads:
+            for t in list(self._threads):
                 t.join()
         if self._failed is not None:
             raise self._failed
