@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from .core import Core, NameOrArtifact, ProgressArg, is_pattern
-from .results import ArtifactInfo, ConfigResult, ExportResult, ImportResult, PinInfo, VerifyReport
+from .results import VerifyReport
 
 if TYPE_CHECKING:
+    from .results.info import ArtifactInfo
+    from .results.share import ConfigResult, ExportResult, ImportResult, PinInfo
     from .content.pickle_scan import ScanReport
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis

@@ -19,15 +19,14 @@ from .catalog import Catalog, unique
 from .errors import DensezooError, NotCachedError, UsageError
 from .manifest import Artifact
 from .progress import ProgressArg
-from .results import (HIDDEN_KINDS, ArtifactInfo, ExtractResult, FetchOutcome, FetchResult,
-                      Listing, VerifyReport,
-                      headline_ap, inference_time)
+from .results import ExtractResult, FetchOutcome, FetchResult, VerifyReport
 from .settings import Settings
 from .store.files import Store
 from .store.trust import Trust
 from .store.verifier import Verifier
 
 if TYPE_CHECKING:
+    from .results.info import ArtifactInfo, Listing
     from .content.pickle_scan import ScanReport
     from .download import Downloader
     from .fetcher import Fetcher
@@ -138,6 +137,7 @@ class Core:
         return found
 
     def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
+        from .results.info import ArtifactInfo
         from .store.trust import pin_conflicts
 
         pin = self.store.read_pin(art)          # read once: strength and the record
@@ -152,6 +152,8 @@ class Core:
         inference first); entries without the number come last.  Entries that only carry
         metrics (kind ``metrics``) are left out unless asked for (``kind="metrics"`` or
         ``all_kinds``); ``Listing.hidden`` counts them."""
+        from .results.info import HIDDEN_KINDS, Listing, headline_ap, inference_time
+
         self.catalog.check_filters(kind=kind, zoo=zoo)
         selected = self.catalog.select(kind=kind, zoo=zoo, text=text)
         shown = [a for a in selected

@@ -20,7 +20,7 @@ from ..errors import DensezooError
 from ..units import exact_size, human_size, middle
 
 if TYPE_CHECKING:
-    from ..results import ArtifactInfo
+    from ..results.info import ArtifactInfo
 
 
 def one_line(err: DensezooError) -> str:
@@ -45,7 +45,7 @@ def emit_json(data: Any) -> None:
 
 
 def _ap_text(art) -> str:
-    from ..results import headline_ap
+    from ..results.info import headline_ap
 
     ap, _ = headline_ap(art)
     return f"{ap:.1f}" if ap is not None else ""
@@ -59,7 +59,7 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
     """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
     checksum strength, DensePose AP in percent, which AP, inference s/im, cached, and a
     note: ``deprecated`` and/or ``advisory`` (the upstream file has a known problem)."""
-    from ..results import headline_ap, inference_time
+    from ..results.info import headline_ap, inference_time
 
     rows = []
     for i in infos:
@@ -87,7 +87,7 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
     from rich.console import Console
     from rich.table import Table
 
-    from ..results import AP_METRIC, headline_ap
+    from ..results.info import AP_METRIC, headline_ap
 
     console = Console(width=width or 400, record=True, highlight=False, file=io.StringIO(),
                       force_terminal=False)
@@ -166,7 +166,7 @@ _SPEED = (("inference_s_per_im", "inference {:g} s/image"), ("train_s_per_iter",
 def _metric_line(task: str, values: Any) -> str:
     """One task's numbers on the scale ``list`` uses: accuracy in percent (v1 published
     fractions), speed with its units."""
-    from ..results import percent
+    from ..results.info import percent
 
     if not isinstance(values, dict):
         return f"{values:g}"
@@ -199,7 +199,7 @@ def _checksum_lines(a, pin: dict[str, Any] | None, md5_url: str | None):
 
 def info_lines(info: "ArtifactInfo"):
     """(label, value) pairs of ``densezoo info``, credentials already redacted."""
-    from ..results import headline_ap
+    from ..results.info import headline_ap
 
     d = info.to_dict()
     a = info.artifact

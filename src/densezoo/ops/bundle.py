@@ -21,7 +21,7 @@ from ..errors import BundleError, DensezooError, PolicyError, StoreError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..manifest import Artifact, parse_manifest
 from .mirror import entry_json, known_digests
-from ..results import ImportResult
+from ..results.share import ImportResult
 from ..store.trust import declared, has_full
 from ..urls import redact, url_key
 

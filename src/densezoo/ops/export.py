@@ -21,7 +21,7 @@ from ..disk import store_errors
 from ..errors import DensezooError, UsageError
 from ..hashing import hash_file
 from ..content.unpack import EXTRACT_STAMP
-from ..results import ExportResult
+from ..results.share import ExportResult
 
 if TYPE_CHECKING:
     from ..core import Core

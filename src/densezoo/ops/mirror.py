@@ -21,7 +21,7 @@ from .export import place
 from ..hashing import hash_file
 from ..manifest import Artifact
 from .mirror_page import render_index
-from ..results import headline_ap, inference_time
+from ..results.info import headline_ap, inference_time
 from ..urls import has_secret, redact, url_key
 
 if TYPE_CHECKING:

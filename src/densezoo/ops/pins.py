@@ -16,7 +16,7 @@ from ..disk import store_errors, write_text_atomic
 from ..errors import DensezooError
 from ..manifest import Artifact
 from ..manifest_edit import set_fields
-from ..results import PinInfo
+from ..results.share import PinInfo
 from ..store.files import Store
 from ..store.trust import pin_conflicts
 
