@@ -653,16 +653,16 @@ TARGETS = [
 
 
 NOTES = textwrap.dedent("""\
-    - **fetch 1 GiB vs the floor (≤ 1.0 not met).** The floor row is the slower of
-      receiving+writing the file (`curl -o`, no hash) and hashing it (`md5sum`), both
-      measured in this run: on two cores, a one-pass verified download overlaps the two
-      and cannot beat the slower.  densezoo hashes every byte once on its own thread
-      while the main thread receives and writes; in-process the download of the 1 GiB
-      file takes about as long as `curl -o` (1.5-2.3 s by hand), and the whole-process
-      median adds the interpreter start and this VM's write-cost noise (the `dd` control
-      and `curl -o` rows swing by 2x between repetitions).  A receive path with
-      `readinto` into reused buffers (one copy fewer per byte) was measured in-process
-      and was not faster (1.79-2.53 s against 1.54-2.34 s), so it was not adopted.
+    - **fetch 1 GiB vs the floor.** The floor row is the slower of receiving+writing
+      the file (`curl -o`, no hash) and hashing it (`md5sum`), both measured in this run:
+      on two cores, a one-pass verified download overlaps the two and cannot beat the
+      slower.  densezoo hashes every byte once on its own thread while the main thread
+      receives and writes, and writes behind itself (every 32 MiB, `posix_fadvise
+      DONTNEED` over what is written): on this VM taking fresh page-cache pages costs
+      0.8-3.3 s of system time per GiB depending on the host, which is what made this row
+      swing (the `dd` and `curl -o` rows still do); reusing the pages just dropped keeps
+      the fetch's system time at 0.8-1.0 s.  The pair-by-pair row takes the ratio within
+      each repetition.
     - **pooch.** Same job, default settings; the ratio moves with the write-cost noise.
     - **latency with the shipped manifests.** The manifests are pre-parsed once per
       content into `<cache>/catalog/`, names are looked up in an index, and commands
@@ -678,8 +678,11 @@ NOTES = textwrap.dedent("""\
       connection.  Automatic mode decides by projected time: after a 0.25 s probe, if
       ranges are accepted and the rest would take more than 1.5 s at the measured
       per-connection rate, it splits the rest into 8 MiB Range blocks over 4
-      connections, hashing them in order as they complete.  aria2c checks the md5 in a
-      separate pass after its download.""")
+      connections, hashing them in order as they complete; when each of the 4 still
+      gets 60% of the one-connection rate after a settling and a measuring window, it
+      doubles to 8 (the most it opens unasked; a 429/503 or a reset takes one away).
+      The 64 MiB file is mostly done before that judgement; the 256 MiB one runs at 8.
+      aria2c stops at the 4 it is given and checks the md5 in a separate pass after its download.""")
 
 
 def render(results: dict[str, Result], sizes: Sizes, reps: int, tiny: bool) -> str:

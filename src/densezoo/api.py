@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from .core import Core, NameOrArtifact, ProgressArg, is_pattern
-from .results import VerifyReport
 
 if TYPE_CHECKING:
+    from .results.verify import VerifyReport
     from .results.info import ArtifactInfo
     from .results.share import ConfigResult, ExportResult, ImportResult, PinInfo
     from .content.pickle_scan import ScanReport

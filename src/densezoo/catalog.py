@@ -76,6 +76,8 @@ def _config_keys(config: str | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Catalog:
+    """Every loaded manifest's entries, looked up by name, alias or pattern."""
+
     artifacts: tuple[Artifact, ...]
     manifests: tuple[Manifest, ...]
 

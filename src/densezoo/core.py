@@ -19,13 +19,14 @@ from .catalog import Catalog, unique
 from .errors import DensezooError, NotCachedError, UsageError
 from .manifest import Artifact
 from .progress import ProgressArg
-from .results import ExtractResult, FetchOutcome, FetchResult, VerifyReport
 from .settings import Settings
 from .store.files import Store
 from .store.trust import Trust
 from .store.verifier import Verifier
 
 if TYPE_CHECKING:
+    from .results.fetch import ExtractResult, FetchOutcome, FetchResult
+    from .results.verify import VerifyReport
     from .results.info import ArtifactInfo, Listing
     from .content.pickle_scan import ScanReport
     from .download import Downloader

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .errors import DensezooWarning, PinConflictWarning, UnverifiedWarning
 
 if TYPE_CHECKING:
-    from .results import FetchOutcome, FetchResult
+    from .results.fetch import FetchOutcome, FetchResult
 
 __all__ = ["DensezooWarning", "PinConflictWarning", "UnverifiedWarning", "announce",
            "announce_all", "conflict"]

@@ -25,7 +25,8 @@ from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
 from .sources import source_for
-from .results import ExtractResult, FetchAction, FetchOutcome, FetchResult, VerifyStatus
+from .results import FetchAction, VerifyStatus
+from .results.fetch import ExtractResult, FetchOutcome, FetchResult
 from .settings import Settings
 from .store.files import FetchMarker, Store
 from .results import Strength

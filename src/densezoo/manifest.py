@@ -79,6 +79,8 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Manifest:
+    """One manifest file as loaded: which zoo it describes and its entries."""
+
     source: str
     zoo: str
     description: str | None

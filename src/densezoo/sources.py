@@ -24,6 +24,9 @@ from types import ModuleType
 
 @dataclass(frozen=True)
 class Source:
+    """One kind of address (``https://``, ``s3://``, ``hf://``...) and the module that
+    turns it into a request; plain HTTP needs none."""
+
     scheme: str
     spelling: str                  # how an address is written, for messages
     module: str | None = None      # None: plain HTTP, fetched as it is

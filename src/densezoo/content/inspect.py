@@ -23,6 +23,8 @@ from .sniff import content_problem
 
 @dataclass(frozen=True)
 class Finding:
+    """Why bytes may not become trusted: wrong content, or hostile (kept as evidence)."""
+
     unsafe: bool                   # hostile bytes (quarantine as evidence) vs wrong bytes
     reason: str
 

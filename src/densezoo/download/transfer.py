@@ -115,6 +115,8 @@ class ResumeRecord:
 
 @dataclass
 class DownloadResult:
+    """What one download produced: the digests of every byte, and where they came from."""
+
     digests: Digests
     url: str                       # the URL finally served (after redirects), redacted
     resumed_from: int              # bytes kept from an earlier attempt

@@ -15,7 +15,7 @@ from ..configs import UrlIndex, dump, find_references, load_config, rewrite, run
 from ..errors import DensezooError, PolicyError, UsageError
 from ..catalog import unique
 from ..progress import ProgressArg
-from ..results import FetchOutcome
+from ..results.fetch import FetchOutcome
 from ..results.share import ConfigResult, ExportResult, RefState, ResolvedReference
 from ..urls import redact
 

@@ -8,11 +8,15 @@ from typing import Any
 
 from ..errors import DensezooError, Label
 from ..urls import redact
-from . import FetchOutcome, Strength
+from . import Strength
+from .fetch import FetchOutcome
 
 
 @dataclass(frozen=True)
 class PinInfo:
+    """What was trusted on first use for an entry with nothing published, and where it
+    disagrees with the manifest (published values win)."""
+
     name: str
     manifest: str
     md5: str | None
@@ -30,6 +34,8 @@ class PinInfo:
 
 @dataclass(frozen=True)
 class ExportResult:
+    """One verified file placed where another tool looks for it (iopath, a folder)."""
+
     name: str
     path: Path
     mode: str                 # symlink | hardlink | copy | unchanged
@@ -40,6 +46,8 @@ class ExportResult:
 
 @dataclass(frozen=True)
 class ImportResult:
+    """One bundle member admitted into the store -- or why it was not."""
+
     name: str
     path: Path
     action: str               # imported | already-cached | failed

@@ -16,11 +16,11 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from ..content.inspect import inspect
 from ..errors import NotCachedError, StoreError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_open_file
 from ..manifest import Artifact
-from ..results import VerifyEntry, VerifyReport, VerifyStatus
+from ..results import VerifyStatus
+from ..results.verify import VerifyEntry, VerifyReport
 from .files import Store
 from .trust import Trust
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Check:
+    """One cached file against its expectation: the state, the digests that decided it,
+    and which bytes (device, inode) they were, so a quarantine moves only those."""
+
     status: VerifyStatus           # ok | corrupt | unpinned
     digests: Digests | None
     detail: str | None = None
@@ -135,6 +138,8 @@ class Verifier:
         check = self.check(art, self.trust.expected(art), quick=quick, record=not quick)
         status, detail = check.status, check.detail
         if status is not VerifyStatus.CORRUPT and scan:
+            from ..content.inspect import inspect     # --scan only
+
             finding = inspect(path, art.file_name, first_use=False,
                               other_names=art.names_read_as)
             if finding is not None:
