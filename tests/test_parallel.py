@@ -193,3 +193,34 @@ def test_a_given_connection_count_is_a_maximum(server, blob, manifest):
     res = Zoo(manifests=[manifest(entry(b))], connections=3).fetch("fixed")
     assert res.digests.md5 == b.md5
     assert server.max_blocks == 3
+
+
+def test_pushback_while_another_block_fails_ends_with_the_error_not_a_hang(server, blob,
+                                                                          manifest, sleeps):
+    """Refusals (503, handed back) and a fatal 404 in one download: it ends with the
+    error, the follower released from every block.  (A block handed back *after* the
+    404 stopped the rest would have hung it; the interleavings of these five tries do
+    not force that order -- the guard is in ``SegmentedFetch._pushback``.)"""
+    import threading
+
+    for i in range(5):
+        b = blob(f"race{i}", 40_000_000)
+        server.fault(b.path, "status", -1, code=404, from_byte=3 * (8 << 20))   # fatal
+        settle(server)
+        server.tolerate = 3                 # the 4th connection at once gets a 503
+        zoo = Zoo(manifests=[manifest(entry(b))], connections=4, attempts=2)
+        outcome = []
+
+        def run():
+            try:
+                zoo.fetch(b.name)
+                outcome.append("fetched")
+            except DownloadFailedError:
+                outcome.append("failed")
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(60)
+        assert not t.is_alive(), "the segmented download hung"
+        assert outcome == ["failed"]
+        server.reset()

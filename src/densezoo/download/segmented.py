@@ -92,8 +92,6 @@ class SegmentedFetch:
         self.body = body
         self.fd = fd
         self.limit = connections or AUTO_CONNECTIONS    # workers allowed now
-        self.most = self.limit                          # the most that ever ran at once
-        self.pushed_back = 0                            # 429/503/resets seen
         # Growing needs the yardstick of one connection alone: a resumed split has none.
         self._grow = connections is None and bool(one_rate)
         self._one_rate = one_rate
@@ -221,10 +219,11 @@ class SegmentedFetch:
         worker still live to fetch whole (its bytes so far were never recorded); a worker
         retrying in place would be refused again, and cut the count again."""
         with self._lock:
-            self.pushed_back += 1
             self._grow = False
             self.limit = max(1, min(self.limit, self._live) - 1)
-            if self._live > self.limit:
+            # Once another worker has failed, the blocks nobody holds were released to the
+            # follower; one handed back now would never be: this worker gives up instead.
+            if self._live > self.limit and not self._stop.is_set():
                 self._live -= 1
                 self._returned.append(b)
                 return True
@@ -263,7 +262,6 @@ class SegmentedFetch:
                     return
                 self.limit += add
             self._start_workers(add)
-            self.most = max(self.most, self.limit)
             self._warm = False
 
     def _adopt_orphans(self) -> None:
