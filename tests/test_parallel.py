@@ -165,8 +165,23 @@ def test_more_connections_while_each_keeps_its_rate_never_more_than_eight(server
     server.max_blocks = 0
     res = Zoo(manifests=[manifest(entry(b))]).fetch("grow")
     assert res.digests.md5 == b.md5 and res.path.read_bytes() == b.data
-    assert server.max_blocks == 8
+    assert server.max_blocks == 8 and res.connections == 8      # and it says so
     assert server.refused == 0
+
+
+def test_the_fetch_says_how_many_connections_carried_the_bytes(server, blob, manifest, cli):
+    one = blob("onecon", 3_000_000)
+    seg = blob("fourcon", 40_000_000)
+    server.fault(seg.path, "trickle", -1, step=256 * 1024, delay=0.002)
+    m = str(manifest(entry(one), entry(seg)))
+    r = cli("--manifest", m, "fetch", "onecon", "--json")
+    assert r.items[0]["connections"] == 1
+    r = cli("--manifest", m, "-v", "fetch", "fourcon", "--connections", "4")
+    assert r.code == 0 and "over 4 connections" in r.err
+    r = cli("--manifest", m, "fetch", "fourcon", "--force", "--connections", "4", "--json")
+    assert r.items[0]["connections"] == 4
+    r = cli("--manifest", m, "fetch", "fourcon", "--json")                 # cached now
+    assert r.items[0]["state"] == "cached" and r.items[0]["connections"] is None
 
 
 def test_a_server_that_pushes_back_gets_fewer_connections_not_a_failure(server, blob,
@@ -192,7 +207,7 @@ def test_a_given_connection_count_is_a_maximum(server, blob, manifest):
     server.max_blocks = 0
     res = Zoo(manifests=[manifest(entry(b))], connections=3).fetch("fixed")
     assert res.digests.md5 == b.md5
-    assert server.max_blocks == 3
+    assert server.max_blocks == 3 and res.connections == 3
 
 
 def test_pushback_while_another_block_fails_ends_with_the_error_not_a_hang(server, blob,

@@ -333,7 +333,8 @@ class Fetcher:
                                 f"({failures[-1].reason})")
             return FetchResult(art.name, admitted.path, action, served, got.transferred,
                                got.digests, Strength.MIRROR if weak else self.trust.strength(art),
-                               admitted.pinned, (*warnings, *admitted.warnings))
+                               admitted.pinned, (*warnings, *admitted.warnings),
+                               got.connections)
         raise DownloadFailedError(art.name, failures)
 
     def _dead_host(self, url: str) -> str | None:

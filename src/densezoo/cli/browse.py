@@ -130,6 +130,8 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
                 app.warn(w)
             if app.verbose or res.action != "cached":
                 detail = f" from {res.url}" if app.verbose and res.url else ""
+                if app.verbose and (res.connections or 1) > 1:
+                    detail += f" over {res.connections} connections"
                 app.say(f"{res.action} {o.name} ({human_size(res.transferred)} transferred, "
                         f"checksum: {res.strength}){detail}")
         if o.error is not None:

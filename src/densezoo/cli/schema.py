@@ -49,7 +49,7 @@ ARTIFACT = record({
 
 _FETCHED = {"state": S, "path": (S, NULL), "url": (S, NULL), "transferred": I,
             "size": (I, NULL), "md5": (S, NULL), "sha256": (S, NULL), "strength": (S, NULL),
-            "warnings": STRINGS}
+            "warnings": STRINGS, "connections": (I, NULL)}
 FETCH = record({"name": S, "ok": B, "state": S, "path": (S, NULL), "strength": (S, NULL)},
                {**_FETCHED, "extracted": record({"name": S, "archive": S, "path": S,
                                                  "state": S})})

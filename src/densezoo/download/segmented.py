@@ -232,6 +232,7 @@ class SegmentedFetch:
     def _start_workers(self, n: int) -> None:
         with self._lock:
             self._live += n
+            self.transfer.connections = max(self.transfer.connections, self._live)
         for _ in range(n):
             t = threading.Thread(target=self._worker, daemon=True,
                                  name=f"densezoo-seg{len(self._threads)}")

@@ -122,6 +122,7 @@ class DownloadResult:
     resumed_from: int              # bytes kept from an earlier attempt
     transferred: int               # bytes that came over the network
     validators: dict[str, str | None] = field(default_factory=dict)   # etag, last_modified
+    connections: int = 1           # the most connections that carried bytes at once
 
 
 def validator_of(validators: dict) -> str | None:
@@ -156,6 +157,7 @@ class Transfer:
         self.progress = progress or NoProgress()
         self.hasher: StreamHasher | None = None
         self.transferred = 0           # bytes received over the network, all attempts
+        self.connections = 1           # the most at once (a segmented fetch raises it)
         self.best = 0                  # the most bytes ever kept in order
         self.result: DownloadResult | None = None
         self._lock = threading.Lock()  # segmented workers count bytes and finish blocks
@@ -293,7 +295,7 @@ class Transfer:
                validators: dict[str, str | None]) -> DownloadResult:
         assert self.hasher is not None
         self.result = DownloadResult(self.hasher.finish(), url, resumed_from, self.transferred,
-                                     validators)
+                                     validators, self.connections)
         return self.result
 
     def close(self) -> None:

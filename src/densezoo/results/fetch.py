@@ -25,13 +25,15 @@ class FetchResult:
     strength: Strength
     pinned: bool = False           # True when this call recorded a trust-on-first-use pin
     warnings: tuple[str, ...] = ()
+    connections: int | None = None  # the most Range connections at once (None: cached)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.action, "path": str(self.path),
                 "url": self.url, "transferred": self.transferred,
                 **(self.digests.as_dict() if self.digests else
                    {"size": None, "md5": None, "sha256": None}),
-                "strength": self.strength, "warnings": list(self.warnings)}
+                "strength": self.strength, "warnings": list(self.warnings),
+                "connections": self.connections}
 
 
 @dataclass(frozen=True)
