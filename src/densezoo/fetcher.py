@@ -25,11 +25,10 @@ from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
 from .sources import source_for
-from .results import FetchAction, VerifyStatus
+from .results import FetchAction, Strength, VerifyStatus
 from .results.fetch import ExtractResult, FetchOutcome, FetchResult
 from .settings import Settings
 from .store.files import FetchMarker, Store
-from .results import Strength
 from .store.trust import Trust, declared, declared_strength, has_full
 from .urls import redact, url_key
 from .store.verifier import Verifier

@@ -98,8 +98,7 @@ class SegmentedFetch:
         self._live = 0
         self._returned: list[_Block] = []               # handed back by a retiring worker
         self._threads: list[threading.Thread] = []
-        self._received = 0                              # bytes, all workers
-        self._window = (time.monotonic(), 0)            # (since, bytes then)
+        self._window = (0.0, 0)                         # (since, bytes received then)
         self._warm = False                              # the current count has run a window
         self.blocks = [_Block(s, min(s + BLOCK, body.total))
                        for s in range(transfer.hashed, body.total, BLOCK)]
@@ -202,8 +201,6 @@ class SegmentedFetch:
                     os.pwrite(self.fd, chunk, pos[0])
                 pos[0] += len(chunk)
                 self.transfer.count(len(chunk))
-                with self._lock:
-                    self._received += len(chunk)
 
     def _missing(self) -> int:
         """Bytes of the file not on disk yet (for a disk-full message)."""
@@ -217,7 +214,12 @@ class SegmentedFetch:
         """The server refused or dropped a connection: one fewer, and never more again.
         True when the caller is the one too many: it ends, and ``b`` goes back for a
         worker still live to fetch whole (its bytes so far were never recorded); a worker
-        retrying in place would be refused again, and cut the count again."""
+        retrying in place would be refused again, and cut the count again.
+
+        A handed-back block is never orphaned: it is appended under the lock only while
+        ``limit`` >= 1 other workers stay live, and a worker ends only in ``_claim``
+        (which takes handed-back blocks first, under the same lock) or by failing (which
+        releases them to the follower)."""
         with self._lock:
             self._grow = False
             self.limit = max(1, min(self.limit, self._live) - 1)
@@ -246,7 +248,8 @@ class SegmentedFetch:
         if not self._grow or now - since < JUDGE_AFTER:
             return
         with self._lock:
-            received, live, unclaimed = self._received, self._live, len(self.blocks) - self._next
+            live, unclaimed = self._live, len(self.blocks) - self._next
+        received = self.transfer.transferred     # counted once, by ``Transfer.count``
         self._window = (now, received)
         if not self._warm:                   # the first window has every connection opening
             self._warm = True
@@ -265,13 +268,6 @@ class SegmentedFetch:
             self._start_workers(add)
             self._warm = False
 
-    def _adopt_orphans(self) -> None:
-        """A block handed back after every other worker had ended: start one for it."""
-        with self._lock:
-            orphaned = bool(self._returned) and self._live == 0 and not self._stop.is_set()
-        if orphaned:
-            self._start_workers(1)
-
     # -- the follower ---------------------------------------------------------------------
 
     def run(self) -> None:
@@ -281,13 +277,12 @@ class SegmentedFetch:
         assert hasher is not None
         self.transfer.begin_segmented()
         self.limit = min(self.limit, len(self.blocks))
-        self._window = (time.monotonic(), 0)
+        self._window = (time.monotonic(), self.transfer.transferred)
         self._start_workers(self.limit)
         try:
             for b in self.blocks:
                 while not b.done.wait(0.1):
                     self._judge()
-                    self._adopt_orphans()
                 if not b.ok:          # blocks before it are hashed: a clean prefix to keep
                     break
                 pos = b.start
