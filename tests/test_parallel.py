@@ -130,6 +130,7 @@ def test_blocks_completed_out_of_order_are_kept_for_the_resume(server, blob, man
     fetched = [x for x in ranges(server, b.path) if x]
     assert fetched and all(start < (8 << 20) for start, _ in fetched)     # only block 0
     assert res.transferred <= len(b.data) - kept
+    assert res.connections == 1           # one block was missing: one connection, said so
 
 
 def test_kept_blocks_of_another_version_are_never_stitched_in(server, blob, manifest):

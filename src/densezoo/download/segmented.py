@@ -96,6 +96,7 @@ class SegmentedFetch:
         self._grow = connections is None and bool(one_rate)
         self._one_rate = one_rate
         self._live = 0
+        self._busy = 0                                  # workers with a block in flight
         self._returned: list[_Block] = []               # handed back by a retiring worker
         self._threads: list[threading.Thread] = []
         self._window = (0.0, 0)                         # (since, bytes received then)
@@ -149,6 +150,16 @@ class SegmentedFetch:
                     b.done.set()
 
     def _fetch_block(self, b: _Block) -> None:
+        with self._lock:              # what the fetch reports: blocks in flight at once
+            self._busy += 1
+            self.transfer.connections = max(self.transfer.connections, self._busy)
+        try:
+            self._fetch_whole(b)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _fetch_whole(self, b: _Block) -> None:
         pos = [b.start]
 
         def attempt() -> None:
@@ -234,7 +245,6 @@ class SegmentedFetch:
     def _start_workers(self, n: int) -> None:
         with self._lock:
             self._live += n
-            self.transfer.connections = max(self.transfer.connections, self._live)
         for _ in range(n):
             t = threading.Thread(target=self._worker, daemon=True,
                                  name=f"densezoo-seg{len(self._threads)}")
@@ -248,7 +258,8 @@ class SegmentedFetch:
         if not self._grow or now - since < JUDGE_AFTER:
             return
         with self._lock:
-            live, unclaimed = self._live, len(self.blocks) - self._next
+            live = self._live
+            unclaimed = sum(not b.ok for b in self.blocks[self._next:])
         received = self.transfer.transferred     # counted once, by ``Transfer.count``
         self._window = (now, received)
         if not self._warm:                   # the first window has every connection opening
@@ -276,7 +287,7 @@ class SegmentedFetch:
         hasher = self.transfer.hasher
         assert hasher is not None
         self.transfer.begin_segmented()
-        self.limit = min(self.limit, len(self.blocks))
+        self.limit = min(self.limit, sum(not b.ok for b in self.blocks))
         self._window = (time.monotonic(), self.transfer.transferred)
         self._start_workers(self.limit)
         try:
