@@ -43,6 +43,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     method: str = "GET"
+    fault: str | None = None       # the kind of fault this request was served, if any
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -125,10 +126,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_counted(self, head: bool, owner: "TestServer") -> None:
         path = self.path
-        owner._record(Seen(path, {k: v for k, v in self.headers.items()}, self.command))
+        seen = Seen(path, {k: v for k, v in self.headers.items()}, self.command)
+        owner._record(seen)
         rng = _RANGE.match(self.headers.get("Range", "").strip())
         start = int(rng.group(1)) if rng else None
         fault = owner._take_fault(path, start) or owner._take_fault(path.split("?")[0], start)
+        seen.fault = fault.kind if fault is not None else None
         data = owner.files.get(path)
         if fault is not None and self._fault(fault, data, head):
             return
