@@ -60,6 +60,12 @@ def new_session() -> requests.Session:
     return s
 
 
+def _still_needed(body: Body, t: Transfer) -> Callable[[], int | None]:
+    """For a disk-full message: the bytes of this body the disk has still to take, read
+    when the error happens (None when the server stated no size)."""
+    return lambda: None if body.total is None else max(0, body.total - t.hashed)
+
+
 class Downloader:
     """Fetch URLs with retries into densezoo's partial files.
 
@@ -188,8 +194,7 @@ class Downloader:
                 # Closing flushes what is buffered: on a full disk this may be the write
                 # that fails, and the message still says how much more is needed.
                 with store_errors("write the download", t.sink.path.parent,
-                                  lambda: None if body.total is None
-                                  else max(0, body.total - t.hashed)):
+                                  _still_needed(body, t)):
                     f.close()
         if body.total is not None and t.hashed != body.total:
             raise TransferError(redact(url), f"connection closed after {t.hashed} of "
@@ -272,13 +277,12 @@ class Downloader:
         # No byte past the size the server or the manifest states: a body without a
         # length (or an encoding never asked for) cannot fill the disk with junk.
         cap = body.total if body.total is not None else t.expected_size
-        needed = (lambda: None if body.total is None else body.total - t.hashed)
         # read1 returns what has arrived (up to CHUNK): a slow link still shows
         # progress and loses at most one socket read when it breaks.
         read, first = resp.raw.read1, True
         behind = WriteBehind(f.fileno(), body.start)
         try:
-            with store_errors("write the download", t.sink.path.parent, needed):
+            with store_errors("write the download", t.sink.path.parent, _still_needed(body, t)):
                 while not (body.ranges_ok and self._should_split(
                         forced, began, t.hashed - body.start, body.total - t.hashed)):
                     if self.cancel.is_set():
