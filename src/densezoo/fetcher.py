@@ -274,7 +274,7 @@ class Fetcher:
                     failures.append(UrlFailure(redact(url), clash, FailureKind.CHECKSUM))
                     continue
                 exp = exp.merged(Expected(size=resolved.size, sha256=resolved.sha256, sources={
-                    k: "the Hub" for k in ("size", "sha256") if getattr(resolved, k)}))
+                    k: _HUB for k in ("size", "sha256") if getattr(resolved, k)}))
                 if exp.sha256 and "sha256" not in algorithms:
                     algorithms = (*algorithms, "sha256")
             if self.health.ranges_refused(url):
@@ -285,7 +285,8 @@ class Fetcher:
                 got = self.downloader.download(
                     request_url, partial, expected_size=exp.size, file_name=art.file_name,
                     resume_unvalidated=exp.has_checksum, algorithms=algorithms,
-                    progress=progress_for(progress, art))
+                    progress=progress_for(progress, art),
+                    size_claimed=exp.sources.get("size") == _HUB)
             except TransferError as e:
                 partial.release()
                 self.health.record(url, ok=False)
@@ -415,6 +416,9 @@ class Fetcher:
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+_HUB = "the Hub"          # where a source's own claims came from (Expected.sources)
 
 
 def _weak_reason(exp: Expected) -> str:

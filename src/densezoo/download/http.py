@@ -21,7 +21,7 @@ import requests
 
 from ..version import __version__
 from ..content.sniff import sniff_wrong_content
-from ..disk import WriteBehind, check_free_space, store_errors
+from ..disk import WriteBehind, allocated, check_free_space, store_errors
 from ..errors import (Cancelled, FailureKind, InsecureRedirectError, PolicyError, StoreError,
                       TransferError)
 from ..hashing import ALGORITHMS, CHUNK
@@ -153,16 +153,20 @@ class Downloader:
     def download(self, url: str, sink: Sink, *, expected_size: int | None,
                  file_name: str, resume_unvalidated: bool = True,
                  algorithms: tuple[str, ...] = ALGORITHMS,
-                 progress: Progress | None = None) -> DownloadResult:
+                 progress: Progress | None = None,
+                 size_claimed: bool = False) -> DownloadResult:
         """Fill ``sink`` from ``url`` (resuming what is in it) and hash every byte once.
 
         Bytes already in the sink are kept only if the server can confirm they
         belong to the same file (an ETag/Last-Modified for ``If-Range``), or if
         ``resume_unvalidated`` says a published checksum will catch a stitched file.
+        ``size_claimed``: ``expected_size`` is only what this source said of itself
+        (the Hub's X-Linked-Size), not the manifest's: it cannot fail the disk.
         """
         t = Transfer(sink, algorithms=algorithms, expected_size=expected_size,
                      file_name=file_name, resume_unvalidated=resume_unvalidated,
                      progress=progress)
+        t.size_claimed = size_claimed
         try:
             return self.retry.run(lambda: self._attempt(url, t), progress_made=t.progress_mark)
         finally:
@@ -225,7 +229,9 @@ class Downloader:
                                 f"{t.expected_size} are expected: a different file (a "
                                 "pointer, a placeholder or a truncated copy)", retryable=False)
         if self.space_check and total is not None:
-            self._check_space(url, t, total - start)
+            # Bytes the partial already holds (the prefix, blocks an earlier run kept, even
+            # half-written ones) are rewritten in place, never asked of the free space.
+            self._check_space(url, t, max(0, total - allocated(t.sink.path)))
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
@@ -254,15 +260,17 @@ class Downloader:
         return parsed[1]
 
     def _check_space(self, url: str, t: Transfer, needed: int) -> None:
-        """A size the manifest states is the file's: not fitting is the disk's problem (exit
-        8).  A size only the server states may be a lie: this URL fails, the next is tried."""
+        """A size the manifest (or our own pin) states is the file's: not fitting is the
+        disk's problem (exit 8).  A size only a source states -- its Content-Length, the
+        Hub's X-Linked-Size -- may be a lie: this URL fails with the disk's facts, and the
+        next URL is still tried (a 1 PB claim from one copy must not end the fetch)."""
         try:
             check_free_space(t.sink.path.parent, needed)
         except StoreError as e:
-            if t.expected_size is not None:
+            if t.expected_size is not None and not t.size_claimed:
                 raise
-            raise TransferError(redact(url), f"the server declares {needed} bytes, more than "
-                                "the disk has free; not trying this URL",
+            raise TransferError(redact(url), f"{e.message} (a size only the server states: "
+                                "the next URL is tried)",
                                 retryable=False, kind=FailureKind.DISK) from e
 
     def _receive(self, url: str, t: Transfer, resp: requests.Response, f: BinaryIO,

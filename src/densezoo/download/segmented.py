@@ -32,7 +32,7 @@ from typing import Callable
 
 import requests
 
-from ..disk import store_errors
+from ..disk import pwrite_all, store_errors
 from ..errors import Cancelled, DensezooError, TransferError
 from ..hashing import CHUNK
 from .transfer import Transfer, same_version
@@ -172,12 +172,15 @@ class SegmentedFetch:
 
         try:
             self.retry.run(attempt, progress_made=lambda: pos[0], give_up=self._stop.is_set)
+            # Recording the block writes a file too: on a full disk this is the write that
+            # fails (ENOSPC), and the block must be released like any other failure, or
+            # the follower waits on it forever.
+            self.transfer.block_done(b.start, b.end)
         except _Surplus:
             raise
         except BaseException:
             b.done.set()
             raise
-        self.transfer.block_done(b.start, b.end)
         b.ok = True
         b.done.set()
 
@@ -209,7 +212,7 @@ class SegmentedFetch:
                     raise TransferError(resp.url or "", "connection closed early")
                 with store_errors("write the download", self.transfer.sink.path.parent,
                                   self._missing):
-                    os.pwrite(self.fd, chunk, pos[0])
+                    pwrite_all(self.fd, chunk, pos[0])
                 pos[0] += len(chunk)
                 self.transfer.count(len(chunk))
 
@@ -218,6 +221,9 @@ class SegmentedFetch:
         assert self.body.total is not None
         on_disk = sum(b.end - b.start for b in self.blocks if b.ok)
         return max(0, self.body.total - self.blocks[0].start - on_disk) if self.blocks else 0
+
+    def _workers_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     # -- how many connections --------------------------------------------------------------
 
@@ -294,6 +300,8 @@ class SegmentedFetch:
             for b in self.blocks:
                 while not b.done.wait(0.1):
                     self._judge()
+                    if not b.done.is_set() and not self._workers_alive():
+                        break         # nobody left to finish it: never wait unbounded
                 if not b.ok:          # blocks before it are hashed: a clean prefix to keep
                     break
                 pos = b.start

@@ -35,6 +35,7 @@ class Sink(Protocol):
     def size(self) -> int: ...
     def open(self, offset: int, keep_tail: bool = False) -> BinaryIO: ...
     def save_meta(self, record: dict[str, Any]) -> None: ...
+    def drop_meta(self) -> None: ...
 
 
 @dataclass
@@ -152,6 +153,7 @@ class Transfer:
         self.record = ResumeRecord.load(sink.meta)
         self.algorithms = algorithms
         self.expected_size = expected_size
+        self.size_claimed = False      # expected_size is only the source's own claim
         self.file_name = file_name
         self.resume_unvalidated = resume_unvalidated
         self.progress = progress or NoProgress()
@@ -231,6 +233,8 @@ class Transfer:
 
     def resume_offset(self) -> int:
         """Where the next request starts: the kept bytes, if they can be trusted to belong."""
+        if self.record.url is None:
+            return 0            # no record (dropped by ``reset``): nothing vouches for the bytes
         if not (validator_of(self.record.validators) or self.resume_unvalidated):
             return 0
         offset = self.record.prefix(self.sink.size)
@@ -254,11 +258,19 @@ class Transfer:
             self.progress.advance(n)
 
     def reset(self) -> None:
-        """Forget every kept byte: the next attempt starts from zero."""
+        """Forget every kept byte: the next attempt starts from zero.
+
+        The record goes *before* the file is cut: a kill between the two leaves no
+        record (which keeps nothing) beside bytes that are still whole, never a record
+        that lists kept blocks beside a file truncated under them (a resume trusted
+        the holes, published them and pinned them)."""
         if self.hasher is not None:
             self.hasher.abort()
         self.hasher = None
+        # Dropping the record needs no space (a full disk is a common reason to reset),
+        # and a partial with no record keeps nothing (``resume_offset``).
         with store_errors("write the download", self.sink.path.parent):
+            self.sink.drop_meta()
             self.sink.open(0).close()
         self.record = ResumeRecord()
         self._save()
