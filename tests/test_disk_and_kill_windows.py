@@ -145,3 +145,44 @@ def test_freed_space_lets_a_segmented_download_resume(server, blob, manifest, tm
     (row,) = json.loads(r.stdout)["items"]
     assert Path(row["path"]).read_bytes() == b.data
     assert row["transferred"] < len(b.data)        # what the full disk kept was used
+
+
+def test_a_short_content_length_against_the_ranges_fails_that_url(server, blob, manifest,
+                                                                  cache_dir):
+    """Item 9: the whole-file answer says 1000 bytes fewer than every Content-Range's
+    complete-length: the URL fails naming both, nothing is published or pinned (before:
+    the truncated file was published and pinned, and every correct download after it
+    failed the pin)."""
+    b = blob("shortlen", SIZE)
+    server.fault(b.path, "short_length", -1, short=1000)
+    m = str(manifest(entry(b, md5=False, size=False)))
+    r = fetch("--manifest", m, "fetch", b.name, "--connections", "4", "--json",
+              cache=cache_dir)
+    assert r.returncode == 5, r.stderr
+    assert "contradicts itself on the file's size" in r.stderr
+    assert f"/{SIZE}" in r.stderr and str(SIZE - 1000) in r.stderr
+    assert not list(cache_dir.rglob("pins/**/*.json"))
+    assert not [p for p in cache_dir.rglob("shortlen.bin")]
+    server.faults.clear()                      # the server is fixed: a normal download
+    r = fetch("--manifest", m, "fetch", b.name, "--json", cache=cache_dir)
+    assert r.returncode == 0, r.stderr
+    published_exactly(r.stdout, b, cache_dir)
+
+
+def test_a_resume_whose_content_range_states_another_size_fails_that_url(server, blob,
+                                                                         manifest, cache_dir):
+    """Item 9 on one connection: the first answer (Content-Length N) breaks mid-body; the
+    resume of the same version says the file has N + 1000 bytes: that URL fails and the
+    kept bytes are dropped (the next good run downloads all of it)."""
+    b = blob("resumelen", 3_000_000)
+    server.fault(b.path, "truncate", 1, after=1_000_000)
+    server.fault(b.path, "lie_total", 1, from_byte=1, extra=1000)
+    m = str(manifest(entry(b, md5=False, size=False)))
+    r = fetch("--manifest", m, "fetch", b.name, "--connections", "1", cache=cache_dir)
+    assert r.returncode == 5, r.stderr
+    assert "contradicts itself on the file's size" in r.stderr and "3001000" in r.stderr
+    server.faults.clear()
+    r = fetch("--manifest", m, "fetch", b.name, "--json", cache=cache_dir)
+    assert r.returncode == 0, r.stderr
+    published_exactly(r.stdout, b, cache_dir)
+    assert json.loads(r.stdout)["items"][0]["transferred"] == len(b.data)

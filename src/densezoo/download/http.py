@@ -28,8 +28,8 @@ from ..hashing import ALGORITHMS, CHUNK
 from ..progress import Progress
 from ..urls import is_loopback, redact
 from .transfer import DownloadResult, Sink, Transfer, same_version, validator_of
-from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, RetryPolicy, content_range,
-                   network_error, retry_after, to_int)
+from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, LengthConflict, RetryPolicy,
+                   content_range, length_conflict, network_error, retry_after, to_int)
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
@@ -235,7 +235,7 @@ class Downloader:
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
-        t.accepted(redact(served), validators, start)
+        t.accepted(redact(served), validators, start, total)
         ranges_ok = (self.connections != 1 and total is not None and not encoded
                      and url not in self.no_ranges
                      and bool(validator_of(validators))
@@ -257,6 +257,11 @@ class Downloader:
             t.reset()
             raise TransferError(redact(url), "the server resumed with a different version of "
                                 "the file (its ETag/Last-Modified changed); restarting")
+        # The same version, so the same size as the answer the kept bytes came from.
+        conflict = length_conflict(resp, t.record.total)
+        if conflict is not None:
+            t.reset()
+            raise LengthConflict(redact(url), conflict)
         return parsed[1]
 
     def _check_space(self, url: str, t: Transfer, needed: int) -> None:
@@ -336,6 +341,10 @@ class Downloader:
                 SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
                                self.retry, self.cancel, t, body, f.fileno(),
                                self.connections, one_rate).run()
+            except LengthConflict as e:
+                t.reset()        # which size is the file's cannot be told: keep nothing
+                e.url = redact(url)
+                raise
             except RangeRefused as e:
                 # Server misbehaviour is no reason to fail: one connection from the hashed
                 # prefix (the record vouches for it), or from zero when the file changed.

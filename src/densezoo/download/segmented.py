@@ -36,7 +36,8 @@ from ..disk import pwrite_all, store_errors
 from ..errors import Cancelled, DensezooError, TransferError
 from ..hashing import CHUNK
 from .transfer import Transfer, same_version
-from .wire import NETWORK_ERRORS, Body, RetryPolicy, content_range, describe
+from .wire import (NETWORK_ERRORS, Body, LengthConflict, RetryPolicy, content_range, describe,
+                   length_conflict)
 
 BLOCK = 8 << 20
 AUTO_CONNECTIONS = 4          # connections to start with when segmentation was automatic
@@ -196,6 +197,9 @@ class SegmentedFetch:
                 raise RangeRefused(resp.url or "", f"the server answered a Range request "
                                    f"with HTTP {resp.status_code} (it ignores Range)",
                                    changed=False)
+            conflict = length_conflict(resp, self.body.total)
+            if conflict is not None:
+                raise LengthConflict(resp.url or "", conflict)
             if parsed is None or parsed[0] != pos[0]:
                 raise RangeRefused(resp.url or "", "the server answered a Range request with "
                                    f"a wrong Content-Range ({resp.headers.get('Content-Range')!r})",

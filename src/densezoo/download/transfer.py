@@ -52,6 +52,7 @@ class ResumeRecord:
     last_modified: str | None = None
     segmented: bool = False
     ranges: list[tuple[int, int]] = field(default_factory=list)
+    total: int | None = None      # the file's size as the server stated it
 
     @classmethod
     def load(cls, raw: Any) -> "ResumeRecord":
@@ -65,6 +66,9 @@ class ResumeRecord:
             return v if isinstance(v, str) else None
 
         rec = cls(text("url"), text("etag"), text("last_modified"))
+        total = raw.get("total")
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            rec.total = total
         if "blocks" in raw or "prefix" in raw:          # written before records were typed
             rec.segmented = True
         if raw.get("segmented") is True:
@@ -81,6 +85,8 @@ class ResumeRecord:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"url": self.url, "etag": self.etag,
                              "last_modified": self.last_modified}
+        if self.total is not None:
+            d["total"] = self.total
         if self.segmented:
             d.update(segmented=True, ranges=[list(r) for r in self.ranges])
         return d
@@ -180,7 +186,8 @@ class Transfer:
                 else self.sink.size)
         return max(0, self.expected_size - have)
 
-    def accepted(self, url: str, validators: dict[str, str | None], start: int) -> None:
+    def accepted(self, url: str, validators: dict[str, str | None], start: int,
+                 total: int | None = None) -> None:
         """A response was accepted for bytes from ``start``: record which version they are.
         Kept blocks continue only this exact response: same version, at the prefix."""
         as_headers = {"ETag": validators.get("etag"),
@@ -191,6 +198,7 @@ class Transfer:
         self.record.url = url
         self.record.etag = validators.get("etag")
         self.record.last_modified = validators.get("last_modified")
+        self.record.total = total
         self._save()
 
     def begin_segmented(self) -> None:
@@ -294,7 +302,8 @@ class Transfer:
                         self.hasher.abort()
                         self.hasher = StreamHasher(self.algorithms)
                         self.record = ResumeRecord(self.record.url, self.record.etag,
-                                                   self.record.last_modified)
+                                                   self.record.last_modified,
+                                                   total=self.record.total)
                         offset = 0
             keep = bool(self.kept_ranges())
             f = self.sink.open(offset, keep_tail=keep)

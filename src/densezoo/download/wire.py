@@ -112,6 +112,38 @@ def content_range(resp) -> tuple[int, int | None] | None:
     return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
 
 
+class LengthConflict(TransferError):
+    """Two lengths the server stated for the same file disagree (a Content-Length against
+    a Content-Range, one Content-Range's complete-length against the size stated
+    before): it cannot be told which is the truth, so that URL fails and its bytes are
+    dropped.  A short Content-Length believed got a truncated file published and pinned."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, f"the server contradicts itself on the file's size: {reason}",
+                         retryable=False)
+
+
+def length_conflict(resp, total: int | None) -> str | None:
+    """Why the lengths a 206 states disagree with each other or with ``total`` (the size
+    stated earlier for the same file), or None.  Content-Length is compared only for
+    identity bodies (an encoded one counts encoded bytes)."""
+    header = resp.headers.get("Content-Range", "")
+    m = _CONTENT_RANGE.match(header)
+    if resp.status_code != 206 or not m:
+        return None
+    first, last = int(m.group(1)), int(m.group(2))
+    whole = int(m.group(3)) if m.group(3) != "*" else None
+    length = to_int(resp.headers.get("Content-Length"))
+    encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+    if last < first or (whole is not None and last >= whole):
+        return f"Content-Range {header!r} is not a range of the file"
+    if length is not None and not encoded and length != last - first + 1:
+        return f"Content-Length {length} for Content-Range {header!r} ({last - first + 1} bytes)"
+    if whole is not None and total is not None and whole != total:
+        return f"Content-Range {header!r} says {whole} bytes, an earlier answer said {total}"
+    return None
+
+
 def to_int(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
