@@ -181,8 +181,10 @@ class Downloader:
             reason += " (forbidden or missing key: check the id/path in the URL)"
         elif code == 404:
             reason += " (not found)"
-        raise TransferError(redact(url), reason, status=code, retryable=code in RETRY_STATUS,
-                            retry_after=retry_after(resp.headers.get("Retry-After")))
+        busy = code in RETRY_STATUS          # "not now", not "no such file": no 403 advice
+        raise TransferError(redact(url), reason, status=code, retryable=busy,
+                            retry_after=retry_after(resp.headers.get("Retry-After")),
+                            kind=FailureKind.BUSY if busy else None)
 
     def _attempt(self, url: str, t: Transfer) -> DownloadResult:
         """One request: resume where the kept bytes end, check the answer, take the body."""

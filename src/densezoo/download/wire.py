@@ -75,19 +75,30 @@ class RetryPolicy:
                 failures += 1
                 delay = self.backoff(failures)
                 if e.retry_after is not None:
-                    delay = min(max(delay, e.retry_after), max(self.cap, 60.0))
-                late = (self.deadline is not None
-                        and time.monotonic() - since + delay > self.deadline)
+                    # Honoured in full up to the deadline; with no deadline, capped.
+                    delay = max(delay, e.retry_after)
+                    if self.deadline is None:
+                        delay = min(delay, max(self.cap, 60.0))
+                waited = time.monotonic() - since
+                late = self.deadline is not None and waited + delay > self.deadline
                 if (not e.retryable or failures >= self.attempts or late
                         or (give_up is not None and give_up())):
                     if late and e.retryable:
-                        e.reason += (f" (gave up: no data for {self.deadline:g} s; "
-                                     "DENSEZOO_DEADLINE sets it)")
+                        e.reason += self._late(e.retry_after, waited)
                     raise
                 from ..events import retrying
 
                 retrying(e.url, delay, failures + 1, self.attempts, e.reason)
                 self.sleep(delay)
+
+
+    def _late(self, asked: float | None, waited: float) -> str:
+        """Why no further attempt: the server's own Retry-After, or no data for too long."""
+        assert self.deadline is not None
+        if asked is not None and waited + asked > self.deadline:
+            return (f" (the server asks to retry after {asked:g} s, past DENSEZOO_DEADLINE "
+                    f"({self.deadline:g} s): not waiting)")
+        return f" (gave up: no data for {self.deadline:g} s; DENSEZOO_DEADLINE sets it)"
 
 
 def retry_after(value: str | None) -> float | None:
