@@ -338,9 +338,13 @@ class Fetcher:
         raise DownloadFailedError(art.name, failures)
 
     def _dead_host(self, url: str) -> str | None:
-        """Why ``url``'s host is skipped in this batch, if it could not be reached already."""
+        """Why ``url``'s host is skipped in this batch: it could not be reached already, or
+        its last answer never came (the downloader's ``silent``: a host that accepts and
+        never answers cost a read timeout per artifact, 300 s for 20 with -j 4)."""
         with self._lock:
             seen = self._unreachable.get(host_of(url))
+            if seen is None and self._downloader is not None:
+                seen = self._downloader.silent.get(host_of(url))
         if seen is None:
             return None
         reason, when = seen

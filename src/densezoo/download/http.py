@@ -28,7 +28,10 @@ from ..hashing import ALGORITHMS, CHUNK
 from ..progress import Progress
 from ..urls import is_loopback, redact
 from .transfer import DownloadResult, Sink, Transfer, same_version, validator_of
-from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, LengthConflict, RetryPolicy,
+from .guard import Guard, GuardedAdapter, no_answer
+from .guard import current as current_guard
+from .health import host_of
+from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, LengthConflict, NoAnswer, RetryPolicy,
                    content_range, length_conflict, network_error, retry_after, to_int)
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
@@ -53,7 +56,8 @@ def new_session() -> requests.Session:
     requests already honours HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE.
     """
     s = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+    # Its connections tell the running attempt's Guard their socket (see guard.py).
+    adapter = GuardedAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
@@ -90,7 +94,11 @@ class Downloader:
         self.cancel = cancel or threading.Event()   # set: every transfer stops (Ctrl-C)
         # URLs whose server misanswered a Range request: one connection from then on.
         self.no_ranges: set[str] = set()
-        
+        # Hosts whose last answer to a file request never came (host -> (why, when)): the
+        # fetcher asks them for no other file in this run (a silent host cost a timeout
+        # per artifact); any answer from the host clears it.
+        self.silent: dict[str, tuple[str, float]] = {}
+
     # -- policy and redirects -------------------------------------------------------------
 
     def check_url_allowed(self, url: str) -> None:
@@ -112,11 +120,17 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             self.check_url_allowed(current)
             seen.append(current)
+            guard = current_guard()
             try:
                 resp = self.session.get(current, headers=headers, stream=True,
                                         allow_redirects=False, timeout=self.timeout)
             except NETWORK_ERRORS as e:
-                raise network_error(redact(url), e, self.timeout) from None
+                err = network_error(redact(url), e, self.timeout)
+                if (guard is not None and guard.fired) or err.reason.startswith("read timed"):
+                    raise NoAnswer(redact(url), no_answer(self.timeout[1])) from None
+                raise err from None
+            if guard is not None:
+                guard.answered()
             if resp.status_code in (301, 302, 303, 307, 308):
                 location = resp.headers.get("Location")
                 resp.close()
@@ -139,10 +153,11 @@ class Downloader:
     def get_small(self, url: str, limit: int = 64 * 1024) -> bytes:
         """GET a small text resource (an ``.md5sum``) with the same retries."""
         def once() -> bytes:
-            resp = self._open(url, {"Accept-Encoding": "identity"})
-            with resp:
-                self.raise_for_status(url, resp)
-                data = resp.raw.read(limit + 1, decode_content=True)
+            with Guard(self.timeout[1], self.min_rate):
+                resp = self._open(url, {"Accept-Encoding": "identity"})
+                with resp:
+                    self.raise_for_status(url, resp)
+                    data = resp.raw.read(limit + 1, decode_content=True)
             if len(data) > limit:
                 raise TransferError(redact(url), f"larger than {limit} bytes", retryable=False)
             return data
@@ -189,13 +204,24 @@ class Downloader:
     def _attempt(self, url: str, t: Transfer) -> DownloadResult:
         """One request: resume where the kept bytes end, check the answer, take the body."""
         offset = t.resume_offset()
-        resp = self._open(url, t.request_headers(offset))
+        with Guard(self.timeout[1], self.min_rate) as guard:
+            try:
+                resp = self._open(url, t.request_headers(offset))
+            except NoAnswer as e:
+                self.silent[host_of(url)] = (e.reason, time.monotonic())
+                raise
+            self.silent.pop(host_of(url), None)
+            return self._take(url, t, resp, offset, guard)
+
+    def _take(self, url: str, t: Transfer, resp: requests.Response, offset: int,
+              guard: Guard) -> DownloadResult:
+        """Accept the answer and receive its body (the rest of ``_attempt``)."""
         with resp:
             body = self._accept(url, t, resp, offset)
             f = t.open_at(body.start)
             t.progress.start(t.file_name, body.total, body.start)
             try:
-                self._receive(url, t, resp, f, body)
+                self._receive(url, t, resp, f, body, guard)
             finally:
                 # Closing flushes what is buffered: on a full disk this may be the write
                 # that fails, and the message still says how much more is needed.
@@ -281,14 +307,13 @@ class Downloader:
                                 retryable=False, kind=FailureKind.DISK) from e
 
     def _receive(self, url: str, t: Transfer, resp: requests.Response, f: BinaryIO,
-                 body: Body) -> None:
+                 body: Body, guard: Guard) -> None:
         """Write, hash and count the body; hand the rest to segmented download if it pays."""
         assert t.hasher is not None
         # Blocks an interrupted segmented run completed are on disk: go segmented at once
         # and fetch only the missing ones.
         forced = (self.connections or 0) > 1 or bool(t.kept_ranges())
         began = time.monotonic()
-        pace = _Pace(self.min_rate, self.timeout[1])
         # No byte past the size the server or the manifest states: a body without a
         # length (or an encoding never asked for) cannot fill the disk with junk.
         cap = body.total if body.total is not None else t.expected_size
@@ -305,8 +330,10 @@ class Downloader:
                     try:
                         chunk = read(CHUNK, decode_content=body.encoded)
                     except NETWORK_ERRORS as e:
+                        guard.raise_if_fired(redact(url))
                         raise network_error(redact(url), e, self.timeout) from None
                     if not chunk:
+                        guard.raise_if_fired(redact(url))
                         break
                     if first and body.start == 0:
                         self._sniff(url, t, chunk)
@@ -319,11 +346,8 @@ class Downloader:
                     f.write(chunk)
                     t.hasher.update(chunk)
                     t.count(len(chunk))
+                    guard.got(len(chunk))
                     behind.wrote(t.hashed)
-                    if pace.too_slow(len(chunk)):
-                        raise TransferError(redact(url), f"slower than {self.min_rate:g} "
-                                            f"bytes/s for {pace.window:g} s; trying the next "
-                                            "URL (the bytes so far are kept)", retryable=False)
                 f.flush()
         except StoreError as e:
             if cap is not None or getattr(e.__cause__, "errno", None) != errno.ENOSPC:
@@ -333,6 +357,7 @@ class Downloader:
                                 "stated size; its bytes were discarded", retryable=False,
                                 kind=FailureKind.DISK) from None
         if body.ranges_ok and body.total is not None and t.hashed < body.total:
+            guard.stop()           # each segment's connection runs under its own guard
             resp.close()
             from .segmented import RangeRefused, SegmentedFetch
 
@@ -342,7 +367,8 @@ class Downloader:
             try:
                 SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
                                self.retry, self.cancel, t, body, f.fileno(),
-                               self.connections, one_rate).run()
+                               self.connections, one_rate,
+                               new_guard=lambda: Guard(self.timeout[1], self.min_rate)).run()
             except LengthConflict as e:
                 t.reset()        # which size is the file's cannot be told: keep nothing
                 e.url = redact(url)
@@ -356,6 +382,9 @@ class Downloader:
                 raise TransferError(redact(url), f"{e.reason}; "
                                     + ("starting again on one connection" if e.changed
                                        else "continuing on one connection")) from None
+            except TransferError as e:
+                e.url = redact(url)      # a segment names the URL that answered it, raw
+                raise
 
     @staticmethod
     def _sniff(url: str, t: Transfer, first: bytes) -> None:
@@ -386,25 +415,3 @@ class Downloader:
         resp = self._open(body.url, headers)
         self.raise_for_status(url, resp)
         return resp
-
-
-class _Pace:
-    """The minimum-rate rule: below ``rate`` bytes/s over ``window`` seconds, give up on
-    this URL.  A server trickling one byte a second never hits a read timeout."""
-
-    def __init__(self, rate: float, window: float) -> None:
-        self.rate = rate
-        self.window = max(window, 1.0)
-        self._start = time.monotonic()
-        self._bytes = 0
-
-    def too_slow(self, n: int) -> bool:
-        if self.rate <= 0:
-            return False
-        self._bytes += n
-        elapsed = time.monotonic() - self._start
-        if elapsed < self.window:
-            return False
-        slow = self._bytes / elapsed < self.rate
-        self._start, self._bytes = time.monotonic(), 0
-        return slow

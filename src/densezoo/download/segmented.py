@@ -35,6 +35,7 @@ import requests
 from ..disk import pwrite_all, store_errors
 from ..errors import Cancelled, DensezooError, TransferError
 from ..hashing import CHUNK
+from .guard import Guard
 from .transfer import Transfer, same_version
 from .wire import (NETWORK_ERRORS, Body, LengthConflict, RetryPolicy, content_range, describe,
                    length_conflict)
@@ -84,9 +85,13 @@ class SegmentedFetch:
 
     def __init__(self, open_range: OpenRange, retry: RetryPolicy, cancel: threading.Event,
                  transfer: Transfer, body: Body, fd: int, connections: int | None,
-                 one_rate: float | None = None) -> None:
+                 one_rate: float | None = None,
+                 new_guard: Callable[[], Guard] | None = None) -> None:
         assert body.total is not None
         self.open_range = open_range
+        # Each connection's attempt runs under its own guard: an answer in time, then
+        # the minimum rate (a Range answer dripping 100 B/s held a fetch for minutes).
+        self.new_guard = new_guard or (lambda: Guard(60.0))
         self.retry = retry
         self.cancel = cancel
         self.transfer = transfer
@@ -187,6 +192,10 @@ class SegmentedFetch:
 
     def _fetch_from(self, b: _Block, pos: list[int]) -> None:
         """One request for the rest of block ``b`` from ``pos[0]`` (advanced as bytes land)."""
+        with self.new_guard() as guard:
+            self._fetch_guarded(b, pos, guard)
+
+    def _fetch_guarded(self, b: _Block, pos: list[int], guard: Guard) -> None:
         resp = self.open_range(self.body, pos[0], b.end - 1)
         with resp:
             parsed = content_range(resp)
@@ -211,14 +220,17 @@ class SegmentedFetch:
                 try:
                     chunk = read(min(CHUNK, b.end - pos[0]))
                 except NETWORK_ERRORS as e:
+                    guard.raise_if_fired(resp.url or "")
                     raise TransferError(resp.url or "", describe(e)) from None
                 if not chunk:
+                    guard.raise_if_fired(resp.url or "")
                     raise TransferError(resp.url or "", "connection closed early")
                 with store_errors("write the download", self.transfer.sink.path.parent,
                                   self._missing):
                     pwrite_all(self.fd, chunk, pos[0])
                 pos[0] += len(chunk)
                 self.transfer.count(len(chunk))
+                guard.got(len(chunk))
 
     def _missing(self) -> int:
         """Bytes of the file not on disk yet (for a disk-full message)."""

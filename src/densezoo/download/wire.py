@@ -123,6 +123,12 @@ def content_range(resp) -> tuple[int, int | None] | None:
     return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
 
 
+class NoAnswer(TransferError):
+    """A request was sent and no complete answer (status line and headers) came within
+    the read timeout: the server accepts and stays silent, or drips its headers.  Still
+    retried within the deadline, but the host is not asked for other files in this run."""
+
+
 class LengthConflict(TransferError):
     """Two lengths the server stated for the same file disagree (a Content-Length against
     a Content-Range, one Content-Range's complete-length against the size stated
