@@ -333,7 +333,8 @@ class Downloader:
                         guard.raise_if_fired(redact(url))
                         raise network_error(redact(url), e, self.timeout) from None
                     if not chunk:
-                        guard.raise_if_fired(redact(url))
+                        if body.total is None or t.hashed < body.total:
+                            guard.raise_if_fired(redact(url))   # cut, not complete
                         break
                     if first and body.start == 0:
                         self._sniff(url, t, chunk)
