@@ -220,7 +220,8 @@ def info_lines(info: "ArtifactInfo"):
     for v in info.vouchers:
         digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
                             if v.get(k) is not None)
-        yield "vouched", f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+        yield "vouched", (f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+                          + (f"; {v['detail']}" if v.get("detail") else ""))
     if info.shadows:
         yield "shadows", info.shadows
     for why in (info.record.ignored if info.record is not None else ()):
