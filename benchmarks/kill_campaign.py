@@ -47,8 +47,10 @@ def wrong_published(cache: Path, files: dict[str, bytes]) -> tuple[int, int]:
             md5 = hashlib.md5(data).hexdigest()
             if p.read_bytes() != data:
                 bad += 1
-            pins = list((cache / "pins").rglob(name + ".json")) if (cache / "pins").exists() else []
-            if any(json.loads(q.read_text()).get("md5") != md5 for q in pins):
+            trust = cache / "trust"
+            records = list(trust.rglob(name + ".json")) if trust.exists() else []
+            if any(v.get("md5") not in (None, md5) for q in records
+                   for v in json.loads(q.read_text()).get("vouchers", [])):
                 bad += 1
     return seen, bad
 
@@ -56,7 +58,7 @@ def wrong_published(cache: Path, files: dict[str, bytes]) -> tuple[int, int]:
 def clear_published(cache: Path, files) -> None:
     """Forget what a run published (bytes, metadata, pin) so the next run downloads again."""
     for name in files:
-        for p in [*(cache / "files").rglob(name + "*"), *(cache / "pins").rglob(name + "*")] \
+        for p in [*(cache / "files").rglob(name + "*"), *(cache / "trust").rglob(name + "*")] \
                 if cache.exists() else []:
             if ".dzpart" not in p.name and p.is_file():
                 p.unlink()

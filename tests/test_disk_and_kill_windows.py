@@ -37,15 +37,16 @@ def fetch(*args: str, cache: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def pin_md5(cache: Path, b) -> str:
-    pin = next((cache / "pins").rglob(b.path.rsplit("/", 1)[1] + ".json"))
-    return json.loads(pin.read_text())["md5"]
+def pin_md5(cache: Path, b) -> set[str]:
+    """Every md5 the artifact's trust record vouches for (a first-use pin is one)."""
+    record = next((cache / "trust").rglob(b.path.rsplit("/", 1)[1] + ".json"))
+    return {v["md5"] for v in json.loads(record.read_text())["vouchers"] if v.get("md5")}
 
 
 def published_exactly(out: str, b, cache: Path) -> None:
     (row,) = json.loads(out)["items"]
     assert Path(row["path"]).read_bytes() == b.data, "published bytes differ from the server's"
-    assert row["md5"] == b.md5 and pin_md5(cache, b) == b.md5
+    assert row["md5"] == b.md5 and pin_md5(cache, b) == {b.md5}
 
 
 def test_a_record_write_that_fills_the_disk_ends_the_fetch(server, blob, manifest, tmpfs):
@@ -161,7 +162,7 @@ def test_a_short_content_length_against_the_ranges_fails_that_url(server, blob, 
     assert r.returncode == 5, r.stderr
     assert "contradicts itself on the file's size" in r.stderr
     assert f"/{SIZE}" in r.stderr and str(SIZE - 1000) in r.stderr
-    assert not list(cache_dir.rglob("pins/**/*.json"))
+    assert not list(cache_dir.rglob("trust/**/*.json"))
     assert not [p for p in cache_dir.rglob("shortlen.bin")]
     server.faults.clear()                      # the server is fixed: a normal download
     r = fetch("--manifest", m, "fetch", b.name, "--json", cache=cache_dir)
