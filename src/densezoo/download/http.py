@@ -369,7 +369,8 @@ class Downloader:
                 SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
                                self.retry, self.cancel, t, body, f.fileno(),
                                self.connections, one_rate,
-                               new_guard=lambda: Guard(self.timeout[1], self.min_rate)).run()
+                               new_guard=lambda n: Guard(self.timeout[1],
+                                                         self.min_rate / n)).run()
             except LengthConflict as e:
                 t.reset()        # which size is the file's cannot be told: keep nothing
                 e.url = redact(url)

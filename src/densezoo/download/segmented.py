@@ -86,12 +86,14 @@ class SegmentedFetch:
     def __init__(self, open_range: OpenRange, retry: RetryPolicy, cancel: threading.Event,
                  transfer: Transfer, body: Body, fd: int, connections: int | None,
                  one_rate: float | None = None,
-                 new_guard: Callable[[], Guard] | None = None) -> None:
+                 new_guard: Callable[[int], Guard] | None = None) -> None:
         assert body.total is not None
         self.open_range = open_range
-        # Each connection's attempt runs under its own guard: an answer in time, then
-        # the minimum rate (a Range answer dripping 100 B/s held a fetch for minutes).
-        self.new_guard = new_guard or (lambda: Guard(60.0))
+        # Each connection's attempt runs under its own guard: an answer in time, then its
+        # share of the minimum rate when ``n`` connections run (a Range answer dripping
+        # 100 B/s held a fetch for minutes; a link slow for all of them is not cut sooner
+        # than one connection would be).
+        self.new_guard = new_guard or (lambda n: Guard(60.0))
         self.retry = retry
         self.cancel = cancel
         self.transfer = transfer
@@ -192,7 +194,7 @@ class SegmentedFetch:
 
     def _fetch_from(self, b: _Block, pos: list[int]) -> None:
         """One request for the rest of block ``b`` from ``pos[0]`` (advanced as bytes land)."""
-        with self.new_guard() as guard:
+        with self.new_guard(max(self.limit, 1)) as guard:
             self._fetch_guarded(b, pos, guard)
 
     def _fetch_guarded(self, b: _Block, pos: list[int], guard: Guard) -> None:
