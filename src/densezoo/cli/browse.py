@@ -32,8 +32,10 @@ def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
 
     TEXT filters by a substring of the name, file name or description.  On a terminal
     the artifacts are grouped by zoo, each heading saying which AP it reports (v1: AP
-    with GPS; detectron2: GPSm), all in percent; a name too long for the terminal is
-    shortened in the middle with … (--wide shows it whole).  In a pipe, tab-separated
+    with GPS; detectron2: GPSm), all in percent.  Every name printed is one fetch and
+    info accept: on a narrow terminal the shortest alias is shown, empty columns
+    and then kind, checksum, size, note, cached are left out (--wide: every column,
+    full names).  In a pipe, tab-separated
     rows: name, zoo, kind, size (bytes), checksum, AP (%), AP metric, inference s/im,
     cached, note (deprecated, advisory).  Entries that only carry another entry's
     metrics are counted in the footer, listed with --kind metrics or --all-kinds.
@@ -48,7 +50,8 @@ def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
         click.echo(list_tsv(infos), nl=False)
     else:
         width = None if wide else min(shutil.get_terminal_size().columns, 200)
-        click.echo(list_table(infos, width=width, wide=wide), nl=False)
+        click.echo(list_table(infos, width=width, wide=wide, short=z.catalog.shortest_name),
+                   nl=False)
     app.say(plural(len(infos), "artifact") + (
         f"; {plural(infos.hidden, 'metrics entry', 'metrics entries')} hidden "
         "(--kind metrics or --all-kinds)" if infos.hidden else ""))
