@@ -87,6 +87,8 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     check("adopt", str(tmp_path / "exp"), ok=True)
     check("adopt", str(tmp_path / "no-such-dir"), ok=False)
     check("settings", "show", ok=True)
+    check("settings", "get", "strict", ok=True)
+    check("settings", "get", "stirct", ok=False)
     check("settings", "set", "nosuchkey", "1", ok=False)
     check("settings", "set", "strict", "false", ok=True)
     check("settings", "unset", "strict", ok=True)

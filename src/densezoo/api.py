@@ -367,21 +367,35 @@ def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | 
                                         description=description, zoo=zoo)
 
 
+GLOBAL_FLAGS = ("cache_dir", "manifests", "mirrors", "strict", "offline", "allow_http",
+                "no_progress")
+
+
 def settings_show(**settings: Any) -> list["Origin"]:
     """``densezoo settings show``: each settings-file key's effective value and where it
-    came from (a keyword given here, the environment, the settings file, the default)."""
+    came from (a keyword given here, the environment, the settings file, the default).
+    Values are redacted when printed or turned into JSON (``Origin.to_dict``)."""
     from .settings import Settings
     from .user_settings import origins
 
     s = Settings.resolve(**{k: v for k, v in settings.items() if v is not None})
-    flags = {"cache_dir": settings.get("cache_dir"), "manifests": settings.get("manifests"),
-             "mirrors": settings.get("mirrors"), "strict": settings.get("strict")}
-    return origins(flags, lambda key: getattr(s, key) if key != "manifests"
+    return origins({k: settings.get(k) for k in (*GLOBAL_FLAGS, "jobs", "connections",
+                                                   "scan")},
+                   lambda key: getattr(s, key) if key != "manifests"
                    else tuple(str(p) for p in s.manifests))
 
 
+def settings_get(key: str, **settings: Any) -> "Origin":
+    """``densezoo settings get KEY``: one key's effective value and where it came from."""
+    from .user_settings import key_named
+
+    name = key_named(key).name
+    return next(o for o in settings_show(**settings) if o.name == name)
+
+
 def settings_set(key: str, values: Sequence[str]) -> "Origin":
-    """``densezoo settings set KEY VALUE...``: checked, then written to the settings file."""
+    """``densezoo settings set KEY VALUE...``: checked (type, range, one line, no empty
+    path, a mirror as a fetch would check it), then written to the settings file (0600)."""
     from .settings import check_setting
     from .user_settings import Origin, set_value, settings_path
 
@@ -399,5 +413,4 @@ def settings_unset(key: str) -> "Origin":
 
 def doctor(*, probe: bool = True, **settings: Any) -> "Diagnosis":
     """``densezoo doctor``: checks, and (``probe``) which origins and mirrors answer."""
-    return Zoo(**settings).doctor(probe=probe, flags={
-        k: settings.get(k) for k in ("cache_dir", "manifests", "mirrors", "strict")})
+    return Zoo(**settings).doctor(probe=probe, flags={k: settings.get(k) for k in GLOBAL_FLAGS})

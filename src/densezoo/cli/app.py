@@ -32,7 +32,8 @@ Exit codes:
 
 \b
 Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR (http(s)://
-or s3://), DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
+or s3://), DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_JOBS,
+DENSEZOO_CONNECTIONS, DENSEZOO_NO_PROGRESS, DENSEZOO_TIMEOUT,
 DENSEZOO_MIN_RATE, DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_MAX_UNPACK_BYTES,
 DENSEZOO_MAX_UNPACK_MEMBERS, DENSEZOO_DEBUG (show tracebacks); for s3:// the
 standard AWS_* variables (AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for
@@ -88,6 +89,14 @@ class App:
                             mirrors=self.mirrors or None, **overrides)
         return self._zoo
 
+    def flags(self) -> dict[str, Any]:
+        """The global options given on this command line, by settings key (None: not
+        given): they win over the environment and the settings file."""
+        return dict(cache_dir=self.cache_dir if self.cache_dir_flag else None,
+                    manifests=self.manifests or None, mirrors=self.mirrors or None,
+                    strict=self.strict, offline=self.offline, allow_http=self.allow_http,
+                    no_progress=None if self.progress else True)
+
     @property
     def zoo(self) -> "Zoo":
         return self.make_zoo()
@@ -118,7 +127,10 @@ class App:
             click.echo(f"  {redact_text(line)}", err=True)
 
     def show_progress(self, as_json: bool) -> bool:
-        return self.progress and not self.quiet and not as_json and sys.stderr.isatty()
+        """Bars on a terminal only, unless --no-progress / DENSEZOO_NO_PROGRESS / the
+        settings file's no_progress say never."""
+        return (self.progress and not self.quiet and not as_json and sys.stderr.isatty()
+                and not self.zoo.settings.no_progress)
 
 
 pass_app = click.make_pass_decorator(App)

@@ -86,8 +86,8 @@ def info_cmd(app: App, name, as_json) -> None:
               help="Skip the free-space check (for filesystems that misreport free space).")
 @click.option("--no-scan", is_flag=True,
               help="Do not scan .pkl downloads for disallowed imports. [env var: DENSEZOO_SCAN=0]")
-@click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Artifacts downloaded at the same time.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 32),
+              help="Artifacts downloaded at the same time (default: the jobs setting, else 4).")
 @click.option("--connections", type=click.IntRange(1, 16), default=None,
               help="Range connections per file, at most (default: automatic -- one, then 4 "
                    "when the server caps each connection, up to 8 while each keeps its rate; "
@@ -119,7 +119,8 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
     if display:
         display.start()
     try:
-        outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
+        outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress,
+                                jobs=jobs or z.settings.jobs,
                                 extract=extract)
     finally:
         if display:

@@ -24,8 +24,8 @@ from .render import RichProgress, one_line, progress_display, table
               help="Write the config here instead of stdout.")
 @click.option("--dry-run", is_flag=True,
               help="Touch no network: show what each reference resolves to.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Artifacts downloaded at the same time.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 32),
+              help="Artifacts downloaded at the same time (default: the jobs setting, else 4).")
 @click.option("--strict", "strict_here", is_flag=True,
               help="Refuse references that no manifest lists (exit 9).")
 @click.option("--seed-iopath", is_flag=True,
@@ -78,7 +78,8 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     if display:
         display.start()
     try:
-        result = zoo.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
+        result = zoo.config(config_file, fetch=not dry_run, jobs=jobs or zoo.settings.jobs,
+                            progress=progress,
                             trained=trained)
     finally:
         if display:

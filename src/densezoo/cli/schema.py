@@ -112,6 +112,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
                              "places": STRINGS})),
     "manifest add": (ADDED, record({"manifest": S, "written": B})),
     "settings show": (SETTING, record({"file": S})),
+    "settings get": (SETTING, None),
     "settings set": (SETTING, record({"file": S})),
     "settings unset": (SETTING, record({"file": S})),
 }
