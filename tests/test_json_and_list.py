@@ -68,6 +68,7 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     check("doctor", ok=True)
     check("cache", "ls", ok=True)
     check("cache", "du", ok=True)
+    check("cache", "dir", ok=True)
     check("cache", "rm", "js_good", "--dry-run", ok=True)
     check("cache", "rm", "js_nosuch", "-y", ok=False)
     check("cache", "prune", "--dry-run", ok=True)
@@ -96,7 +97,7 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     missing = {c for c in COMMANDS if c not in seen}
     assert not missing, f"commands never exercised with --json: {missing}"
     once = {c for c, oks in seen.items() if oks != {True, False}
-            and c not in ("cache du", "cache prune", "doctor", "cache ls", "pin",
+            and c not in ("cache du", "cache dir", "cache prune", "doctor", "cache ls", "pin",
                           "settings show")}
     assert not once, f"not seen both succeeding and failing: {once}"
 

@@ -65,10 +65,10 @@ def settings_group() -> None:
     environment variable, plus jobs and connections.
 
     \b
-      densezoo settings list                   # every key: value and where it comes from
-      densezoo settings get cache_dir          # one value, for scripts
+      densezoo settings list             # every key: value and where it is from
+      densezoo settings get cache_dir    # one value, for scripts
       densezoo settings set jobs 8
-      densezoo settings edit                   # open the file in $EDITOR
+      densezoo settings edit             # open the file in $EDITOR
 
     Flags win over environment variables, which win over the settings file, which
     wins over the default.  The file is DENSEZOO_SETTINGS, else settings.ini in the
@@ -187,7 +187,7 @@ def adopt_cmd(app: App, paths, known, dry_run, as_json) -> None:
     """Put weights you already have on disk into the store, without downloading.
 
     \b
-      densezoo adopt --known                 # detectron2, Detectron and Hub caches
+      densezoo adopt --known               # detectron2, Detectron and Hub caches
       densezoo adopt ckpt/ ~/Downloads/model_final_162be9.pkl
 
     PATHs are files or folders (searched recursively).  A file is adopted only when

@@ -96,16 +96,28 @@ def info_cmd(app: App, name, as_json) -> None:
               help="Unpack tarballs once (safely) and print the unpacked folder instead.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               metavar="CONFIG", help="Every artifact a detectron2/Detectron config references.")
+@click.option("--to", "to", type=click.Path(file_okay=False), metavar="DIR",
+              help="Also put each verified file in DIR (as `export` does) and print that path.")
+@click.option("--link/--copy", "link", default=True,
+              help="With --to: a symbolic link to the store (default), or a copy.")
 @json_option
 @pass_app
 def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
-              jobs, connections, extract, config_file, as_json) -> None:
+              jobs, connections, extract, config_file, to, link, as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
+
+    \b
+      densezoo fetch R_50_FPN_s1x --to ckpt/         # ckpt/model_final_162be9.pkl
+      densezoo fetch R_50_FPN_s1x --to ckpt/ --copy  # a copy, not a link
     """
     if not names and not all_ and not kind and not config_file:
         raise click.UsageError("name at least one artifact, or use --all / --kind / --config")
+    if to and extract:
+        raise click.UsageError("--to puts files, --extract unpacks tarballs in the store: "
+                               "use one (`densezoo export NAME --layout densepose` unpacks "
+                               "into a checkout)")
     z = app.make_zoo(space_check=not no_space_check, connections=connections,
                      scan=False if no_scan else None)
     sel = z.select(names, all=all_, kind=kind, zoo=zoo, with_deps=with_deps,
@@ -126,6 +138,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         if display:
             display.stop()
 
+    placed = _place(z, outcomes, to, link) if to else {}
     code = EXIT_OK
     for o in outcomes:
         res = o.result
@@ -142,17 +155,29 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             app.error(o.error)
             code = code or o.error.exit_code
         elif not as_json:
-            click.echo(str(o.path))
+            click.echo(str(placed.get(o.name, o.path)))
     done = [o.result.action for o in outcomes if o.ok and o.result]
     cached = sum(a == "cached" for a in done)
     summary = {"fetched": len(done) - cached, "cached": cached,
                "failed": sum(not o.ok for o in outcomes)}
     if as_json:
-        app.emit([o.to_dict() for o in outcomes], summary=summary, exit_code=code,
+        app.emit([{**o.to_dict(), **({"placed": str(placed[o.name])} if o.name in placed
+                                     else {})} for o in outcomes],
+                 summary=summary, exit_code=code,
                  errors=[error_record(o.error, o.name) for o in outcomes if o.error])
     if len(outcomes) > 1:
         app.say(", ".join(f"{v} {k}" for k, v in summary.items()))
     sys.exit(code)
+
+
+def _place(z, outcomes, to: str, link: bool) -> dict:
+    """``--to``: each verified file linked or copied into ``to`` by the export API (the
+    same placing, file names and collision folders as ``densezoo export``)."""
+    ok = [o.name for o in outcomes if o.ok]
+    if not ok:
+        return {}
+    results = z.export(ok, to, link="symlink" if link else "copy")
+    return {r.name: r.path for r in results}
 
 
 @click.command("path")

@@ -15,7 +15,7 @@ from .render import home_relative, human_size, table
 
 @click.group("cache")
 def cache_group() -> None:
-    """Inspect and clean the local store (ls, du, rm, prune)."""
+    """Inspect and clean the local store (ls, dir, du, rm, prune)."""
 
 
 @cache_group.command("ls")
@@ -70,6 +70,19 @@ def _in_store(path, root) -> str:
         return os.path.relpath(path, root) if str(path).startswith(str(root)) else str(path)
     except ValueError:
         return str(path)
+
+
+@cache_group.command("dir")
+@json_option
+@pass_app
+def cache_dir_cmd(app: App, as_json) -> None:
+    """Print the store's root folder (--cache-dir, DENSEZOO_CACHE_DIR, the cache_dir
+    setting, else the platform cache dir); it need not exist yet."""
+    root = app.zoo.settings.cache_dir
+    if as_json:
+        app.emit(summary={"path": str(root)})
+    else:
+        click.echo(str(root))
 
 
 @cache_group.command("du")

@@ -53,7 +53,7 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     \b
       densezoo config densepose_rcnn_R_50_FPN_s1x.yaml --trained -o verified.yaml
       python train_net.py --config-file verified.yaml --eval-only
-      python apply_net.py show densepose_rcnn_R_50_FPN_s1x.yaml \
+      python apply_net.py show densepose_rcnn_R_50_FPN_s1x.yaml \\
           "$(densezoo fetch R_50_FPN_s1x)" image.jpg dp_contour
 
     A DensePose config's own MODEL.WEIGHTS is the ImageNet initialisation: without
