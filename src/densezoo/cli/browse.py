@@ -12,7 +12,7 @@ from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
 from ..results import error_record
 from ..units import plural
-from .render import (RichProgress, human_size, info_lines, list_table, list_tsv,
+from .render import (human_size, info_lines, list_table, list_tsv, progress_bars,
                      progress_display)
 
 
@@ -127,7 +127,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
 
     display = progress_display() if app.show_progress(as_json) else None
-    progress: Callable | None = (lambda art: RichProgress(display)) if display else None
+    progress: Callable | None = progress_bars(display, z.catalog.shortest_name)
     if display:
         display.start()
     try:

@@ -15,7 +15,7 @@ from .app import App, json_option, pass_app
 from ..units import human_size
 from ..results import error_record
 from ..units import plural
-from .render import RichProgress, one_line, progress_display, table
+from .render import one_line, progress_bars, progress_display, table
 
 
 @click.command("config")
@@ -74,7 +74,7 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
         app.strict = True
     zoo = app.make_zoo()
     display = progress_display() if (app.show_progress(as_json) and not dry_run) else None
-    progress: Callable | None = (lambda art: RichProgress(display)) if display else None
+    progress: Callable | None = progress_bars(display, zoo.catalog.shortest_name)
     if display:
         display.start()
     try:

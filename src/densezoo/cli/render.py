@@ -260,13 +260,17 @@ def info_lines(info: "ArtifactInfo"):
 
 
 class RichProgress:
-    """Adapter from densezoo's Progress protocol to one shared rich Progress display."""
+    """Adapter from densezoo's Progress protocol to one shared rich Progress display.
+    ``name``: what the bar says -- the artifact's (short) name, which ``fetch`` accepts,
+    rather than the downloader's file name (every detectron2 file is model_final_*.pkl)."""
 
-    def __init__(self, display) -> None:
+    def __init__(self, display, name: str | None = None) -> None:
         self.display = display
+        self.name = name
         self.task = None
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
+        label = self.name or label
         if self.task is None:
             self.task = self.display.add_task(label, total=total, completed=initial)
         else:
@@ -281,11 +285,22 @@ class RichProgress:
             self.task = None
 
 
+def progress_bars(display, short: "Callable[[Any], str]"):
+    """The ``progress=`` factory for the API: one bar per artifact on ``display``, named
+    by ``short(artifact)`` (the catalog's shortest accepted name); None without one."""
+    return (lambda art: RichProgress(display, short(art))) if display else None
+
+
 def progress_display():
-    """A transient rich display on stderr, in binary units like every summary (MiB)."""
+    """A transient rich display on stderr, in binary units like every summary (MiB), one
+    line per file at any width: the name and the sizes never wrap, the bar takes what is
+    left (at 80 columns too), and below 60 columns the speed and time are left out."""
+    import shutil
+
     from rich.console import Console
     from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn,
                                TimeRemainingColumn)
+    from rich.table import Column
     from rich.text import Text
 
     class BinarySpeed(ProgressColumn):
@@ -303,6 +318,11 @@ def progress_display():
             return Text(f"{human_size(int(task.completed))}{total}",
                         style="progress.download")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), BinarySize(),
-                    BinarySpeed(), TimeRemainingColumn(), console=Console(stderr=True),
-                    transient=True)
+    whole = dict(no_wrap=True, overflow="ignore")
+    columns = [TextColumn("{task.description}", table_column=Column(**whole)),
+               BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+               BinarySize(table_column=Column(**whole))]
+    if shutil.get_terminal_size().columns >= 60:
+        columns += [BinarySpeed(table_column=Column(**whole)),
+                    TimeRemainingColumn(table_column=Column(**whole))]
+    return Progress(*columns, console=Console(stderr=True), transient=True, expand=True)
