@@ -215,7 +215,13 @@ class Catalog:
             out = [a for a in out if a.kind.lower() == kind.lower()]
         if zoo:
             out = [a for a in out if a.zoo.lower() == zoo.lower()]
-        if text:
+        if text and any(c in text for c in "*?["):
+            # A shell-style pattern selects what `fetch PATTERN` would (name, alias or
+            # file name), so `list 'ResNet*'` previews `fetch 'ResNet*'`.
+            t = text.lower()
+            out = [a for a in out if any(fnmatch.fnmatchcase(n.lower(), t)
+                                         for n in (a.name, a.file_name, *a.aliases))]
+        elif text:
             t = text.lower()
             out = [a for a in out if t in a.name.lower() or t in a.file_name.lower()
                    or t in (a.description or "").lower()

@@ -213,6 +213,9 @@ class DownloadFailedError(DensezooError, OSError):
         kinds = {f.kind for f in self.failures}
         self.worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
         self.exit_code, hint = _ALL_FAILED[self.worst]
+        if self.worst is FailureKind.POLICY and all(
+                "--strict" in f.reason for f in self.failures if f.kind is FailureKind.POLICY):
+            hint = _STRICT_MIRROR_HINT      # not an http downgrade: nothing to allow
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
@@ -256,6 +259,11 @@ _ALL_FAILED = {
     FailureKind.UNSAFE: (EXIT_POLICY, "every copy served was refused as unsafe (kept aside in "
                                       "the cache's bad/ folder as evidence); report the source"),
 }
+
+
+_STRICT_MIRROR_HINT = ("--strict takes a mirror's copy only when a published checksum "
+                       "checks it: let upstream serve it, publish its md5/sha256 in your "
+                       "manifest, or drop --strict / DENSEZOO_STRICT")
 
 
 class NotCachedError(DensezooError, FileNotFoundError):

@@ -37,9 +37,21 @@ def _log() -> Any:
 
 
 def announce(result: "FetchResult") -> "FetchResult":
-    """Issue a fetched or located result's trust event (if any) and log its warnings."""
+    """Log what happened at INFO (what was downloaded, from where, or found cached: what a
+    notebook user reads, as pooch logs it), issue the result's trust event (if any) and
+    log its warnings."""
     from .results import Strength
+    from .units import human_size
+    from .urls import redact_text
 
+    if str(result.action) == "cached":
+        _log().info(redact_text(f"{result.name}: found cached at {result.path} "
+                                f"(checksum: {result.strength})"))
+    else:
+        _log().info(redact_text(
+            f"{result.name}: {result.action} {human_size(result.transferred)}"
+            + (f" from {result.url}" if result.url else "")
+            + f" to {result.path} (checksum: {result.strength})"))
     unverified = result.pinned or result.strength in (Strength.MIRROR, Strength.NONE)
     for text in result.warnings:
         _log().warning(text)

@@ -16,7 +16,7 @@ from ..version import __version__
 from ..errors import DensezooError
 from ..settings import ENV_CACHE_DIR
 from ..urls import redact_text
-from .render import one_line
+from .render import label, one_line
 
 if TYPE_CHECKING:
     from ..api import Zoo
@@ -111,7 +111,7 @@ class App:
         """Warnings are shown even with -q (as pip does): a first-use pin or an unverified
         file is exactly what a quiet CI log must still say.  -qq silences them too."""
         if self.quiet < 2:
-            click.echo(f"warning: {redact_text(message)}", err=True)
+            click.echo(f"{label('warning')} {redact_text(message)}", err=True)
 
     def emit(self, items: Any = (), *, errors: Any = (), summary: dict[str, Any] | None = None,
              exit_code: int = 0) -> None:
@@ -123,7 +123,7 @@ class App:
                            summary=summary, exit_code=exit_code))
 
     def error(self, err: DensezooError) -> None:
-        click.echo(f"error: {one_line(err)}", err=True)
+        click.echo(f"{label('error')} {one_line(err)}", err=True)
         for line in err.details:
             click.echo(f"  {redact_text(line)}", err=True)
 

@@ -30,7 +30,8 @@ from .render import (human_size, info_lines, list_table, list_tsv, progress_bars
 def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
     """List artifacts: name, kind, size, checksum strength, DensePose AP, cached state.
 
-    TEXT filters by a substring of the name, file name or description.  On a terminal
+    TEXT filters by a substring of the name, file name or description, or is a shell
+    pattern ('ResNet*': the names `fetch 'ResNet*'` would get).  On a terminal
     the artifacts are grouped by zoo, each heading saying which AP it reports (v1: AP
     with GPS; detectron2: GPSm), all in percent.  Every name printed is one fetch and
     info accept: on a narrow terminal the shortest alias is shown, empty columns

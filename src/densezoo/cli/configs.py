@@ -70,6 +70,11 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     With --seed-iopath the model kind's runtime files are best effort (warned and
     listed) unless --strict.
     """
+    if output and not Path(output).absolute().parent.is_dir():
+        # Said before anything is fetched, not after every download as a FileNotFoundError.
+        folder = Path(output).absolute().parent
+        raise click.UsageError(f"-o {output}: the folder {folder} does not exist "
+                               f"(create it: mkdir -p {folder})")
     if strict_here:
         app.strict = True
     zoo = app.make_zoo()

@@ -25,6 +25,18 @@ if TYPE_CHECKING:
     from ..results.info import ArtifactInfo
 
 
+def label(word: str) -> str:
+    """``error:`` / ``warning:`` for a stderr line: red / yellow and bold on a terminal,
+    plain when piped, with NO_COLOR set (no-color.org) or TERM=dumb."""
+    import os
+
+    text = f"{word}:"
+    if (not sys.stderr.isatty() or os.environ.get("NO_COLOR")
+            or os.environ.get("TERM") == "dumb"):
+        return text
+    return click.style(text, fg="red" if word == "error" else "yellow", bold=True)
+
+
 def one_line(err: DensezooError) -> str:
     text = err.headline
     return redact_text(f"{text} (hint: {err.hint})" if err.hint else text)
