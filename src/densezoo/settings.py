@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .errors import UsageError
 from .sources import mirror_spellings, source_for
 from .urls import valid_host
+from .user_settings import FALSE_WORDS, TRUE_WORDS
 
 ENV_CACHE_DIR = "DENSEZOO_CACHE_DIR"
 ENV_MANIFEST = "DENSEZOO_MANIFEST"
@@ -40,8 +41,7 @@ ENV_JOBS = "DENSEZOO_JOBS"
 ENV_CONNECTIONS = "DENSEZOO_CONNECTIONS"
 ENV_NO_PROGRESS = "DENSEZOO_NO_PROGRESS"
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+_TRUE, _FALSE = set(TRUE_WORDS), set(FALSE_WORDS)   # one vocabulary with the settings file
 
 
 def env_flag(name: str) -> bool:
@@ -215,7 +215,8 @@ class Settings:
             "allow_http": flag("allow_http", ENV_ALLOW_HTTP),
             "no_progress": flag("no_progress", ENV_NO_PROGRESS),
             "markers": not env_flag(ENV_NO_MARKERS),
-            "scan": (os.environ.get(ENV_SCAN).strip().lower() not in _FALSE  # type: ignore
+            # DENSEZOO_SCAN is on unless it says 0/false/no/off
+            "scan": (os.environ[ENV_SCAN].strip().lower() not in _FALSE
                      if os.environ.get(ENV_SCAN, "").strip() else file.get("scan")),
             "jobs": _env_number(ENV_JOBS, int, 1, 32, "a whole number from 1 to 32")
             or file.get("jobs"),
