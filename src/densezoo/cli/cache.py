@@ -43,7 +43,8 @@ def cache_ls(app: App, as_json) -> None:
     # whole, for scripts.
     whole = home_relative if width else str
     fitted = fit(CACHE_LS_COLUMNS, [_ls_row(r, whole(r.path)) for r in rows], width,
-                 short_rows=[_ls_row(r, _in_store(r.path, root)) for r in rows],
+                 short_rows=[_ls_row(r, _in_store(r.path, root), _short_name(z, r))
+                             for r in rows],
                  drop_order=("from", "last used", "size"), always=("path",))
     table(fitted.columns, fitted.rows, right=("size",))     # a path too long wraps, whole
     relative = any(not f.startswith(("/", "~")) for f in
@@ -55,11 +56,24 @@ def cache_ls(app: App, as_json) -> None:
 CACHE_LS_COLUMNS = ("name", "size", "state", "last used", "from", "path")
 
 
-def _ls_row(r, path: str) -> list[str]:
-    """One ``cache ls`` row; the name is the one ``fetch``/``info`` accept (``*``: known
-    only from the store's record, its manifest is not loaded now)."""
-    return [(r.name or "?") + ("" if r.loaded or r.name is None else "*"), human_size(r.size),
-            r.state, r.last_used or "", _short_source(r.source), path]
+def _ls_row(r, path: str, name: str | None = None) -> list[str]:
+    """One ``cache ls`` row; the name is one ``fetch``/``info`` accept (``name``: a shorter
+    accepted spelling; ``*``: known only from the store's record, its manifest is not
+    loaded now)."""
+    return [(name or r.name or "?") + ("" if r.loaded or r.name is None else "*"),
+            human_size(r.size), r.state, r.last_used or "", _short_source(r.source), path]
+
+
+def _short_name(z, r) -> str | None:
+    """The shortest accepted spelling of a loaded entry's name (as narrow ``list``)."""
+    if not (r.loaded and r.name):
+        return None
+    from ..errors import DensezooError
+
+    try:
+        return z.catalog.shortest_name(z.catalog.get(r.name))
+    except DensezooError:
+        return None
 
 
 def _in_store(path, root) -> str:

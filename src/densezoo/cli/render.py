@@ -117,8 +117,6 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
     for zoo, group in zoos.items():
         metric = AP_METRIC.get(zoo) or next((headline_ap(i.artifact)[1] for i in group
                                              if headline_ap(i.artifact)[1]), None)
-        heading = f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if metric else "")
-        console.print(heading, style="bold")
         cols = ["name", "kind", "size", "checksum", "AP"]
         if wide:
             cols[1:1] = ["zoo"]
@@ -139,7 +137,10 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
             rows.append(row)
         shorter = [[short(i.artifact), *r[1:]] for i, r in zip(group, rows)] if short else None
         fitted = fit(cols, rows, None if wide else width, short_rows=shorter,
-                     drop_order=LIST_DROP_ORDER, always=("AP",) if metric else ())
+                     drop_order=LIST_DROP_ORDER)
+        shown = metric and "AP" in fitted.columns
+        console.print(f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if shown
+                                   else ""), style="bold")
         console.print(_rich_table(fitted.columns, fitted.rows))
         console.print()
     return console.export_text()
