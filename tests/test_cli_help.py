@@ -115,6 +115,12 @@ def test_fetch_to_links_or_copies_the_verified_file(blob, manifest, cli, tmp_pat
     assert not Path(item["placed"]).is_symlink() and Path(item["placed"]).read_bytes() == b.data
     r = cli("--manifest", str(m), "fetch", b.name, "--to", str(dest), "--extract")
     assert r.code == 2 and "--to" in r.err
+    # the API takes the same: one name returns the placed path
+    import densezoo
+
+    placed = densezoo.fetch(b.name, manifests=[m], to=tmp_path / "api", link="copy")
+    assert placed == tmp_path / "api" / "model_final_abc.bin" and not placed.is_symlink()
+    assert placed.read_bytes() == b.data and densezoo.cache_dir() == tmp_path / "cache"
 
 
 def test_fetch_to_never_places_an_unverified_file(blob, manifest, cli, tmp_path):
