@@ -100,6 +100,10 @@ def test_errors_and_warnings_are_coloured_on_a_terminal_unless_no_color(tmp_path
     assert code == 3 and "\x1b[" not in out and "error: " in out
     piped = subprocess.run(argv, env=env, capture_output=True, text=True)
     assert piped.returncode == 3 and piped.stderr.startswith("error: ")
+    # a usage error (a mistyped command) too
+    code, out = run_in_pty([sys.executable, "-m", "densezoo", "fetc"], env)
+    assert code == 2 and re.search(r"\x1b\[[0-9;]*m+error:.*Did you mean 'fetch'", out), out
+    assert "Try 'densezoo --help' for help." in out
 
 
 def test_the_api_logs_downloads_and_cache_hits_at_info(blob, manifest, caplog):

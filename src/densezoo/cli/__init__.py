@@ -103,6 +103,20 @@ def _json_error(args: list[str], error: "dict | DensezooError", exit_code: int) 
         emit_json(envelope(command, errors=errors, exit_code=exit_code))
 
 
+def _show_usage_error(e: click.ClickException) -> None:
+    """click's own message, with the same coloured ``error:`` as every other error on a
+    terminal (piped or NO_COLOR: click's text, unchanged)."""
+    ctx = getattr(e, "ctx", None)
+    if label("error") == "error:" or not isinstance(e, click.UsageError) or ctx is None:
+        e.show()
+        return
+    click.echo(ctx.get_usage(), err=True)
+    names = ctx.help_option_names
+    click.echo(f"Try '{ctx.command_path} {'--help' if '--help' in names else names[0]}' "
+               "for help.\n", err=True)
+    click.echo(f"{label('error')} {e.format_message()}", err=True)
+
+
 def _run(argv: list[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -118,7 +132,7 @@ def _run(argv: list[str] | None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        _show_usage_error(e)
         code = e.exit_code if e.exit_code else EXIT_USAGE
         _json_error(args, {"name": None, "type": "UsageError", "exit_code": code,
                            "message": redact_text(e.format_message()),
