@@ -58,12 +58,22 @@ def test_a_wide_enough_terminal_shows_full_names_and_wide_shows_every_column(tmp
 
 
 def test_columns_empty_in_every_row_go_first(tmp_path, manifest, server):
-    """Nothing cached and no note: neither column takes room (they took 18 of 80)."""
+    """Nothing cached, no note, no AP, no size known: none of those columns takes room
+    (cached and note took 18 of 80); one known size brings its column back."""
     m = manifest({"name": "plain_thing", "url": server.url("/p.bin"), "md5": "a" * 32})
     code, out = run_in_pty([sys.executable, "-m", "densezoo", "--no-default-manifests",
                             "--manifest", str(m), "list"], _env(tmp_path))
     header = next(ln for ln in _visible(out).splitlines() if ln.startswith("name"))
-    assert header.split() == ["name", "kind", "size", "checksum"], header
+    assert header.split() == ["name", "kind", "checksum"], header
+    m = manifest({"name": "plain_thing", "url": server.url("/p.bin"), "md5": "a" * 32},
+                 {"name": "sized_thing", "url": server.url("/s.bin"), "md5": "b" * 32,
+                  "size": 2048})
+    code, out = run_in_pty([sys.executable, "-m", "densezoo", "--no-default-manifests",
+                            "--manifest", str(m), "list"], _env(tmp_path))
+    lines = _visible(out).splitlines()
+    assert next(ln for ln in lines if ln.startswith("name")).split() == [
+        "name", "kind", "size", "checksum"]
+    assert "2.0 KiB" in next(ln for ln in lines if ln.startswith("sized_thing"))
 
 
 def test_an_exact_entry_name_wins_over_another_entrys_alias(cli):

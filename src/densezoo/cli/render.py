@@ -125,7 +125,9 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
         rows = []
         for i in group:
             a = i.artifact
-            row = [a.name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
+            size = _size(i)        # unknown: blank (a column of unknowns is left out)
+            row = [a.name, a.kind, "" if size is None else human_size(size), str(i.strength),
+                   _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
