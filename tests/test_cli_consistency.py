@@ -118,6 +118,6 @@ def test_the_api_logs_downloads_and_cache_hits_at_info(blob, manifest, caplog):
              and r.name == "densezoo"]
     assert any(ln.startswith("logged_at_info: downloaded 2.0 KiB from http://127.0.0.1")
                and str(path) in ln for ln in lines), lines
-    assert any(ln == f"logged_at_info: found cached at {path} (checksum: full)"
+    assert any(ln == f"logged_at_info: found cached at {path} (checksum: verified)"
                for ln in lines), lines
     assert not any(r.levelno < logging.INFO for r in caplog.records if r.name == "densezoo")

@@ -128,7 +128,7 @@ def test_list_fits_80_columns_and_cuts_no_value():
         if ap is not None and "AP" in header:
             assert f"{ap:.1f}" in text
         if "checksum" in header:
-            assert str(i.strength) in text
+            assert str(i.checksum) in text
     assert "AP" in sections["densepose-v1"].split() and "AP" in sections["detectron2"].split()
     for heading in ("densepose-v1  (AP column: DensePose AP (GPS), in %)",
                     "detectron2  (AP column: DensePose AP (GPSm), in %)"):

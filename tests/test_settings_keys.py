@@ -19,6 +19,7 @@ KEYS = {
     "mirrors": ("https://mirror.example.org/dz/", ("https://mirror.example.org/dz/",),
                 "ftp://mirror.example.org", "https://env.example.org/"),
     "strict": ("true", True, "maybe", "0"),
+    "require": ("cross-checked", "cross-checked", "strongest", "verified"),
     "allow_http": ("yes", True, "2", "0"),
     "offline": ("on", True, "offline", "0"),
     "no_progress": ("true", True, "y", "0"),
@@ -35,6 +36,7 @@ def test_every_global_option_with_a_variable_has_a_key():
     assert {k.env for k in SHIPPED.values()} >= {
         "DENSEZOO_CACHE_DIR", "DENSEZOO_MANIFEST", "DENSEZOO_MIRROR", "DENSEZOO_STRICT",
         "DENSEZOO_ALLOW_HTTP", "DENSEZOO_OFFLINE", "DENSEZOO_NO_PROGRESS", "DENSEZOO_SCAN",
+        "DENSEZOO_REQUIRE",
         "DENSEZOO_JOBS", "DENSEZOO_CONNECTIONS"}
 
 

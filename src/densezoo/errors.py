@@ -214,8 +214,9 @@ class DownloadFailedError(DensezooError, OSError):
         self.worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
         self.exit_code, hint = _ALL_FAILED[self.worst]
         if self.worst is FailureKind.POLICY and all(
-                "--strict" in f.reason for f in self.failures if f.kind is FailureKind.POLICY):
-            hint = _STRICT_MIRROR_HINT      # not an http downgrade: nothing to allow
+                "below the required" in f.reason          # the fetcher's bar refusal
+                for f in self.failures if f.kind is FailureKind.POLICY):
+            hint = _BAR_HINT                # not an http downgrade: nothing to allow
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
@@ -261,9 +262,9 @@ _ALL_FAILED = {
 }
 
 
-_STRICT_MIRROR_HINT = ("--strict takes a mirror's copy only when a published checksum "
-                       "checks it: let upstream serve it, publish its md5/sha256 in your "
-                       "manifest, or drop --strict / DENSEZOO_STRICT")
+_BAR_HINT = ("--strict / --require take a copy's bytes only when something published "
+             "checks them: let upstream serve it, publish its md5/sha256 in your manifest, "
+             "or lower the bar (DENSEZOO_STRICT / DENSEZOO_REQUIRE, the settings file)")
 
 
 class NotCachedError(DensezooError, FileNotFoundError):
@@ -309,6 +310,19 @@ class PlantedLinkError(PolicyError):
                          "make (writes and reads through it would leave the cache)",
                          hint="remove it, and keep the cache writable only by its users; "
                               "densezoo never follows links below its root")
+
+
+class WeakTrustError(PolicyError):
+    """Bytes that only weaker vouchers stand behind than --strict / --require asks for."""
+
+    def __init__(self, name: str, strength: str, bar: str, *, path: str | None = None,
+                 how: str = "is cached", hint: str | None = None) -> None:
+        self.name, self.strength, self.bar, self.path = name, strength, bar, path
+        super().__init__(f"{name} {how} as {strength}, below the required {bar} "
+                         "(--strict / --require)",
+                         hint=hint or f"`densezoo info {name}` says who vouched for it; "
+                              f"`densezoo fetch --force {name}` with no mirror fetches it "
+                              "from its own URL")
 
 
 class StrictModeError(PolicyError):

@@ -38,9 +38,11 @@ def _log() -> Any:
 
 def announce(result: "FetchResult") -> "FetchResult":
     """Log what happened at INFO (what was downloaded, from where, or found cached: what a
-    notebook user reads, as pooch logs it), issue the result's trust event (if any) and
-    log its warnings."""
-    from .results import Strength
+    notebook user reads, as pooch logs it) and the result's warnings, and issue its trust
+    event: weak bytes (weaker than ``prefix``) warn once, when they enter the store or
+    this user's record -- a warm fetch or ``path`` of the same file is silent, in the CLI
+    and here alike."""
+    from .results import WEAK
     from .units import human_size
     from .urls import redact_text
 
@@ -52,13 +54,12 @@ def announce(result: "FetchResult") -> "FetchResult":
             f"{result.name}: {result.action} {human_size(result.transferred)}"
             + (f" from {result.url}" if result.url else "")
             + f" to {result.path} (checksum: {result.strength})"))
-    unverified = result.pinned or result.strength in (Strength.MIRROR, Strength.NONE)
     for text in result.warnings:
         _log().warning(text)
-    if unverified:
-        text = "; ".join(result.warnings) or (
-            f"{result.name}: nothing published vouches for these bytes "
-            f"(checksum: {result.strength})")
+    if result.entered and result.strength in WEAK:
+        text = next((w for w in result.warnings if str(result.strength) in w),
+                    f"{result.name}: {result.strength} -- nothing published vouches for "
+                    "these bytes")
         warnings.warn(text, UnverifiedWarning, stacklevel=4)
     return result
 

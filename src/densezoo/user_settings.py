@@ -42,6 +42,10 @@ class Key:
         return self.type in ("paths", "urls")
 
 
+# The strength words a bar can name (``results.Strength``), strongest first.
+STRENGTH_WORDS = ("verified", "cross-checked", "prefix", "origin-pinned", "copy-pinned",
+                  "adopted")
+
 KEYS = {k.name: k for k in (
     Key("cache_dir", "path", "DENSEZOO_CACHE_DIR", "--cache-dir", "the store's root folder"),
     Key("manifests", "paths", "DENSEZOO_MANIFEST", "--manifest",
@@ -49,7 +53,9 @@ KEYS = {k.name: k for k in (
     Key("mirrors", "urls", "DENSEZOO_MIRROR", "--mirror",
         "mirrors tried before upstream (a flag or the variable replaces them)"),
     Key("strict", "bool", "DENSEZOO_STRICT", "--strict",
-        "refuse artifacts without a published checksum (true/false)"),
+        "refuse bytes weaker than `prefix` (true/false)"),
+    Key("require", "strength", "DENSEZOO_REQUIRE", "--require",
+        "refuse bytes weaker than this strength (verified, cross-checked, prefix, ...)"),
     Key("allow_http", "bool", "DENSEZOO_ALLOW_HTTP", "--allow-http",
         "allow plain-http URLs (and mirrors) beyond loopback (true/false)"),
     Key("offline", "bool", "DENSEZOO_OFFLINE", "--offline",
@@ -152,6 +158,11 @@ def parse(key: Key, values: list[str], path: Path | None = None) -> Any:
                              f"{key.high}, not {value!r}",
                              hint=f"densezoo settings set {key.name} {key.low}")
         return int(value)
+    if key.type == "strength":
+        if value.lower() not in STRENGTH_WORDS:
+            raise UsageError(f"{where}{key.name} must be a strength, not {value!r}",
+                             hint="one of " + ", ".join(STRENGTH_WORDS))
+        return value.lower()
     return value
 
 

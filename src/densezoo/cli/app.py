@@ -75,6 +75,7 @@ class App:
     progress: bool = True
     offline: bool | None = None
     strict: bool | None = None
+    require: str | None = None
     allow_http: bool | None = None
     mirrors: tuple[str, ...] = ()
     _zoo: "Zoo | None" = field(default=None, repr=False)
@@ -86,6 +87,7 @@ class App:
 
             self._zoo = Zoo(manifests=self.manifests, cache_dir=self.cache_dir,
                             default_manifests=self.default_manifests, strict=self.strict,
+                            require=self.require,
                             offline=self.offline, allow_http=self.allow_http,
                             mirrors=self.mirrors or None, **overrides)
         return self._zoo
@@ -95,7 +97,8 @@ class App:
         given): they win over the environment and the settings file."""
         return dict(cache_dir=self.cache_dir if self.cache_dir_flag else None,
                     manifests=self.manifests or None, mirrors=self.mirrors or None,
-                    strict=self.strict, offline=self.offline, allow_http=self.allow_http,
+                    strict=self.strict, require=self.require, offline=self.offline,
+                    allow_http=self.allow_http,
                     no_progress=None if self.progress else True)
 
     @property
@@ -135,6 +138,10 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+# The strength words (results.Strength), strongest first; "none" is no bar.
+STRENGTHS = click.Choice(["verified", "cross-checked", "prefix", "origin-pinned",
+                          "copy-pinned", "adopted"], case_sensitive=False)
 
 
 def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -179,6 +186,8 @@ def _global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         setattr(app, name, getattr(app, name) + value)
     elif name == "cache_dir":
         app.cache_dir, app.cache_dir_flag = value, True
+    elif name == "require":
+        app.require = value
     else:
         setattr(app, name, True)
 
@@ -200,7 +209,10 @@ def _global_options() -> list[click.Option]:
         click.Option(["--no-progress"], is_flag=True, help="Never draw progress bars.", **o),
         click.Option(["--offline"], is_flag=True, help="Never touch the network.", **o),
         click.Option(["--strict"], is_flag=True,
-                     help="Refuse artifacts without a published checksum.", **o),
+                     help="Refuse bytes weaker than `prefix` (origin-/copy-pinned, adopted).",
+                     **o),
+        click.Option(["--require"], type=STRENGTHS, metavar="STRENGTH",
+                     help="Refuse bytes weaker than STRENGTH (e.g. cross-checked).", **o),
         click.Option(["--allow-http"], is_flag=True, help="Allow plain http beyond loopback.",
                      **o),
     ]
@@ -219,7 +231,8 @@ def add_global_options(cmd: click.Command) -> None:
 
 
 GLOBAL_NOTE = ("Global options (--manifest, --mirror, --cache-dir, -q, -v, --no-progress, "
-               "--offline, --strict, --allow-http; --json where the command has it) go "
+               "--offline, --strict, --require, --allow-http; --json where the command has "
+               "it) go "
                "before or after the command: `densezoo --help` lists them.")
 
 # The root's help lists commands by what they are for, not alphabetically.
@@ -321,7 +334,11 @@ def names_argument(**kwargs: Any):
 @click.option("--offline", is_flag=True, default=None,
               help="Never touch the network. [env var: DENSEZOO_OFFLINE]")
 @click.option("--strict", is_flag=True, default=None,
-              help="Refuse artifacts without a published checksum. [env var: DENSEZOO_STRICT]")
+              help="Refuse bytes weaker than `prefix`: origin-pinned, copy-pinned, adopted "
+                   "(exit 9). [env var: DENSEZOO_STRICT]")
+@click.option("--require", type=STRENGTHS, metavar="STRENGTH", default=None,
+              help="Refuse bytes weaker than STRENGTH: verified, cross-checked, prefix, "
+                   "origin-pinned, copy-pinned, adopted. [env var: DENSEZOO_REQUIRE]")
 @click.option("--allow-http", is_flag=True, default=None,
               help="Allow plain-http URLs beyond loopback. [env var: DENSEZOO_ALLOW_HTTP]")
 @click.option("--json", "as_json", is_flag=True,
@@ -330,7 +347,7 @@ def names_argument(**kwargs: Any):
 @click.version_option(__version__, "--version", prog_name="densezoo")
 @click.pass_context
 def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir, quiet, verbose,
-        no_progress, offline, strict, allow_http, as_json) -> None:
+        no_progress, offline, strict, require, allow_http, as_json) -> None:
     """Fetch, cache and verify DensePose model-zoo weights and data.
 
     \b
@@ -341,7 +358,7 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
     """
     ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
-                  offline=offline or None, strict=strict or None,
+                  offline=offline or None, strict=strict or None, require=require,
                   allow_http=allow_http or None, mirrors=tuple(mirrors), json=as_json,
                   cache_dir_flag=ctx.get_parameter_source("cache_dir")
                   is click.core.ParameterSource.COMMANDLINE)
