@@ -98,7 +98,7 @@ class Fetcher:
     def cached(self, art: Artifact, warnings: list[str], *,
                repair: bool = True) -> FetchResult | None:
         """The cached copy if it verifies, else None (``path`` passes ``repair=False``)."""
-        return self.copies.get(art, self.trust.record(art), warnings, repair=repair)
+        return self.copies.get(art, self.trust.record_of(art), warnings, repair=repair)
 
     def fetch(self, art: Artifact, *, force: bool = False,
               progress: ProgressArg = None) -> FetchResult:
@@ -108,7 +108,7 @@ class Fetcher:
                 not hub_copies(art) and not Strength.ORIGIN_PINNED.meets(bar):
             raise self._unpublished(art)
         warnings: list[str] = []
-        record = self.trust.record(art)
+        record = self.trust.record_of(art)
         if not force:
             cached = self.copies.get(art, record, warnings)
             if cached is not None:
@@ -122,7 +122,7 @@ class Fetcher:
             _wait_for_others(marker, art.name, self.settings.marker_wait)
         try:
             if not force:     # another process may have published it since we last looked
-                record = self.trust.record(art)
+                record = self.trust.record_of(art)
                 cached = self.copies.get(art, record, warnings)
                 if cached is not None:
                     return cached

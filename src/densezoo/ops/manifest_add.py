@@ -143,7 +143,7 @@ def _bytes_of(core: "Core", source: str, name: str,
             got = core.fetch(art)                 # only a copy answers: no digests written
         d = got.digests if got.digests is not None and got.digests.sha256 \
             else hash_file(got.path)
-        pin = core.trust.record(art).pin
+        pin = core.trust.record_of(art).pin
         return got.path, d, (None if _from_origin(core, art, d) else
                              pin.source if pin is not None else "a copy")
     p = Path(source)
@@ -164,6 +164,6 @@ def _bytes_of(core: "Core", source: str, name: str,
 
 def _from_origin(core: "Core", art, digests) -> bool:
     """The record's binding voucher for these bytes is the origin's."""
-    pin = core.trust.record(art).pin
+    pin = core.trust.record_of(art).pin
     return (pin is not None and pin.kind == "origin" and digests is not None
             and pin.agrees(digests))
