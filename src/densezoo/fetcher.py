@@ -175,8 +175,8 @@ class Fetcher:
         for url in hub_copies(art):
             try:
                 resolved = self._signed(url)
-            except (TransferError, PolicyError):
-                continue
+            except (DensezooError, ValueError, OSError):
+                continue            # a claim adds evidence; a broken one is no claim
             if isinstance(resolved, str) or not resolved.sha256:
                 continue
             return _claim(url, resolved)

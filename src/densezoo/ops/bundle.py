@@ -20,7 +20,7 @@ from ..disk import store_errors, write_text_atomic
 from ..errors import BundleError, DensezooError, PolicyError, StoreError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..manifest import Artifact, parse_manifest
-from .mirror import entry_json, known_digests
+from .mirror import entry_json, known_digests, publishable
 from ..results.share import ImportResult
 from ..store.trust import declared, has_full, voucher_for
 from ..urls import redact, url_key
@@ -44,7 +44,8 @@ def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
                 digests = known_digests(core, art, src)
                 arc = "files/" + "/".join(url_key(art.url))
                 tar.add(src, arcname=arc)
-                lines.append("  - " + entry_json(art, digests, art.url, list(art.mirrors)))
+                lines.append("  - " + entry_json(art, publishable(core, art, digests), art.url,
+                                                 list(art.mirrors)))
                 sums.append(f"{digests['md5']}  {arc}")
             for name, text in ((BUNDLE_MANIFEST, "\n".join(lines) + "\n"),
                                ("MD5SUMS", "\n".join(sums) + "\n")):
