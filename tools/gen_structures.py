@@ -112,8 +112,14 @@ def configs_in_manifest() -> list[tuple[str, str]]:
             if a.get("kind") == "model" and a.get("config")]
 
 
-def structure_of(d2_root: Path, config: str) -> list[list]:
-    """The sorted [name, shape, dtype] list of the model ``config`` builds."""
+def _row(name, t) -> list:
+    return [name, list(t.shape), str(t.dtype).replace("torch.", "")]
+
+
+def structure_of(d2_root: Path, config: str) -> tuple[list[list], list[list]]:
+    """The sorted [name, shape, dtype] list of the model ``config`` builds, and its
+    non-persistent buffers (``pixel_mean``, anchors): older detectron2 saved those, so a
+    checkpoint carrying them is not "unexpected" for what it is."""
     from densepose.config import add_densepose_config       # noqa: F401 (after setup)
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
@@ -126,8 +132,9 @@ def structure_of(d2_root: Path, config: str) -> list[list]:
     for spec in cfg.MODEL.ROI_DENSEPOSE_HEAD.CSE.EMBEDDERS.values():
         spec.INIT_FILE = ""                   # a CSE init fills values (shape: NUM_VERTICES)
     model = build_model(cfg)
-    return sorted([name, list(t.shape), str(t.dtype).replace("torch.", "")]
-                  for name, t in model.state_dict().items())
+    state = model.state_dict()
+    return (sorted(_row(n, t) for n, t in state.items()),
+            sorted(_row(n, t) for n, t in model.named_buffers() if n not in state))
 
 
 def digest(tensors: list[list]) -> str:
@@ -158,16 +165,22 @@ def setup(source: Path, into: Path) -> Path:
 
 
 def generate(d2_root: Path, only: list[str] | None = None) -> dict:
+    sys.path.insert(0, str(ROOT / "src"))
+    from densezoo.configs import load_config          # densezoo's own reading of _BASE_
+    from densezoo.content.structure import fingerprint
+
     """The package data: models (entry name -> config, digest) and structures (digest ->
     tensor list, each distinct list once)."""
     models, structures = {}, {}
     for name, config in configs_in_manifest():
         if only is not None and name not in only:
             continue
-        tensors = structure_of(d2_root, config)
+        tensors, transient = structure_of(d2_root, config)
         d = digest(tensors)
-        models[name] = {"config": config, "digest": d, "tensors": len(tensors)}
-        structures[d] = tensors
+        whole, model_keys = fingerprint(load_config(d2_root / "projects" / "DensePose" / config))
+        models[name] = {"config": config, "digest": d, "tensors": len(tensors),
+                        "resolved": whole, "model_keys": model_keys}
+        structures[d] = {"tensors": tensors, "not_saved": transient}
     return {"format": FORMAT, "generator": "tools/gen_structures.py",
             "source": "detectron2@02b5c4e build_model(cfg).state_dict(), CPU torch",
             "models": models, "structures": structures}
