@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.adopt import AdoptReport
+    from .ops.weights import Identification, StructureReport
     from .ops.manifest_add import AddedEntry
     from .ops.mirror import MirrorResult
     from .user_settings import Origin
@@ -188,6 +189,21 @@ class Zoo(Core):
         from .ops.adopt import adopt
 
         return adopt(self, list(paths), known=known, dry_run=dry_run)
+
+    def check_structure(self, target: str | None = None, *, as_name: str | None = None,
+                        config: str | os.PathLike[str] | None = None) -> "StructureReport":
+        """Does a checkpoint (NAME or PATH) fit a model (its own, ``as_name``'s, or the one
+        ``config`` builds)?  Its tensors against the model's, read without unpickling."""
+        from .ops.weights import check
+
+        return check(self, target, as_name=as_name, config=config)
+
+    def identify(self, paths: Sequence[str]) -> list["Identification"]:
+        """What each file is: by full digest, md5 prefix, then structure; placeholders,
+        LFS pointers, HTML pages and all-zero arrays named as such (``ops.weights``)."""
+        from .ops.weights import identify
+
+        return identify(self, list(paths))
 
     def manifest_add(self, sources: Sequence[str], **options: Any) -> list["AddedEntry"]:
         """Entries computed from the bytes of FILEs or URLs (``ops.manifest_add.add``)."""
@@ -354,6 +370,17 @@ def adopt(paths: Sequence[str] = (), *, known: bool = False, dry_run: bool = Fal
     """``densezoo adopt``: verified files from disk (given paths; with ``known`` the
     iopath, Detectron and Hugging Face caches) into the store, without downloading."""
     return Zoo(**settings).adopt(paths, known=known, dry_run=dry_run)
+
+
+def check(target: str | None = None, *, as_name: str | None = None,
+          config: str | os.PathLike[str] | None = None, **settings: Any) -> "StructureReport":
+    """``densezoo check``: a checkpoint's tensors against a model's structure."""
+    return Zoo(**settings).check_structure(target, as_name=as_name, config=config)
+
+
+def identify(paths: Sequence[str], **settings: Any) -> list["Identification"]:
+    """``densezoo identify``: which artifact each file's bytes are, and by what evidence."""
+    return Zoo(**settings).identify(paths)
 
 
 def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | None = None,

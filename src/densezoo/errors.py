@@ -372,5 +372,21 @@ class WrongContentError(DensezooError):
                               "kept or pinned (try another mirror, or check the URL)")
 
 
+class StructureMismatchError(WrongContentError):
+    """A checkpoint whose tensors are not the model it is named as (another model, the
+    backbone alone, v1 weights): exit 4 like a checksum, even when an md5 prefix matched."""
+
+    exit_code = EXIT_CHECKSUM
+
+    def __init__(self, what: str, reason: str, *, path: str | None = None) -> None:
+        self.what = what
+        self.reason = reason
+        self.path = path
+        DensezooError.__init__(
+            self, f"refused {what}: {reason}",
+            hint="these are other weights under this name; nothing was kept or pinned "
+                 "(`densezoo identify FILE` says what they are)")
+
+
 class Cancelled(BaseException):
     """Another thread was interrupted (Ctrl-C, SIGTERM): stop, keeping what was received."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, ManifestError, NotCachedError, PolicyError, StoreError,
-                     StrictModeError, TransferError,
+                     StrictModeError, StructureMismatchError, TransferError,
                      UnsafeContentError, UrlFailure, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .catalog import unique
@@ -321,7 +321,8 @@ class Fetcher:
                                            FailureKind.UNSAFE))
                 continue
             except WrongContentError as e:
-                failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
+                failures.append(UrlFailure(got.url, e.reason, FailureKind.CHECKSUM if isinstance(
+                    e, StructureMismatchError) else FailureKind.CONTENT))   # other weights: 4
                 continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
             served = got.url if isinstance(resolved, str) else redact(url)

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from ..errors import Label
 
@@ -189,6 +189,13 @@ def compare(inventory: Any, expected: Expected) -> StructureCheck:
                           reason=f"{', '.join(counts)} of {n} tensors; first: {diffs[0]}")
 
 
+def check_file(path: Any, expected: Expected) -> StructureCheck:
+    """Read the file's tensor inventory (without unpickling) and compare."""
+    from .tensors import inventory
+
+    return compare(inventory(path), expected)
+
+
 def matching_models(inventory: Any, candidates: Iterable[Expected] | None = None
                     ) -> list[Expected]:
     """Every model whose structure this inventory matches exactly (several configs build
@@ -196,6 +203,3 @@ def matching_models(inventory: Any, candidates: Iterable[Expected] | None = None
     return [e for e in (all_expected() if candidates is None else candidates)
             if compare(inventory, e).ok]
 
-
-def rows(inventory: Any) -> Sequence[Row]:
-    return tuple((t.name, tuple(t.shape), t.dtype) for t in inventory.tensors)

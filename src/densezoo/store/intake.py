@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..content.inspect import Finding, inspect
-from ..errors import UnsafeContentError, WrongContentError
+from ..content.inspect import Finding, examine, inspect
+from ..errors import StructureMismatchError, UnsafeContentError, WrongContentError
 from ..hashing import Digests, Expected
 from ..manifest import Artifact
 from ..results import Strength
@@ -22,12 +23,19 @@ from ..urls import redact
 from .files import Partial, Store
 from .trust import Trust, declared_strength
 
+if TYPE_CHECKING:
+    from ..content.structure import StructureCheck
+
 
 @dataclass(frozen=True)
 class Admitted:
     path: Path                     # the published file
     pinned: bool                   # a first-use pin was recorded now
     warnings: tuple[str, ...]
+    # The model's tensors checked against the structure its config builds (None: no
+    # structure known).  TRUST-RECORD: structure voucher -- with a prefix match, record
+    # kind "structure" (this result) for the digest.
+    structure: StructureCheck | None = None
 
 
 class Intake:
@@ -38,7 +46,7 @@ class Intake:
 
     def inspect(self, art: Artifact, path: Path, *, first_use: bool) -> Finding | None:
         return inspect(path, art.file_name, first_use=first_use, scan_imports=self.scan,
-                       other_names=art.names_read_as)
+                       other_names=art.names_read_as, model=art.name)
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
               url: str, validators: dict[str, str | None], origin: str,
@@ -60,17 +68,22 @@ class Intake:
             partial.discard()
             raise
         will_pin = self.trust.needs_pin(art, origin=from_origin)
-        finding = self.inspect(art, partial.path, first_use=will_pin)
+        seen = examine(partial.path, art.file_name, first_use=will_pin, scan_imports=self.scan,
+                       other_names=art.names_read_as, model=art.name)
+        finding = seen.finding
         if finding is not None:
             if finding.unsafe:
                 moved = self.store.quarantine(art, partial.path)
                 partial.discard()
                 raise UnsafeContentError(what, finding.reason, moved_to=str(moved))
             partial.discard()
+            if finding.structure is not None:          # another model's tensors: exit 4
+                raise StructureMismatchError(what, finding.reason)
             raise WrongContentError(what, finding.reason)
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
         warnings = self._pin(art, digests, url, origin=from_origin) if will_pin else ()
-        return Admitted(path, will_pin, warnings)
+        # TRUST-RECORD: structure voucher (seen.structure matched, on top of the prefix)
+        return Admitted(path, will_pin, warnings, seen.structure)
 
     def pin_cached(self, art: Artifact, path: Path, digests: Digests,
                    identity: tuple[int, int] | None, *, url: str) -> Admitted:
@@ -87,6 +100,8 @@ class Intake:
             what = f"{art.name} (the copy in the store at {path})"
             if finding.unsafe:
                 raise UnsafeContentError(what, finding.reason, moved_to=str(moved))
+            if finding.structure is not None:
+                raise StructureMismatchError(what, f"{finding.reason}; moved to {moved}")
             raise WrongContentError(what, f"{finding.reason}; moved to {moved}")
         meta = self.store.read_meta(art) or {}
         return Admitted(path, True, self._pin(art, digests, url,
