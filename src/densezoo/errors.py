@@ -390,3 +390,16 @@ class StructureMismatchError(WrongContentError):
 
 class Cancelled(BaseException):
     """Another thread was interrupted (Ctrl-C, SIGTERM): stop, keeping what was received."""
+
+
+class RestrictedLoadError(UnsafeContentError):
+    """A pickle the restricted loader will not build: a construct off its allow-list (an
+    import, an object of a class) or a stream it cannot follow.  Nothing in it was run:
+    the loader builds values itself and calls no function the file names."""
+
+    def __init__(self, what: str, reason: str, *, position: int | None = None) -> None:
+        super().__init__(what, reason)
+        self.position = position
+        self.hint = ("densezoo builds only numpy arrays and plain containers from a pickle, "
+                     "and ran nothing from this one; do not open it with pickle.load or "
+                     "torch.load, and report where it came from")
