@@ -190,9 +190,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--source", type=Path, default=TARBALL)
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--only", metavar="NAME,...", help="these entries only (the test's sample)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = generate(setup(args.source, Path(tmp) / "d2src"))
+        data = generate(setup(args.source, Path(tmp) / "d2src"),
+                        args.only.split(",") if args.only else None)
     blob = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
     args.out.write_bytes(gzip.compress(blob, 9, mtime=0))
     print(f"{len(data['models'])} models, {len(data['structures'])} distinct structures, "

@@ -50,7 +50,8 @@ class Intake:
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
               url: str, validators: dict[str, str | None], origin: str,
-              mismatch_hint: str | None = None, from_origin: bool = True) -> Admitted:
+              mismatch_hint: str | None = None, from_origin: bool = True,
+              require_structure: bool = False) -> Admitted:
         """Publish ``partial`` as ``art`` if its bytes are right and safe, else refuse.
 
         Raises ChecksumMismatchError or WrongContentError (partial discarded:
@@ -59,7 +60,8 @@ class Intake:
         bytes came from, for messages; ``url`` is recorded (already redacted);
         ``from_origin`` False for bytes not from the entry's own URL (a mirror, S3, a
         bundle): a pin they make says so, and the caller warns when nothing stronger
-        than an md5 prefix checked them.
+        than an md5 prefix checked them.  ``require_structure``: an md5 prefix is all the
+        digests say (adopt); the tensors must match the model's structure too.
         """
         what = f"{art.name} from {origin}"
         try:
@@ -80,6 +82,11 @@ class Intake:
             if finding.structure is not None:          # another model's tensors: exit 4
                 raise StructureMismatchError(what, finding.reason)
             raise WrongContentError(what, finding.reason)
+        if require_structure and not (seen.structure and seen.structure.ok):
+            partial.discard()
+            raise WrongContentError(what, "only an md5 prefix matched, and " + (
+                seen.structure.summary() if seen.structure else
+                "densezoo knows no structure to check its tensors against"))
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
         warnings = self._pin(art, digests, url, origin=from_origin) if will_pin else ()
         # TRUST-RECORD: structure voucher (seen.structure matched, on top of the prefix)
