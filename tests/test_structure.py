@@ -277,17 +277,48 @@ def test_adopt_takes_the_real_file_at_its_iopath_path_by_prefix_and_structure(
 
 # -- 34.6: config-aware -------------------------------------------------------------------
 
-def test_config_trained_checks_the_weights_it_will_load(backbone_file, d2_source, manifest,
-                                                        server, tmp_path, cli):
-    """--trained names a model whose file is the backbone: refused before any run."""
+def test_config_refuses_v1_weights_in_a_detectron2_config(d2_source, manifest, server,
+                                                         tmp_path, cli):
+    """#818 through `densezoo config`: MODEL.WEIGHTS names a v1 model; exit 4, no config."""
     from densezoo.urls import url_key
 
-    server.add("/mirror/" + "/".join(url_key(R50_URL)), backbone_file.read_bytes())
-    m = _manifest_for(manifest, backbone_file)
-    cfg = d2_source / CONFIGS / "densepose_rcnn_R_50_FPN_s1x.yaml"
+    v1_url = "https://dl.fbaipublicfiles.com/densepose/DensePose_ResNet50_FPN_s1x-e2e.pkl"
+    v1 = py2_pickle({"blobs": {"AnnIndex_lowres_b": np.ones(15, np.float32),
+                               "conv1_w": np.ones((64, 3, 7, 7), np.float32)}})
+    server.add("/mirror/" + "/".join(url_key(v1_url)), v1)
+    m = manifest({"name": "ResNet50_FPN_s1x-e2e", "kind": "model", "url": v1_url,
+                  "md5": hashlib.md5(v1).hexdigest(), "size": len(v1)}, zoo="densepose-v1")
+    mine = tmp_path / "cfg" / "mine.yaml"
+    mine.parent.mkdir()
+    shutil.copy(d2_source / CONFIGS / "Base-DensePose-RCNN-FPN.yaml", mine.parent)
+    mine.write_text((d2_source / CONFIGS / "densepose_rcnn_R_50_FPN_s1x.yaml").read_text()
+                    .replace("detectron2://ImageNetPretrained/MSRA/R-50.pkl", v1_url))
+    out = tmp_path / "verified.yaml"
     r = cli("--no-default-manifests", "--manifest", str(m), "--mirror", server.url("/mirror"),
-            "config", str(cfg), "--trained", "--dry-run")
-    assert r.code == 0                                    # a dry run reads no bytes
-    r = cli("--no-default-manifests", "--manifest", str(m), "--mirror", server.url("/mirror"),
-            "fetch", R50)
-    assert r.code == 4 and "missing in the checkpoint" in r.err
+            "config", str(mine), "-o", str(out))
+    assert r.code == 4, r.err
+    assert "do not fit the model the config builds" in r.err and "detectron-v1" in r.err
+    assert not out.exists()
+
+
+def test_config_trained_recognises_a_copied_config_by_its_content(d2_source, tmp_path, cli):
+    """CSE's densepose_rcnn_R_50_FPN_s1x.yaml copied (with its bases) out of cse/: its
+    name is two configs', its content one model's."""
+    src = d2_source / CONFIGS / "cse"
+    copy = tmp_path / "my_project"
+    copy.mkdir()
+    for f in ("densepose_rcnn_R_50_FPN_s1x.yaml", "Base-DensePose-RCNN-FPN-Human.yaml",
+              "Base-DensePose-RCNN-FPN.yaml"):
+        shutil.copy(src / f, copy / f)
+    r = cli("config", str(copy / "densepose_rcnn_R_50_FPN_s1x.yaml"), "--trained",
+            "--dry-run", "--json")
+    assert r.code == 0, r.err
+    assert r.json["summary"]["trained"] == CSE
+    # The chart-based config of the same file name is another model.
+    iuv = tmp_path / "iuv"
+    iuv.mkdir()
+    for f in ("densepose_rcnn_R_50_FPN_s1x.yaml", "Base-DensePose-RCNN-FPN.yaml"):
+        shutil.copy(d2_source / CONFIGS / f, iuv / f)
+    r = cli("config", str(iuv / "densepose_rcnn_R_50_FPN_s1x.yaml"), "--trained",
+            "--dry-run", "--json")
+    assert r.code == 0 and r.json["summary"]["trained"] == R50

@@ -69,7 +69,9 @@ def config_structure(core: "Core", config: Path) -> tuple[Expected | None, str]:
     model = core.catalog.trained_with(config)
     if model is not None and (found := expected_for(model.name)) is not None:
         return found, f"the model {config.name} builds ({model.name})"
-    same = {e.digest: e for e in models_with_config(load_config(config), same_model=True)}
+    same: dict[str, Expected] = {}
+    for e in models_with_config(load_config(config), same_model=True):
+        same.setdefault(e.digest, e)        # sorted by name: a deprecated "-<id>" twin last
     if len(same) == 1:
         found = next(iter(same.values()))
         return found, f"the model {config.name} builds (its keys are {found.config}'s)"
