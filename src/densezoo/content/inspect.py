@@ -41,6 +41,7 @@ class Examination:
 
     finding: Finding | None
     structure: "StructureCheck | None" = None
+    notes: tuple[str, ...] = ()    # true of the bytes, worth saying, not a refusal
 
 
 def is_pickle(*names: str) -> bool:
@@ -63,22 +64,37 @@ def inspect(path: str | os.PathLike[str], file_name: str, *, first_use: bool,
 
 def examine(path: str | os.PathLike[str], file_name: str, *, first_use: bool,
             scan_imports: bool = True, other_names: tuple[str, ...] = (),
-            model: str | None = None) -> Examination:
+            model: str | None = None, zeros: bool = False) -> Examination:
     """``inspect``, keeping the structure check's answer when it matched (a prefix plus a
-    structure match is evidence of its own: the trust record's *structure* voucher)."""
+    structure match is evidence of its own: the trust record's *structure* voucher).
+    ``zeros``: say when every array of the pickle is zero (a mesh placeholder)."""
     finding = _checks(path, file_name, first_use=first_use, scan_imports=scan_imports,
                       other_names=other_names)
+    notes = (_zero_note(path),) if zeros and finding is None and is_pickle(
+        file_name, *other_names) else ()
+    notes = tuple(n for n in notes if n)
     if finding is not None or model is None:
-        return Examination(finding)
+        return Examination(finding, notes=notes)
     from .structure import check_file, expected_for   # only for models with a structure
 
     expected = expected_for(model)
     if expected is None:
-        return Examination(None)
+        return Examination(None, notes=notes)
     result = check_file(path, expected)
     if result.status == "mismatch":
         return Examination(Finding(False, result.summary(), result), result)
-    return Examination(None, result)
+    return Examination(None, result, notes)
+
+
+def _zero_note(path: str | os.PathLike[str]) -> str | None:
+    """The mesh placeholders (detectron2 #3233, #4141) recognised by their bytes."""
+    from .tensors import inventory
+
+    inv = inventory(path)
+    if inv.tensors and all(t.all_zero for t in inv.tensors):
+        return (f"its content is a placeholder: all {len(inv.tensors)} arrays are zero "
+                "(checked, not only reported)")
+    return None
 
 
 def _checks(path: str | os.PathLike[str], file_name: str, *, first_use: bool,

@@ -71,7 +71,8 @@ class Intake:
             raise
         will_pin = self.trust.needs_pin(art, origin=from_origin)
         seen = examine(partial.path, art.file_name, first_use=will_pin, scan_imports=self.scan,
-                       other_names=art.names_read_as, model=art.name)
+                       other_names=art.names_read_as, model=art.name,
+                       zeros=art.kind == "mesh")
         finding = seen.finding
         if finding is not None:
             if finding.unsafe:
@@ -88,7 +89,8 @@ class Intake:
                 seen.structure.summary() if seen.structure else
                 "densezoo knows no structure to check its tensors against"))
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
-        warnings = self._pin(art, digests, url, origin=from_origin) if will_pin else ()
+        warnings = (*seen.notes,
+                    *(self._pin(art, digests, url, origin=from_origin) if will_pin else ()))
         # TRUST-RECORD: structure voucher (seen.structure matched, on top of the prefix)
         return Admitted(path, will_pin, warnings, seen.structure)
 
