@@ -204,6 +204,9 @@ def test_backbone_truncated_placeholder_and_lfs_pointer(backbone_file, r50_file,
     lfs.parent.mkdir()
     lfs.write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{R50_SHA256}\n"
                    "size 255757821\n")
+    for f, what in ((place, "31-byte text file"), (lfs, "git-lfs pointer file")):
+        r = cli("check", str(f), "--as", R50)
+        assert r.code == 1 and what in r.out, r.out
     r = cli("identify", str(place), str(lfs), str(backbone_file), "--json")
     assert r.code == 1
     by_path = {i["path"]: i for i in r.items}

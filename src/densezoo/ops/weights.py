@@ -108,6 +108,11 @@ def check(core: "Core", target: str | None, *, as_name: str | None = None,
     else:
         art = core.artifact(target)
         path = core.path(art)
+    not_weights = _not_weights(path)
+    if not_weights is not None:
+        unknown = StructureCheck(StructureStatus.UNKNOWN, None, 0, 0, reason=not_weights[1])
+        return StructureReport(target, str(path), "its contents", str(cfg) if cfg else None,
+                               unknown)
     inv = _inventory(path)
     if cfg is not None:
         expected, against = config_structure(core, cfg)
@@ -208,34 +213,20 @@ def _names(arts: list[Artifact]) -> tuple[str, ...]:
 
 
 def _identify(core: "Core", index: _DigestIndex, path: Path) -> Identification:
-    from ..content.sniff import sniff_wrong_content
     from ..hashing import ALGORITHMS, hash_file
 
     size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(PLACEHOLDER_MAX)
-    wrong = sniff_wrong_content(head, path.name)
-    if wrong and b"git-lfs" in head[:64]:
-        oid, n = _LFS_OID.search(head), _LFS_SIZE.search(head)
-        arts, _ = index.by_full(None, oid.group(1).decode()) if oid else ([], None)
-        return Identification(str(path), size, "lfs-pointer", _names(arts),
-                              "lfs-oid" if arts else None,
-                              f"a git-lfs pointer file ({size} bytes) to "
-                              f"{int(n.group(1)) if n else '?'} bytes of sha256 "
-                              f"{oid.group(1).decode()[:12] if oid else '?'}..., not the file")
-    if wrong:
-        return Identification(str(path), size, "html-page", (), None, wrong.replace(
-            "the server sent", "it is"))
     digests = hash_file(path, ALGORITHMS)
     arts, algo = index.by_full(digests.md5, digests.sha256)
     if arts:
         return Identification(str(path), size, "artifact", _names(arts), algo,
                               f"its {algo} is the one {arts[0].name} is known by")
-    if size < PLACEHOLDER_MAX and _is_text(head):
-        text = head.decode("utf-8", "replace").strip().splitlines()[0][:80] if head.strip() \
-            else ""
-        return Identification(str(path), size, "placeholder", (), None,
-                              f"a {size}-byte text file ({text!r}), not weights")
+    not_weights = _not_weights(path)
+    if not_weights is not None:
+        what, detail, oid = not_weights
+        pointed, _ = index.by_full(None, oid) if oid else ([], None)
+        return Identification(str(path), size, what, _names(pointed),
+                              "lfs-oid" if pointed else None, detail)
     inv = _inventory(path) if path.suffix.lower() in (".pkl", ".pth", ".pt") else None
     if inv is not None and inv.tensors and all(t.all_zero for t in inv.tensors):
         return Identification(str(path), size, "all-zero", (), None,
@@ -271,6 +262,30 @@ def _identify(core: "Core", index: _DigestIndex, path: Path) -> Identification:
                               "matching no known model")
     return Identification(str(path), size, "unknown", (), None,
                           "its digests and contents match nothing densezoo knows")
+
+
+def _not_weights(path: Path) -> tuple[str, str, str | None] | None:
+    """(what, why, the sha256 an LFS pointer names) for files that are certainly not
+    weights: a git-lfs pointer, an HTML/XML error page, a small text placeholder."""
+    from ..content.sniff import sniff_wrong_content
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(PLACEHOLDER_MAX)
+    wrong = sniff_wrong_content(head, path.name)
+    if wrong and b"git-lfs" in head[:64]:
+        oid, n = _LFS_OID.search(head), _LFS_SIZE.search(head)
+        return ("lfs-pointer", f"a git-lfs pointer file ({size} bytes) to "
+                f"{int(n.group(1)) if n else '?'} bytes of sha256 "
+                f"{oid.group(1).decode()[:12] if oid else '?'}..., not the file",
+                oid.group(1).decode() if oid else None)
+    if wrong:
+        return "html-page", wrong.replace("the server sent", "it is"), None
+    if size < PLACEHOLDER_MAX and _is_text(head):
+        text = head.decode("utf-8", "replace").strip().splitlines()[0][:80] \
+            if head.strip() else ""
+        return "placeholder", f"a {size}-byte text file ({text!r}), not weights", None
+    return None
 
 
 def _is_text(head: bytes) -> bool:

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from ..content.structure import StructureCheck
 
 
+def model_of(art: Artifact) -> str | None:
+    """The model whose structure the bytes must have (only models have one: the structure
+    data is not even loaded for the rest)."""
+    return art.name if art.kind == "model" else None
+
+
 @dataclass(frozen=True)
 class Admitted:
     path: Path                     # the published file
@@ -46,7 +52,7 @@ class Intake:
 
     def inspect(self, art: Artifact, path: Path, *, first_use: bool) -> Finding | None:
         return inspect(path, art.file_name, first_use=first_use, scan_imports=self.scan,
-                       other_names=art.names_read_as, model=art.name)
+                       other_names=art.names_read_as, model=model_of(art))
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
               url: str, validators: dict[str, str | None], origin: str,
@@ -71,7 +77,7 @@ class Intake:
             raise
         will_pin = self.trust.needs_pin(art, origin=from_origin)
         seen = examine(partial.path, art.file_name, first_use=will_pin, scan_imports=self.scan,
-                       other_names=art.names_read_as, model=art.name,
+                       other_names=art.names_read_as, model=model_of(art),
                        zeros=art.kind == "mesh")
         finding = seen.finding
         if finding is not None:

@@ -139,9 +139,10 @@ class Verifier:
         status, detail = check.status, check.detail
         if status is not VerifyStatus.CORRUPT and scan:
             from ..content.inspect import inspect     # --scan only
+            from .intake import model_of
 
             finding = inspect(path, art.file_name, first_use=False,
-                              other_names=art.names_read_as, model=art.name)
+                              other_names=art.names_read_as, model=model_of(art))
             if finding is not None:        # another model's tensors are wrong, not hostile
                 status = VerifyStatus.CORRUPT if finding.structure else VerifyStatus.UNSAFE
                 detail = finding.reason
