@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .results.info import ArtifactInfo
     from .results.share import ConfigResult, ExportResult, ImportResult, PinInfo
     from .content.pickle_scan import ScanReport
+    from .content.weights import Weights
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.adopt import AdoptReport
@@ -262,6 +263,23 @@ def scan(targets: Sequence[str], **settings: Any) -> list["ScanReport"]:
     """``densezoo scan``: pickle import checks of artifacts (by name) or files (by path)."""
     z = Zoo(**settings)
     return [z.scan_file(t) for t in targets]
+
+
+def load_weights(path_or_name: str | os.PathLike[str], *, fetch: bool = True,
+                 **settings: Any) -> "Weights":
+    """A checkpoint's arrays (``.tensors``) and plain metadata (``.meta``), built by the
+    restricted loader: only numpy arrays and plain containers, nothing the file names is
+    called, ``RestrictedLoadError`` for anything else -- whether or not it was scanned.
+    ``.data`` equals ``pickle.load(f, encoding="latin1")``.  A path is read as it is; a
+    name is the verified store copy (``fetch`` False: never download, as ``path``)."""
+    from .content.weights import read_weights
+
+    if os.path.isfile(path_or_name):
+        return read_weights(path_or_name)
+    z = Zoo(**settings)
+    name = os.fspath(path_or_name)
+    local = z.fetch(name).path if fetch else z.path(name)
+    return read_weights(local, name=name)
 
 
 def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[str] | None = None,
