@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .results.share import ConfigResult, ExportResult, ImportResult, PinInfo
     from .content.pickle_scan import ScanReport
     from .content.weights import Weights
+    from .results.convert import ConvertResult
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.adopt import AdoptReport
@@ -100,6 +101,13 @@ class Zoo(Core):
 
         return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress,
                        trained=trained)
+
+    def convert(self, target: str | os.PathLike[str], *, to: str = "safetensors",
+                output: str | os.PathLike[str] | None = None) -> "ConvertResult":
+        """A checkpoint as safetensors, proven bit-exact before it is kept (ops/convert)."""
+        from .ops.convert import convert
+
+        return convert(self, target, to=to, output=output)
 
     def seed_iopath(self, result: ConfigResult, to: str | os.PathLike[str] | None = None, *,
                     link: str = "symlink", strict: bool = False
@@ -280,6 +288,13 @@ def load_weights(path_or_name: str | os.PathLike[str], *, fetch: bool = True,
     name = os.fspath(path_or_name)
     local = z.fetch(name).path if fetch else z.path(name)
     return read_weights(local, name=name)
+
+
+def convert(target: str | os.PathLike[str], *, to: str = "safetensors",
+            output: str | os.PathLike[str] | None = None, **settings: Any) -> "ConvertResult":
+    """``densezoo convert``: a checkpoint (path or artifact name) as safetensors, written
+    only after it reads back bit-exact; an artifact's lands in the store (see ops/convert)."""
+    return Zoo(**settings).convert(target, to=to, output=output)
 
 
 def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[str] | None = None,
