@@ -94,13 +94,15 @@ class Zoo(Core):
         return Selection(arts, unlisted, unknown)
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
-               progress: ProgressArg = None, trained: bool = False) -> ConfigResult:
+               progress: ProgressArg = None, trained: bool = False,
+               safetensors: bool = False) -> ConfigResult:
         """Resolve a detectron2 / Detectron config: every URL in it, verified (see
-        ``config_resolve``); ``fetch=False`` touches no network (cached paths only)."""
+        ``config_resolve``); ``fetch=False`` touches no network (cached paths only);
+        ``safetensors``: MODEL.WEIGHTS converted (see ``convert``)."""
         from .ops.config import resolve
 
         return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress,
-                       trained=trained)
+                       trained=trained, safetensors=safetensors)
 
     def convert(self, target: str | os.PathLike[str], *, to: str = "safetensors",
                 output: str | os.PathLike[str] | None = None) -> "ConvertResult":
@@ -306,7 +308,7 @@ def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[s
 
 def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
            dry_run: bool = False, jobs: int = 4, seed_iopath: bool = False,
-           trained: bool = False,
+           trained: bool = False, safetensors: bool = False,
            seed_dir: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
            **settings: Any) -> ConfigResult:
     """``densezoo config``: every reference resolved; ``output`` is written (atomically)
@@ -315,7 +317,7 @@ def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str
 
     z = Zoo(**settings)
     result = z.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
-                      trained=trained)
+                      trained=trained, safetensors=safetensors)
     if output is not None and result.text is not None:
         write_text_atomic(Path(output), result.text)
     if seed_iopath and not dry_run and result.complete:

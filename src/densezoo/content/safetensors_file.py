@@ -25,6 +25,7 @@ from .weights import Weights
 META = "densezoo.meta"
 LAYOUT = "densezoo.layout"
 SOURCE_SHA256 = "densezoo.source_sha256"
+ORDER = "densezoo.order"       # the checkpoint's tensor order (safetensors sorts by name)
 SHOWN = ("__author__", "matching_heuristics")     # also written as plain header text
 HOLDS = frozenset("biuf")      # numpy kinds safetensors holds: bool, ints, uints, floats
 
@@ -52,7 +53,7 @@ def write_safetensors(weights: Weights, out: str | os.PathLike[str], *,
             hint="only bool, integer and float arrays convert; keep using the .pkl through "
                  "densezoo.load_weights")
     header = {META: json.dumps(weights.meta, sort_keys=True), LAYOUT: weights.layout,
-              SOURCE_SHA256: source_sha256}
+              SOURCE_SHA256: source_sha256, ORDER: json.dumps(list(weights.tensors))}
     header.update({k: _text(weights.meta[k]) for k in SHOWN if k in weights.meta})
     # np.ascontiguousarray would make a 0-d array 1-d (a shape the round trip catches).
     save_file({name: a if a.flags.c_contiguous else a.copy(order="C")
@@ -68,6 +69,9 @@ def read_safetensors(path: str | os.PathLike[str]) -> Weights:
     with safe_open(os.fspath(path), framework="np") as f:
         header = f.metadata() or {}
     tensors = load_file(os.fspath(path))
+    order = json.loads(header.get(ORDER, "[]"))
+    if sorted(order) == sorted(tensors):
+        tensors = {name: tensors[name] for name in order}
     meta = json.loads(header[META]) if META in header else {}
     layout = header.get(LAYOUT, DETECTRON2)
     if layout == DETECTRON2:
