@@ -190,3 +190,19 @@ def test_py2_latin1_strings_load_as_detectron2_reads_them():
     assert w.meta == {"cfg": "caf\xe9"} and w.tensors["w"].tolist() == [7, 7, 7]
     assert_identical(w.data, _truth(data))
     assert struct.pack("<B", 7) * 3 == w.tensors["w"].tobytes()
+
+
+def test_a_file_object_is_read_from_where_it_stands(tmp_path):
+    """detectron2 hands ``pickle.load`` an open file: read from the start it is mapped,
+    further in only the rest is the pickle -- as the unpickler would read it."""
+    data = FORMATS["detectron2-p4"]
+    path = tmp_path / "w.pkl"
+    path.write_bytes(b"junk" + data)
+    with open(path, "rb") as f:
+        f.read(4)
+        assert_identical(read_weights(f).data, _truth(data))
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        assert_identical(read_weights(f).data, _truth(data))
+    with open(path, "rb") as f, pytest.raises(RestrictedLoadError, match="after STOP"):
+        read_weights(io.BufferedReader(io.BytesIO(data + b"\0")))

@@ -13,7 +13,10 @@ the file names is ever called: an import off the allow-list raises
 
 from __future__ import annotations
 
+import io
+import mmap
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -48,16 +51,25 @@ def read_weights(source: str | os.PathLike[str] | IO[bytes], *, name: str | None
     if isinstance(source, (str, os.PathLike)):
         with mapped(source) as data:
             return _weights(data, name or str(source))
-    return _weights(_file_bytes(source), name or str(getattr(source, "name", "<stream>")))
-
-
-def _file_bytes(f: IO[bytes]) -> Any:
-    """All of a file object's bytes (the interpreter needs the whole stream to check
-    every length against its end, as the scan does)."""
-    data = f.read()
-    if not isinstance(data, bytes):
+    what = name or str(getattr(source, "name", "<stream>"))
+    fd = _whole_file(source)
+    if fd is not None:                  # a real file read from its start: map it, no copy
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
+            return _weights(data, what)
+    data = source.read()               # the whole stream: every length is checked against
+    if not isinstance(data, bytes):    # its end, as the scan does
         raise TypeError("read_weights needs a binary file")
-    return data
+    return _weights(data, what)
+
+
+def _whole_file(f: IO[bytes]) -> int | None:
+    """The descriptor of a non-empty regular file positioned at its start, else None."""
+    try:
+        fd = f.fileno()
+        st = os.fstat(fd)
+        return fd if stat.S_ISREG(st.st_mode) and st.st_size and f.tell() == 0 else None
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def _weights(data: Any, what: str) -> Weights:

@@ -81,6 +81,8 @@ def convert(core: "Core", target: str | os.PathLike[str], *, to: str = "safetens
                 tmp.unlink()
         if stored:
             assert art is not None
+            # TRUST-RECORD: a derived file is vouched for by its source's own record plus
+            # this conversion's proof (kind "derived", source sha256), not by a download.
             write_json_atomic(record, {"source": art.name, "source_url": art.url,
                                        "source_sha256": sha256, "format": to,
                                        "created": utc_now()})
