@@ -204,5 +204,5 @@ def test_a_file_object_is_read_from_where_it_stands(tmp_path):
     path.write_bytes(data)
     with open(path, "rb") as f:
         assert_identical(read_weights(f).data, _truth(data))
-    with open(path, "rb") as f, pytest.raises(RestrictedLoadError, match="after STOP"):
+    with pytest.raises(RestrictedLoadError, match="after STOP"):
         read_weights(io.BufferedReader(io.BytesIO(data + b"\0")))
