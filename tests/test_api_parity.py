@@ -24,6 +24,7 @@ COMMANDS = {
     "import": "import_bundle", "doctor": "doctor", "check": "check", "identify": "identify", "manifest add": "manifest_add", "adopt": "adopt",
     "settings show": "settings_show", "settings set": "settings_set",
     "settings unset": "settings_unset",
+    "convert": "convert",
 }
 # Commands that edit the settings file itself: no Zoo, so no settings keywords.
 FILE_ONLY = {"settings set", "settings unset"}

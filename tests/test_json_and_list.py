@@ -62,6 +62,10 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     check("scan", "js_good", ok=False)                                   # not a pickle
     (tmp_path / "w.pkl").write_bytes(__import__("pickle").dumps({"w": [1.0]}, protocol=2))
     check("scan", str(tmp_path / "w.pkl"), ok=True)
+    check("convert", str(tmp_path / "w.pkl"), ok=False)                 # not a checkpoint
+    (tmp_path / "m.pkl").write_bytes(__import__("pickle").dumps(
+        {"model": {"w": __import__("numpy").ones(2)}, "__author__": "t"}, protocol=2))
+    check("convert", str(tmp_path / "m.pkl"), ok=True)
     check("pin", ok=True)
     check("identify", str(Path(cli(*base, "path", "js_good").out.strip())), ok=True)
     check("identify", str(tmp_path / "w.pkl"), ok=False)

@@ -32,6 +32,7 @@ cli.lazy = {
     **dict.fromkeys(("doctor", "completion"), "setup"),
     **dict.fromkeys(("manifest", "settings", "adopt"), "authoring"),
     **dict.fromkeys(("check", "identify"), "weights"),
+    "convert": "convert",
 }
 
 __all__ = ["cli", "main"]

@@ -87,6 +87,8 @@ IDENTIFY = record({"path": S, "size": I, "what": {"enum": [
 SETTING = record({"name": S, "value": {}, "source": S})
 ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": S, "sha256": S,
                 "manifest": S, "state": S})
+CONVERT = record({"name": (S, NULL), "source": S, "source_sha256": S, "path": S, "format": S,
+                  "layout": S, "tensors": I, "nbytes": I, "stored": B, "reused": B})
 
 _REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
 
@@ -102,7 +104,8 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "identify": (IDENTIFY, ANY_OBJECT),
     "pin": (PIN, record({"manifest_out": (S, NULL), "written": I, "conflicts": I})),
     "config": (REFERENCE, record({
-        "config": S, "complete": B, "trained": (S, NULL), "counts": ANY_OBJECT,
+        "config": S, "complete": B, "trained": (S, NULL), "safetensors": (S, NULL),
+        "counts": ANY_OBJECT,
         "output": (S, NULL),
         "fetched": {"type": "array", "items": FETCH},
         "seeded": {"type": "array", "items": EXPORT},
@@ -125,6 +128,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "settings show": (SETTING, record({"file": S})),
     "settings set": (SETTING, record({"file": S})),
     "settings unset": (SETTING, record({"file": S})),
+    "convert": (CONVERT, None),
 }
 
 

@@ -28,6 +28,9 @@ from .pickle_scan import ALLOWED_GLOBALS, Finding, _Bad, _decode, _Scanner
 MAX_LONG_BYTES = 1024           # an integer of 8000 bits is not in a weight file
 _DECIMAL = re.compile(rb"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(rb"-?(nan|inf|[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)")
+# A plain dtype's code as numpy pickles it ('f4', 'i8', 'b1', 'O8', 'S10', 'U3'): not a
+# comma list or a dict (structured), not a datetime (those carry metadata).
+DTYPE_CODE = re.compile(r"([bifucOSUV])([0-9]*)")
 
 
 class Refused(Exception):
@@ -231,7 +234,7 @@ class Interpreter(_Scanner):
         raise self._bad_args("numpy _reconstruct", args, start)
 
     def _dtype(self, args: tuple, start: int) -> Any:
-        if (1 <= len(args) <= 3 and type(args[0]) is str
+        if (1 <= len(args) <= 3 and type(args[0]) is str and DTYPE_CODE.fullmatch(args[0])
                 and all(type(a) in (bool, int) and a in (0, 1) for a in args[1:])):
             align, copy = (bool(a) for a in (*args[1:], False, False)[:2])
             return self.hook.dtype(args[0], align, copy)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,10 +24,9 @@ from math import prod
 from typing import Any, Callable, Iterator
 
 from .pickle_scan import _Bad
-from .pickle_values import ArrayHook, Interpreter, Refused, Span
+from .pickle_values import DTYPE_CODE, ArrayHook, Interpreter, Refused, Span
 
 SPAN_FROM = 4096                 # arguments this long are left in the file, not copied
-_DTYPE_CODE = re.compile(r"([bifucOSUV])([0-9]*)")
 _KIND_NAMES = {"i": "int", "u": "uint", "f": "float", "c": "complex",
                "S": "bytes", "U": "str", "V": "void"}
 
@@ -144,9 +142,8 @@ class DType:
     __hash__ = None                      # type: ignore[assignment]
 
     def __init__(self, code: str) -> None:
-        match = _DTYPE_CODE.fullmatch(code)
-        if not match:
-            raise ValueError(f"dtype {code!r} is not a plain numeric, string or object type")
+        match = DTYPE_CODE.fullmatch(code)
+        assert match, code               # the interpreter passes plain codes only
         self.kind, size = match.group(1), int(match.group(2) or 0)
         self.itemsize = 4 * size if self.kind == "U" else (8 if self.kind == "O" else size)
         self.byteorder = "="

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
-            progress: ProgressArg = None, trained: bool = False) -> ConfigResult:
+            progress: ProgressArg = None, trained: bool = False,
+            safetensors: bool = False) -> ConfigResult:
     """Follow ``_BASE_``, map every reference to a manifest entry (by URL, mirror or legacy
     URL; ``detectron2://``, ``catalog://`` and ``densezoo://`` too), fetch them (unless
     ``fetch=False``: no network, nothing checked) and say per reference exactly what
@@ -35,7 +36,11 @@ def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
 
     ``trained``: MODEL.WEIGHTS becomes the model the manifest says this config trained
     (a DensePose config's own MODEL.WEIGHTS is the ImageNet initialisation, which
-    ``train_net.py --eval-only`` and ``DefaultPredictor`` would otherwise evaluate)."""
+    ``train_net.py --eval-only`` and ``DefaultPredictor`` would otherwise evaluate).
+
+    ``safetensors``: MODEL.WEIGHTS becomes the verified weights converted to safetensors
+    (``ops/convert``: proven bit-exact, kept in the store), which detectron2 reads after
+    ``densezoo.integrations.detectron2.install()`` with no pickle involved."""
     cfg = load_config(path)
     model = None
     if trained:
@@ -78,7 +83,9 @@ def resolve(core: "Core", path: Path, *, fetch: bool = True, jobs: int = 4,
         [art.name for url in runtime_urls(cfg) if (art := index.find(url)) is not None])),
         trained=model.name if model else None)
     if fetch and result.complete:
-        result = replace(result, text=dump(rewrite(cfg, local)))
+        rewritten = rewrite(cfg, local)
+        converted = _weights_as_safetensors(core, cfg, rewritten, index) if safetensors else None
+        result = replace(result, text=dump(rewritten), safetensors=converted)
     return result
 
 
@@ -117,6 +124,22 @@ def _check_weights_fit(core: "Core", path: Path, refs: tuple, *, trained: bool) 
             f"MODEL.WEIGHTS of {path.name} ({ref.name})",
             f"these weights do not fit the model the config builds: {result.summary()}",
             path=str(ref.path))
+
+
+def _weights_as_safetensors(core: "Core", cfg: dict, rewritten: dict, index: UrlIndex) -> str:
+    """Convert the artifact MODEL.WEIGHTS names and point the rewritten config at it."""
+    from .convert import convert
+
+    ref = (cfg.get("MODEL") or {}).get("WEIGHTS")
+    art = index.find(ref) if isinstance(ref, str) and ref else None
+    if art is None:
+        raise UsageError(f"--safetensors: MODEL.WEIGHTS ({ref!r}) is not an artifact of a "
+                         "manifest, so densezoo has no verified weights to convert",
+                         hint="convert the file yourself with `densezoo convert PATH` and set "
+                              "MODEL.WEIGHTS to it")
+    path = str(convert(core, art.name).path)
+    rewritten["MODEL"]["WEIGHTS"] = path
+    return path
 
 
 def _state(core: "Core", ref, outcomes: dict[str, FetchOutcome],
