@@ -219,7 +219,11 @@ def test_backbone_truncated_placeholder_and_lfs_pointer(backbone_file, r50_file,
 
 
 def test_identify_by_structure_prefix_and_all_zero(r50_file, manifest, tmp_path, cli):
-    r = cli("identify", str(r50_file), "--json")          # no manifest publishes it
+    blob = tmp_path / "blobs" / hashlib.sha256(b"any").hexdigest()   # a Hub cache blob
+    blob.parent.mkdir()
+    os.link(r50_file, blob)
+    r = cli("identify", str(r50_file), str(blob), "--json")   # no manifest publishes it
+    assert r.items[0]["names"] == r.items[1]["names"]
     item = r.items[0]
     assert item["what"] == "unknown" and item["by"] == "structure"
     assert R50 in item["names"] and item["structure"] == "match"

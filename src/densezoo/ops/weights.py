@@ -227,7 +227,7 @@ def _identify(core: "Core", index: _DigestIndex, path: Path) -> Identification:
         pointed, _ = index.by_full(None, oid) if oid else ([], None)
         return Identification(str(path), size, what, _names(pointed),
                               "lfs-oid" if pointed else None, detail)
-    inv = _inventory(path) if path.suffix.lower() in (".pkl", ".pth", ".pt") else None
+    inv = _inventory(path) if _pickled(path) else None
     if inv is not None and inv.tensors and all(t.all_zero for t in inv.tensors):
         return Identification(str(path), size, "all-zero", (), None,
                               f"{len(inv.tensors)} arrays, every value zero: a placeholder")
@@ -286,6 +286,14 @@ def _not_weights(path: Path) -> tuple[str, str, str | None] | None:
             if head.strip() else ""
         return "placeholder", f"a {size}-byte text file ({text!r}), not weights", None
     return None
+
+
+def _pickled(path: Path) -> bool:
+    """Named like a pickle, or starting like one (protocol 2+: a Hub blob has no suffix)."""
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        return True
+    with open(path, "rb") as f:
+        return f.read(2) in {b"\x80" + bytes([p]) for p in range(2, 6)}
 
 
 def _is_text(head: bytes) -> bool:
