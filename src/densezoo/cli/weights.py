@@ -42,7 +42,7 @@ def check_cmd(app: App, target, as_name, config, as_json) -> None:
     if as_json:
         app.emit([report.to_dict()], exit_code=code, summary={"structure": str(c.status)})
     else:
-        click.echo(f"{report.path}: {c.summary()}")
+        click.echo(f"{report.path}: {c.summary(first=False)}")
         for d in c.differences:
             click.echo(f"  {d}")
         more = c.missing + c.unexpected + c.shape - len(c.differences)

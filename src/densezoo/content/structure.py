@@ -82,12 +82,14 @@ class StructureCheck:
     def ok(self) -> bool:
         return self.status is StructureStatus.MATCH
 
-    def summary(self) -> str:
+    def summary(self, *, first: bool = True) -> str:
+        """One line; ``first``: with the first difference (a list of them may follow)."""
         if self.status is StructureStatus.MATCH:
             return f"structure matches {self.model} ({self.tensors} tensors)"
         if self.status is StructureStatus.UNKNOWN:
             return f"structure unknown: {self.reason}"
-        return f"structure does not match {self.model}: {self.reason}"
+        shown = f"; first: {self.differences[0]}" if first and self.differences else ""
+        return f"structure does not match {self.model}: {self.reason}{shown}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"structure": str(self.status), "model": self.model, "tensors": self.tensors,
@@ -186,7 +188,7 @@ def compare(inventory: Any, expected: Expected) -> StructureCheck:
                                            (shape, "of another shape")) if x]
     return StructureCheck(StructureStatus.MISMATCH, expected.model, len(got), n,
                           len(missing), len(unexpected), len(shape), diffs,
-                          reason=f"{', '.join(counts)} of {n} tensors; first: {diffs[0]}")
+                          reason=f"{', '.join(counts)} of {n} tensors")
 
 
 def check_file(path: Any, expected: Expected) -> StructureCheck:
