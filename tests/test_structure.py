@@ -265,6 +265,8 @@ def test_adopt_takes_the_real_file_at_its_iopath_path_by_prefix_and_structure(
     os.link(r50_file, home)
     m = _manifest_for(manifest, r50_file)
     only = ("--no-default-manifests", "--manifest", str(m))
+    dry = cli(*only, "adopt", "--known", "--dry-run", "--json")
+    assert {i["path"]: i["state"] for i in dry.items}[str(home)] == "would adopt"
     r = cli(*only, "adopt", "--known", "--json")
     assert r.code == 0, r.err
     states = {i["path"]: i for i in r.items}
@@ -283,6 +285,9 @@ def test_adopt_takes_the_real_file_at_its_iopath_path_by_prefix_and_structure(
             str(tmp_path / "other-cache"), "adopt", "--known", "--json")
     item = {i["path"]: i for i in r.items}[str(home)]
     assert item["state"] == "refused" and "missing" in item["reason"]
+    dry = cli("--no-default-manifests", "--manifest", str(m2), "--cache-dir",
+              str(tmp_path / "other-cache"), "adopt", "--known", "--dry-run", "--json")
+    assert {i["path"]: i["state"] for i in dry.items}[str(home)] == "refused"
 
 
 # -- 34.6: config-aware -------------------------------------------------------------------

@@ -223,9 +223,11 @@ def _one(core: "Core", index: _Index, path: Path, size: int, dry_run: bool, *,
             return _other_bytes(path, cands[0], digests)
         if match in cached:
             return AdoptItem(str(path), "already cached", match.name)
-        finding = core.intake.inspect(match, path, first_use=False)
-        if finding is not None:
-            return AdoptItem(str(path), "refused", match.name, finding.reason)
+        seen = core.intake.examine(match, path, first_use=False)
+        why = seen.finding.reason if seen.finding is not None else \
+            core.intake.structure_problem(seen) if index.prefix_only(match) else None
+        if why is not None:
+            return AdoptItem(str(path), "refused", match.name, why)
         return AdoptItem(str(path), "would adopt", match.name)
     return _admit(core, index, path, cands, cached)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..content.inspect import Finding, examine, inspect
+from ..content.inspect import Examination, Finding, examine
 from ..errors import StructureMismatchError, UnsafeContentError, WrongContentError
 from ..hashing import Digests, Expected
 from ..manifest import Artifact
@@ -51,8 +51,23 @@ class Intake:
         self.scan = scan
 
     def inspect(self, art: Artifact, path: Path, *, first_use: bool) -> Finding | None:
-        return inspect(path, art.file_name, first_use=first_use, scan_imports=self.scan,
-                       other_names=art.names_read_as, model=model_of(art))
+        return self.examine(art, path, first_use=first_use).finding
+
+    def examine(self, art: Artifact, path: Path, *, first_use: bool) -> Examination:
+        """``inspect`` with what vouches beyond a checksum: the model's structure."""
+        return examine(path, art.file_name, first_use=first_use, scan_imports=self.scan,
+                       other_names=art.names_read_as, model=model_of(art),
+                       zeros=art.kind == "mesh")
+
+    @staticmethod
+    def structure_problem(seen: Examination) -> str | None:
+        """Why bytes an md5 prefix alone matched are not taken (None: the structure
+        matched, which with the prefix is the trust record's *structure* voucher)."""
+        if seen.structure is not None and seen.structure.ok:
+            return None
+        return "only an md5 prefix matched, and " + (
+            seen.structure.summary() if seen.structure else
+            "densezoo knows no structure to check its tensors against")
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
               url: str, validators: dict[str, str | None], origin: str,
@@ -76,9 +91,7 @@ class Intake:
             partial.discard()
             raise
         will_pin = self.trust.needs_pin(art, origin=from_origin)
-        seen = examine(partial.path, art.file_name, first_use=will_pin, scan_imports=self.scan,
-                       other_names=art.names_read_as, model=model_of(art),
-                       zeros=art.kind == "mesh")
+        seen = self.examine(art, partial.path, first_use=will_pin)
         finding = seen.finding
         if finding is not None:
             if finding.unsafe:
@@ -89,11 +102,10 @@ class Intake:
             if finding.structure is not None:          # another model's tensors: exit 4
                 raise StructureMismatchError(what, finding.reason)
             raise WrongContentError(what, finding.reason)
-        if require_structure and not (seen.structure and seen.structure.ok):
+        weak = self.structure_problem(seen) if require_structure else None
+        if weak is not None:
             partial.discard()
-            raise WrongContentError(what, "only an md5 prefix matched, and " + (
-                seen.structure.summary() if seen.structure else
-                "densezoo knows no structure to check its tensors against"))
+            raise WrongContentError(what, weak)
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
         warnings = (*seen.notes,
                     *(self._pin(art, digests, url, origin=from_origin) if will_pin else ()))
