@@ -272,9 +272,14 @@ def test_adopt_takes_the_real_file_at_its_iopath_path_by_prefix_and_structure(
     states = {i["path"]: i for i in r.items}
     assert states[str(home)]["state"] == "adopted", states
     assert cli(*only, "verify", "--scan").code == 0
-    # Shown honestly: an md5 prefix (and the structure) on bytes not from the origin.
-    # TRUST-RECORD: the record's strength word for this is "adopted".
-    assert cli(*only, "path", R50, "--json").items[0]["strength"] == "prefix-mirror"
+    # Shown honestly: found on disk, a prefix and the structure matched -- "adopted";
+    # the trust record keeps both vouchers (the path it was found at, the structure).
+    assert cli(*only, "path", R50, "--json").items[0]["strength"] == "adopted"
+    record = cli(*only, "info", R50, "--json").items[0]
+    kinds = {v["kind"]: v for v in record["vouchers"]}
+    assert kinds["adopted"]["source"] == str(home)
+    assert kinds["structure"]["detail"] == f"structure matches {R50} (335 tensors)"
+    assert kinds["structure"]["md5"] == kinds["adopted"]["md5"]
     assert Path(cli(*only, "path", R50).out.strip()).read_bytes()[:64] == \
         r50_file.read_bytes()[:64]
     # The backbone at the same path with its own prefix published: refused, by structure.

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ..errors import DensezooError, UnsafeContentError, UsageError, WrongContentError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_file
 from ..manifest import Artifact
-from ..store.trust import has_full
+from ..store.trust import has_full, voucher_for
 from ..urls import redact
 
 if TYPE_CHECKING:
@@ -266,13 +266,14 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
             with store_errors("adopt into", partial.path.parent):
                 mode = _place(src, partial.path)
                 digests = hash_file(partial.path, ALGORITHMS)
-        weak = index.prefix_only(match)   # TRUST-RECORD: adopted + structure voucher
+        weak = index.prefix_only(match)   # a prefix alone: the structure must match too
         core.intake.admit(match, partial, digests, index.expected[match.name],
                           url=redact(match.url),
                           validators={"etag": None, "last_modified": None}, origin=str(src),
+                          record=core.trust.record(match),
+                          voucher=voucher_for("adopted", str(src), digests),
                           mismatch_hint="the file changed while it was adopted; nothing "
-                                        "was added", from_origin=not weak,
-                          require_structure=weak)
+                                        "was added", require_structure=weak)
     except (UnsafeContentError, WrongContentError) as e:
         return AdoptItem(str(src), "refused", (match or target).name, e.reason)
     except DensezooError as e:

@@ -238,7 +238,7 @@ def _identify(core: "Core", index: _DigestIndex, path: Path) -> Identification:
             continue
         result = compare(inv, expected)
         if result.ok:
-            # TRUST-RECORD: structure voucher (md5 prefix + structure of a.name)
+            # The evidence intake records as a structure voucher (identify only reads).
             return Identification(str(path), size, "artifact", (a.name,),
                                   "md5-prefix+structure", f"md5 starts with {a.md5_prefix} "
                                   f"and {result.summary()}", result)
