@@ -85,17 +85,22 @@ def write_d2(path: Path, rows: list, *, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="session")
-def r50_file(regenerated, tmp_path_factory) -> Path:
-    """A real-size R_50_FPN_s1x checkpoint (256 MB), written once."""
-    return write_d2(tmp_path_factory.mktemp("ckpt") / "model_final_162be9.pkl",
+def r50_file(regenerated, tmp_path_factory):
+    """A real-size R_50_FPN_s1x checkpoint (256 MB), written once, removed at the end
+    (the disk is shared)."""
+    path = write_d2(tmp_path_factory.mktemp("ckpt") / "model_final_162be9.pkl",
                     _rows(regenerated, R50))
+    yield path
+    path.unlink()
 
 
 @pytest.fixture(scope="session")
-def backbone_file(regenerated, tmp_path_factory) -> Path:
+def backbone_file(regenerated, tmp_path_factory):
     """The R-50 backbone alone (detectron2 names), saved under the trained model's name."""
     rows = [r for r in _rows(regenerated, R50) if r[0].startswith("backbone.bottom_up.")]
-    return write_d2(tmp_path_factory.mktemp("backbone") / "model_final_162be9.pkl", rows)
+    path = write_d2(tmp_path_factory.mktemp("backbone") / "model_final_162be9.pkl", rows)
+    yield path
+    path.unlink()
 
 
 def _manifest_for(manifest, path: Path, *, name: str = R50, config: str | None = None,
