@@ -186,7 +186,7 @@ def test_a_v1_file_in_a_detectron2_config_is_caught_before_the_run(d2_source, tm
     r = cli("check", "--config", str(mine))
     assert r.code == 4 and "detectron-v1" in r.out, r.out + r.err
     # Copied out of its folder and renamed, it is still recognised by its MODEL keys.
-    assert "its keys are configs/densepose_rcnn_R_50_FPN_s1x.yaml's" in r.err
+    assert "its MODEL keys are configs/densepose_rcnn_R_50_FPN_s1x.yaml's" in r.err
 
 
 def test_backbone_truncated_placeholder_and_lfs_pointer(backbone_file, r50_file, tmp_path,

@@ -62,19 +62,21 @@ def _artifact_or_none(core: "Core", name: str) -> Artifact | None:
 
 
 def config_structure(core: "Core", config: Path) -> tuple[Expected | None, str]:
-    """The structure a config builds: by the model a manifest says it trained (its folder
-    and name), else by its content -- its resolved MODEL keys, wherever the file sits."""
+    """The structure a config builds: by its content -- its resolved MODEL keys, wherever
+    the file sits -- else by the model a manifest says it trained (folder and name; said
+    so, since then its MODEL keys are not a shipped config's)."""
     from ..configs import load_config
 
-    model = core.catalog.trained_with(config)
-    if model is not None and (found := expected_for(model.name)) is not None:
-        return found, f"the model {config.name} builds ({model.name})"
     same: dict[str, Expected] = {}
     for e in models_with_config(load_config(config), same_model=True):
         same.setdefault(e.digest, e)        # sorted by name: a deprecated "-<id>" twin last
     if len(same) == 1:
         found = next(iter(same.values()))
-        return found, f"the model {config.name} builds (its keys are {found.config}'s)"
+        return found, f"the model {config.name} builds (its MODEL keys are {found.config}'s)"
+    model = core.catalog.trained_with(config)
+    if model is not None and (found := expected_for(model.name)) is not None:
+        return found, (f"the model {model.name} (by {config.name}'s folder and name; its "
+                       "MODEL keys differ from the shipped config's)")
     return None, f"densezoo knows no detectron2 DensePose config with {config.name}'s MODEL keys"
 
 
