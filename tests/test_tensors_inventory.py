@@ -170,3 +170,18 @@ def test_any_array_is_described_as_numpy_builds_it(tmp_path, protocol, seed, zer
     (t,) = inventory(path).tensors
     assert (t.dtype, t.shape, t.nbytes) == (array.dtype.name, array.shape, array.nbytes)
     assert t.all_zero == (not array.tobytes().strip(b"\0"))
+
+
+def test_metadata_that_contains_itself_or_nests_deep_is_described_not_followed(tmp_path):
+    loop: list = []
+    loop.append(loop)
+    data = pickle.dumps({"model": {"a": np.ones(1)}, "__author__": "t", "loop": loop,
+                         "deep": "PLACEHOLDER"}, protocol=2)
+    deep = b"(" * 100_000 + b"]" + b"l" * 100_000       # a list nested 100,000 deep
+    data = data.replace(b"X\x0b\x00\x00\x00PLACEHOLDER", deep)
+    path = tmp_path / "w.pkl"
+    path.write_bytes(data)
+    inv = inventory(path)
+    assert inv.layout == DETECTRON2 and len(inv.tensors) == 1
+    for key in ("loop", "deep"):
+        assert "nested too deep" in repr(inv.meta[key]), key
