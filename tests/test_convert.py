@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+import densezoo
 from checkpoints import detectron2_checkpoint, formats, py3_pickle
 from densezoo.api import Zoo
 from densezoo.content import safetensors_file
@@ -42,6 +43,7 @@ def test_a_converted_file_holds_every_tensor_and_the_metadata(tmp_path, fmt, cli
         b = back.tensors[name]
         assert (b.dtype, b.shape, b.tobytes()) == (a.dtype, a.shape, a.tobytes()), name
     assert_identical(back.data, source.data)
+    assert_identical(densezoo.load_weights(out).data, source.data)
 
 
 def test_the_header_keeps_detectron2s_metadata_and_the_source_hash(tmp_path):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from checkpoints import detectron2_checkpoint, formats, py3_pickle
 from densezoo.content.tensors import DETECTRON2, DETECTRON_V1, UNKNOWN, inventory
@@ -145,3 +147,41 @@ def test_reading_an_inventory_imports_no_numpy(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(protocol=st.integers(0, 5), seed=st.integers(0, 2 ** 16), zero=st.booleans(),
+       dtype=st.sampled_from(["<f4", ">f8", "<f2", "|b1", "<i8", "|u1", "<c8", "<U3", "|S2"]),
+       shape=st.lists(st.integers(1, 40), max_size=3), big=st.booleans())
+def test_any_array_is_described_as_numpy_builds_it(tmp_path, protocol, seed, zero, dtype, shape,
+                                                  big):
+    """Drawn dtypes, shapes, protocols, zero or random bytes, small or past the size at
+    which the inventory leaves bytes in the file: numpy's own dtype name, shape, nbytes."""
+    if big:
+        shape = [*shape, 2048]
+    count = int(np.prod(shape))
+    itemsize = np.dtype(dtype).itemsize
+    n = count * itemsize
+    raw = bytes(n) if zero else np.random.default_rng(seed).bytes(n)
+    array = np.frombuffer(raw, dtype=np.uint8).view(dtype).reshape(shape)
+    path = tmp_path / f"w{protocol}.pkl"
+    path.write_bytes(pickle.dumps({"model": {"a": array}, "__author__": "t"}, protocol=protocol))
+    (t,) = inventory(path).tensors
+    assert (t.dtype, t.shape, t.nbytes) == (array.dtype.name, array.shape, array.nbytes)
+    assert t.all_zero == (not array.tobytes().strip(b"\0"))
+
+
+def test_metadata_that_contains_itself_or_nests_deep_is_described_not_followed(tmp_path):
+    loop: list = []
+    loop.append(loop)
+    data = pickle.dumps({"model": {"a": np.ones(1)}, "__author__": "t", "loop": loop,
+                         "deep": "PLACEHOLDER"}, protocol=2)
+    deep = b"(" * 100_000 + b"]" + b"l" * 100_000       # a list nested 100,000 deep
+    data = data.replace(b"X\x0b\x00\x00\x00PLACEHOLDER", deep)
+    path = tmp_path / "w.pkl"
+    path.write_bytes(data)
+    inv = inventory(path)
+    assert inv.layout == DETECTRON2 and len(inv.tensors) == 1
+    for key in ("loop", "deep"):
+        assert "nested too deep" in repr(inv.meta[key]), key

@@ -298,11 +298,16 @@ def load_weights(path_or_name: str | os.PathLike[str], *, fetch: bool = True,
     """A checkpoint's arrays (``.tensors``) and plain metadata (``.meta``), built by the
     restricted loader: only numpy arrays and plain containers, nothing the file names is
     called, ``RestrictedLoadError`` for anything else -- whether or not it was scanned.
-    ``.data`` equals ``pickle.load(f, encoding="latin1")``.  A path is read as it is; a
-    name is the verified store copy (``fetch`` False: never download, as ``path``)."""
+    ``.data`` equals ``pickle.load(f, encoding="latin1")``.  A path is read as it is (a
+    ``.safetensors`` file from ``convert`` too); a name is the verified store copy
+    (``fetch`` False: never download, as ``path``)."""
     from .content.weights import read_weights
 
     if os.path.isfile(path_or_name):
+        if os.fspath(path_or_name).endswith(".safetensors"):
+            from .content.safetensors_file import read_safetensors
+
+            return read_safetensors(path_or_name)
         return read_weights(path_or_name)
     z = Zoo(**settings)
     name = os.fspath(path_or_name)

@@ -27,6 +27,7 @@ from .pickle_scan import _Bad
 from .pickle_values import DTYPE_CODE, ArrayHook, Interpreter, Refused, Span
 
 SPAN_FROM = 4096                 # arguments this long are left in the file, not copied
+MAX_META_DEPTH = 32              # metadata nests a few levels (a v1 cfg is a string)
 _KIND_NAMES = {"i": "int", "u": "uint", "f": "float", "c": "complex",
                "S": "bytes", "U": "str", "V": "void"}
 
@@ -125,14 +126,18 @@ def classify(top: Any, is_array: Callable[[Any], bool], describe: Callable[[Any]
     return layout, tensors, meta, None
 
 
-def plain(value: Any, is_array: Callable[[Any], bool], describe: Callable[[Any], str]) -> Any:
-    """Metadata as plain data (JSON-able): arrays and long byte strings are described."""
+def plain(value: Any, is_array: Callable[[Any], bool], describe: Callable[[Any], str],
+          depth: int = 0) -> Any:
+    """Metadata as plain data (JSON-able): arrays and long byte strings are described, and
+    so is nesting deeper than metadata has (a pickle can make a list contain itself)."""
     if value is None or type(value) in (bool, int, float, str):
         return value
+    if depth >= MAX_META_DEPTH:
+        return "<nested too deep>"
     if type(value) in (list, tuple):
-        return [plain(v, is_array, describe) for v in value]
+        return [plain(v, is_array, describe, depth + 1) for v in value]
     if type(value) in (dict, OrderedDict):
-        return {str(k): plain(v, is_array, describe) for k, v in value.items()}
+        return {str(k): plain(v, is_array, describe, depth + 1) for k, v in value.items()}
     return f"<{describe(value)}>"
 
 

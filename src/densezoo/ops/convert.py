@@ -54,7 +54,7 @@ def convert(core: "Core", target: str | os.PathLike[str], *, to: str = "safetens
     if output is not None:
         dest = Path(output)
     elif art is not None:
-        dest = core.store.layout.derived(art, FORMATS[to])
+        dest = core.store.layout.check_no_links(core.store.layout.derived(art, FORMATS[to]))
     else:
         dest = source.with_suffix(FORMATS[to])
     record = core.store.layout.meta(dest)
@@ -81,8 +81,9 @@ def convert(core: "Core", target: str | os.PathLike[str], *, to: str = "safetens
                 tmp.unlink()
         if stored:
             assert art is not None
-            # TRUST-RECORD: a derived file is vouched for by its source's own record plus
-            # this conversion's proof (kind "derived", source sha256), not by a download.
+            # TRUST-RECORD: a derived file is vouched for by its source's record plus this
+            # conversion's proof; the record has no "derived" kind yet, and derived/ is not
+            # per-user like trust/<uid>/ -- so a reuse is proven against the source again.
             write_json_atomic(record, {"source": art.name, "source_url": art.url,
                                        "source_sha256": sha256, "format": to,
                                        "created": utc_now()})
