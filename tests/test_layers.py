@@ -29,7 +29,7 @@ WINGS = [
     ("core", {"fetcher", "core"}),
     ("ops", {"ops"}),
     ("api", {"api"}),
-    ("faces", {"iopath", "integrations", "cli", ""}),
+    ("faces", {"iopath", "integrations", "cli", "run", ""}),
 ]
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, NotCachedError, PolicyError, StoreError,
-                     StrictModeError, TransferError,
+                     StrictModeError, StructureMismatchError, TransferError,
                      UnsafeContentError, UrlFailure, WeakTrustError, WrongContentError)
 from .hashing import ALGORITHMS, Digests, Expected, parse_md5_sidecar
 from .catalog import unique
@@ -276,9 +276,11 @@ class Fetcher:
                                            FailureKind.UNSAFE))
                 continue
             except WrongContentError as e:
-                failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
+                failures.append(UrlFailure(got.url, e.reason, FailureKind.CHECKSUM if isinstance(
+                    e, StructureMismatchError) else FailureKind.CONTENT))   # other weights: 4
                 continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
+            warnings.extend(admitted.warnings)     # what the bytes showed (a zero mesh)
             record = admitted.record
             strength = self.trust.strength(art, record, got.digests)
             if from_origin and strength is not Strength.VERIFIED:

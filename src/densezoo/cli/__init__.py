@@ -31,6 +31,8 @@ cli.lazy = {
     **dict.fromkeys(("export", "mirror", "bundle", "import"), "share"),
     **dict.fromkeys(("doctor", "completion"), "setup"),
     **dict.fromkeys(("manifest", "settings", "adopt"), "authoring"),
+    **dict.fromkeys(("check", "identify"), "weights"),
+    "convert": "convert",
 }
 
 __all__ = ["cli", "main"]

@@ -17,6 +17,7 @@ Layout (see docs/cache.md)::
     <root>/pins/<host>/<url path>.json                checksums pinned on first download
     <root>/bad/<stamp>/<host>/<url path>              corrupt copies moved aside
     <root>/extracted/<host>/<url path>/               unpacked archives
+    <root>/derived/<host>/<url path>.safetensors      a converted checkpoint (+ .dzmeta)
     <root>/catalog/<sha256>.json                      a manifest pre-parsed (by content hash)
 """
 
@@ -128,6 +129,7 @@ class Layout:
         self.pins_dir = self.root / "pins"
         self.bad_dir = self.root / "bad"
         self.extracted_dir = self.root / "extracted"
+        self.derived_dir = self.root / "derived"
         self.imported_dir = self.root / "imported"
         self.health_file = self.root / "health.json"
         self.compiled_dir = self.root / "catalog"     # manifests pre-parsed, by content hash
@@ -203,6 +205,10 @@ class Layout:
 
     def extract_dir(self, art: Artifact) -> Path:
         return self.extracted_dir.joinpath(*self.key(art.url))
+
+    def derived(self, art: Artifact, suffix: str) -> Path:
+        """A file made from the artifact's verified bytes (``densezoo convert``)."""
+        return with_suffix(self.derived_dir.joinpath(*self.key(art.url)), suffix)
 
     def bad(self, art: Artifact) -> Path:
         """A fresh place under bad/ for a copy moved aside (never overwrites evidence)."""

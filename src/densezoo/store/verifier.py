@@ -152,11 +152,13 @@ class Verifier:
                                                      "(--strict / --require)")
         if status is not VerifyStatus.CORRUPT and scan:
             from ..content.inspect import inspect     # --scan only
+            from .intake import model_of
 
             finding = inspect(path, art.file_name, first_use=False,
-                              other_names=art.names_read_as)
-            if finding is not None:
-                status, detail = VerifyStatus.UNSAFE, finding.reason
+                              other_names=art.names_read_as, model=model_of(art))
+            if finding is not None:        # another model's tensors are wrong, not hostile
+                status = VerifyStatus.CORRUPT if finding.structure else VerifyStatus.UNSAFE
+                detail = finding.reason
         if status not in (VerifyStatus.CORRUPT, VerifyStatus.UNSAFE):
             return VerifyEntry(art.name, status, str(path), detail, method=check.method,
                                strength=strength)
