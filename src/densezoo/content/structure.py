@@ -181,8 +181,14 @@ def compare(inventory: Any, expected: Expected) -> StructureCheck:
              if k in got and got[k] != want[k]]
     unexpected = [Difference("unexpected", k) for k in sorted(got)
                   if k not in want and k not in expected.not_saved]
-    if not (missing or shape or unexpected):
-        return StructureCheck(StructureStatus.MATCH, expected.model, len(got), n)
+    if not (missing or shape):
+        # Keys the model does not have are what detectron2 skips with a log line, and
+        # they change nothing the model computes: a file that also carries them (an
+        # older head's buffers, an optimizer's leftovers) still fits.  They are counted.
+        return StructureCheck(StructureStatus.MATCH, expected.model, len(got), n,
+                              unexpected=len(unexpected),
+                              reason=(f"{len(unexpected)} extra tensor(s) the model does not "
+                                      "have, which detectron2 skips" if unexpected else ""))
     diffs = tuple((shape + missing + unexpected)[:FIRST])
     counts = [f"{len(x)} {w}" for x, w in ((missing, "missing"), (unexpected, "unexpected"),
                                            (shape, "of another shape")) if x]
