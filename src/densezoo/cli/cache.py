@@ -84,9 +84,12 @@ def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
         click.confirm(f"Remove {plural(len(plan.items), 'item')}, {human_size(plan.total)}?",
                       abort=True, err=True)
     freed = plan.execute()
+    for path, why in plan.skipped:
+        app.warn(f"not removed: {path}: {why}")
     if as_json:
         d = plan.to_dict()
-        app.emit(d["items"], summary={"total": d["total"], "freed": freed, "removed": True})
+        app.emit(d["items"], summary={"total": d["total"], "freed": freed, "removed": True,
+                                      "skipped": d["skipped"]})
     app.say(f"freed {human_size(freed)}")
 
 

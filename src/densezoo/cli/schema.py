@@ -79,7 +79,9 @@ SETTING = record({"name": S, "value": {}, "source": S})
 ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": S, "sha256": S,
                 "manifest": S, "state": S})
 
-_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
+_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B},
+                          {"skipped": {"type": "array", "items": record({"path": S,
+                                                                         "reason": S})}})
 
 # command -> (item schema, summary schema); summary None: an empty object.
 COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
