@@ -11,6 +11,7 @@ import click
 from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
 from ..results import error_record
+from ..printable import printable
 from ..units import plural
 from .render import (RichProgress, human_size, info_lines, list_table, list_tsv,
                      progress_display)
@@ -69,6 +70,7 @@ def info_cmd(app: App, name, as_json) -> None:
         app.emit([info.to_dict()])
         return
     for key, value in info_lines(info):
+        key, value = printable(key), printable(value)
         click.echo(f"{key:<13} {value}".rstrip() if key else f"{'':<13} {value}")
 
 

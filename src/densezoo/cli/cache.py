@@ -7,6 +7,7 @@ import sys
 import click
 
 from .app import App, json_option, names_argument, pass_app
+from ..printable import printable
 from ..units import plural
 from .render import human_size, table
 
@@ -72,8 +73,8 @@ def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
         return
     for path, size, reason in plan.items:
         if not as_json:
-            click.echo(f"{'would remove' if dry_run else 'remove'}  {human_size(size):>10}  "
-                       f"{path}  ({reason})")
+            click.echo(printable(f"{'would remove' if dry_run else 'remove'}  "
+                                 f"{human_size(size):>10}  {path}  ({reason})"))
     if dry_run or not plan.items:
         app.say(f"{plural(len(plan.items), 'item')}, {human_size(plan.total)}"
                 + (" (dry run: nothing removed)" if dry_run else ""))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
+from ..printable import printable
 from ..urls import redact_text
 
 from ..errors import DensezooError
@@ -23,9 +24,21 @@ if TYPE_CHECKING:
     from ..results.info import ArtifactInfo
 
 
+def shown(text: object, *, newlines: bool = False) -> str:
+    """What the CLI prints of any text: credentials redacted, controls made visible."""
+    return printable(redact_text(str(text)), newlines=newlines)
+
+
+def cell(text: str):
+    """A table cell from outside: printable, and never read as rich markup."""
+    from rich.text import Text
+
+    return Text(printable(text))
+
+
 def one_line(err: DensezooError) -> str:
     text = err.headline
-    return redact_text(f"{text} (hint: {err.hint})" if err.hint else text)
+    return shown(f"{text} (hint: {err.hint})" if err.hint else text)
 
 
 JSON_SCHEMA_VERSION = 1
@@ -67,10 +80,10 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
         ap, metric = headline_ap(a)
         speed = inference_time(a)
         size = _size(i)
-        rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
-                               str(i.strength), "" if ap is None else f"{ap:g}", metric or "",
-                               "" if speed is None else f"{speed:g}", "yes" if i.path else "no",
-                               _note(a)]))
+        rows.append("\t".join(printable(f) for f in [
+            a.name, a.zoo, a.kind, "" if size is None else str(size), str(i.strength),
+            "" if ap is None else f"{ap:g}", metric or "", "" if speed is None else f"{speed:g}",
+            "yes" if i.path else "no", _note(a)]))
     return "\n".join(rows) + ("\n" if rows else "")
 
 
@@ -98,7 +111,7 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
         metric = AP_METRIC.get(zoo) or next((headline_ap(i.artifact)[1] for i in group
                                              if headline_ap(i.artifact)[1]), None)
         heading = f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if metric else "")
-        console.print(heading, style="bold")
+        console.print(cell(heading), style="bold")
         cols = ["name", "kind", "size", "checksum", "AP"]
         if wide:
             cols[1:1] = ["zoo"]
@@ -107,11 +120,12 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
         rows = []
         for i in group:
             a = i.artifact
-            row = [a.name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
+            row = [printable(a.name), printable(a.kind), human_size(_size(i)), str(i.strength),
+                   _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
-                row[1:1] = [a.zoo]
+                row[1:1] = [printable(a.zoo)]
                 row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
                         else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
                         else ""]
@@ -133,7 +147,7 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
             t.add_column(col, justify="right" if col in ("size", "AP", "s/im", "mem GB") else
                          "left", no_wrap=True, overflow="ignore", min_width=len(col))
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*(cell(c) for c in r))
         console.print(t)
         console.print()
     return console.export_text()
@@ -155,7 +169,7 @@ def table(columns: Iterable[str], rows: Iterable[Iterable[str]], *,
     for col in columns:
         t.add_column(col, justify="right" if col in right else "left", no_wrap=col in no_wrap)
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(cell(c) for c in row))
     stdout_console().print(t)
 
 

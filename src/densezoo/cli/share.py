@@ -9,6 +9,7 @@ import click
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
 from ..errors import EXIT_OK
 from ..results import error_record
+from ..printable import printable
 from ..units import plural
 
 
@@ -144,7 +145,7 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
                  errors=[error_record(r.error, r.name) for r in failed], exit_code=code)
     else:
         for r in results:
-            click.echo(f"{r.action:<15} {r.name}  {r.path}")
+            click.echo(printable(f"{r.action:<15} {r.name}  {r.path}"))
     for r in results:
         for w in r.warnings:
             app.warn(w)
