@@ -130,6 +130,9 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         if res is not None:
             for w in res.warnings:
                 app.warn(w)
+            if o.extracted is not None and o.extracted.action == "repaired":
+                app.warn(f"the unpacked folder of {o.name} had changed since it was unpacked "
+                         f"({'; '.join(o.extracted.changes)}): unpacked it again")
             if app.verbose or res.action != "cached":
                 detail = f" from {res.url}" if app.verbose and res.url else ""
                 if app.verbose and (res.connections or 1) > 1:
