@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -54,7 +55,28 @@ def envelope(command: str, items: Any = (), *, errors: Any = (),
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Strict JSON only: a NaN or an infinity (a manifest's ``.nan`` metric) is written
+    as null, and a note on stderr says which values were (parsers such as JSON.parse,
+    jq and Go's encoding/json reject ``NaN``/``Infinity``)."""
+    nulled: list[str] = []
+    text = json.dumps(_finite(data, "", nulled), indent=2, default=str, allow_nan=False)
+    click.echo(text)
+    if nulled:
+        click.echo(f"note: {len(nulled)} non-finite number(s) written as null (strict JSON "
+                   f"has no NaN/Infinity): {printable(', '.join(nulled[:5]))}"
+                   + (" ..." if len(nulled) > 5 else ""), err=True)
+
+
+def _finite(value: Any, where: str, nulled: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        nulled.append(where or "(value)")
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), nulled)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{where}[{i}]", nulled) for i, v in enumerate(value)]
+    return value
 
 
 def _ap_text(art) -> str:
