@@ -129,3 +129,28 @@ def test_a_bundle_s_long_name_bomb_is_refused_in_bounded_memory(tmp_path, cache_
     code, err, rss = _peak_rss_mb(["import", str(bomb)], dict(os.environ))
     assert code == 9 and "memory bomb" in err, err
     assert rss < 150, f"peak RSS {rss:.0f} MB"           # plain tarfile needed ~340 MB
+
+
+def test_extraction_checks_for_links_at_the_act_not_only_before(tmp_path):
+    """``extract_once`` opens the folders below the cache root itself, O_NOFOLLOW: a
+    ``extracted/<host>`` swapped for a link after the fetcher's ``lstat`` walk (here:
+    planted before a direct call that skips that walk) is refused, nothing written."""
+    import hashlib
+
+    from densezoo.content.unpack import extract_once
+    from densezoo.errors import PlantedLinkError
+    from densezoo.hashing import Digests
+    from test_archive_contents import _tgz
+
+    data = _tgz({"UV_data/a.txt": b"hello"})
+    archive = tmp_path / "uv.tar.gz"
+    archive.write_bytes(data)
+    root, victim = tmp_path / "cache", tmp_path / "victim"
+    victim.mkdir()
+    (root / "extracted").mkdir(parents=True)
+    (root / "extracted" / "evil.example").symlink_to(victim)
+    digests = Digests(len(data), hashlib.md5(data).hexdigest(), None)
+    with pytest.raises(PlantedLinkError, match="extracted/evil.example"):
+        extract_once(archive, root / "extracted" / "evil.example" / "uv.tar.gz", digests,
+                     root=root)
+    assert list(victim.iterdir()) == []

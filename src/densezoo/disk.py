@@ -229,7 +229,15 @@ def open_dir_under(root: Path, parts: tuple[str, ...] | list[str], *, create: bo
         os.close(fd)
 
 
-def _rmtree_at(parent_fd: int, name: str) -> None:
+def fd_path(fd: int, fallback: Path) -> Path:
+    """A path that reaches the folder open as ``fd`` without resolving its path again
+    (Linux's ``/proc/self/fd``): a folder above it swapped for a link afterwards changes
+    nothing.  ``fallback`` (its path) where there is no /proc."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    return proc if os.path.isdir(proc) else fallback
+
+
+def rmtree_at(parent_fd: int, name: str) -> None:
     """Remove the folder ``name`` of an open folder and all below it, by fds only: a
     folder swapped for a link midway is unlinked as a link, never followed."""
     try:
@@ -245,13 +253,13 @@ def _rmtree_at(parent_fd: int, name: str) -> None:
         for child, is_dir in children:
             try:
                 if is_dir:
-                    _rmtree_at(fd, child)
+                    rmtree_at(fd, child)
                 else:
                     os.unlink(child, dir_fd=fd)
             except FileNotFoundError:
                 pass
             except IsADirectoryError:
-                _rmtree_at(fd, child)
+                rmtree_at(fd, child)
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=parent_fd)
@@ -281,7 +289,7 @@ def remove_under(root: Path, path: Path, *, identity: tuple[int, int] | None = N
         if identity is not None and (st.st_dev, st.st_ino) != identity:
             return None
         if stat.S_ISDIR(st.st_mode):
-            _rmtree_at(pfd, name)
+            rmtree_at(pfd, name)
             return 0
         if keep is not None:
             tomb = f"{name[:40]}.dzprune-{uuid.uuid4().hex[:8]}.tmp"
@@ -301,13 +309,20 @@ def remove_under(root: Path, path: Path, *, identity: tuple[int, int] | None = N
 
 
 def write_text_under(root: Path, path: Path, text: str, *, mode: int = 0o600,
-                     dir_mode: int = 0o700) -> None:
+                     dir_mode: int = 0o700, private: bool = False) -> None:
     """``write_text_atomic`` for a file below ``root``, through fds: every folder on the
     way opened ``O_NOFOLLOW`` (made with ``dir_mode`` if missing), the temporary file
     created ``O_EXCL | O_NOFOLLOW`` and renamed within the open folder.  A planted link
-    (``imported/`` pointing into someone's project) is refused, never written through."""
+    (``imported/`` pointing into someone's project) is refused, never written through;
+    with ``private`` so is a folder (as opened, not as checked before) another user owns."""
     rel = path.relative_to(root)
     with open_dir_under(root, rel.parts[:-1], create=True, mode=dir_mode) as pfd:
+        getuid = getattr(os, "getuid", None)
+        owner = os.fstat(pfd).st_uid
+        if private and getuid is not None and owner != getuid():
+            from .errors import ForeignFolderError
+
+            raise ForeignFolderError(str(path.parent), owner)
         tmp = f".{rel.parts[-1][:60]}.{uuid.uuid4().hex[:8]}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_CLOEXEC", 0), mode, dir_fd=pfd)

@@ -370,7 +370,7 @@ class Fetcher:
         with store_errors("extract", target.parent):
             action, changes = extract_once(fetched.path, target, fetched.digests,
                                            limits=limits, space_check=s.space_check,
-                                           scan_imports=s.scan)
+                                           scan_imports=s.scan, root=self.store.layout.root)
         return ExtractResult(art.name, fetched.path, target, action, tuple(changes))
 
     # -- several ------------------------------------------------------------------------

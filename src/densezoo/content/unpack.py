@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from .sniff import TAR_SUFFIXES
 from .tarstream import DEFAULT_MAX_MEMBERS, Limits, open_tar  # noqa: F401 - re-exported
-from ..disk import check_free_space, private_file, remove_under
+from ..disk import check_free_space, fd_path, open_dir_under, private_file, rmtree_at
 from ..errors import DensezooError, PolicyError
 from ..hashing import CHUNK, Digests
 
@@ -251,13 +251,19 @@ def tree_changes(folder: Path, tree: Tree, limit: int = 3) -> list[str]:
 
 
 def _sha256(path: Path) -> str | None:
+    """The file's sha256, or None unless it is (still) a regular file: a name swapped for
+    a link or a fifo after the ``lstat`` is neither followed nor waited on."""
     sha = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                sha.update(chunk)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
     return sha.hexdigest()
 
 
@@ -343,48 +349,57 @@ def unpacked_state(archive: Path, target: Path, digests: Digests, *,
 
 def extract_once(archive: Path, target: Path, digests: Digests, *,
                  limits: Limits = Limits(), space_check: bool = True,
-                 scan_imports: bool = True) -> tuple[str, list[str]]:
+                 scan_imports: bool = True, root: Path | None = None) -> tuple[str, list[str]]:
     """Extract ``archive`` into ``target`` unless already done for these exact bytes.
 
     Returns the action and the changes found: ``extracted`` (unpacked now), ``cached``
     (``target`` already holds exactly this archive's contents) or ``repaired`` (it was
     unpacked from these bytes but a file was edited, added or removed since -- the
     changes say which: unpacked again, the old folder dropped).
+
+    Written through fds: the folder that holds ``target`` is opened from ``root`` (the
+    cache root) without following links, the work folder is made in it with mode 0700
+    and filled through ``/proc/self/fd`` (no path above it is resolved again: a
+    co-tenant who swaps ``extracted/<host>`` for a link after the check changes
+    nothing), and it is renamed into place within the open folder.
     """
     stamped, changes = unpacked_state(archive, target, digests, limits=limits)
     if stamped and not changes:
         return "cached", []
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.mkdir()
+    base = root if root is not None else target.parent
+    parts = target.parent.relative_to(base).parts
+    name = target.name
+    with open_dir_under(base, parts, create=True) as pfd:
+        tmp_name = f"{name}.tmp-{uuid.uuid4().hex[:8]}"
+        os.mkdir(tmp_name, 0o700, dir_fd=pfd)
+        tmp = fd_path(pfd, target.parent) / tmp_name
         try:
-            size = archive.stat().st_size
-            with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
-                members = plan(tar, archive.name, size, limits)
-                if space_check:
-                    check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
-                tree = _write(tar, members, tmp, archive.name, scan_imports=scan_imports)
-        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
-            raise DensezooError(f"cannot extract {archive.name}: {e}",
-                                hint="the file is not a readable tar archive") from None
-        fd = os.open(tmp / EXTRACT_STAMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"archive": str(archive), **_stamp(digests), "tree": tree}, f)
-        old = None
-        if target.exists() or target.is_symlink():
-            old = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(target, old)
-        os.rename(tmp, target)
-        if old is not None:
-            _drop(old)
-    finally:
-        _drop(tmp)
+            try:
+                size = archive.stat().st_size
+                with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
+                    members = plan(tar, archive.name, size, limits)
+                    if space_check:
+                        check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
+                    tree = _write(tar, members, tmp, archive.name, scan_imports=scan_imports)
+            except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+                    gzip.BadGzipFile) as e:
+                raise DensezooError(f"cannot extract {archive.name}: {e}",
+                                    hint="the file is not a readable tar archive") from None
+            fd = os.open(tmp / EXTRACT_STAMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"archive": str(archive), **_stamp(digests), "tree": tree}, f)
+            os.chmod(tmp_name, 0o755, dir_fd=pfd)
+            old = None
+            with contextlib.suppress(FileNotFoundError):
+                os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                old = f"{name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(name, old, src_dir_fd=pfd, dst_dir_fd=pfd)
+            os.rename(tmp_name, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    rmtree_at(pfd, old)
+        finally:
+            with contextlib.suppress(OSError):
+                rmtree_at(pfd, tmp_name)
     return ("repaired" if stamped else "extracted"), changes
-
-
-def _drop(folder: Path) -> None:
-    """Remove a folder of ours by fds (``disk.remove_under``): never through a link."""
-    with contextlib.suppress(OSError, DensezooError):
-        remove_under(folder.parent, folder)

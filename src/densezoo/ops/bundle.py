@@ -109,7 +109,7 @@ def _import_all(core: "Core", tar: tarfile.TarFile,
     lay = core.store.layout
     saved = lay.private_folder(lay.imported_dir) / f"{tar_path.stem}.yaml"
     with store_errors("save the bundle's manifest", saved.parent):
-        write_text_under(lay.root, saved, text)   # through fds: no link is followed
+        write_text_under(lay.root, saved, text, private=True)   # fds: no link followed
     for art in manifest.artifacts:
         try:
             results.append(_import_entry(core, tar, tar_path, art))
