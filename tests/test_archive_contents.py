@@ -10,30 +10,19 @@ pickle; the next ``fetch --extract`` handed the folder out and ``verify --scan``
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
-import tarfile
 from pathlib import Path
 
 from test_pickle_archive_trust_safety import PLANT
+from test_shared_cache import _tar_gz
 
 GOOD_PKL = pickle.dumps({"pdist": list(range(100))}, protocol=2)
 
 
-def _tgz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _eval_data(server, manifest, files: dict[str, bytes], *, md5: bool = False):
-    data = _tgz(files)
+    data = _tar_gz(files)
     url = server.add("/densepose/densepose_eval_data.tar.gz", data)
     m = manifest({"name": "densepose_eval_data", "url": url, "kind": "data",
                   "md5": hashlib.md5(data).hexdigest() if md5 else None})

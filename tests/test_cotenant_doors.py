@@ -140,9 +140,9 @@ def test_extraction_checks_for_links_at_the_act_not_only_before(tmp_path):
     from densezoo.content.unpack import extract_once
     from densezoo.errors import PlantedLinkError
     from densezoo.hashing import Digests
-    from test_archive_contents import _tgz
+    from test_shared_cache import _tar_gz
 
-    data = _tgz({"UV_data/a.txt": b"hello"})
+    data = _tar_gz({"UV_data/a.txt": b"hello"})
     archive = tmp_path / "uv.tar.gz"
     archive.write_bytes(data)
     root, victim = tmp_path / "cache", tmp_path / "victim"
