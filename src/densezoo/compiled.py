@@ -89,6 +89,6 @@ def _write(path: Path, key: str, data: object) -> None:
             if not (stat.S_ISDIR(st.st_mode) and mine_alone(st)):
                 return
         text = json.dumps({**data, "format": COMPILED_FORMAT, "key": key})  # type: ignore[dict-item]
-        write_text_under(path.parent.parent, path, text)
+        write_text_under(path.parent.parent, path, text, private=True)
     except (OSError, TypeError, ValueError, DensezooError):
         return

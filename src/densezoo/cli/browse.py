@@ -143,7 +143,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             app.error(o.error)
             code = code or o.error.exit_code
         elif not as_json:
-            click.echo(str(o.path))
+            click.echo(printable(o.path))
     done = [o.result.action for o in outcomes if o.ok and o.result]
     cached = sum(a == "cached" for a in done)
     summary = {"fetched": len(done) - cached, "cached": cached,
@@ -168,7 +168,7 @@ def path_cmd(app: App, name, as_json) -> None:
     if as_json:
         app.emit([res.to_dict()])
     else:
-        click.echo(str(res.path))
+        click.echo(printable(res.path))
 
 
 COMMANDS = (list_cmd, info_cmd, fetch_cmd, path_cmd)

@@ -48,7 +48,7 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
         app.emit([r.to_dict() for r in results], summary={"copied_instead": len(fallbacks)})
     else:
         for r in results:
-            click.echo(str(r.path))
+            click.echo(printable(r.path))
     if fallbacks:
         app.warn(f"{plural(len(fallbacks), 'file')} copied because {link}s are not possible "
                  "there")

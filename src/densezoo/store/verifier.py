@@ -142,7 +142,7 @@ class Verifier:
 
             finding = inspect(path, art.file_name, first_use=False,
                               other_names=art.names_read_as)
-            if finding is None and status is VerifyStatus.OK:
+            if finding is None:
                 finding, changed = self._archive(art, path, check.digests)
                 if changed is not None:
                     return changed
