@@ -133,6 +133,8 @@ class RemovalPlan:
         return keep
 
     def _has_record(self, path: Path) -> bool:
+        # TRUST-RECORD: "vouched for" here is the entry in .dzmeta; once store/record.py
+        # lands, any trust record of the file (published, origin, copy, adopted) counts.
         meta = read_json(self.layout.meta(path)) or {}
         return isinstance(meta.get("entry"), dict)     # read as ``Store.records`` reads it
 
