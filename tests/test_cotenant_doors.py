@@ -78,6 +78,7 @@ def test_cache_rm_all_removes_a_planted_link_and_never_its_target(cotenant, shar
     _swap_for_links(cotenant, shared_cache, victim)          # planted before the plan, too
     r = cli("--no-default-manifests", "cache", "rm", "--all", "-y", "--json")
     assert r.code == 0, r.err
+    assert r.json["summary"]["removed"] and r.json["summary"]["skipped"] == []   # schema too
     _intact(victim)
     assert not (shared_cache / "extracted").exists()
 
@@ -154,3 +155,42 @@ def test_extraction_checks_for_links_at_the_act_not_only_before(tmp_path):
         extract_once(archive, root / "extracted" / "evil.example" / "uv.tar.gz", digests,
                      root=root)
     assert list(victim.iterdir()) == []
+
+
+def test_the_issue_s_repro_on_a_real_terminal_the_swap_while_remove_y_n_waits(
+        cotenant, shared_cache):
+    """33.1 as reported: the prompt waits, the co-tenant swaps both folders for links to
+    the victim's home, the victim answers y.  Nothing outside the store goes; the CLI
+    says which items it did not remove and why."""
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    victim = _victim(cotenant.home)
+    _plant_junk(cotenant, shared_cache)
+    main, child = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "densezoo", "--no-default-manifests", "cache",
+                          "prune"], stdin=child, stdout=child, stderr=child,
+                         env=dict(os.environ), close_fds=True)
+    os.close(child)
+    out = b""
+    deadline = time.monotonic() + 60
+    while b"Remove" not in out and time.monotonic() < deadline:
+        out += os.read(main, 4096)
+    assert b"Remove" in out, out
+    _swap_for_links(cotenant, shared_cache, victim)
+    os.write(main, b"y\n")
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert p.wait(timeout=60) == 0, out
+    _intact(victim)
+    text = out.decode(errors="replace")
+    assert "not removed:" in text and "symlink" in text, text
