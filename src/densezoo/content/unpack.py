@@ -388,8 +388,8 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
             fd = os.open(tmp / EXTRACT_STAMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | getattr(os, "O_NOFOLLOW", 0), 0o644)
             with os.fdopen(fd, "w") as f:
-                # TRUST-RECORD: the tree is vouched for by the archive's digests (kind
-                # "structure": what unpacking these exact bytes wrote).
+                # What unpacking these exact bytes wrote: vouched for by the archive's
+                # digests above (checked by the fetch that handed the archive over).
                 json.dump({"archive": str(archive), **_stamp(digests), "tree": tree}, f)
             os.chmod(tmp_name, 0o755, dir_fd=pfd)
             old = None

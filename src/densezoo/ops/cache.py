@@ -19,7 +19,6 @@ from ..disk import read_json
 from ..content.unpack import EXTRACT_STAMP
 from ..store.layout import (Layout, is_internal, marker_is_stale, partial_is_stale,
                             with_suffix)
-from ..results import Strength
 from ..urls import LOCK, META, url_key
 
 if TYPE_CHECKING:
@@ -133,8 +132,9 @@ class RemovalPlan:
         return keep
 
     def _has_record(self, path: Path) -> bool:
-        # TRUST-RECORD: "vouched for" here is the entry in .dzmeta; once store/record.py
-        # lands, any trust record of the file (published, origin, copy, adopted) counts.
+        # The provenance record (the entry in .dzmeta) that ``plan_prune`` reads through
+        # ``Store.records``; the trust record (``store/record.py``) says how strong the
+        # bytes are, not whether a manifest still names them.
         meta = read_json(self.layout.meta(path)) or {}
         return isinstance(meta.get("entry"), dict)     # read as ``Store.records`` reads it
 
@@ -174,8 +174,7 @@ def _state(core: "Core", art, path: Path) -> str:
     meta = read_json(core.store.layout.meta(path)) or {}
     if not core.store.memo_valid(art, meta):
         return "unverified"
-    strength = core.trust.strength(art)
-    return {Strength.PINNED: "pinned", Strength.NONE: "unpinned"}.get(strength, "verified")
+    return str(core.stored_strength(art, core.trust.record(art)))
 
 
 def _when(ts: float) -> str:

@@ -114,7 +114,18 @@ def _bytes_of(core: "Core", source: str, name: str, url: str) -> tuple[Path, Dig
     file as it is, hashed once and scanned if a pickle."""
     if "://" in source:
         art = parse_entry({"name": name, "url": url, "md5": None}, "manifest add", "local", 0)
-        got = core.fetch(art)
+        # md5/sha256 mean "published": only the origin's own bytes may be written there.
+        # So the URL itself is asked, never a mirror, and a copy already cached from a
+        # mirror (or another user) is fetched again from the origin.
+        origin = type(core)(core.settings.replace(mirrors=()))
+        got = origin.fetch(art)
+        if not _from_origin(origin, art, got.digests):
+            got = origin.fetch(art, force=True)
+        if not _from_origin(origin, art, got.digests):
+            raise PolicyError(f"{url}: the bytes did not come from the URL itself over https "
+                              "(or loopback), so their digests cannot be written as published",
+                              hint="use an https URL (a mirror's or a plain-http copy's "
+                                   "digests are never written into md5:/sha256:)")
         return got.path, (got.digests if got.digests is not None and got.digests.sha256
                           else hash_file(got.path))
     p = Path(source)
@@ -131,3 +142,10 @@ def _bytes_of(core: "Core", source: str, name: str, url: str) -> tuple[Path, Dig
             raise PolicyError(f"{source} is not a safe pickle: {report.reason}; no entry was "
                               "written for it", hint="`densezoo scan FILE` shows what it imports")
     return p, digests
+
+
+def _from_origin(core: "Core", art, digests) -> bool:
+    """The record's binding voucher for these bytes is the origin's."""
+    pin = core.trust.record(art).pin
+    return (pin is not None and pin.kind == "origin" and digests is not None
+            and pin.agrees(digests))
