@@ -313,6 +313,14 @@ def run_in_pty(argv: list[str], env: dict, *, columns: int = 80,
     p = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=env,
                          close_fds=True)
     os.close(child)
+    out = read_to_end(main)
+    return p.wait(timeout=60), out.decode(errors="replace")
+
+
+def read_to_end(main: int) -> bytes:
+    """Everything a pty's other side writes until it closes; closes ``main``."""
+    import os
+
     out = b""
     while True:
         try:
@@ -323,7 +331,7 @@ def run_in_pty(argv: list[str], env: dict, *, columns: int = 80,
             break
         out += chunk
     os.close(main)
-    return p.wait(timeout=60), out.decode(errors="replace")
+    return out
 
 
 COTENANT = "dz-cotenant"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import entry
+from conftest import entry, read_to_end
 from densezoo.api import Zoo
 from test_bundle import _handmade_bundle
 from test_tar_headers import _peak_rss_mb, long_name_bomb
@@ -181,15 +181,7 @@ def test_the_issue_s_repro_on_a_real_terminal_the_swap_while_remove_y_n_waits(
     assert b"Remove" in out, out
     _swap_for_links(cotenant, shared_cache, victim)
     os.write(main, b"y\n")
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(main)
+    out += read_to_end(main)
     assert p.wait(timeout=60) == 0, out
     _intact(victim)
     text = out.decode(errors="replace")
