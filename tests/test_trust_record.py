@@ -210,6 +210,16 @@ def test_manifest_add_writes_only_the_origins_digests(server, blob, cli, monkeyp
     assert r.code == 0, r.err
     assert r.items[0]["md5"] == b.md5 and r.items[0]["sha256"] == b.sha256
     assert server.hits(mirror_path) == [] and server.hits(b.path)
+    # only the mirror answers: the entry is written without md5/sha256, and says so
+    c = blob("tr_add_copy", 20_000)
+    _mirror(server, c, monkeypatch)
+    server.fault(c.path, "status", -1, code=404)
+    r = cli("manifest", "add", c.url, "--name", "tr_add_copy", "--to", str(out), "--json")
+    assert r.code == 0, r.err
+    (item,) = r.items
+    assert item["md5"] is None and item["sha256"] is None and "/mirror/" in item["pinned_from"]
+    assert "md5/sha256 not written" in r.err
+    assert c.md5 not in out.read_text() and c.sha256 not in out.read_text()
 
 
 def test_pin_manifest_out_skips_a_copys_pin_and_refuses_forged_values(server, blob, manifest,

@@ -150,7 +150,7 @@ class Core:
         from .store.record import published
         from .store.trust import declared_checksum, pin_conflicts
 
-        record = self.trust.record(art)         # read once: strength, vouchers, conflicts
+        record = self.trust.record_of(art)         # read once: strength, vouchers, conflicts
         path = self.store.cached_path(art)
         vouchers = (*published(art, record.sidecar_md5), *(v.to_dict() for v in record.vouchers))
         return ArtifactInfo(art, self.stored_strength(art, record) if path else None, path,
@@ -161,7 +161,7 @@ class Core:
         """The strength of ``art``'s cached bytes by the record (None: not cached)."""
         if self.store.cached_path(art) is None:
             return None
-        return self.stored_strength(art, self.trust.record(art))
+        return self.stored_strength(art, self.trust.record_of(art))
 
     def stored_strength(self, art: Artifact, record) -> "Strength":
         """The strength of the cached bytes as the record says it, without hashing them:
@@ -315,7 +315,7 @@ class Core:
                 continue
             claim = self.fetcher.hub_claim(art)
             if claim is not None:
-                self.trust.records.add(art, self.trust.record(art), claim)
+                self.trust.records.add(art, self.trust.record_of(art), claim)
                 done += 1
         return done
 
