@@ -186,3 +186,17 @@ def test_the_issue_s_repro_on_a_real_terminal_the_swap_while_remove_y_n_waits(
     _intact(victim)
     text = out.decode(errors="replace")
     assert "not removed:" in text and "symlink" in text, text
+
+
+def test_a_trust_folder_planted_as_a_link_is_refused_not_written_through(cotenant,
+                                                                        shared_cache, cli,
+                                                                        manifest, blob):
+    """The trust record's top folder is one of the root's top folders too: a co-tenant's
+    ``trust`` -> the victim's project made every first-use pin a folder tree there."""
+    victim = _victim(cotenant.home)
+    shared_cache.chmod(0o777)
+    cotenant.run("ln", "-s", str(victim), str(shared_cache / "trust"))
+    m = manifest(entry(blob("trust_link", 3000), md5=False))       # first use: a record
+    r = cli("--no-default-manifests", "--manifest", str(m), "fetch", "trust_link")
+    assert r.code == 9 and "trust" in r.err and "symlink" in r.err, r.err
+    assert sorted(os.listdir(victim)) == ["notes.txt", "projects"]

@@ -274,6 +274,7 @@ class Records:
         if directory in self._made:
             return
         top = self.folder
+        self.layout.check_no_links(top)     # trust/ itself planted as a link (issue 33.1)
         with store_errors("create a trust record folder", directory):
             top.parent.mkdir(parents=True, exist_ok=True)
             _sticky_if_shared(top.parent)
