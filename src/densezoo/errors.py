@@ -312,6 +312,19 @@ class PlantedLinkError(PolicyError):
                               "densezoo never follows links below its root")
 
 
+class ForeignFolderError(PolicyError):
+    """A folder of the store that only this user's own decisions may live in (``imported/``,
+    ``catalog/``) belongs to someone else: what it holds or gains is theirs to change."""
+
+    def __init__(self, path: str, owner: int) -> None:
+        self.path = path
+        self.owner = owner
+        super().__init__(f"refusing {path}: it belongs to uid {owner}, not to you, and only "
+                         "your own manifests may live there",
+                         hint="remove it (or use a cache of your own: --cache-dir / "
+                              "DENSEZOO_CACHE_DIR)")
+
+
 class WeakTrustError(PolicyError):
     """Bytes that only weaker vouchers stand behind than --strict / --require asks for."""
 

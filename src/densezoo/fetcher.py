@@ -351,9 +351,10 @@ class Fetcher:
         s = self.settings
         limits = Limits(max_bytes=s.max_unpack_bytes, max_members=s.max_unpack_members)
         with store_errors("extract", target.parent):
-            done = extract_once(fetched.path, target, fetched.digests, limits=limits,
-                                space_check=s.space_check)
-        return ExtractResult(art.name, fetched.path, target, "extracted" if done else "cached")
+            action, changes = extract_once(fetched.path, target, fetched.digests,
+                                           limits=limits, space_check=s.space_check,
+                                           scan_imports=s.scan, root=self.store.layout.root)
+        return ExtractResult(art.name, fetched.path, target, action, tuple(changes))
 
     # -- several ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from ..disk import write_text_atomic
 from ..errors import EXIT_OK
 from ..urls import redact
 from .app import App, json_option, pass_app
+from ..printable import printable
 from ..units import human_size
 from ..results import error_record
 from ..units import plural
@@ -165,11 +166,11 @@ def _preview(result, runtime, wide: bool) -> None:
                 u) for k, n, st, ck, sz, c, u in rows], right=("size",))
     else:
         for key, name, state, check, size, cached, url in rows:
-            click.echo(key)
-            click.echo(f"  {name}  {state}, checksum {check}, "
-                       f"{human_size(size) if size is not None else 'size unknown'}, "
-                       f"{'cached' if cached else 'not cached'}")
-            click.echo(f"  {url}")
+            click.echo(printable(key))
+            click.echo(printable(f"  {name}  {state}, checksum {check}, "
+                                 f"{human_size(size) if size is not None else 'size unknown'}, "
+                                 f"{'cached' if cached else 'not cached'}"))
+            click.echo(printable(f"  {url}"))
     files = {(n, u): (sz, c) for _, n, _, _, sz, c, u in rows if n != "(not in any manifest)"}
     known = sum(sz for sz, _ in files.values() if sz is not None)
     to_fetch = sum(sz for sz, c in files.values() if sz is not None and not c)

@@ -100,7 +100,9 @@ ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": (S, NULL)
 CONVERT = record({"name": (S, NULL), "source": S, "source_sha256": S, "path": S, "format": S,
                   "layout": S, "tensors": I, "nbytes": I, "stored": B, "reused": B})
 
-_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
+_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B},
+                          {"skipped": {"type": "array", "items": record({"path": S,
+                                                                         "reason": S})}})
 
 # command -> (item schema, summary schema); summary None: an empty object.
 COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {

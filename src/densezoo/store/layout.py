@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ManifestError, PlantedLinkError
+from ..errors import ForeignFolderError, ManifestError, PlantedLinkError
 from ..manifest import Artifact, is_plain_name
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
@@ -175,6 +175,22 @@ class Layout:
                 return path                   # nothing further exists yet
             if stat.S_ISLNK(st.st_mode):
                 raise PlantedLinkError(str(cur))
+        return path
+
+    def private_folder(self, path: Path) -> Path:
+        """``path`` (``imported/``, ``catalog/``), if it is not a link and, when it exists,
+        is the current user's: refused otherwise.  What is written there decides what an
+        artifact is for this user, so a co-tenant's folder (or their link to someone's
+        project) is not a place to write it.  The write itself then goes through
+        ``disk.write_text_under``, which refuses a link swapped in after this check."""
+        self.check_no_links(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        getuid = getattr(os, "getuid", None)
+        if getuid is not None and st.st_uid != getuid():
+            raise ForeignFolderError(str(path), st.st_uid)
         return path
 
     def meta(self, path: Path) -> Path:

@@ -290,6 +290,7 @@ class Records:
         if directory in self._made:
             return
         top = self.folder
+        self.layout.check_no_links(top)     # trust/ itself planted as a link (issue 33.1)
         with store_errors("create a trust record folder", directory):
             if self._holder_ok(top.parent) is not None:
                 from ..errors import PlantedLinkError
