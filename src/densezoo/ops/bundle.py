@@ -111,9 +111,10 @@ def _import_all(core: "Core", tar: tarfile.TarFile,
     saved = lay.private_folder(lay.imported_dir) / f"{tar_path.stem}.yaml"
     with store_errors("save the bundle's manifest", saved.parent):
         write_text_under(lay.root, saved, text, private=True)   # fds: no link followed
+    sums = _read_sums(tar)
     for art in manifest.artifacts:
         try:
-            results.append(_import_entry(core, tar, tar_path, art))
+            results.append(_import_entry(core, tar, tar_path, art, sums))
         except DensezooError as e:
             results.append(ImportResult(art.name, core.store.path_for(art), "failed", e))
     return results, saved
@@ -141,20 +142,43 @@ def _read_manifest(tar: tarfile.TarFile, tar_path: Path) -> str:
         raise BundleError(str(tar_path), f"{BUNDLE_MANIFEST} is not readable UTF-8") from None
 
 
+def _read_sums(tar: tarfile.TarFile) -> dict[str, str]:
+    """The bundle's MD5SUMS (``md5  files/<host>/<path>``): what the bundler's bytes were,
+    for entries whose manifest line may not publish it (a copy's digest never is)."""
+    from ..hashing import is_hex
+
+    try:
+        f = tar.extractfile(tar.getmember("MD5SUMS"))
+        text = f.read(MAX_BUNDLE_MANIFEST).decode("utf-8") if f else ""
+    except (KeyError, OSError, UnicodeDecodeError, tarfile.TarError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        md5, _, arc = line.partition("  ")
+        if is_hex(md5, 32) and arc:
+            out[arc] = md5
+    return out
+
+
 def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
-                  art: Artifact) -> ImportResult:
+                  art: Artifact, sums: dict[str, str]) -> ImportResult:
     arc = "files/" + "/".join(url_key(art.url))
     if ".." in PurePosixPath(arc).parts:
         raise BundleError(str(tar_path), "unsafe path in bundle", entry=art.name)
     local = _local_twin(core, art)
     expected = declared(art)
     weak = False
+    if not has_full(expected) and sums.get(arc):
+        # The bundler could not publish a digest (its bytes were a copy's): the MD5SUMS
+        # line still checks the transport, and the bytes are a copy's word here too.
+        expected = expected.merged(Expected(md5=sums[arc], sources={"md5": "the bundle"}))
+        weak = True
     if local is not None:          # the local manifest's published values must hold too
         mine = core.trust.expected(local)
         expected = expected.merged(mine)
         # A bundle is transport, like a mirror: its own md5 vouches for nothing the
         # local manifest only checks by a prefix.
-        weak = not has_full(mine)
+        weak = weak or not has_full(mine)
         if weak and core.settings.strict:
             raise PolicyError(f"{art.name}: the local manifest checks it by an md5 prefix at "
                               "most, and a bundle's own checksums are no trust root; strict "
@@ -172,8 +196,8 @@ def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
                             hint="the bundle is incomplete; write it again with "
                                  "`densezoo bundle`")
     path = _import_one(core, target, src, expected, str(tar_path))
-    warnings = (f"{art.name}: copy-pinned -- only the bundle {tar_path} vouched for it (the "
-                "local manifest checks an md5 prefix at most)",) if weak else ()
+    warnings = (f"{art.name}: copy-pinned -- only the bundle {tar_path} vouched for it "
+                "(nothing stronger than an md5 prefix is published for it)",) if weak else ()
     return ImportResult(art.name, path, "imported", warnings=warnings)
 
 
