@@ -160,6 +160,8 @@ def test_a_co_tenants_swap_and_forged_pin_are_caught(server, blob, manifest, cli
     assert done.returncode == 0, done.stderr
     assert "KEPT" in done.stdout                     # trust/ is sticky: not renamed
     assert f.read_bytes() == evil
+    info = cli("--manifest", m, "info", "tr_shared", "--json").items[0]
+    assert info["strength"] is None and info["cached"]     # unverified: never the old word
     v = cli("--manifest", m, "verify", "--json")
     assert v.code == 4 and v.items[0]["state"] == "corrupt", v.out
     r = cli("--manifest", m, "fetch", "tr_shared")

@@ -178,20 +178,18 @@ class Core:
             return None
         return self.stored_strength(art, self.trust.record_of(art))
 
-    def stored_strength(self, art: Artifact, record) -> "Strength":
+    def stored_strength(self, art: Artifact, record) -> "Strength | None":
         """The strength of the cached bytes as the record says it, without hashing them:
-        the digests densezoo last recorded for the file (when that metadata is this
-        user's alone), else the pin's.  ``verify`` hashes; ``info`` and ``list`` read."""
+        the digests densezoo last recorded for the file while its stat memo still holds
+        (metadata this user's alone); None when the file changed since it was last hashed
+        or may have been (``verify`` hashes; ``info``, ``list`` and ``cache ls`` read)."""
         from .hashing import Digests
         from .results import Strength
 
         meta = self.store.read_meta(art)
-        if meta and self.store.private(art):
-            digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
-        elif record.pin is not None:
-            digests = record.pin.digests()
-        else:
-            return Strength.NONE
+        if not (meta and self.store.memo_valid(art, meta)):
+            return None if record.pin is not None or meta else Strength.NONE
+        digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
         strength = self.trust.strength(art, record, digests)
         if strength is Strength.NONE and digests is not None:
             from dataclasses import replace as _replace
