@@ -30,9 +30,12 @@ if TYPE_CHECKING:
     from .results.info import ArtifactInfo
     from .results.share import ConfigResult, ExportResult, ImportResult, PinInfo
     from .content.pickle_scan import ScanReport
+    from .content.weights import Weights
+    from .results.convert import ConvertResult
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.adopt import AdoptReport
+    from .ops.weights import Identification, StructureReport
     from .ops.manifest_add import AddedEntry
     from .ops.mirror import MirrorResult
     from .user_settings import Origin
@@ -92,13 +95,22 @@ class Zoo(Core):
         return Selection(arts, unlisted, unknown)
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
-               progress: ProgressArg = None, trained: bool = False) -> ConfigResult:
+               progress: ProgressArg = None, trained: bool = False,
+               safetensors: bool = False) -> ConfigResult:
         """Resolve a detectron2 / Detectron config: every URL in it, verified (see
-        ``config_resolve``); ``fetch=False`` touches no network (cached paths only)."""
+        ``config_resolve``); ``fetch=False`` touches no network (cached paths only);
+        ``safetensors``: MODEL.WEIGHTS converted (see ``convert``)."""
         from .ops.config import resolve
 
         return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress,
-                       trained=trained)
+                       trained=trained, safetensors=safetensors)
+
+    def convert(self, target: str | os.PathLike[str], *, to: str = "safetensors",
+                output: str | os.PathLike[str] | None = None) -> "ConvertResult":
+        """A checkpoint as safetensors, proven bit-exact before it is kept (ops/convert)."""
+        from .ops.convert import convert
+
+        return convert(self, target, to=to, output=output)
 
     def seed_iopath(self, result: ConfigResult, to: str | os.PathLike[str] | None = None, *,
                     link: str = "symlink", strict: bool = False
@@ -189,6 +201,21 @@ class Zoo(Core):
 
         return adopt(self, list(paths), known=known, dry_run=dry_run)
 
+    def check_structure(self, target: str | None = None, *, as_name: str | None = None,
+                        config: str | os.PathLike[str] | None = None) -> "StructureReport":
+        """Does a checkpoint (NAME or PATH) fit a model (its own, ``as_name``'s, or the one
+        ``config`` builds)?  Its tensors against the model's, read without unpickling."""
+        from .ops.weights import check
+
+        return check(self, target, as_name=as_name, config=config)
+
+    def identify(self, paths: Sequence[str]) -> list["Identification"]:
+        """What each file is: by full digest, md5 prefix, then structure; placeholders,
+        LFS pointers, HTML pages and all-zero arrays named as such (``ops.weights``)."""
+        from .ops.weights import identify
+
+        return identify(self, list(paths))
+
     def manifest_add(self, sources: Sequence[str], **options: Any) -> list["AddedEntry"]:
         """Entries computed from the bytes of FILEs or URLs (``ops.manifest_add.add``)."""
         from .ops.manifest_add import add
@@ -229,22 +256,41 @@ def fetch(names: str | Sequence[str] = (), *, all: bool = False,  # noqa: A002 -
           force: bool = False, space_check: bool = True, scan: bool | None = None,
           jobs: int = 4, connections: int | None = None, extract: bool = False,
           config: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
+          to: str | os.PathLike[str] | None = None, link: str = "symlink",
           **settings: Any) -> Any:
     """``densezoo fetch``.  One name (a ``str``) returns its verified local ``Path`` and
     raises on failure; anything else (a list, ``all``, ``kind``, ``config``) returns a
     ``FetchOutcome`` per artifact, each attempted, failures in ``.error`` -- after every
     name resolved: unknown names raise ``UnknownNamesError`` (all of them) first.  Trust
     events (a first-use pin, a mirror's prefix-only bytes) are also issued as
-    ``densezoo.UnverifiedWarning`` and logged on the ``densezoo`` logger."""
+    ``densezoo.UnverifiedWarning`` and logged on the ``densezoo`` logger.
+
+    ``to``: also put each verified file in that folder (``export``'s placing: ``link``
+    "symlink" or "copy"); one name then returns the placed path (hf's ``local_dir``)."""
     z = Zoo(space_check=space_check, connections=connections, scan=scan, **settings)
+    if to is not None and extract:
+        from .errors import UsageError
+
+        raise UsageError("to= places files, extract= unpacks tarballs in the store: use one",
+                         hint="export(names, to, layout='densepose') unpacks into a checkout")
     if isinstance(names, str) and not (all or kind or config or with_deps):
         result = z.fetch(names, force=force, progress=progress)
+        if to is not None:
+            return z.export([names], to, link=link)[0].path
         return result.path if not extract else z.extract(names, progress=progress).path
     sel = z.select([names] if isinstance(names, str) else names, all=all, kind=kind,
                    zoo=zoo, with_deps=with_deps, config=config)
     sel.check()
-    return z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
-                        extract=extract)
+    outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
+                            extract=extract)
+    if to is not None and any(o.ok for o in outcomes):
+        z.export([o.name for o in outcomes if o.ok], to, link=link)
+    return outcomes
+
+
+def cache_dir(**settings: Any) -> Path:
+    """``densezoo cache dir``: the store's root (it need not exist yet)."""
+    return Zoo(**settings).settings.cache_dir
 
 
 def path(name: str, **settings: Any) -> Path:
@@ -266,6 +312,35 @@ def scan(targets: Sequence[str], **settings: Any) -> list["ScanReport"]:
     return [z.scan_file(t) for t in targets]
 
 
+def load_weights(path_or_name: str | os.PathLike[str], *, fetch: bool = True,
+                 **settings: Any) -> "Weights":
+    """A checkpoint's arrays (``.tensors``) and plain metadata (``.meta``), built by the
+    restricted loader: only numpy arrays and plain containers, nothing the file names is
+    called, ``RestrictedLoadError`` for anything else -- whether or not it was scanned.
+    ``.data`` equals ``pickle.load(f, encoding="latin1")``.  A path is read as it is (a
+    ``.safetensors`` file from ``convert`` too); a name is the verified store copy
+    (``fetch`` False: never download, as ``path``)."""
+    from .content.weights import read_weights
+
+    if os.path.isfile(path_or_name):
+        if os.fspath(path_or_name).endswith(".safetensors"):
+            from .content.safetensors_file import read_safetensors
+
+            return read_safetensors(path_or_name)
+        return read_weights(path_or_name)
+    z = Zoo(**settings)
+    name = os.fspath(path_or_name)
+    local = z.fetch(name).path if fetch else z.path(name)
+    return read_weights(local, name=name)
+
+
+def convert(target: str | os.PathLike[str], *, to: str = "safetensors",
+            output: str | os.PathLike[str] | None = None, **settings: Any) -> "ConvertResult":
+    """``densezoo convert``: a checkpoint (path or artifact name) as safetensors, written
+    only after it reads back bit-exact; an artifact's lands in the store (see ops/convert)."""
+    return Zoo(**settings).convert(target, to=to, output=output)
+
+
 def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[str] | None = None,
         **settings: Any) -> list[PinInfo]:
     """``densezoo pin``: first-use pins, or written into a copy of the manifest."""
@@ -275,7 +350,7 @@ def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[s
 
 def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
            dry_run: bool = False, jobs: int = 4, seed_iopath: bool = False,
-           trained: bool = False,
+           trained: bool = False, safetensors: bool = False,
            seed_dir: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
            **settings: Any) -> ConfigResult:
     """``densezoo config``: every reference resolved; ``output`` is written (atomically)
@@ -284,7 +359,7 @@ def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str
 
     z = Zoo(**settings)
     result = z.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
-                      trained=trained)
+                      trained=trained, safetensors=safetensors)
     if output is not None and result.text is not None:
         write_text_atomic(Path(output), result.text)
     if seed_iopath and not dry_run and result.complete:
@@ -358,6 +433,17 @@ def adopt(paths: Sequence[str] = (), *, known: bool = False, dry_run: bool = Fal
     return Zoo(**settings).adopt(paths, known=known, dry_run=dry_run)
 
 
+def check(target: str | None = None, *, as_name: str | None = None,
+          config: str | os.PathLike[str] | None = None, **settings: Any) -> "StructureReport":
+    """``densezoo check``: a checkpoint's tensors against a model's structure."""
+    return Zoo(**settings).check_structure(target, as_name=as_name, config=config)
+
+
+def identify(paths: Sequence[str], **settings: Any) -> list["Identification"]:
+    """``densezoo identify``: which artifact each file's bytes are, and by what evidence."""
+    return Zoo(**settings).identify(paths)
+
+
 def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | None = None,
                  to: str | os.PathLike[str] | None = None, kind: str | None = None,
                  description: str | None = None, zoo: str = "local",
@@ -369,21 +455,35 @@ def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | 
                                         description=description, zoo=zoo)
 
 
+GLOBAL_FLAGS = ("cache_dir", "manifests", "mirrors", "strict", "require", "offline", "allow_http",
+                "no_progress")
+
+
 def settings_show(**settings: Any) -> list["Origin"]:
     """``densezoo settings show``: each settings-file key's effective value and where it
-    came from (a keyword given here, the environment, the settings file, the default)."""
+    came from (a keyword given here, the environment, the settings file, the default).
+    Values are redacted when printed or turned into JSON (``Origin.to_dict``)."""
     from .settings import Settings
     from .user_settings import origins
 
     s = Settings.resolve(**{k: v for k, v in settings.items() if v is not None})
-    flags = {"cache_dir": settings.get("cache_dir"), "manifests": settings.get("manifests"),
-             "mirrors": settings.get("mirrors"), "strict": settings.get("strict")}
-    return origins(flags, lambda key: getattr(s, key) if key != "manifests"
+    return origins({k: settings.get(k) for k in (*GLOBAL_FLAGS, "jobs", "connections",
+                                                   "scan")},
+                   lambda key: getattr(s, key) if key != "manifests"
                    else tuple(str(p) for p in s.manifests))
 
 
+def settings_get(key: str, **settings: Any) -> "Origin":
+    """``densezoo settings get KEY``: one key's effective value and where it came from."""
+    from .user_settings import key_named
+
+    name = key_named(key).name
+    return next(o for o in settings_show(**settings) if o.name == name)
+
+
 def settings_set(key: str, values: Sequence[str]) -> "Origin":
-    """``densezoo settings set KEY VALUE...``: checked, then written to the settings file."""
+    """``densezoo settings set KEY VALUE...``: checked (type, range, one line, no empty
+    path, a mirror as a fetch would check it), then written to the settings file (0600)."""
     from .settings import check_setting
     from .user_settings import Origin, set_value, settings_path
 
@@ -401,5 +501,4 @@ def settings_unset(key: str) -> "Origin":
 
 def doctor(*, probe: bool = True, **settings: Any) -> "Diagnosis":
     """``densezoo doctor``: checks, and (``probe``) which origins and mirrors answer."""
-    return Zoo(**settings).doctor(probe=probe, flags={
-        k: settings.get(k) for k in ("cache_dir", "manifests", "mirrors", "strict")})
+    return Zoo(**settings).doctor(probe=probe, flags={k: settings.get(k) for k in GLOBAL_FLAGS})

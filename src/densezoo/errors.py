@@ -214,6 +214,10 @@ class DownloadFailedError(DensezooError, OSError):
         kinds = {f.kind for f in self.failures}
         self.worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
         self.exit_code, hint = _ALL_FAILED[self.worst]
+        if self.worst is FailureKind.POLICY and all(
+                "below the required" in f.reason          # the fetcher's bar refusal
+                for f in self.failures if f.kind is FailureKind.POLICY):
+            hint = _BAR_HINT                # not an http downgrade: nothing to allow
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
@@ -262,6 +266,11 @@ _ALL_FAILED = {
 }
 
 
+_BAR_HINT = ("--strict / --require take a copy's bytes only when something published "
+             "checks them: let upstream serve it, publish its md5/sha256 in your manifest, "
+             "or lower the bar (DENSEZOO_STRICT / DENSEZOO_REQUIRE, the settings file)")
+
+
 class NotCachedError(DensezooError, FileNotFoundError):
     """The artifact is not in the local store and we may not download it."""
 
@@ -305,6 +314,19 @@ class PlantedLinkError(PolicyError):
                          "make (writes and reads through it would leave the cache)",
                          hint="remove it, and keep the cache writable only by its users; "
                               "densezoo never follows links below its root")
+
+
+class ForeignFolderError(PolicyError):
+    """A folder of the store that only this user's own decisions may live in (``imported/``,
+    ``catalog/``) belongs to someone else: what it holds or gains is theirs to change."""
+
+    def __init__(self, path: str, owner: int) -> None:
+        self.path = path
+        self.owner = owner
+        super().__init__(f"refusing {path}: it belongs to uid {owner}, not to you, and only "
+                         "your own manifests may live there",
+                         hint="remove it (or use a cache of your own: --cache-dir / "
+                              "DENSEZOO_CACHE_DIR)")
 
 
 class WeakTrustError(PolicyError):
@@ -389,5 +411,34 @@ class WrongContentError(DensezooError):
                               "kept or pinned (try another mirror, or check the URL)")
 
 
+class StructureMismatchError(WrongContentError):
+    """A checkpoint whose tensors are not the model it is named as (another model, the
+    backbone alone, v1 weights): exit 4 like a checksum, even when an md5 prefix matched."""
+
+    exit_code = EXIT_CHECKSUM
+
+    def __init__(self, what: str, reason: str, *, path: str | None = None) -> None:
+        self.what = what
+        self.reason = reason
+        self.path = path
+        DensezooError.__init__(
+            self, f"refused {what}: {reason}",
+            hint="these are other weights under this name; nothing was kept or pinned "
+                 "(`densezoo identify FILE` says what they are)")
+
+
 class Cancelled(BaseException):
     """Another thread was interrupted (Ctrl-C, SIGTERM): stop, keeping what was received."""
+
+
+class RestrictedLoadError(UnsafeContentError):
+    """A pickle the restricted loader will not build: a construct off its allow-list (an
+    import, an object of a class) or a stream it cannot follow.  Nothing in it was run:
+    the loader builds values itself and calls no function the file names."""
+
+    def __init__(self, what: str, reason: str, *, position: int | None = None) -> None:
+        super().__init__(what, reason)
+        self.position = position
+        self.hint = ("densezoo builds only numpy arrays and plain containers from a pickle, "
+                     "and ran nothing from this one; do not open it with pickle.load or "
+                     "torch.load, and report where it came from")

@@ -8,6 +8,7 @@ import click
 
 from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY)
 from .app import App, complete_names, json_option, names_argument, pass_app
+from ..printable import printable
 from ..units import plural
 
 # The exit code of a verify run: the first of these statuses present decides.  A file
@@ -69,7 +70,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -
         d = report.to_dict()
         app.emit(d["items"], summary={"counts": d["counts"], "strengths": d["strengths"],
                                       "notes": d["notes"]},
-                 exit_code=code)
+                 exit_code=code, errors=_verify_errors(report))
     else:
         for e in report.entries:
             line = f"{e.status:<9} {e.name}"
@@ -79,12 +80,34 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -
                 line += f"  ({e.detail})"
             if e.moved_to:
                 line += f"  moved to {e.moved_to}"
-            click.echo(line)
+            click.echo(printable(line))
         app.say(verify_summary(report))
     if app.verbose:
         for note in report.notes:
             app.say(f"note: {note}")
     sys.exit(code)
+
+
+# A verify entry's state -> the error type and exit code its record says (docs/json.md).
+_VERIFY_ERRORS = {"missing": ("NotCachedError", EXIT_NOT_CACHED),
+                  "corrupt": ("ChecksumMismatchError", EXIT_CHECKSUM),
+                  "unsafe": ("UnsafeContentError", EXIT_POLICY)}
+
+
+def _verify_errors(report) -> list[dict]:
+    """One ``errors`` record per entry that makes the exit code non-zero for a bad file
+    (missing, corrupt, unsafe): a script reading only ``errors`` sees every failure."""
+    from ..urls import redact_text
+
+    out = []
+    for e in report.entries:
+        if str(e.status) in _VERIFY_ERRORS:
+            kind, code = _VERIFY_ERRORS[str(e.status)]
+            out.append({"name": e.name, "type": kind, "exit_code": code,
+                        "message": redact_text(f"{e.name}: {e.status}"
+                                               + (f" ({e.detail})" if e.detail else "")),
+                        "hint": f"run `densezoo fetch {e.name}`"})
+    return out
 
 
 @click.command("scan")
@@ -109,13 +132,13 @@ def scan_cmd(app: App, targets, as_json) -> None:
     else:
         for r in reports:
             if r.findings:
-                click.echo(f"unsafe    {r.path}")
+                click.echo(printable(f"unsafe    {r.path}"))
                 for f in r.findings:
-                    click.echo(f"  {f}")
+                    click.echo(printable(f"  {f}"))
             elif r.error:
-                click.echo(f"unsafe    {r.path}  ({r.reason})")
+                click.echo(printable(f"unsafe    {r.path}  ({r.reason})"))
             else:
-                click.echo(f"ok        {r.path}  ({len(r.globals)} allowed imports)")
+                click.echo(printable(f"ok        {r.path}  ({len(r.globals)} allowed imports)"))
     sys.exit(code)
 
 

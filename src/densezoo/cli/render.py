@@ -9,23 +9,51 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import click
 
+from ..printable import printable
 from ..urls import redact_text
 
 from ..errors import DensezooError
-from ..units import exact_size, human_size, middle
+from ..units import exact_size, human_size
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..results.info import ArtifactInfo
+
+
+def label(word: str) -> str:
+    """``error:`` / ``warning:`` for a stderr line: red / yellow and bold on a terminal,
+    plain when piped, with NO_COLOR set (no-color.org) or TERM=dumb."""
+    import os
+
+    text = f"{word}:"
+    if (not sys.stderr.isatty() or os.environ.get("NO_COLOR")
+            or os.environ.get("TERM") == "dumb"):
+        return text
+    return click.style(text, fg="red" if word == "error" else "yellow", bold=True)
+
+
+def shown(text: object, *, newlines: bool = False) -> str:
+    """What the CLI prints of any text: credentials redacted, controls made visible."""
+    return printable(redact_text(str(text)), newlines=newlines)
+
+
+def cell(text: str):
+    """A table cell from outside: printable, and never read as rich markup."""
+    from rich.text import Text
+
+    return Text(printable(text))
 
 
 def one_line(err: DensezooError) -> str:
     text = err.headline
-    return redact_text(f"{text} (hint: {err.hint})" if err.hint else text)
+    return shown(f"{text} (hint: {err.hint})" if err.hint else text)
 
 
 JSON_SCHEMA_VERSION = 1
@@ -41,7 +69,28 @@ def envelope(command: str, items: Any = (), *, errors: Any = (),
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Strict JSON only: a NaN or an infinity (a manifest's ``.nan`` metric) is written
+    as null, and a note on stderr says which values were (parsers such as JSON.parse,
+    jq and Go's encoding/json reject ``NaN``/``Infinity``)."""
+    nulled: list[str] = []
+    text = json.dumps(_finite(data, "", nulled), indent=2, default=str, allow_nan=False)
+    click.echo(text)
+    if nulled:
+        click.echo(f"note: {len(nulled)} non-finite number(s) written as null (strict JSON "
+                   f"has no NaN/Infinity): {printable(', '.join(nulled[:5]))}"
+                   + (" ..." if len(nulled) > 5 else ""), err=True)
+
+
+def _finite(value: Any, where: str, nulled: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        nulled.append(where or "(value)")
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), nulled)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{where}[{i}]", nulled) for i, v in enumerate(value)]
+    return value
 
 
 def _ap_text(art) -> str:
@@ -67,10 +116,10 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
         ap, metric = headline_ap(a)
         speed = inference_time(a)
         size = _size(i)
-        rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
-                               str(i.checksum), "" if ap is None else f"{ap:g}", metric or "",
-                               "" if speed is None else f"{speed:g}", "yes" if i.path else "no",
-                               _note(a)]))
+        rows.append("\t".join(printable(f) for f in [
+            a.name, a.zoo, a.kind, "" if size is None else str(size), str(i.checksum),
+            "" if ap is None else f"{ap:g}", metric or "", "" if speed is None else f"{speed:g}",
+            "yes" if i.path else "no", _note(a)]))
     return "\n".join(rows) + ("\n" if rows else "")
 
 
@@ -80,14 +129,20 @@ def _note(a) -> str:
                     if on)
 
 
-def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = False) -> str:
+LIST_DROP_ORDER = ("kind", "checksum", "size", "note", "cached")
+
+
+def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = False,
+               short: "Callable[[Any], str] | None" = None) -> str:
     """The terminal view: one table per zoo under a heading that says which AP it reports.
-    A name is never broken over lines: when the terminal is too narrow it is shortened in
-    the middle with ``…`` (``--wide``, TSV and JSON have it whole); no other value is cut."""
+    A name is never cut: when the table is too wide each name becomes its shortest
+    accepted spelling (``short``, e.g. the alias ``R_50_FPN_s1x``), then columns empty in
+    every row go, then the less important ones (``LIST_DROP_ORDER``), and only then do
+    other cells wrap (cli/columns.py).  ``--wide`` shows every column and full names."""
     from rich.console import Console
-    from rich.table import Table
 
     from ..results.info import AP_METRIC, headline_ap
+    from .columns import fit
 
     console = Console(width=width or 400, record=True, highlight=False, file=io.StringIO(),
                       force_terminal=False)
@@ -97,46 +152,54 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
     for zoo, group in zoos.items():
         metric = AP_METRIC.get(zoo) or next((headline_ap(i.artifact)[1] for i in group
                                              if headline_ap(i.artifact)[1]), None)
-        heading = f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if metric else "")
-        console.print(heading, style="bold")
         cols = ["name", "kind", "size", "checksum", "AP"]
         if wide:
             cols[1:1] = ["zoo"]
             cols += ["s/im", "mem GB"]
-        cols.append("cached")
+        cols += ["cached", "note"]
         rows = []
         for i in group:
             a = i.artifact
-            row = [a.name, a.kind, human_size(_size(i)), str(i.checksum), _ap_text(a)]
+            size = _size(i)        # unknown: blank (a column of unknowns is left out)
+            row = [printable(a.name), printable(a.kind), "" if size is None else
+                   human_size(size), str(i.checksum), _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
-                row[1:1] = [a.zoo]
+                row[1:1] = [printable(a.zoo)]
                 row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
                         else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
                         else ""]
-            row += [str(i.strength or "yes") if i.path else "", _note(a)]
+            row += [str(i.strength or "unverified") if i.path else "", _note(a)]
             rows.append(row)
-        if any(r[-1] for r in rows):
-            cols.append("note")
-        else:
-            rows = [r[:-1] for r in rows]
-        if width and not wide:
-            # Every other column at its widest value, two spaces between columns: the
-            # name gets the rest (at least 16 characters).
-            others = sum(max(len(c), *(len(r[k]) for r in rows)) for k, c in enumerate(cols)
-                         if k) + 2 * (len(cols) - 1)
-            room = max(16, width - others)
-            rows = [[middle(r[0], room), *r[1:]] for r in rows]
-        t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-        for col in cols:
-            t.add_column(col, justify="right" if col in ("size", "AP", "s/im", "mem GB") else
-                         "left", no_wrap=True, overflow="ignore", min_width=len(col))
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
+        shorter = [[short(i.artifact), *r[1:]] for i, r in zip(group, rows)] if short else None
+        fitted = fit(cols, rows, None if wide else width, short_rows=shorter,
+                     drop_order=LIST_DROP_ORDER)
+        ap_shown = metric and "AP" in fitted.columns
+        console.print(cell(f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if ap_shown
+                                       else "")), style="bold")
+        console.print(_rich_table(fitted.columns, fitted.rows))
         console.print()
     return console.export_text()
+
+
+_RIGHT = ("size", "AP", "s/im", "mem GB")
+
+
+def _rich_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *,
+                right: Sequence[str] = _RIGHT, whole: Sequence[str] = ()):
+    """A borderless rich table: the first column (a name) and ``whole`` ones never wrap or
+    get cut; the others may wrap when the terminal is narrower than the table."""
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for k, col in enumerate(columns):
+        keep = k == 0 or col in whole
+        t.add_column(col, justify="right" if col in right else "left", no_wrap=keep,
+                     overflow="ignore" if keep else "fold", min_width=len(col) if keep else None)
+    for r in rows:
+        t.add_row(*(cell(c) for c in r))
+    return t
 
 
 def stdout_console():
@@ -148,15 +211,19 @@ def stdout_console():
 
 def table(columns: Iterable[str], rows: Iterable[Iterable[str]], *,
           right: tuple[str, ...] = (), no_wrap: tuple[str, ...] = ()) -> None:
-    """Print a borderless table on stdout."""
-    from rich.table import Table
+    """Print a borderless table on stdout (the first column and ``no_wrap`` ones whole)."""
+    stdout_console().print(_rich_table(list(columns), [list(r) for r in rows], right=right,
+                                       whole=no_wrap))
 
-    t = Table(box=None, pad_edge=False, header_style="bold")
-    for col in columns:
-        t.add_column(col, justify="right" if col in right else "left", no_wrap=col in no_wrap)
-    for row in rows:
-        t.add_row(*row)
-    stdout_console().print(t)
+
+def home_relative(path: "str | Path") -> str:
+    """``path`` with the home folder written ``~`` (a shorter spelling a shell accepts)."""
+    import os
+
+    text, home = str(path), os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home.rstrip("/") + "/")):
+        return "~" + text[len(home.rstrip("/")):]
+    return text
 
 
 _SPEED = (("inference_s_per_im", "inference {:g} s/image"), ("train_s_per_iter",
@@ -216,7 +283,9 @@ def info_lines(info: "ArtifactInfo"):
     yield "file", a.file_name
     yield "checksum", f"{info.checksum} (published)"
     if info.path is not None:
-        yield "strength", str(info.strength)
+        yield "strength", str(info.strength) if info.strength else (
+            "unverified (changed since it was last hashed, or others can write it: "
+            "`densezoo verify` says)")
     for v in info.vouchers:
         digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
                             if v.get(k) is not None)
@@ -257,13 +326,17 @@ def info_lines(info: "ArtifactInfo"):
 
 
 class RichProgress:
-    """Adapter from densezoo's Progress protocol to one shared rich Progress display."""
+    """Adapter from densezoo's Progress protocol to one shared rich Progress display.
+    ``name``: what the bar says -- the artifact's (short) name, which ``fetch`` accepts,
+    rather than the downloader's file name (every detectron2 file is model_final_*.pkl)."""
 
-    def __init__(self, display) -> None:
+    def __init__(self, display, name: str | None = None) -> None:
         self.display = display
+        self.name = name
         self.task = None
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
+        label = self.name or label
         if self.task is None:
             self.task = self.display.add_task(label, total=total, completed=initial)
         else:
@@ -278,11 +351,22 @@ class RichProgress:
             self.task = None
 
 
+def progress_bars(display, short: "Callable[[Any], str]"):
+    """The ``progress=`` factory for the API: one bar per artifact on ``display``, named
+    by ``short(artifact)`` (the catalog's shortest accepted name); None without one."""
+    return (lambda art: RichProgress(display, short(art))) if display else None
+
+
 def progress_display():
-    """A transient rich display on stderr, in binary units like every summary (MiB)."""
+    """A transient rich display on stderr, in binary units like every summary (MiB), one
+    line per file at any width: the name and the sizes never wrap, the bar takes what is
+    left (at 80 columns too), and below 60 columns the speed and time are left out."""
+    import shutil
+
     from rich.console import Console
     from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn,
                                TimeRemainingColumn)
+    from rich.table import Column
     from rich.text import Text
 
     class BinarySpeed(ProgressColumn):
@@ -300,6 +384,11 @@ def progress_display():
             return Text(f"{human_size(int(task.completed))}{total}",
                         style="progress.download")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), BinarySize(),
-                    BinarySpeed(), TimeRemainingColumn(), console=Console(stderr=True),
-                    transient=True)
+    whole = dict(no_wrap=True, overflow="ignore")
+    columns = [TextColumn("{task.description}", table_column=Column(**whole)),
+               BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+               BinarySize(table_column=Column(**whole))]
+    if shutil.get_terminal_size().columns >= 60:
+        columns += [BinarySpeed(table_column=Column(**whole)),
+                    TimeRemainingColumn(table_column=Column(**whole))]
+    return Progress(*columns, console=Console(stderr=True), transient=True, expand=True)

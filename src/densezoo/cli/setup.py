@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK
+from ..printable import printable
 from .app import App, json_option, pass_app
 
 
@@ -20,16 +21,14 @@ def doctor_cmd(app: App, no_probe, as_json) -> None:
     (one HEAD each, 3 s timeout, in parallel; not with --offline or --no-probe).
 
     Exit 1 if a check fails (an unwritable cache, a host that does not answer)."""
-    report = app.zoo.doctor(probe=not no_probe, flags={
-        "cache_dir": app.cache_dir if app.cache_dir_flag else None,
-        "manifests": app.manifests, "mirrors": app.mirrors, "strict": app.strict})
+    report = app.zoo.doctor(probe=not no_probe, flags=app.flags())
     if as_json:
         app.emit([c.to_dict() for c in report.checks],
                  exit_code=EXIT_OK if report.ok else EXIT_FAILURE)
     else:
         width = max(len(c.name) for c in report.checks)
         for c in report.checks:
-            click.echo(f"{c.word:<4}  {c.name:<{width}}  {c.detail}")
+            click.echo(f"{c.word:<4}  {printable(c.name):<{width}}  {printable(c.detail)}")
     if not report.ok:
         sys.exit(EXIT_FAILURE)
 

@@ -9,6 +9,7 @@ import click
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
 from ..errors import EXIT_OK
 from ..results import error_record
+from ..printable import printable
 from ..units import plural
 
 
@@ -38,7 +39,8 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
 
     \b
       densezoo export densepose_rcnn_R_50_FPN_s1x --layout iopath
-      python apply_net.py show cfg.yaml https://dl.fbaipublicfiles.com/... img.jpg dp_segm
+      python apply_net.py show cfg.yaml \\
+          https://dl.fbaipublicfiles.com/... img.jpg dp_segm
     """
     results = app.zoo.export(names, to, link=link, layout=None if layout == "flat" else layout,
                              force=force)
@@ -47,7 +49,7 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
         app.emit([r.to_dict() for r in results], summary={"copied_instead": len(fallbacks)})
     else:
         for r in results:
-            click.echo(str(r.path))
+            click.echo(printable(r.path))
     if fallbacks:
         app.warn(f"{plural(len(fallbacks), 'file')} copied because {link}s are not possible "
                  "there")
@@ -72,8 +74,8 @@ def mirror_group() -> None:
 def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_json) -> None:
     """Write <target>/<host>/<path> for each artifact, densezoo-mirror.yaml and index.html.
 
-    \b
     A folder: serve it over http(s), DENSEZOO_MIRROR=http://host/prefix on the clients.
+
     s3://BUCKET/PREFIX: uploads verified files (multipart when large; objects already
     there with the same size and md5 are skipped) with the standard AWS credentials
     and AWS_ENDPOINT_URL (MinIO, Ceph); clients use DENSEZOO_MIRROR=s3://BUCKET/PREFIX.
@@ -144,7 +146,7 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
                  errors=[error_record(r.error, r.name) for r in failed], exit_code=code)
     else:
         for r in results:
-            click.echo(f"{r.action:<15} {r.name}  {r.path}")
+            click.echo(printable(f"{r.action:<15} {r.name}  {r.path}"))
     for r in results:
         for w in r.warnings:
             app.warn(w)
