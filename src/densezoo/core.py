@@ -133,6 +133,8 @@ class Core:
         art = self.artifact(name)
         found = self._info(art, tuple(a.name for a in self.catalog.closure([art])
                                       if a is not art))
+        found = replace(found, shadows=tuple(
+            f"{b.zoo}:{b.name} ({b.source})" for b in self.catalog.shadowed(art)))
         if found.pin_conflicts:
             events.conflict(art.name, found.pin_conflicts)
         return found

@@ -16,7 +16,7 @@ It claims ``densezoo://``, ``detectron2://``, ``catalog://`` and the whole of
 ``http://`` and ``https://``: iopath matches prefixes as plain strings, so claiming
 only the manifests' hosts let ``http://LOCALHOST:port/…``, an explicit default port
 or a trailing dot reach iopath's own handler and download unverified.  Every URL is
-normalised (``configs._norm``) before the lookup; a URL no entry lists is handed to
+normalised (``urls.url_identity``) before the lookup; a URL no entry lists is handed to
 iopath's HTTP handler with a warning, or refused in strict mode; a checksum failure
 raises densezoo's error.  Nothing unverified is handed out silently.
 Install with ``pip install 'densezoo[iopath]'``.

@@ -219,6 +219,8 @@ def info_lines(info: "ArtifactInfo"):
     for conflict in info.pin_conflicts:
         yield "CONFLICT", (f"{conflict} (the published value is used; the pinned bytes are "
                            "not the published file: `densezoo verify` checks the cache)")
+    for hidden in info.shadows or ():
+        yield "shadows", f"{hidden}: your manifest's entry answers where that one did"
     if a.config:
         yield "config", a.config
     ap, metric = headline_ap(a)

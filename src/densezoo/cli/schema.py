@@ -36,7 +36,7 @@ ERROR = record({"name": (S, NULL), "type": S, "exit_code": I, "message": S, "hin
                 "causes": {"type": "array", "items": record(
                     {"url": S, "kind": S, "reason": S})}})
 
-ARTIFACT = record({
+_ARTIFACT_FIELDS = {
     "name": S, "zoo": S, "kind": S, "file_name": S, "url": S, "mirrors": STRINGS,
     "legacy_urls": STRINGS, "md5": (S, NULL), "md5_prefix": (S, NULL), "sha256": (S, NULL),
     "md5_url": (S, NULL), "size": (I, NULL), "description": (S, NULL), "config": (S, NULL),
@@ -45,7 +45,10 @@ ARTIFACT = record({
     "strength": S, "cached": B, "path": (S, NULL), "pin": ("object", NULL),
     "requires_closure": STRINGS, "ap": (N, NULL), "ap_metric": (S, NULL),
     "pin_conflicts": STRINGS, "inference_s_per_im": (N, NULL),
-    "sources": {"type": "array", "items": record({"role": S, "url": S, "verified_by": S})}})
+    "sources": {"type": "array", "items": record({"role": S, "url": S, "verified_by": S})}}
+ARTIFACT = record(_ARTIFACT_FIELDS)
+# info also says which shipped entries an entry of your own manifest hides.
+INFO = record({**_ARTIFACT_FIELDS, "shadows": STRINGS})
 
 _FETCHED = {"state": S, "path": (S, NULL), "url": (S, NULL), "transferred": I,
             "size": (I, NULL), "md5": (S, NULL), "sha256": (S, NULL), "strength": (S, NULL),
@@ -84,7 +87,7 @@ _REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
 # command -> (item schema, summary schema); summary None: an empty object.
 COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "list": (ARTIFACT, record({"count": I, "hidden_metrics": I})),
-    "info": (ARTIFACT, None),
+    "info": (INFO, None),
     "fetch": (FETCH, record({"fetched": I, "cached": I, "failed": I})),
     "path": (PATH, None),
     "verify": (VERIFY, record({"counts": ANY_OBJECT, "notes": STRINGS})),

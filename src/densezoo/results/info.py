@@ -67,6 +67,9 @@ class ArtifactInfo:
     requires: tuple[str, ...] = ()  # full dependency closure, dependencies first
     pin_conflicts: tuple[str, ...] = ()   # the pin disagrees with a published value
     mirrors: tuple[str, ...] = ()   # configured mirror prefixes (--mirror, DENSEZOO_MIRROR)
+    # ``info`` only: the shipped entries this one (from your own manifest) hides, as
+    # "zoo:name (manifest)"; None where not asked (``list``).
+    shadows: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -119,6 +122,8 @@ class ArtifactInfo:
                   "requires_closure": list(self.requires), "ap": ap, "ap_metric": metric,
                   "pin_conflicts": list(self.pin_conflicts), "sources": self.sources(),
                   "inference_s_per_im": inference_time(self.artifact)})
+        if self.shadows is not None:
+            d["shadows"] = list(self.shadows)
         return d
 
 
