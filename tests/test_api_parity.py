@@ -23,7 +23,7 @@ COMMANDS = {
     "export": "export", "mirror build": "mirror_build", "bundle": "bundle",
     "import": "import_bundle", "doctor": "doctor", "manifest add": "manifest_add", "adopt": "adopt",
     "settings show": "settings_show", "settings set": "settings_set",
-    "settings unset": "settings_unset",
+    "settings unset": "settings_unset", "ledger export": "ledger_export",
 }
 # Commands that edit the settings file itself: no Zoo, so no settings keywords.
 FILE_ONLY = {"settings set", "settings unset"}

@@ -31,6 +31,7 @@ cli.lazy = {
     **dict.fromkeys(("export", "mirror", "bundle", "import"), "share"),
     **dict.fromkeys(("doctor", "completion"), "setup"),
     **dict.fromkeys(("manifest", "settings", "adopt"), "authoring"),
+    "ledger": "ledger",
 }
 
 __all__ = ["cli", "main"]

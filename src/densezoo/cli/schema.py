@@ -82,6 +82,9 @@ SETTING = record({"name": S, "value": {}, "source": S})
 ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": S, "sha256": S,
                 "manifest": S, "state": S})
 
+LEDGER_FILE = record({"path": S, "name": S, "size": I, "md5": S, "sha256": S,
+                      "vouchers": {"type": "array", "items": ANY_OBJECT}})
+
 _REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
 
 # command -> (item schema, summary schema); summary None: an empty object.
@@ -114,6 +117,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
                              "already_cached": I, "refused": I, "no_match": I,
                              "places": STRINGS})),
     "manifest add": (ADDED, record({"manifest": S, "written": B})),
+    "ledger export": (LEDGER_FILE, record({"ledger": S, "signature": (S, NULL), "files": I})),
     "settings show": (SETTING, record({"file": S})),
     "settings set": (SETTING, record({"file": S})),
     "settings unset": (SETTING, record({"file": S})),
