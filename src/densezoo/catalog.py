@@ -1,7 +1,9 @@
 """All loaded manifests as one catalog: name lookup, filters and dependency closure.
 
 Later manifests extend or override earlier ones by name, so a user's file can
-add entries or replace a shipped entry (a new mirror, a published md5).
+add entries or replace a shipped entry (a new mirror, a published md5).  Manifests
+saved by ``import`` never do: an imported entry claiming any key a loaded entry
+answers to (``claims``) is left out.
 """
 
 from __future__ import annotations
@@ -127,10 +129,10 @@ class Catalog:
         extra = _imported(imported, [*base, *mine], compiled) if imported else []
         if extra:
             try:
-                return replace(cls.from_manifests([*base, *extra, *mine]), shipped=tuple(base))
+                return cls.from_manifests([*base, *extra, *mine], shipped=base)
             except ManifestError:
                 pass            # an imported manifest that no longer fits: leave it out
-        return replace(cls.from_manifests([*base, *mine]), shipped=tuple(base))
+        return cls.from_manifests([*base, *mine], shipped=base)
 
     def shadowed(self, art: Artifact) -> list[Artifact]:
         """The shipped entries an entry of your own manifest hides: the one it replaced by
@@ -153,14 +155,16 @@ class Catalog:
         return {k: tuple(v) for k, v in index.items()}
 
     @classmethod
-    def from_manifests(cls, manifests: Iterable[Manifest]) -> "Catalog":
+    def from_manifests(cls, manifests: Iterable[Manifest], *,
+                       shipped: Iterable[Manifest] = ()) -> "Catalog":
+        """``shipped``: which of ``manifests`` came with densezoo (``shadowed``)."""
         manifests = tuple(manifests)
         by_name: dict[str, Artifact] = {}
         for m in manifests:
             for art in m.artifacts:
                 by_name.pop(art.name.lower(), None)      # override keeps the newest position
                 by_name[art.name.lower()] = art
-        catalog = cls(tuple(by_name.values()), manifests)
+        catalog = cls(tuple(by_name.values()), manifests, tuple(shipped))
         catalog._check_requires()
         catalog._check_slots()
         return catalog

@@ -101,7 +101,8 @@ def vouchers(core: "Core", art: Artifact) -> tuple[dict[str, Any], ...]:
     out: list[dict[str, Any]] = []
     meta = core.store.read_meta(art) or {}
     entry = meta.get("entry") if isinstance(meta.get("entry"), dict) else {}
-    published = [k for k in ("sha256", "md5", "md5_prefix", "size") if getattr(art, k)]
+    published = [k for k in ("sha256", "md5", "md5_prefix", "size")
+                 if getattr(art, k) is not None]
     if published:
         source = entry.get("source") or art.source
         out.append({"kind": "published", "source": f"{source}#{art.name}",
@@ -210,6 +211,8 @@ def check(core: "Core", signature: Path, key: Path, ledger: Path | None = None) 
                                                          "(PEM) with --key")
     files = _parse(ledger_bytes, ledger)
     root = core.store.root
+    for f in files:              # a link planted below the root is refused (exit 9)
+        core.store.layout.check_no_links(root / f.path)
     with tempfile.TemporaryDirectory(prefix="densezoo-ledger-") as tmp:
         sig_copy = Path(tmp) / "ledger.sig"            # the bytes checked are the bytes read
         sig_copy.write_bytes(sig_bytes)
