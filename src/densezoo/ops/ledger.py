@@ -24,7 +24,7 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -78,7 +78,7 @@ class LedgerCheck:
     ledger: Path
     signature: Path
     files: tuple[LedgerFile, ...]
-    root: Path = field(default=Path("."))
+    root: Path                       # the store root the paths are relative to
 
     def to_dict(self) -> dict[str, Any]:
         """``verify --signature --json``'s items and counts, in verify's own shape."""
