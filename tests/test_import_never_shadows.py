@@ -22,6 +22,7 @@ import yaml
 
 from densezoo.urls import url_key
 from test_bundle import _handmade_bundle
+from test_real_detectron2 import d2_source, restore_path_manager  # noqa: F401 - fixtures
 
 OFFICIAL = "https://dl.fbaipublicfiles.com/densepose/DensePose_ResNet50_FPN_s1x.pkl"
 SHIPPED_CONFIG = "configs/densepose_rcnn_R_50_FPN_s1x.yaml"
@@ -153,3 +154,20 @@ def test_your_own_manifest_may_shadow_and_info_says_so(cli, manifest):
     assert "shadows" in r.out and "densepose-v1:ResNet50_FPN_s1x" in r.out
     plain = cli("info", "ResNet50_FPN_s1x", "--json")
     assert plain.items[0]["shadows"] == []
+
+
+def test_detectron2s_own_path_manager_never_gets_the_bundle(restore_path_manager, server,
+                                                            tmp_path, monkeypatch,
+                                                            saved_by_an_older_densezoo):
+    """The same through detectron2's real PathManager and densezoo's ``install()``."""
+    from detectron2.utils.file_io import PathManager
+
+    import densezoo.integrations.detectron2 as dz
+    from densezoo import Zoo
+
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "fvcore"))
+    handler = dz.install(Zoo())
+    assert handler.index.find(OFFICIAL).name == "ResNet50_FPN_s1x"
+    with pytest.raises(Exception):       # the shipped entry; its origin is unreachable here
+        PathManager.get_local_path(OFFICIAL)
+    assert _bundle_requests(server) == []
