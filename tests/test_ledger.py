@@ -165,3 +165,25 @@ def test_python_api_signs_and_checks(signed, tmp_path):
     p.write_bytes(b"x" * len(s["a"].data))
     with pytest.raises(ChecksumMismatchError, match="led_a"):
         densezoo.verify(signature=out.signature, key=pub, manifests=[m])
+
+
+def test_export_hashes_once_and_never_lists_corrupt_bytes(cli, blob, manifest, tmp_path):
+    """The store records only the published md5 at fetch; export computes the sha256 in
+    the same pass as the md5 check and records it (the next export reads it); a file
+    changed since it was verified is refused (exit 4), never signed."""
+    a = blob("led_once", 40_000)
+    m = manifest(entry(a))
+    assert cli("--manifest", str(m), "fetch", "led_once").code == 0
+    path = Path(cli("--manifest", str(m), "path", "led_once").out.strip())
+    meta = path.with_name(path.name + ".dzmeta")
+    assert json.loads(meta.read_text())["sha256"] is None          # not known yet
+    r = cli("--manifest", str(m), "ledger", "export", "-o", str(tmp_path / "l.json"), "--json")
+    assert r.code == 0 and r.items[0]["sha256"] == a.sha256
+    assert json.loads(meta.read_text())["sha256"] == a.sha256      # recorded for next time
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[7] ^= 0x01
+    path.write_bytes(bytes(data))
+    r = cli("--manifest", str(m), "ledger", "export", "-o", str(tmp_path / "l2.json"))
+    assert r.code == 4 and "led_once" in r.err and a.md5 in r.err, r.err
+    assert not (tmp_path / "l2.json").exists()

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..disk import store_errors, utc_now, write_text_atomic
 from ..errors import (ChecksumMismatchError, DensezooError, NotCachedError, PolicyError,
                       UsageError)
-from ..hashing import hash_file
+from ..hashing import ALGORITHMS, Digests, hash_file
 from ..manifest import Artifact, is_plain_name
+from ..results import VerifyStatus
 from ..urls import redact
-from .mirror import known_digests
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -138,9 +138,9 @@ def export(core: "Core", names: Iterable[str], out: Path, *, key: Path | None = 
     for art in arts:
         path = core.store.cached_path(art)
         assert path is not None
-        d = known_digests(core, art, path)          # the store's digests, or one hash pass
-        files.append(LedgerFile(path.relative_to(root).as_posix(), art.name, int(d["size"]),
-                                d["md5"], d["sha256"], vouchers(core, art)))
+        d = _checked_digests(core, art)
+        files.append(LedgerFile(path.relative_to(root).as_posix(), art.name, d.size,
+                                str(d.md5), str(d.sha256), vouchers(core, art)))
     files.sort(key=lambda f: f.path)
     text = json.dumps({"format": LEDGER_FORMAT, "schema": LEDGER_SCHEMA,
                        "created": utc_now(), "files": [f.to_dict() for f in files]},
@@ -152,6 +152,24 @@ def export(core: "Core", names: Iterable[str], out: Path, *, key: Path | None = 
     signature = signature or out.with_suffix(".sig")
     _sign(root, files, text.encode(), key, signature)
     return LedgerExport(out, signature, tuple(files))
+
+
+def _checked_digests(core: "Core", art: Artifact) -> Digests:
+    """size, md5 and sha256 of a cached file that still matches what vouches for it
+    (published checksums or its pin): the store's memo while the file is unchanged since
+    its last full hash, else one pass for all three, recorded for the next export.  A
+    ledger never lists bytes its store would call corrupt."""
+    expected = core.trust.expected(art)
+    check = core.verifier.check(art, expected, quick=True, want=ALGORITHMS)
+    if check.status is VerifyStatus.CORRUPT:
+        alg, want, got = expected.mismatch(check.digests) or ("checksum", "?", "?")
+        raise ChecksumMismatchError(f"{art.name} ({core.store.path_for(art)})", alg, want,
+                                    got, path=str(core.store.path_for(art)),
+                                    hint="the store's copy is not the file its manifest or "
+                                         "pin vouches for; `densezoo verify` moves it aside, "
+                                         f"`densezoo fetch {art.name}` gets a good copy")
+    assert check.digests is not None
+    return check.digests
 
 
 def _sign(root: Path, files: list[LedgerFile], ledger: bytes, key: Path,
