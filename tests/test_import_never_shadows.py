@@ -40,6 +40,10 @@ def _entries(server) -> dict[str, dict]:
 
     return {
         "url": one("helper_copy", "/b/w1.pkl", legacy_urls=[OFFICIAL], mirrors=[OFFICIAL]),
+        "legacy url": one("old_copy", "/b/w4.pkl", legacy_urls=[OFFICIAL.upper().replace(
+            "/DENSEPOSE/DENSEPOSE_RESNET50_FPN_S1X.PKL", "/densepose/DensePose_ResNet50_FPN_s1x.pkl")]),
+        "mirror": one("mirror_copy", "/b/w5.pkl", mirrors=[OFFICIAL.replace(".com/", ".com:443/")]),
+        "alias": one("innocent", "/b/w6.pkl", aliases=["R_50_FPN_s1x"]),
         "file name": one("DensePose_ResNet50_FPN_s1x.pkl", "/b/w2.pkl"),
         "config": one("trained_claim", "/b/w3.pkl", config=CLAIMED_CONFIG),
     }
@@ -50,6 +54,9 @@ def _bundle_requests(server) -> list:
 
 
 @pytest.mark.parametrize("claim,shipped", [("url", "densepose-v1:ResNet50_FPN_s1x"),
+                                           ("legacy url", "densepose-v1:ResNet50_FPN_s1x"),
+                                           ("mirror", "densepose-v1:ResNet50_FPN_s1x"),
+                                           ("alias", "detectron2:densepose_rcnn_R_50_FPN_s1x"),
                                            ("file name", "densepose-v1:ResNet50_FPN_s1x"),
                                            ("config", "detectron2:densepose_rcnn_R_50_FPN_s1x")])
 def test_import_refuses_an_entry_claiming_a_shipped_key(cli, server, tmp_path, cache_dir,
@@ -98,9 +105,11 @@ def saved_by_an_older_densezoo(server, cache_dir) -> dict[str, dict]:
 
 def test_an_imported_manifest_wins_no_url_or_name_lookup(cli, server,
                                                          saved_by_an_older_densezoo):
-    for query in (OFFICIAL, "DensePose_ResNet50_FPN_s1x.pkl"):
+    for query, shipped in ((OFFICIAL, "ResNet50_FPN_s1x"),
+                           ("DensePose_ResNet50_FPN_s1x.pkl", "ResNet50_FPN_s1x"),
+                           ("R_50_FPN_s1x", "densepose_rcnn_R_50_FPN_s1x")):
         info = cli("info", query, "--json")
-        assert info.code == 0 and info.items[0]["name"] == "ResNet50_FPN_s1x", (query, info.err)
+        assert info.code == 0 and info.items[0]["name"] == shipped, (query, info.err)
         r = cli("fetch", query)              # the origin is unreachable here: a failure
         assert r.code != 0 and "/b/" not in r.out, (query, r.out)
     assert _bundle_requests(server) == []
