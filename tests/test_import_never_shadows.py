@@ -155,14 +155,16 @@ def test_your_own_manifest_may_shadow_and_info_says_so(cli, manifest):
                  {"name": "my_copy", "url": "https://example.org/mine/copy.pkl", "md5": None,
                   "legacy_urls": [OFFICIAL]})
     r = cli("--manifest", str(m), "info", "ResNet50_FPN_s1x", "--json")
-    [hidden] = r.items[0]["shadows"]
+    hidden = r.items[0]["shadows"]
     assert hidden.startswith("densepose-v1:ResNet50_FPN_s1x (") and \
-        hidden.endswith("densepose.yaml)")
+        hidden.endswith("densepose.yaml)") and ";" not in hidden
     r = cli("--manifest", str(m), "info", OFFICIAL)
     assert r.code == 0 and "my_copy" in r.out
     assert "shadows" in r.out and "densepose-v1:ResNet50_FPN_s1x" in r.out
     plain = cli("info", "ResNet50_FPN_s1x", "--json")
-    assert plain.items[0]["shadows"] == []
+    assert plain.items[0]["shadows"] is None
+    rows = {i["name"]: i for i in cli("--manifest", str(m), "list", "--json").items}
+    assert rows["my_copy"]["shadows"].startswith("densepose-v1:ResNet50_FPN_s1x (")
 
 
 def test_detectron2s_own_path_manager_never_gets_the_bundle(restore_path_manager, server,

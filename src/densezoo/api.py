@@ -116,7 +116,7 @@ class Zoo(Core):
         from .ops.pins import list_pins
 
         arts = self.resolve(names) if names else list(self.catalog.artifacts)
-        return list_pins(self.store, arts, named=bool(names))
+        return list_pins(self, arts, named=bool(names))
 
     def write_pins(self, out: str | os.PathLike[str],
                    names: Sequence[str] | None = None) -> list[PinInfo]:
@@ -271,11 +271,13 @@ def path(name: str, **settings: Any) -> Path:
 
 
 def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int | None = None,
-           scan: bool = False, signature: str | os.PathLike[str] | None = None,
+           scan: bool = False, cross_check: bool = False,
+           signature: str | os.PathLike[str] | None = None,
            key: str | os.PathLike[str] | None = None,
            ledger: str | os.PathLike[str] | None = None,
            **settings: Any) -> "VerifyReport | LedgerCheck":
-    """``densezoo verify``: offline re-check of the cache (``quick``: stat memos).
+    """``densezoo verify``: offline re-check of the cache (``quick``: stat memos;
+    ``cross_check``: first ask the Hub what each weak file's Hub copy is).
 
     With ``signature`` and ``key``: check a signed ledger against the store instead
     (``Zoo.verify_signature``); returns a ``LedgerCheck``, or raises ``PolicyError`` for a
@@ -287,7 +289,8 @@ def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int
             raise UsageError("a signed ledger is checked with signature= and key= together, "
                              "and no names", hint="verify(signature=SIG, key=PUBLIC_PEM)")
         return Zoo(**settings).verify_signature(signature, key, ledger=ledger)
-    return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan)
+    return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan,
+                                  cross_check=cross_check)
 
 
 def ledger_export(names: Iterable[str] = (), *, output: str | os.PathLike[str],

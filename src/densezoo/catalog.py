@@ -139,11 +139,28 @@ class Catalog:
         name, and any answering to a key it claims (a URL, file name or config;
         ``claims``), whose lookup now finds yours.  Imported entries never shadow
         (``_imported`` cuts them), nor do shipped ones each other."""
-        if any(a is art for m in self.shipped for a in m.artifacts):
+        if not self.shipped or id(art) in self._shipped_ids:
             return []
-        mine = claims(art)
-        return [b for m in self.shipped for b in m.artifacts
-                if b is not art and not mine.keys().isdisjoint(claims(b))]
+        out: list[Artifact] = []
+        for key in claims(art):
+            for b in self._shipped_claims.get(key, ()):
+                if b is not art and not any(b is o for o in out):
+                    out.append(b)
+        return out
+
+    @cached_property
+    def _shipped_ids(self) -> frozenset[int]:
+        return frozenset(id(a) for m in self.shipped for a in m.artifacts)
+
+    @cached_property
+    def _shipped_claims(self) -> dict[tuple[str, str], list[Artifact]]:
+        """Every key of every shipped entry (replaced ones too) -> those entries."""
+        index: dict[tuple[str, str], list[Artifact]] = {}
+        for m in self.shipped:
+            for a in m.artifacts:
+                for key in claims(a):
+                    index.setdefault(key, []).append(a)
+        return index
 
     @cached_property
     def _names(self) -> dict[str, tuple[Artifact, ...]]:

@@ -25,6 +25,7 @@ from .store.trust import Trust
 from .store.verifier import Verifier
 
 if TYPE_CHECKING:
+    from .results import Strength
     from .results.fetch import ExtractResult, FetchOutcome, FetchResult
     from .results.verify import VerifyReport
     from .results.info import ArtifactInfo, Listing
@@ -67,6 +68,13 @@ class Core:
         self._downloader = downloader
         self._fetcher: "Fetcher | None" = None
         self._catalog: Catalog | None = None
+
+    @property
+    def bar(self) -> "Strength | None":
+        """The weakest strength handed out: --strict (prefix) or --require WORD."""
+        from .results import required_strength
+
+        return required_strength(self.settings.strict, self.settings.require)
 
     @property
     def fetcher(self) -> "Fetcher":
@@ -133,20 +141,52 @@ class Core:
         art = self.artifact(name)
         found = self._info(art, tuple(a.name for a in self.catalog.closure([art])
                                       if a is not art))
-        found = replace(found, shadows=tuple(
-            f"{b.zoo}:{b.name} ({b.source})" for b in self.catalog.shadowed(art)))
         if found.pin_conflicts:
             events.conflict(art.name, found.pin_conflicts)
         return found
 
     def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
         from .results.info import ArtifactInfo
-        from .store.trust import pin_conflicts
+        from .store.record import listed
+        from .store.trust import declared_checksum, pin_conflicts
 
-        pin = self.store.read_pin(art)          # read once: strength and the record
-        return ArtifactInfo(art, self.trust.strength(art, pin or {}),
-                            self.store.cached_path(art), pin, deps, pin_conflicts(art, pin),
-                            self.settings.mirrors)
+        record = self.trust.record_of(art)         # read once: strength, vouchers, conflicts
+        path = self.store.cached_path(art)
+        shadows = "; ".join(f"{b.zoo}:{b.name} ({b.source})"
+                            for b in self.catalog.shadowed(art)) or None
+        return ArtifactInfo(art, self.stored_strength(art, record) if path else None, path,
+                            record, deps, pin_conflicts(art, record), self.settings.mirrors,
+                            declared_checksum(art), shadows=shadows,
+                            vouchers=listed(art, record))
+
+    def strength_of(self, art: Artifact) -> "Strength | None":
+        """The strength of ``art``'s cached bytes by the record (None: not cached)."""
+        if self.store.cached_path(art) is None:
+            return None
+        return self.stored_strength(art, self.trust.record_of(art))
+
+    def stored_strength(self, art: Artifact, record) -> "Strength":
+        """The strength of the cached bytes as the record says it, without hashing them:
+        the digests densezoo last recorded for the file (when that metadata is this
+        user's alone), else the pin's.  ``verify`` hashes; ``info`` and ``list`` read."""
+        from .hashing import Digests
+        from .results import Strength
+
+        meta = self.store.read_meta(art)
+        if meta and self.store.private(art):
+            digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
+        elif record.pin is not None:
+            digests = record.pin.digests()
+        else:
+            return Strength.NONE
+        strength = self.trust.strength(art, record, digests)
+        if strength is Strength.NONE and digests is not None:
+            from dataclasses import replace as _replace
+
+            found = self.trust.found_in_store(art, digests)
+            strength = self.trust.strength(
+                art, _replace(record, vouchers=(*record.vouchers, found)), digests)
+        return strength
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
              text: str | None = None, sort: str | None = None,
@@ -235,23 +275,51 @@ class Core:
     # -- checking -------------------------------------------------------------------------
 
     def verify(self, names: Iterable[str] | None = None, *, quick: bool = False,
-               jobs: int | None = None, scan: bool = False) -> VerifyReport:
-        """Re-check cached files against published checksums or pins.  Never uses the network.
+               jobs: int | None = None, scan: bool = False,
+               cross_check: bool = False) -> VerifyReport:
+        """Re-check cached files against published checksums or pins.  Never uses the
+        network -- except ``cross_check``, which first asks the Hub what each weakly
+        vouched file's Hub copy is (sha256 and size, no body) and records its word.
 
         With no names, every cached artifact is checked; named artifacts that are
         not cached are reported as missing.  Corrupt files are moved aside, and with
         ``scan`` so are ``.pkl`` files that import anything off the allow-list.
         """
         if names is not None:
-            return self.verifier.verify(self.resolve(names), quick=quick, jobs=jobs, scan=scan)
+            arts = self.resolve(names)
+            if cross_check:
+                self.cross_check(arts)
+            return self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan, bar=self.bar)
         arts, strangers = self.stored()
-        report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan)
+        if cross_check:
+            self.cross_check(arts)
+        report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan,
+                                      bar=self.bar)
         if strangers:
             report = report.with_note(
                 f"{len(strangers)} file(s) in the store that no loaded manifest names and no "
                 "record vouches for were not checked (`densezoo cache ls` lists them; "
                 "`densezoo cache prune` removes them)")
         return report
+
+    def cross_check(self, arts: Iterable[Artifact]) -> int:
+        """Record the Hub's claim (``hub-claim`` voucher) for each cached artifact that has a
+        Hub copy and no published full checksum; how many claims were recorded.  An
+        unreachable Hub or ``--offline`` records nothing and changes nothing."""
+        from .fetcher import hub_copies
+        from .store.trust import declared_checksum
+        from .results import Checksum
+
+        done = 0
+        for art in arts:
+            if declared_checksum(art) is Checksum.FULL or not hub_copies(art) or \
+                    self.store.cached_path(art) is None:
+                continue
+            claim = self.fetcher.hub_claim(art)
+            if claim is not None:
+                self.trust.records.add(art, self.trust.record_of(art), claim)
+                done += 1
+        return done
 
     def stored(self) -> tuple[list[Artifact], list[Path]]:
         """What the store holds, as artifacts to check: every loaded entry with a file or a

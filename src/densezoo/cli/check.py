@@ -13,7 +13,7 @@ from ..units import plural
 # The exit code of a verify run: the first of these statuses present decides.  A file
 # missing because it was moved aside counts as what it was (corrupt or unsafe) until a
 # fetch replaces it or `cache rm` forgets it: a retried CI step must not go green.
-VERIFY_EXIT = (("corrupt", EXIT_CHECKSUM), ("unsafe", EXIT_POLICY),
+VERIFY_EXIT = (("corrupt", EXIT_CHECKSUM), ("unsafe", EXIT_POLICY), ("weak", EXIT_POLICY),
                ("missing", EXIT_NOT_CACHED), ("unpinned", EXIT_FAILURE))
 
 
@@ -23,6 +23,15 @@ def verify_exit(report) -> int:
     return next((code for status, code in VERIFY_EXIT if status in present), EXIT_OK)
 
 
+def verify_summary(report) -> str:
+    """"40 verified, 3 origin-pinned, 1 copy-pinned, 1 missing": the files that checked
+    out, by who vouched for them, then every other state."""
+    counts = report.to_dict()["counts"]
+    parts = [f"{v} {k}" for k, v in report.strengths().items()]
+    parts += [f"{v} {k}" for k, v in counts.items() if v and k not in ("ok",)]
+    return ", ".join(parts) or "nothing cached"
+
+
 @click.command("verify")
 @names_argument()
 @click.option("--quick", is_flag=True,
@@ -30,6 +39,8 @@ def verify_exit(report) -> int:
 @click.option("--full", "full", is_flag=True, help="Re-hash every file (the default).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Files hashed in parallel.")
 @click.option("--scan", is_flag=True, help="Also scan .pkl files for disallowed imports.")
+@click.option("--cross-check", is_flag=True,
+              help="First ask the Hub for each weak file's Hub copy sha256 (network).")
 @click.option("--signature", type=click.Path(dir_okay=False), metavar="LEDGER.sig",
               help="Check a signed ledger (`ledger export --key`) against the store.")
 @click.option("--key", type=click.Path(dir_okay=False), metavar="PUBLIC.pem",
@@ -38,19 +49,23 @@ def verify_exit(report) -> int:
               help="With --signature: the ledger (default: the signature's name with .json).")
 @json_option
 @pass_app
-def verify_cmd(app: App, names, quick, full, jobs, scan, signature, key, ledger,
+def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, signature, key, ledger,
                as_json) -> None:
-    """Re-check cached files against their checksums or pins.  Never uses the network.
+    """Re-check cached files against their checksums or pins.  Never uses the network
+    (except --cross-check: the Hub's sha256 of each weak file's Hub copy, no body).
 
-    Reports each artifact as ok, missing, corrupt (moved aside), unsafe (with --scan;
-    moved aside) or unpinned; --quick only reports, it never moves or writes anything.
+    Reports each artifact as ok (with who vouched for its bytes: verified,
+    cross-checked, prefix, origin-pinned, copy-pinned, adopted), missing, corrupt
+    (moved aside), unsafe (with --scan; moved aside), unpinned, or weak (below
+    --strict / --require); --quick only reports, it never moves or writes anything.
     With no NAME, every file in the store is checked, against the manifest entry it
     was verified against even when that manifest is not loaded now.  A file an
     earlier run moved aside stays reported as missing (quarantined) until a fetch
     replaces it or `cache rm NAME` forgets it.  Works on a read-only cache.
 
-    Exit 0 only if all are ok; 4 if any is corrupt (or was, and is still missing); 9
-    if any is unsafe (same); 6 if a named one is missing; 1 if one is unpinned.
+    Exit 0 only if all are ok, whatever their strength; 4 if any is corrupt (or was,
+    and is still missing); 9 if any is unsafe (same) or weak; 6 if a named one is
+    missing; 1 if one is unpinned.
 
     With --signature and --key: check, offline, that every file a signed ledger lists
     is in the store with the bytes that were signed: exit 4 naming the first that is
@@ -60,22 +75,25 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, signature, key, ledger,
         raise click.UsageError("--quick and --full exclude each other")
     if signature or key or ledger:
         _verify_signature(app, names, signature, key, ledger, as_json)
-    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan)
+    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan,
+                            cross_check=cross_check)
     code = verify_exit(report)
     if as_json:
         d = report.to_dict()
-        app.emit(d["items"], summary={"counts": d["counts"], "notes": d["notes"]},
+        app.emit(d["items"], summary={"counts": d["counts"], "strengths": d["strengths"],
+                                      "notes": d["notes"]},
                  exit_code=code)
     else:
         for e in report.entries:
             line = f"{e.status:<9} {e.name}"
+            if e.strength is not None and e.status == "ok":
+                line += f"  ({e.strength})"
             if e.detail and e.status != "ok":
                 line += f"  ({e.detail})"
             if e.moved_to:
                 line += f"  moved to {e.moved_to}"
             click.echo(line)
-        counts = report.to_dict()["counts"]
-        app.say(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing cached")
+        app.say(verify_summary(report))
     if app.verbose:
         for note in report.notes:
             app.say(f"note: {note}")
@@ -93,7 +111,8 @@ def _verify_signature(app: App, names, signature, key, ledger, as_json) -> None:
                                       ledger=Path(ledger) if ledger else None)
     d = result.to_dict()
     if as_json:
-        app.emit(d["items"], summary={"counts": d["counts"], "notes": []})
+        app.emit(d["items"], summary={"counts": d["counts"], "strengths": d["strengths"],
+                                      "notes": []})
     else:
         for item in d["items"]:
             click.echo(f"{item['state']:<9} {item['name']}")
@@ -164,6 +183,10 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
     for p in conflicts:
         for c in p.conflicts:
             app.warn(f"conflict: {p.name} {c}")
+    if manifest_out:
+        for p in pins:
+            if p.skipped:
+                app.warn(f"{p.name}: not written -- {p.skipped}")
     if manifest_out:
         app.say(f"wrote {plural(sum(bool(p.written) for p in pins), 'pin')} into {manifest_out}"
                 + (f"; {plural(len(conflicts), 'conflicting pin')} left as published"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ..errors import DensezooError, UnsafeContentError, UsageError, WrongContentError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_file
 from ..manifest import Artifact
-from ..store.trust import has_full
+from ..store.trust import has_full, voucher_for
 from ..urls import redact
 
 if TYPE_CHECKING:
@@ -244,8 +244,10 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
         core.intake.admit(match, partial, digests, index.expected[match.name],
                           url=redact(match.url),
                           validators={"etag": None, "last_modified": None}, origin=str(src),
+                          record=core.trust.record_of(match),
+                          voucher=voucher_for("adopted", str(src), digests),
                           mismatch_hint="the file changed while it was adopted; nothing "
-                                        "was added", from_origin=True)
+                                        "was added")
     except (UnsafeContentError, WrongContentError) as e:
         return AdoptItem(str(src), "refused", (match or target).name, e.reason)
     except DensezooError as e:

@@ -34,7 +34,6 @@ from ..errors import (ChecksumMismatchError, DensezooError, NotCachedError, Poli
 from ..hashing import ALGORITHMS, Digests, hash_file
 from ..manifest import Artifact, is_plain_name
 from ..results import VerifyStatus
-from ..urls import redact
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -84,37 +83,21 @@ class LedgerCheck:
         """``verify --signature --json``'s items and counts, in verify's own shape."""
         items = [{"name": f.name, "state": "ok", "path": str(self.root / f.path),
                   "detail": f"sha256 {f.sha256} signed in {self.signature.name}",
-                  "moved_to": None, "method": "signature", "quarantined": None}
+                  "moved_to": None, "method": "signature", "quarantined": None,
+                  "strength": None}          # the signer vouched; the store's word is apart
                  for f in self.files]
-        return {"items": items, "counts": {"ok": len(items)}}
+        return {"items": items, "counts": {"ok": len(items)}, "strengths": {}}
 
 
 # -- vouchers --------------------------------------------------------------------------------
 
 def vouchers(core: "Core", art: Artifact) -> tuple[dict[str, Any], ...]:
-    """Who vouched for a stored file's bytes, from what the store has today: the entry
-    that published checksums for it (the manifest and entry its ``.dzmeta`` recorded),
-    and the pin of a first download (``origin`` over the entry's own URL, or a ``copy``
-    from a mirror, S3 or a bundle).  The one place the ledger learns vouchers."""
-    # TRUST-RECORD: read the file's trust record (store/record.py) here instead: its
-    # vouchers (published/origin/copy/adopted/hub-claim/structure) map one to one.
-    out: list[dict[str, Any]] = []
-    meta = core.store.read_meta(art) or {}
-    entry = meta.get("entry") if isinstance(meta.get("entry"), dict) else {}
-    published = [k for k in ("sha256", "md5", "md5_prefix", "size")
-                 if getattr(art, k) is not None]
-    if published:
-        source = entry.get("source") or art.source
-        out.append({"kind": "published", "source": f"{source}#{art.name}",
-                    "digests": published})
-    pin = core.store.read_pin(art)
-    if pin and pin.get("url"):
-        out.append({"kind": "origin" if pin.get("origin", True) else "copy",
-                    "source": redact(str(pin["url"])), "at": pin.get("pinned_at")})
-    elif meta.get("url") and not published:
-        out.append({"kind": "origin" if meta["url"] in art.urls[:1] else "copy",
-                    "source": redact(str(meta["url"])), "at": meta.get("fetched_at")})
-    return tuple(out)
+    """Who vouched for a stored file's bytes: the manifest entry's published checksums,
+    then this user's trust record (origin, copy, adopted, hub-claim, structure), as
+    ``info`` lists them (``store.record.listed``)."""
+    from ..store.record import listed
+
+    return listed(art, core.trust.record_of(art))
 
 
 # -- export ----------------------------------------------------------------------------------
