@@ -181,7 +181,10 @@ def _metric_line(task: str, values: Any) -> str:
 def _checksum_lines(a, pin: dict[str, Any] | None, md5_url: str | None):
     """Each checksum as published, or "unknown", with the first-use pin under it."""
     pin = pin or {}
-    when = f" ({str(pin['pinned_at'])[:10]})" if pin.get("pinned_at") else ""
+    by = {"origin": "from the origin", "copy": "from a copy", "adopted": "from a file on disk"}
+    when = ", ".join(x for x in (by.get(pin.get("kind", "")), str(pin.get("at") or "")[:10])
+                     if x)
+    when = f" ({when})" if when else ""
     for key, published in (("md5", a.md5), ("sha256", a.sha256), ("size", a.size)):
         show = exact_size if key == "size" else str
         if published is not None:
@@ -217,7 +220,8 @@ def info_lines(info: "ArtifactInfo"):
     for v in info.vouchers:
         digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
                             if v.get(k) is not None)
-        yield "vouched", f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+        yield "vouched", (f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+                          + (f"; {v['detail']}" if v.get("detail") else ""))
     if info.shadows:
         yield "shadows", info.shadows
     for why in (info.record.ignored if info.record is not None else ()):

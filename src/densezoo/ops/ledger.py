@@ -97,7 +97,7 @@ def vouchers(core: "Core", art: Artifact) -> tuple[dict[str, Any], ...]:
     ``info`` lists them (``store.record.listed``)."""
     from ..store.record import listed
 
-    return listed(art, core.trust.record_of(art))
+    return listed(art, core.trust.record_of(art), core.manifest_kind(art))
 
 
 # -- export ----------------------------------------------------------------------------------

@@ -154,24 +154,29 @@ class Record:
                 "sidecar_md5": self.sidecar_md5, "ignored": list(self.ignored)}
 
 
-def published(art: Artifact, sidecar_md5: str | None = None) -> tuple[dict[str, Any], ...]:
+def published(art: Artifact, sidecar_md5: str | None = None,
+              which: str | None = None) -> tuple[dict[str, Any], ...]:
     """The manifest entry's own word, as ``info`` and the ledger list it: which manifest
-    (shipped, your own, or imported) and which digests."""
+    (``which``: shipped, your own, or imported) and which digests."""
     out = []
     digests = {k: getattr(art, k) for k in ("size", "md5", "sha256", "md5_prefix")
                if getattr(art, k) is not None}
     if digests:
-        out.append({"kind": "published", "source": f"{art.source or '?'}#{art.name}", **digests})
+        out.append({"kind": "published", "source": f"{art.source or '?'}#{art.name}",
+                    **digests, **({"detail": f"{which} manifest"} if which else {})})
     if sidecar_md5:
         out.append({"kind": "published", "source": redact(art.md5_url or ""),
                     "md5": sidecar_md5})
     return tuple(out)
 
 
-def listed(art: Artifact, record: Record) -> tuple[dict[str, Any], ...]:
-    """Every voucher of ``art``'s bytes as plain records, the manifest's word first:
-    what ``info`` shows and the ledger signs."""
-    return (*published(art, record.sidecar_md5), *(v.to_dict() for v in record.vouchers))
+def listed(art: Artifact, record: Record,
+           which: str | None = None) -> tuple[dict[str, Any], ...]:
+    """Every voucher of ``art``'s bytes as plain records, the manifest's word first
+    (``which``: whose manifest, as ``published``): what ``info`` shows and the ledger
+    signs."""
+    return (*published(art, record.sidecar_md5, which),
+            *(v.to_dict() for v in record.vouchers))
 
 
 def _uid() -> int | None:
