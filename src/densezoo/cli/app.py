@@ -238,7 +238,7 @@ GLOBAL_NOTE = ("Global options (--manifest, --mirror, --cache-dir, -q, -v, --no-
 # The root's help lists commands by what they are for, not alphabetically.
 SECTIONS = (("Get", ("fetch", "path", "config", "adopt")),
             ("Look", ("list", "info", "cache")),
-            ("Check", ("verify", "scan", "pin", "doctor")),
+            ("Check", ("verify", "scan", "pin", "ledger", "doctor")),
             ("Share", ("export", "mirror", "bundle", "import")),
             ("Set up", ("settings", "manifest", "completion", "help")))
 SETTINGS_VERBS = ("set", "get", "show", "list", "unset", "edit")

@@ -28,8 +28,9 @@ def export_cmd(app: App, names, output, key, signature, as_json) -> None:
     who vouched for them; with --key, sign it in the OpenSSF model-signing format.
 
     \b
-      densezoo ledger export -o ledger.json --key lead.pem      # once, by a team lead
-      densezoo verify --signature ledger.sig --key lead.pub     # every CI job, offline
+    Once, by a team lead; then in every CI job, offline:
+      densezoo ledger export -o ledger.json --key lead.pem
+      densezoo verify --signature ledger.sig --key lead.pub
 
     The signature covers every listed file's bytes and the ledger itself
     (docs/security.md, "Signed ledgers").  Never uses the network.
