@@ -235,9 +235,9 @@ GLOBAL_NOTE = ("Global options (--manifest, --mirror, --cache-dir, -q, -v, --no-
                "before or after the command: `densezoo --help` lists them.")
 
 # The root's help lists commands by what they are for, not alphabetically.
-SECTIONS = (("Get", ("fetch", "path", "config", "adopt")),
-            ("Look", ("list", "info", "cache")),
-            ("Check", ("verify", "scan", "pin", "ledger", "doctor")),
+SECTIONS = (("Get", ("fetch", "path", "config", "adopt", "convert")),
+            ("Look", ("list", "info", "identify", "cache")),
+            ("Check", ("verify", "check", "scan", "pin", "ledger", "doctor")),
             ("Share", ("export", "mirror", "bundle", "import")),
             ("Set up", ("settings", "manifest", "completion", "help")))
 SETTINGS_VERBS = ("set", "get", "show", "list", "unset", "edit")

@@ -28,9 +28,9 @@ def convert_cmd(app: App, target, to, output, as_json) -> None:
     conversion lands in the store, reused while the source bytes are the same.
 
     \b
-      densezoo convert densepose_rcnn_R_50_FPN_s1x
+      densezoo convert R_50_FPN_s1x
       densezoo convert model_final_162be9.pkl -o model.safetensors
-      densezoo config densepose_rcnn_R_50_FPN_s1x.yaml --trained --safetensors -o cfg.yaml
+      densezoo config my_densepose.yaml --trained --safetensors -o cfg.yaml
 
     Exit 0 when converted; 9 if the pickle holds anything but weights; 1 if
     safetensors cannot hold a tensor (object or string arrays) or the round trip

@@ -24,10 +24,10 @@ def check_cmd(app: App, target, as_name, config, as_json) -> None:
     the model's, as detectron2 builds it.
 
     \b
-      densezoo check R_101_FPN_DL_s1x             # the cached file against its model
-      densezoo check ckpt/model_final_162be9.pkl  # any file, by its name or contents
+      densezoo check R_101_FPN_DL_s1x          # the cached file vs its model
+      densezoo check ckpt/model_final_162be9.pkl   # any file, by name or bytes
       densezoo check weights.pkl --as R_50_FPN_s1x
-      densezoo check --config my_densepose.yaml    # what MODEL.WEIGHTS will load
+      densezoo check --config my_densepose.yaml # what MODEL.WEIGHTS loads
 
     Prints "structure matches NAME (N tensors)" or the first differences in
     detectron2's words: missing (in the model, not the checkpoint), unexpected (in the

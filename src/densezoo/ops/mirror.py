@@ -38,7 +38,8 @@ def entry_json(art: Artifact, digests: dict[str, Any], url: str, mirrors: list[s
               "sha256": digests.get("sha256"), "size": digests.get("size"),
               "mirrors": [redact(m) for m in mirrors] or None, "md5_prefix": art.md5_prefix,
               "description": art.description, "filename": art.filename}
-    return json.dumps({k: v for k, v in fields.items() if v is not None})
+    # md5 is always stated (null: nothing this writer may publish for it).
+    return json.dumps({k: v for k, v in fields.items() if v is not None or k == "md5"})
 
 
 def known_digests(core: "Core", art: Artifact, path: Path) -> dict[str, Any]:
