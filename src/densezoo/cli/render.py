@@ -170,7 +170,7 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
                 row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
                         else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
                         else ""]
-            row += [str(i.strength or "yes") if i.path else "", _note(a)]
+            row += [str(i.strength or "unverified") if i.path else "", _note(a)]
             rows.append(row)
         shorter = [[short(i.artifact), *r[1:]] for i, r in zip(group, rows)] if short else None
         fitted = fit(cols, rows, None if wide else width, short_rows=shorter,
@@ -283,7 +283,9 @@ def info_lines(info: "ArtifactInfo"):
     yield "file", a.file_name
     yield "checksum", f"{info.checksum} (published)"
     if info.path is not None:
-        yield "strength", str(info.strength)
+        yield "strength", str(info.strength) if info.strength else (
+            "unverified (changed since it was last hashed, or others can write it: "
+            "`densezoo verify` says)")
     for v in info.vouchers:
         digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
                             if v.get(k) is not None)

@@ -258,6 +258,26 @@ class Records:
             ignored += (f"{legacy}: {lwhy}",)
         return Record(ignored=ignored)
 
+    def entries(self) -> list[Artifact]:
+        """The manifest entries this user's records were written for: this user's own
+        word for what a stored file is (``verify`` believes it over a ``.dzmeta`` another
+        user could have written)."""
+        from .files import artifact_from_record
+
+        top = self.folder
+        if self._holder_ok(top.parent) is not None or self._believed(top, top) is not None:
+            return []
+        out = []
+        for dirpath, _, names in os.walk(top):
+            for n in names:
+                path = Path(dirpath) / n
+                if not n.endswith(".json") or self._believed(path, top) is not None:
+                    continue
+                art = artifact_from_record((read_json(path) or {}).get("entry"))
+                if art is not None:
+                    out.append(art)
+        return out
+
     # -- the one writer -------------------------------------------------------------------
 
     def add(self, art: Artifact, record: Record, *vouchers: Voucher) -> Record:
@@ -287,8 +307,10 @@ class Records:
     def _save(self, art: Artifact, record: Record) -> None:
         path = self.path(art)
         self._ensure(path.parent)
+        from .files import entry_record
+
         data = {"version": VERSION, "name": art.name, "url": redact(art.url),
-                "saved_at": utc_now(), **record.to_dict()}
+                "entry": entry_record(art), "saved_at": utc_now(), **record.to_dict()}
         data.pop("ignored")
         with store_errors("write a trust record", path.parent):
             write_json_atomic(path, data)
