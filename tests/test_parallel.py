@@ -164,26 +164,26 @@ def settle(server):
         time.sleep(0.05)
 
 
-def test_more_connections_while_each_keeps_its_rate_never_more_than_eight(server, blob,
-                                                                            manifest,
-                                                                            monkeypatch):
+def test_more_connections_while_each_keeps_its_rate_never_more_than_sixteen(server, blob,
+                                                                              manifest,
+                                                                              monkeypatch):
     """A per-connection cap (each connection trickles at the same rate however many
-    there are): 4 connections first, then 8 -- aria2c stops at 4 -- and no more.
+    there are): 8 connections first (the probe shows the rest would take long on 4),
+    then 16 -- aria2c's ceiling -- and no more.
 
-    The cap is the server's sleep between small writes (~160 KB/s per connection, 1.3
-    MB/s for all eight), far below what even a busy 2-core machine moves, so the
+    The cap is the server's sleep between small writes (~160 KB/s per connection, 2.6
+    MB/s for all sixteen), far below what even a busy 2-core machine moves, so the
     server is the limit on any machine and the rule's decision is the same: the test
-    asserts the behaviour (the widths the server saw), not a speed.  It used a 6 MB/s
-    cap per connection, which a loaded machine could not give eight connections at
-    once: each got less than 60% of the one-connection rate and the count stayed 4."""
+    asserts the behaviour (the widths the server saw), not a speed."""
     monkeypatch.setattr(segmented, "BLOCK", 256 << 10)     # blocks left to grow into
-    b = blob("grow", 9_000_000)
+    monkeypatch.setattr(segmented, "MIN_BLOCK", 256 << 10)
+    b = blob("grow", 12_000_000)
     server.fault(b.path, "trickle", -1, step=8 * 1024, delay=0.05)
     settle(server)
     server.max_blocks = 0
     res = Zoo(manifests=[manifest(entry(b))]).fetch("grow")
     assert res.digests.md5 == b.md5 and res.path.read_bytes() == b.data
-    assert server.max_blocks == 8 and res.connections == 8      # and it says so
+    assert server.max_blocks == 16 and res.connections == 16      # and it says so
     assert server.refused == 0
 
 
@@ -208,8 +208,9 @@ def test_a_server_that_pushes_back_gets_fewer_connections_not_a_failure(server, 
     """More than 5 requests at once get a 503: the count drops to what the server
     takes, the refused blocks are fetched by the others, the file is whole."""
     monkeypatch.setattr(segmented, "BLOCK", 256 << 10)
+    monkeypatch.setattr(segmented, "MIN_BLOCK", 256 << 10)
     b = blob("crowd", 9_000_000)
-    # The server is the limit on any machine (see the growth-to-eight test above): the
+    # The server is the limit on any machine (see the growth-to-sixteen test above): the
     # count grows past 5 and meets the refusals.
     server.fault(b.path, "trickle", -1, step=8 * 1024, delay=0.05)
     settle(server)

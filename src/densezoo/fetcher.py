@@ -230,6 +230,8 @@ class Fetcher:
                     claims = (_claim(url, resolved),)
             if self.health.ranges_refused(url):
                 self.downloader.no_ranges.add(request_url)   # remembered: one connection
+            elif (split := self.health.learned_split(url)) is not None:
+                self.downloader.learned[request_url] = split  # remembered: split at once
             partial = self.store.claim_partial(art)
             began = time.monotonic()
             try:
@@ -258,7 +260,8 @@ class Fetcher:
                 raise
             self.health.record(url, ok=True,
                                bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6),
-                               ranges=False if request_url in self.downloader.no_ranges else None)
+                               ranges=False if request_url in self.downloader.no_ranges else None,
+                               split=self.downloader.taught.pop(request_url, None))
             try:
                 served = got.url if isinstance(resolved, str) else redact(url)
                 voucher = received(art, served, got.digests, from_origin=from_origin,

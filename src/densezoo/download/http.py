@@ -40,11 +40,11 @@ _sleep = time.sleep          # a seam: tests swap in a recorder instead of waiti
 # Automatic segmentation, decided by projected time rather than size: after AUTO_PROBE
 # seconds on one connection, if the server takes ranges, the rate is below AUTO_SLOW
 # bytes/s (a per-connection cap, not our CPU or disk) and the rest would still take more
-# than AUTO_SPLIT_SECONDS at that rate, split it (segmented: 4 connections, up to 8 while
-# each keeps that rate).
+# than AUTO_SPLIT_SECONDS at that rate, split it (segmented: 4-8 connections by that rate,
+# up to 16 while each keeps it).  A host health.json remembers as capped splits at once.
 # A server that encodes one of these anyway is labelling the file, not compressing it.
 COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz", ".zip", ".zst")
-AUTO_PROBE = 0.25
+AUTO_PROBE = 0.2
 AUTO_MIN_REMAINING = 8 << 20        # below this, one connection finishes soon enough anyway
 AUTO_SLOW = 50e6
 AUTO_SPLIT_SECONDS = 1.5
@@ -94,6 +94,12 @@ class Downloader:
         self.cancel = cancel or threading.Event()   # set: every transfer stops (Ctrl-C)
         # URLs whose server misanswered a Range request: one connection from then on.
         self.no_ranges: set[str] = set()
+        # Per-connection caps learned from a host's last transfer (URL -> (connections,
+        # bytes/s per connection), filled by the fetcher from health.json): split from
+        # the first chunk at that count, no probe.  ``taught``: what this run's automatic
+        # splits reached without pushback, for the fetcher to remember.
+        self.learned: dict[str, tuple[int, float]] = {}
+        self.taught: dict[str, tuple[int, float] | bool] = {}    # False: pushed back
         # Hosts whose last answer to a file request never came (host -> (why, when)): the
         # fetcher asks them for no other file in this run (a silent host cost a timeout
         # per artifact); any answer from the host clears it.
@@ -313,6 +319,7 @@ class Downloader:
         # Blocks an interrupted segmented run completed are on disk: go segmented at once
         # and fetch only the missing ones.
         forced = (self.connections or 0) > 1 or bool(t.kept_ranges())
+        learned = None if self.connections is not None else self.learned.get(url)
         began = time.monotonic()
         # No byte past the size the server or the manifest states: a body without a
         # length (or an encoding never asked for) cannot fill the disk with junk.
@@ -324,7 +331,8 @@ class Downloader:
         try:
             with store_errors("write the download", t.sink.path.parent, _still_needed(body, t)):
                 while not (body.ranges_ok and self._should_split(
-                        forced, began, t.hashed - body.start, body.total - t.hashed)):
+                        forced, began, t.hashed - body.start, body.total - t.hashed,
+                        learned is not None)):
                     if self.cancel.is_set():
                         raise Cancelled()
                     try:
@@ -363,14 +371,18 @@ class Downloader:
             from .segmented import RangeRefused, SegmentedFetch
 
             # What one connection managed alone: the yardstick for adding more.
-            one_rate = (None if forced else
+            # (A learned split has no probe: the host's remembered rate stands in.)
+            one_rate = (None if forced else learned[1] if learned else
                         (t.hashed - body.start) / max(time.monotonic() - began, 1e-3))
             try:
-                SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
-                               self.retry, self.cancel, t, body, f.fileno(),
-                               self.connections, one_rate,
-                               new_guard=lambda n: Guard(self.timeout[1],
-                                                         self.min_rate / n)).run()
+                seg = SegmentedFetch(
+                    lambda b, first, last: self.open_range(b, url, first, last),
+                    self.retry, self.cancel, t, body, f.fileno(), self.connections, one_rate,
+                    new_guard=lambda n: Guard(self.timeout[1], self.min_rate / n),
+                    learned=learned[0] if learned else None)
+                seg.run()
+                if one_rate and self.connections is None:     # learned: never forced
+                    self.taught[url] = False if seg.pushed_back else (seg.limit, one_rate)
             except LengthConflict as e:
                 t.reset()        # which size is the file's cannot be told: keep nothing
                 e.url = redact(url)
@@ -395,13 +407,16 @@ class Downloader:
             t.reset()
             raise TransferError(redact(url), bad, retryable=False, kind=FailureKind.CONTENT)
 
-    def _should_split(self, forced: bool, began: float, done: int, remaining: int) -> bool:
+    def _should_split(self, forced: bool, began: float, done: int, remaining: int,
+                      learned: bool = False) -> bool:
         if remaining < 2 * (1 << 20):
             return False
         if forced:
             return True
         if self.connections is not None or remaining < AUTO_MIN_REMAINING:
             return False
+        if learned:            # the host's last transfer was capped per connection
+            return done > 0    # (the first chunk is read: it is sniffed for a wrong file)
         elapsed = time.monotonic() - began
         if elapsed < AUTO_PROBE:
             return False

@@ -10,20 +10,24 @@ byte arrives.  The transfer's resume record says which blocks are on disk at
 every instant (see ``transfer``), so a kill at any point loses only the blocks
 in flight.
 
-How many connections, when the count was not given: start with
-``AUTO_CONNECTIONS``; after ``JUDGE_AFTER`` seconds to settle and as many to
-measure, if each connection still
-gets at least ``SCALES`` of the rate one connection had alone (the cap is per
-connection, so more connections bring more bytes), double the count, up to
-``MAX_AUTO_CONNECTIONS``; once the rate per connection falls (the link or the
-server is the limit now) it stops growing.  A server that pushes back -- a 429,
-a 503, a reset or a dropped connection on any block -- gets one connection
-fewer at once and no growth after: a given ``--connections N`` is a maximum in
-the same way.
+How many connections, when the count was not given (``start_count``): a host whose
+last transfer was split and grew without pushback (kept in ``health.json``) gets that
+count at once, split from the first byte; otherwise the probe's rate decides: enough
+connections to finish the rest within ``QUICK_FINISH`` seconds at that rate, at least
+``AUTO_CONNECTIONS`` and at most ``START_MAX`` (a 64 MiB file on a capped CDN gets its
+connections while there is still something to fetch).  After ``JUDGE_AFTER`` seconds
+to settle and as many to measure, if each connection still gets at least ``SCALES``
+of the rate one connection had alone (the cap is per connection, so more connections
+bring more bytes), double the count, up to ``MAX_AUTO_CONNECTIONS``; once the rate
+per connection falls (the link or the server is the limit now) it stops growing.  A
+server that pushes back -- a 429, a 503, a reset or a dropped connection on any
+block -- gets one connection fewer at once and no growth after (and nothing is
+learned from that transfer): a given ``--connections N`` is a maximum in the same way.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -40,13 +44,42 @@ from .transfer import Transfer, same_version
 from .wire import (NETWORK_ERRORS, Body, LengthConflict, RetryPolicy, content_range, describe,
                    length_conflict)
 
-BLOCK = 8 << 20
-AUTO_CONNECTIONS = 4          # connections to start with when segmentation was automatic
-MAX_AUTO_CONNECTIONS = 8      # never more without being asked: aria2c's users stop at -x8 too
-JUDGE_AFTER = 0.5             # seconds at one connection count before judging it
+BLOCK = 8 << 20               # the largest block; smaller when the rest is short
+MIN_BLOCK = 1 << 20           # aria2c's -k1M: below this a request's overhead shows
+AUTO_CONNECTIONS = 4          # the fewest to split into when segmentation was automatic
+START_MAX = 8                 # the most to open before a judgement has seen them keep rate
+MAX_AUTO_CONNECTIONS = 16     # never more without being asked: aria2c's own ceiling (-x16)
+QUICK_FINISH = 0.5            # seconds the first split aims to finish the rest in
+JUDGE_AFTER = 0.25            # seconds at one connection count before judging it
 SCALES = 0.6                  # the share of the one-connection rate each must keep to grow
                               # (a shared link leaves each of 4 a quarter, a per-connection
                               # cap all of it; TCP ramp-up and block hand-offs cost some)
+
+
+def start_count(one_rate: float | None, remaining: int, learned: int | None = None) -> int:
+    """Connections to open at the split (automatic mode).
+
+    ``learned``: the count the host's last split reached without pushback -- trusted
+    again as it is (capped to the ceiling).  Otherwise ``one_rate`` (bytes/s of the one
+    connection's probe) says how many would finish ``remaining`` bytes within
+    QUICK_FINISH s; growing from 4 by judged doublings takes ~1 s per step, which is
+    the whole download of a 64 MiB file at 16 MB/s per connection.  Unknown rate: 4.
+    """
+    if learned:
+        return max(1, min(learned, MAX_AUTO_CONNECTIONS))
+    if not one_rate or one_rate <= 0:
+        return AUTO_CONNECTIONS
+    need = math.ceil(remaining / (one_rate * QUICK_FINISH))
+    return max(AUTO_CONNECTIONS, min(START_MAX, need))
+
+
+def block_size(remaining: int, most: int) -> int:
+    """Block size for ``remaining`` bytes over at most ``most`` connections: each gets
+    at least two blocks (8 MiB blocks gave a 64 MiB file only 8 -- no work for a 9th
+    connection), never under MIN_BLOCK nor over BLOCK, whole MiB."""
+    per = remaining // (2 * max(most, 1))
+    return min(BLOCK, max(MIN_BLOCK, per // MIN_BLOCK * MIN_BLOCK))
+
 
 OpenRange = Callable[[Body, int, int], requests.Response]
 
@@ -80,13 +113,16 @@ class SegmentedFetch:
     downloader makes every request; ``retry`` is the same policy its single
     connection uses.  ``connections`` None: automatic (see the module docstring);
     ``one_rate``: the bytes/s the single connection had before the split (without
-    it the count never grows).
+    it the count never grows); ``learned``: the count the host's last split reached
+    (``start_count``).  ``pushed_back`` after ``run``: whether the server refused a
+    connection (then the count reached is not worth remembering).
     """
 
     def __init__(self, open_range: OpenRange, retry: RetryPolicy, cancel: threading.Event,
                  transfer: Transfer, body: Body, fd: int, connections: int | None,
                  one_rate: float | None = None,
-                 new_guard: Callable[[int], Guard] | None = None) -> None:
+                 new_guard: Callable[[int], Guard] | None = None,
+                 learned: int | None = None) -> None:
         assert body.total is not None
         self.open_range = open_range
         # Each connection's attempt runs under its own guard: an answer in time, then its
@@ -99,9 +135,12 @@ class SegmentedFetch:
         self.transfer = transfer
         self.body = body
         self.fd = fd
-        self.limit = connections or AUTO_CONNECTIONS    # workers allowed now
+        remaining = body.total - transfer.hashed
+        # workers allowed now
+        self.limit = connections or start_count(one_rate, remaining, learned)
         # Growing needs the yardstick of one connection alone: a resumed split has none.
         self._grow = connections is None and bool(one_rate)
+        self.pushed_back = False
         self._one_rate = one_rate
         self._live = 0
         self._busy = 0                                  # workers with a block in flight
@@ -109,8 +148,9 @@ class SegmentedFetch:
         self._threads: list[threading.Thread] = []
         self._window = (0.0, 0)                         # (since, bytes received then)
         self._warm = False                              # the current count has run a window
-        self.blocks = [_Block(s, min(s + BLOCK, body.total))
-                       for s in range(transfer.hashed, body.total, BLOCK)]
+        size = block_size(remaining, connections or MAX_AUTO_CONNECTIONS)
+        self.blocks = [_Block(s, min(s + size, body.total))
+                       for s in range(transfer.hashed, body.total, size)]
         kept = transfer.kept_ranges()
         for b in self.blocks:         # completed by an earlier, interrupted run: on disk
             if any(lo <= b.start and b.end <= hi for lo, hi in kept):
@@ -257,6 +297,7 @@ class SegmentedFetch:
         releases them to the follower)."""
         with self._lock:
             self._grow = False
+            self.pushed_back = True
             self.limit = max(1, min(self.limit, self._live) - 1)
             # Once another worker has failed, the blocks nobody holds were released to the
             # follower; one handed back now would never be: this worker gives up instead.
