@@ -4,10 +4,17 @@
     python benchmarks/run.py                  # full sizes, 5 repetitions (a few minutes)
     python benchmarks/run.py --tiny --out -   # tiny sizes, 1 repetition (CI keeps it working)
 
-It installs what it needs (Debian nginx-light and aria2, PyPI pooch) if missing,
+It installs what it needs (Debian nginx-light and aria2; PyPI pooch and huggingface_hub,
+the `bench` extra) if missing,
 starts nginx on 127.0.0.1 with its own config (stopped by PID at the end), creates
 random synthetic files, and times each command as a whole process (start-up
 included), reporting median and spread.  Traffic goes to 127.0.0.1 only.
+
+Peers run as their users configure them (aria2c `-x4 -s4 -k1M` and `-x16 -s16 -k1M`,
+curl, pooch.retrieve, hf_hub_download), and each row is printed next to its floor:
+hashlib md5/sha256 of the same bytes in this process, and the disk's cold read
+(posix_fadvise DONTNEED on the files first).  `--compare-src DIR` times the latency
+rows of another checkout's src/ too, interleaved with this one's (same harness row).
 """
 
 from __future__ import annotations
@@ -109,6 +116,41 @@ def make_file(path: Path, size: int) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "md5").hexdigest() if hasattr(hashlib, "file_digest") \
             else hashlib.md5(f.read()).hexdigest()
+
+
+def drop_pages(*paths: Path):
+    """A prepare step: the files' pages out of the page cache, so the next read comes
+    from the disk.  posix_fadvise DONTNEED on the files themselves (after a sync their
+    pages are clean) rather than /proc/sys/vm/drop_caches: the machine is shared."""
+    def go():
+        os.sync()
+        for top in paths:
+            for p in ([top] if top.is_file() else [q for q in top.rglob("*") if q.is_file()]):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+    return go
+
+
+def hash_floor(path: Path, algorithm: str, reps: int, results: dict) -> Result:
+    """hashlib over the file's bytes already in this process's memory: the hash alone,
+    no start-up, no read -- what no verified download or verify can beat on one core."""
+    data = memoryview(path.read_bytes())
+    r = Result(f"floor: hashlib {algorithm} in-process ({path.stat().st_size // MiB} MiB)",
+               command=f"hashlib.{algorithm}(bytes in memory), 8 MiB updates")
+    for _ in range(max(reps, 3)):
+        h = hashlib.new(algorithm)
+        t = time.perf_counter()
+        for i in range(0, len(data), 8 * MiB):
+            h.update(data[i:i + 8 * MiB])
+        r.times.append(time.perf_counter() - t)
+        r.rss_kb.append(0)
+    results[r.name] = r
+    print(f"  {r.name:<34} median {r.median:7.3f} s  "
+          f"({len(data) / r.median / 1e6:,.0f} MB/s)", flush=True)
+    return r
 
 
 class Nginx:
@@ -274,6 +316,9 @@ def main() -> int:
                     help="report path ('-' prints it only)")
     ap.add_argument("--only", choices=SECTIONS, action="append",
                     help="run only these sections (repeatable; default: all)")
+    ap.add_argument("--compare-src", type=Path, metavar="DIR",
+                    help="also time the latency rows with DIR/src on PYTHONPATH (another "
+                         "checkout, e.g. the commit before a change), interleaved")
     args = ap.parse_args()
     sizes = TINY if args.tiny else FULL
     reps = args.reps or sizes.reps
@@ -299,7 +344,7 @@ def main() -> int:
     try:
         results: dict[str, Result] = {}
         run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
-                set(args.only or SECTIONS))
+                set(args.only or SECTIONS), args.compare_src)
     finally:
         nginx.stop()
     report = render(results, sizes, reps, args.tiny)
@@ -324,7 +369,7 @@ SECTIONS = ("latency", "big", "capped", "many", "verify", "scan", "hub")
 
 
 def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
-            sections=frozenset(SECTIONS)) -> None:
+            sections=frozenset(SECTIONS), compare_src: Path | None = None) -> None:
     dz = [sys.executable, "-m", "densezoo"]
     cache = work / "cache"
     env = {**os.environ, "DENSEZOO_CACHE_DIR": str(cache)}
@@ -343,7 +388,7 @@ def run_all(nginx, work, files, dl, md5, smalls, mids, sizes, reps, results,
     M.results = results
 
     if "latency" in sections:
-        latency_rows(M, work, dz, nginx, files, md5, reps)
+        latency_rows(M, work, dz, nginx, files, md5, reps, compare_src)
     if "scan" in sections:
         scan_rows(nginx, work, files, dz, sizes, reps, results)
     if "big" in sections:
@@ -423,6 +468,11 @@ def big_rows(M, base, dz, files, dl, md5, nginx, cache, env, sizes, reps) -> Non
     big_local = files / "big.bin"
     print(f"1 x {sizes.big // MiB} MiB", flush=True)
     M("md5sum (local file)", ["md5sum", str(big_local)], reps)
+    # The floors: the hash alone in-process, and the disk's cold read of the same file.
+    hash_floor(big_local, "md5", reps, M.results)
+    hash_floor(big_local, "sha256", reps, M.results)
+    M("floor: cold read (dd, pages dropped)", f"dd if={big_local} of=/dev/null bs=1M status=none",
+      reps, prepare=drop_pages(big_local))
     # Control: the cost of just writing the bytes into a fresh file on this machine.
     M("control: dd write (no network, no hash)",
       f"dd if={big_local} of={dl}/dd.bin bs=1M status=none", reps, prepare=rm(dl / "dd.bin"))
@@ -458,22 +508,53 @@ def big_rows(M, base, dz, files, dl, md5, nginx, cache, env, sizes, reps) -> Non
     M("densezoo --help", [*dz, "--help"], reps)
 
 
+def keep_health(cache: Path):
+    """A prepare step: an empty cache that still holds health.json -- the host as the
+    last transfer left it (a user's second download from the same CDN within 15 min)."""
+    def go():
+        h = cache / "health.json"
+        data = h.read_bytes() if h.exists() else None
+        rm(cache)()
+        if data is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            h.write_bytes(data)
+    return go
+
+
 def capped_rows(M, base, dl, md5, nginx, cache, env, sizes, reps) -> None:
+    """A CDN that caps each connection (nginx limit_rate): densezoo against aria2c as
+    its users configure it.  aria2c gets --checksum (densezoo verifies: the same job)
+    and checks it in a pass after the download.  Taken in turn, rep by rep."""
     for name, size in (("capped64", sizes.capped_small), ("capped", sizes.capped)):
         mib = size // MiB
+        url = nginx.url(f"{name}.bin", capped=True)
         print(f"capped server: limit_rate {sizes.rate} per connection, {mib} MiB", flush=True)
-        M(f"densezoo fetch capped {mib} MiB (auto)", [*base, "fetch", name], reps,
-          prepare=rm(cache), env=env)
-        M(f"aria2c -x4 -s4 --checksum, capped {mib} MiB",
-          ["aria2c", "-q", "-x4", "-s4", "--allow-overwrite=true", "-d", str(dl), "-o",
-           f"{name}.bin", f"--checksum=md5={md5[name + '.bin']}",
-           nginx.url(f"{name}.bin", capped=True)], reps, prepare=rm(dl / f"{name}.bin"))
+
+        def aria(x: int) -> list[str]:
+            return ["aria2c", "-q", f"-x{x}", f"-s{x}", "-k1M", "--allow-overwrite=true",
+                    "-d", str(dl), "-o", f"{name}.bin", f"--checksum=md5={md5[name + '.bin']}",
+                    url]
+        rows = [(f"densezoo fetch capped {mib} MiB (auto, new host)", [*base, "fetch", name],
+                 rm(cache), env),
+                (f"densezoo fetch capped {mib} MiB (auto, host known)", [*base, "fetch", name],
+                 keep_health(cache), env),
+                (f"aria2c -x4 -s4 -k1M --checksum, capped {mib} MiB", aria(4),
+                 rm(dl / f"{name}.bin"), None),
+                (f"aria2c -x16 -s16 -k1M --checksum, capped {mib} MiB", aria(16),
+                 rm(dl / f"{name}.bin"), None)]
+        if size <= 64 * MiB:           # one connection at the cap: 4 s for 64 MiB
+            rows.append((f"curl -o + md5sum, capped {mib} MiB",
+                         f"curl -sS -o {dl}/{name}-c.bin {url} && md5sum {dl}/{name}-c.bin",
+                         rm(dl / f"{name}-c.bin"), None))
+        interleaved(rows, reps, M.results)
     M("densezoo fetch capped --connections 4", [*base, "fetch", "capped", "--connections", "4"],
       reps, prepare=rm(cache), env=env)
 
 
-def latency_rows(M, work, dz, nginx, files, md5, reps) -> None:
-    """Per-command latency as users have it: the shipped manifests plus one small own."""
+def latency_rows(M, work, dz, nginx, files, md5, reps, compare_src: Path | None = None) -> None:
+    """Per-command latency as users have it: the shipped manifests plus one small own.
+    With ``compare_src``: path and verify --quick of that checkout too, in turn with
+    this one's, each with its own cache (the rows the trust record must not slow)."""
     own = manifest(work / "own.yaml", [("own", nginx.url("small/s01.bin"), md5["small/s01.bin"],
                                         (files / "small/s01.bin").stat().st_size)])
     cache = work / "latency-cache"
@@ -486,6 +567,17 @@ def latency_rows(M, work, dz, nginx, files, md5, reps) -> None:
     M("densezoo fetch, warm (default manifests)", [*base, "fetch", "own"], reps, env=env)
     M("densezoo verify --quick (default manifests)", [*base, "verify", "--quick"], reps, env=env)
     M("densezoo list (default manifests)", [*base, "list"], reps, env=env)
+    if compare_src is None:
+        return
+    old_env = {**os.environ, "DENSEZOO_CACHE_DIR": str(work / "latency-cache-compare"),
+               "PYTHONPATH": str(Path(compare_src).resolve() / "src")}
+    subprocess.run([*base, "fetch", "own"], check=True, env=old_env, stdout=subprocess.DEVNULL)
+    print(f"latency against {compare_src}, in turn", flush=True)
+    for cmd in (["path", "own"], ["verify", "--quick"]):
+        label = " ".join(cmd[:1] + [c for c in cmd[1:] if c.startswith("-")])
+        interleaved([(f"densezoo {label} (this checkout)", [*base, *cmd], None, env),
+                     (f"densezoo {label} ({Path(compare_src).name})", [*base, *cmd], None,
+                      old_env)], max(reps, 5) * 3, M.results)
 
 
 def many_rows(M, base, work, dl, md5, nginx, cache, env, smalls, sizes, reps) -> None:
@@ -526,6 +618,16 @@ def verify_rows(M, base, m, files, cache, env, mids, sizes, reps, results) -> No
           f"({min(ratios):.3f}–{max(ratios):.3f})", flush=True)
     M("densezoo verify --quick (many)", [*base, "verify", "--quick", *mid_names], reps, env=env)
     inprocess_verify(m, cache, mid_names, reps, results)
+    # Cold: every file's pages dropped before each run (the store's and md5sum's copies).
+    objects = cache / "files"
+    mid_files = [files / r for r in mids]
+    interleaved([("densezoo verify --full (many, cold)", full, drop_pages(objects), env),
+                 ("md5sum sequential (many, cold)", md5sum, drop_pages(*mid_files), None),
+                 ("floor: cold read of the same files (dd)",
+                  " && ".join(f"dd if={p} of=/dev/null bs=1M status=none" for p in mid_files),
+                  drop_pages(*mid_files), None)], reps, results)
+    total = sum(p.stat().st_size for p in mid_files)
+    print(f"  total {total // MiB} MiB", flush=True)
 
 
 WEIGHTS = """
@@ -667,6 +769,96 @@ TARGETS = [
 ]
 
 
+def round4(results: dict[str, Result], sizes: Sizes) -> list[str]:
+    """Issue 38's table: each densezoo row, its peer as configured, the ratio, and the
+    row's floor (the physical limit on this machine) with how far the row is from it."""
+    r = results
+    rate = int(sizes.rate.rstrip("m")) * MiB            # nginx: m = MiB/s per connection
+    c64, c256, big = (sizes.capped_small // MiB, sizes.capped // MiB, sizes.big // MiB)
+    md5_floor = f"floor: hashlib md5 in-process ({big} MiB)"
+    cold = "floor: cold read (dd, pages dropped)"
+    if md5_floor in r and cold in r:
+        r["floor: cold read + md5, 1 GiB"] = Result(
+            "floor: cold read + md5", [r[md5_floor].median + r[cold].median], [0], "sum")
+    if md5_floor in r:     # verify's floor: the same GiB hashed on two cores at once
+        r["floor: md5 on two cores"] = Result("floor: md5 on two cores",
+                                              [r[md5_floor].median / 2], [0], "half")
+    for size in (sizes.capped_small, sizes.capped):
+        r[f"floor: {size // MiB} MiB at 16 connections"] = Result(
+            "wire", [size / (16 * rate)], [0], "size / (16 x limit_rate)")
+    rows = [
+        # (figure, densezoo row, peer row, floor row, target text, test)
+        (f"capped {c64} MiB, new host / aria2c -x4 -s4 -k1M",
+         f"densezoo fetch capped {c64} MiB (auto, new host)",
+         f"aria2c -x4 -s4 -k1M --checksum, capped {c64} MiB",
+         f"floor: {c64} MiB at 16 connections", "≤ 0.8", lambda x: x <= 0.8),
+        (f"capped {c64} MiB, new host / aria2c -x16 -s16 -k1M",
+         f"densezoo fetch capped {c64} MiB (auto, new host)",
+         f"aria2c -x16 -s16 -k1M --checksum, capped {c64} MiB",
+         f"floor: {c64} MiB at 16 connections", "≤ 1.0", lambda x: x <= 1.0),
+        (f"capped {c64} MiB, host known / aria2c -x4 -s4 -k1M",
+         f"densezoo fetch capped {c64} MiB (auto, host known)",
+         f"aria2c -x4 -s4 -k1M --checksum, capped {c64} MiB",
+         f"floor: {c64} MiB at 16 connections", "≤ 0.8", lambda x: x <= 0.8),
+        (f"capped {c64} MiB, host known / aria2c -x16 -s16 -k1M",
+         f"densezoo fetch capped {c64} MiB (auto, host known)",
+         f"aria2c -x16 -s16 -k1M --checksum, capped {c64} MiB",
+         f"floor: {c64} MiB at 16 connections", "≤ 1.0", lambda x: x <= 1.0),
+        (f"capped {c64} MiB, new host / curl -o + md5sum",
+         f"densezoo fetch capped {c64} MiB (auto, new host)",
+         f"curl -o + md5sum, capped {c64} MiB", f"floor: {c64} MiB at 16 connections",
+         "--", None),
+        (f"capped {c256} MiB, new host / aria2c -x4 -s4 -k1M",
+         f"densezoo fetch capped {c256} MiB (auto, new host)",
+         f"aria2c -x4 -s4 -k1M --checksum, capped {c256} MiB",
+         f"floor: {c256} MiB at 16 connections", "≤ 0.7", lambda x: x <= 0.7),
+        (f"capped {c256} MiB, host known / aria2c -x4 -s4 -k1M",
+         f"densezoo fetch capped {c256} MiB (auto, host known)",
+         f"aria2c -x4 -s4 -k1M --checksum, capped {c256} MiB",
+         f"floor: {c256} MiB at 16 connections", "≤ 0.7", lambda x: x <= 0.7),
+        (f"capped {c256} MiB, new host / aria2c -x16 -s16 -k1M",
+         f"densezoo fetch capped {c256} MiB (auto, new host)",
+         f"aria2c -x16 -s16 -k1M --checksum, capped {c256} MiB",
+         f"floor: {c256} MiB at 16 connections", "--", None),
+        (f"fetch {big} MiB / hashlib md5 in-process (the floor itself)", "densezoo fetch",
+         md5_floor, md5_floor, "≤ 1.15", lambda x: x <= 1.15),
+        (f"fetch {big} MiB / curl -o (no hash)", "densezoo fetch",
+         "curl -o (receive + write, no hash)", md5_floor, "--", None),
+        (f"fetch {big} MiB / aria2c --checksum", "densezoo fetch", "aria2c --checksum",
+         md5_floor, "--", None),
+        (f"fetch {big} MiB / pooch.retrieve (md5)", "densezoo fetch", "pooch.retrieve (md5)",
+         md5_floor, "--", None),
+        (f"hf:// copy {sizes.hub // MiB} MiB / hf_hub_download (no hash)",
+         f"densezoo fetch hf:// {sizes.hub // MiB} MiB (md5+sha256)",
+         f"huggingface_hub.hf_hub_download {sizes.hub // MiB} MiB", None, "--", None),
+        (f"verify --full {sizes.mid_n} files, warm / sequential md5sum", "densezoo verify --full (many)",
+         "md5sum sequential (many)", "floor: md5 on two cores", "≤ 0.55", lambda x: x <= 0.55),
+        (f"verify --full {sizes.mid_n} files, cold / sequential md5sum cold (cold read + md5)",
+         "densezoo verify --full (many, cold)", "md5sum sequential (many, cold)",
+         "floor: cold read of the same files (dd)", "≤ 1.0", lambda x: x <= 1.0),
+    ]
+    out = ["| figure | densezoo s | peer s | ratio | target | met | floor s | densezoo / floor |",
+           "|---|---:|---:|---:|---|---|---:|---:|"]
+    for figure, num, den, floor, target, ok in rows:
+        if num not in r or den not in r:
+            continue
+        ratio = r[num].median / r[den].median
+        met = "--" if ok is None else ("yes" if ok(ratio) else "**no**")
+        fl = (f"{r[floor].median:.3f} | {r[num].median / r[floor].median:.2f}"
+              if floor in r else "-- | --")
+        out.append(f"| {figure} | {r[num].median:.3f} | {r[den].median:.3f} | {ratio:.3f} | "
+                   f"{target} | {met} | {fl} |")
+    for label in ("path", "verify --quick"):
+        this = [k for k in r if k == f"densezoo {label} (this checkout)"]
+        other = [k for k in r if k.startswith(f"densezoo {label} (") and k not in this]
+        if this and other:
+            delta = (r[this[0]].median - r[other[0]].median) * 1000
+            out.append(f"| {label}: this checkout - {other[0].split('(')[-1].rstrip(')')}, ms | "
+                       f"{r[this[0]].median:.4f} | {r[other[0]].median:.4f} | {delta:+.1f} ms | "
+                       f"≤ +5 ms | {'yes' if delta <= 5 else '**no**'} | -- | -- |")
+    return out
+
+
 NOTES = textwrap.dedent("""\
     - **fetch 1 GiB vs the floor.** The floor row is the slower of receiving+writing
       the file (`curl -o`, no hash) and hashing it (`md5sum`), both measured in this run:
@@ -731,6 +923,11 @@ def render(results: dict[str, Result], sizes: Sizes, reps: int, tiny: bool) -> s
     if "densezoo fetch" in results and "md5sum (local file)" in results:
         best = min(results["densezoo fetch"].times) / min(results["md5sum (local file)"].times)
         lines += ["", f"Best of {reps} instead of median: fetch 1 GiB / md5sum = {best:.2f}."]
+    lines += ["", "## Peers as configured, and the floors (issue 38)", "",
+              "Peer: the tool as its users run it, same file, same run, taken in turn rep "
+              "by rep.  Floor: the physical limit of the row on this machine (hash alone "
+              "in-process, the disk's cold read, or the capped wire at 16 connections).", "",
+              *round4(results, sizes)]
     lines += ["", "## Reading the figures", "", NOTES, "", "## All measurements", "",
               "| measurement | median s | min–max s | peak RSS MB | command |",
               "|---|---:|---|---:|---|"]

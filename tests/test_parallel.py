@@ -62,7 +62,8 @@ def test_forced_connections_split_one_file(server, blob, manifest, cli):
     assert server.max_active >= 2
 
 
-def test_automatic_split_only_when_one_connection_is_slow(server, blob, manifest, monkeypatch):
+def test_automatic_split_only_when_one_connection_is_slow(server, blob, manifest, monkeypatch,
+                                                         tmp_path):
     monkeypatch.setattr(download, "AUTO_PROBE", 0.2)
     monkeypatch.setattr(download, "AUTO_MIN_REMAINING", 4 << 20)
     b = blob("auto", 30_000_000)
@@ -71,7 +72,9 @@ def test_automatic_split_only_when_one_connection_is_slow(server, blob, manifest
     assert res.digests.md5 == b.md5
     assert len([x for x in ranges(server, b.path) if x and x[1]]) >= 2   # it split
     fast = blob("fast", 30_000_000)                                       # no cap
-    Zoo(manifests=[manifest(entry(fast))]).fetch("fast")
+    # A fresh cache: this one's health.json remembers the host as capped (it would split
+    # at once -- tests/test_ramp.py).
+    Zoo(manifests=[manifest(entry(fast))], cache_dir=tmp_path / "fresh").fetch("fast")
     assert len(server.hits(fast.path)) == 1                               # one connection
 
 
@@ -217,7 +220,10 @@ def test_a_server_that_pushes_back_gets_fewer_connections_not_a_failure(server, 
     server.tolerate = 5
     res = Zoo(manifests=[manifest(entry(b))]).fetch("crowd")
     assert res.digests.md5 == b.md5 and res.path.read_bytes() == b.data
-    assert 1 <= server.refused <= 3          # one refusal per connection too many, no more
+    # One refusal per connection too many, no more: the split opens 8 at once, and the
+    # probe's own connection may still count at the server for one trickle step after
+    # the client closed it (its handler notices at its next write): 8 + 1 - 5.
+    assert 1 <= server.refused <= 4
     assert server.max_blocks <= 5
 
 

@@ -148,7 +148,9 @@ class SegmentedFetch:
         self._threads: list[threading.Thread] = []
         self._window = (0.0, 0)                         # (since, bytes received then)
         self._warm = False                              # the current count has run a window
-        size = block_size(remaining, connections or MAX_AUTO_CONNECTIONS)
+        # Automatic: blocks for as many connections as it may grow to; a given count keeps
+        # the full BLOCK (the layout a resume of such a run expects).
+        size = BLOCK if connections else block_size(remaining, MAX_AUTO_CONNECTIONS)
         self.blocks = [_Block(s, min(s + size, body.total))
                        for s in range(transfer.hashed, body.total, size)]
         kept = transfer.kept_ranges()
