@@ -15,8 +15,8 @@ last transfer was split and grew without pushback (kept in ``health.json``) gets
 count at once, split from the first byte; otherwise the probe's rate decides: enough
 connections to finish the rest within ``QUICK_FINISH`` seconds at that rate, at least
 ``AUTO_CONNECTIONS`` and at most ``START_MAX`` (a 64 MiB file on a capped CDN gets its
-connections while there is still something to fetch).  After ``JUDGE_AFTER`` seconds
-to settle and as many to measure, if each connection still gets at least ``SCALES``
+connections while there is still something to fetch).  After half of ``JUDGE_AFTER``
+to settle (new connections opening) and ``JUDGE_AFTER`` to measure, if each connection still gets at least ``SCALES``
 of the rate one connection had alone (the cap is per connection, so more connections
 bring more bytes), double the count, up to ``MAX_AUTO_CONNECTIONS``; once the rate
 per connection falls (the link or the server is the limit now) it stops growing.  A
@@ -50,7 +50,7 @@ AUTO_CONNECTIONS = 4          # the fewest to split into when segmentation was a
 START_MAX = 8                 # the most to open before a judgement has seen them keep rate
 MAX_AUTO_CONNECTIONS = 16     # never more without being asked: aria2c's own ceiling (-x16)
 QUICK_FINISH = 0.5            # seconds the first split aims to finish the rest in
-JUDGE_AFTER = 0.25            # seconds at one connection count before judging it
+JUDGE_AFTER = 0.2             # seconds measured at one connection count before judging it
 SCALES = 0.6                  # the share of the one-connection rate each must keep to grow
                               # (a shared link leaves each of 4 a quarter, a per-connection
                               # cap all of it; TCP ramp-up and block hand-offs cost some)
@@ -322,7 +322,7 @@ class SegmentedFetch:
         """Grow while each connection keeps its rate (see the module docstring)."""
         now = time.monotonic()
         since, then = self._window
-        if not self._grow or now - since < JUDGE_AFTER:
+        if not self._grow or now - since < (JUDGE_AFTER if self._warm else JUDGE_AFTER / 2):
             return
         with self._lock:
             live = self._live
@@ -359,6 +359,7 @@ class SegmentedFetch:
         self._start_workers(self.limit)
         try:
             for b in self.blocks:
+                self._judge()         # small blocks may land faster than the wait below
                 while not b.done.wait(0.1):
                     self._judge()
                     if not b.done.is_set() and not self._workers_alive():
