@@ -92,8 +92,8 @@ def info_cmd(app: App, name, as_json) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 32),
               help="Artifacts downloaded at the same time (default: the jobs setting, else 4).")
 @click.option("--connections", type=click.IntRange(1, 16), default=None,
-              help="Range connections per file, at most (default: automatic -- one, then 4 "
-                   "when the server caps each connection, up to 8 while each keeps its rate; "
+              help="Range connections per file, at most (default: automatic -- one, then 4-8 "
+                   "when the server caps each connection, up to 16 while each keeps its rate; "
                    "fewer whenever the server pushes back).")
 @click.option("--extract", is_flag=True,
               help="Unpack tarballs once (safely) and print the unpacked folder instead.")
