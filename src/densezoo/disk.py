@@ -167,3 +167,26 @@ class WriteBehind:
             self._advise(self.fd, self.start, end - self.start, os.POSIX_FADV_DONTNEED)
         except OSError:
             self._advise = None
+
+
+FICLONE = 0x40049409          # linux/fs.h: share the extents (a reflink), no bytes copied
+
+
+def clone_or_copy(src: Path, dst: Path) -> str:
+    """Put ``src``'s bytes at ``dst`` as a new inode: a reflink where the filesystem can
+    (no bytes copied, yet a later write to either side stays its own), else a copy.
+    Returns ``"reflink"`` or ``"copy"``.  Never a hard link: the caller does not own
+    ``src``'s inode, or must not lend it (see ops/adopt.py)."""
+    with contextlib.suppress(FileNotFoundError):
+        dst.unlink()
+    try:
+        import fcntl
+
+        with open(src, "rb") as s, open(dst, "xb") as d:
+            fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+        return "reflink"
+    except (OSError, ImportError):
+        with contextlib.suppress(FileNotFoundError):
+            dst.unlink()
+    shutil.copyfile(src, dst)
+    return "copy"

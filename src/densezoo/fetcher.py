@@ -24,7 +24,7 @@ from .download.health import Health, host_of
 from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
-from .sources import source_for
+from .sources import scheme_of, source_for
 from .results import FetchAction, Strength, VerifyStatus
 from .results.fetch import ExtractResult, FetchOutcome, FetchResult
 from .settings import Settings
@@ -89,12 +89,12 @@ class Fetcher:
             raise StrictModeError(art.name)
         warnings: list[str] = []
         if not force:
-            cached = self.cached(art, warnings)
+            cached = self.cached(art, warnings) or self._from_hf_cache(art, warnings)
             if cached is not None:
                 return cached
         if self.settings.offline:
             raise NotCachedError(art.name, hint="offline mode is on (--offline / DENSEZOO_OFFLINE); "
-                                                "fetch it once with network access"
+                                                + self._offline_fill(art)
                                  + ("; " + warnings[0] if warnings else ""))
         marker = self.store.marker(art)
         if self.settings.markers:
@@ -111,6 +111,39 @@ class Fetcher:
         finally:
             if self.settings.markers:
                 marker.release()
+
+    def _hub_urls(self, art: Artifact) -> list[str]:
+        return [u for u in self.candidate_urls(art.url, art.mirrors) if scheme_of(u) == "hf"]
+
+    def _from_hf_cache(self, art: Artifact, warnings: list[str]) -> FetchResult | None:
+        """A copy the Hub's client already has (``store/hf_cache.py``), hashed and admitted
+        with no request to anyone; under --strict only where a full checksum checks it."""
+        urls = self._hub_urls(art)
+        weak = not has_full(self.trust.expected(art, origin=True))
+        if not urls or (weak and self.settings.strict):
+            return None
+        from .store import hf_cache
+
+        exp = self.trust.expected(art)
+        got = hf_cache.admit_copy(art, urls, exp, self.store, self.intake, warnings)
+        if got is None:
+            return None
+        served = hf_cache.provenance_url(got.hit)
+        if weak:
+            warnings.append(_weak_warning(art, served, exp))
+        return FetchResult(art.name, got.admitted.path, FetchAction.COPIED, served, 0,
+                           got.digests, Strength.MIRROR if weak else self.trust.strength(art),
+                           got.admitted.pinned, (*warnings, *got.admitted.warnings))
+
+    def _offline_fill(self, art: Artifact) -> str:
+        """What would put the file where an offline fetch finds it."""
+        from .download.hf import parse
+        from .store.hf_cache import fill_hint
+
+        for url in self._hub_urls(art):
+            return (f"{fill_hint(parse(url))} puts it in the HF cache, where this fetch "
+                    f"reads it, or `densezoo adopt FILE` a copy you have")
+        return "fetch it once with network access, or `densezoo adopt FILE` a copy you have"
 
     def cached(self, art: Artifact, warnings: list[str], *,
                repair: bool = True) -> FetchResult | None:
@@ -255,7 +288,7 @@ class Fetcher:
             # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
             will_pin = self.trust.needs_pin(art, origin=from_origin)
             algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
-            dead = self._dead_host(url)
+            dead = self._dead_host(url) or _hub_offline(url)
             if dead is not None:
                 failures.append(UrlFailure(redact(url), dead, FailureKind.DOWNLOAD))
                 continue
@@ -307,10 +340,13 @@ class Fetcher:
             self.health.record(url, ok=True,
                                bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6),
                                ranges=False if request_url in self.downloader.no_ranges else None)
+            hub = {} if isinstance(resolved, str) else resolved.provenance()
             try:
-                admitted = self.intake.admit(art, partial, got.digests, exp, url=got.url,
-                                             validators=got.validators, origin=got.url,
-                                             from_origin=from_origin)
+                # TRUST-RECORD: a hub copy records hub_commit / xet_hash with its voucher
+                admitted = self.intake.admit(art, partial, got.digests, exp,
+                                             url=resolved.pinned_url() if hub else got.url,
+                                             validators={**got.validators, **hub},
+                                             origin=got.url, from_origin=from_origin)
             except ChecksumMismatchError as e:
                 failures.append(UrlFailure(got.url, f"{e.algorithm} mismatch: expected "
                                                     f"{e.expected}, got {e.actual}",
@@ -352,9 +388,10 @@ class Fetcher:
         src = source_for(url)
         if src is None or src.module is None:
             return url
+        downloader = self.downloader       # its transport policy governs the source's requests
         with self._lock:
             if src.scheme not in self._resolvers:
-                self._resolvers[src.scheme] = src.load().connect()
+                self._resolvers[src.scheme] = src.load().connect(downloader)
             resolver = self._resolvers[src.scheme]
         return resolver.request_url(url)  # type: ignore[attr-defined]
 
@@ -415,6 +452,16 @@ class Fetcher:
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+def _hub_offline(url: str) -> str | None:
+    """HF_HUB_OFFLINE=1 means what it means to the Hub's client: no request to the Hub."""
+    if scheme_of(url) != "hf":
+        return None
+    from .store.hf_cache import hub_offline
+
+    return ("HF_HUB_OFFLINE is set: the Hub is not asked (its copy is used only from the "
+            "HF cache)") if hub_offline() else None
 
 
 def _weak_reason(exp: Expected) -> str:
