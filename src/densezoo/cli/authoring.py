@@ -155,7 +155,7 @@ def adopt_cmd(app: App, paths, known, dry_run, as_json) -> None:
     report = app.zoo.adopt(list(paths), known=known, dry_run=dry_run)
     code = 9 if report.count("refused") else 0
     counts = {k.replace(" ", "_"): report.count(k) for k in
-              ("adopted", "would adopt", "already cached", "refused", "no match")}
+              ("adopted", "would adopt", "already cached", "refused", "no match", "skipped")}
     if as_json:
         app.emit([i.to_dict() for i in report.items], exit_code=code,
                  summary={"looked_at": report.looked_at, **counts, "places": report.places})

@@ -109,7 +109,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "import": (IMPORT, record({"manifest": S})),
     "adopt": (ADOPT, record({"looked_at": I, "adopted": I, "would_adopt": I,
                              "already_cached": I, "refused": I, "no_match": I,
-                             "places": STRINGS})),
+                             "skipped": I, "places": STRINGS})),
     "manifest add": (ADDED, record({"manifest": S, "written": B})),
     "settings show": (SETTING, record({"file": S})),
     "settings set": (SETTING, record({"file": S})),

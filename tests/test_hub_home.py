@@ -1,0 +1,228 @@
+"""Issue 36 (the Hub as a home) and 33.6: the real ``huggingface_hub`` client fills a real HF
+cache from the loopback Hub stand-in (tests/hub_server.py); densezoo reads through it, adopts
+its snapshots without lending its inodes, and speaks the full ``hf://`` grammar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import entry
+from hub_server import HubFile, start
+
+pytest.importorskip("huggingface_hub")
+
+WEIGHTS = pickle.dumps({"model": {"w": [0.5] * 4000}}, protocol=2)
+COMMIT = "906d38c8a74e7c1cd0bf714a363fe2e939fa28b8"
+TOKEN = "hf_sekrit_token_123"
+
+
+@pytest.fixture
+def hub(server, monkeypatch, tmp_path):
+    h, srv = start(server)
+    monkeypatch.setenv("HF_ENDPOINT", h.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    yield h
+    srv.shutdown()
+
+
+def hf_download(hub, repo: str, path: str, **kw) -> Path:
+    """The Hub's own client, as IDM-VTON or CatVTON call it: the file lands in the HF cache."""
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo, path, endpoint=hub.url,
+                                cache_dir=os.environ["HF_HUB_CACHE"], **kw))
+
+
+def _entry(name, url, data, mirrors, **extra):
+    return {"name": name, "url": url, "md5": hashlib.md5(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "mirrors": mirrors,
+            **extra}
+
+
+def _requests(server, hub) -> int:
+    return len(server.requests) + len(hub.requests)
+
+
+def test_a_fetch_reads_the_hf_cache_and_makes_zero_requests(server, hub, manifest, cli,
+                                                             cache_dir, monkeypatch):
+    hub.add(f"yisol/IDM-VTON/resolve/main/densepose/model_final.pkl",
+            HubFile(WEIGHTS, commit=COMMIT))
+    snap = hf_download(hub, "yisol/IDM-VTON", "densepose/model_final.pkl")
+    blob = snap.resolve()
+    assert blob.parent.name == "blobs" and os.stat(blob).st_nlink == 1
+    url = server.add("/densepose/r50/model_final.pkl", WEIGHTS)
+    m = manifest(_entry("r50", url, WEIGHTS, ["hf://yisol/IDM-VTON/densepose/model_final.pkl"]))
+    before = _requests(server, hub)
+    r = cli("--manifest", str(m), "fetch", "r50", "--json")
+    assert r.code == 0, r.err
+    (row,) = r.items
+    assert _requests(server, hub) == before                 # ZERO requests, to anyone
+    assert row["state"] == "copied" and row["strength"] == "full"
+    assert row["url"] == f"hf://yisol/IDM-VTON@{COMMIT}/densepose/model_final.pkl"
+    stored = Path(row["path"])
+    assert stored.read_bytes() == WEIGHTS
+    # A copy (or reflink), never the blob's inode: `hf cache rm` still frees the space.
+    assert os.stat(stored).st_ino != os.stat(blob).st_ino and os.stat(blob).st_nlink == 1
+    meta = json.loads(Path(str(stored) + ".dzmeta").read_text())
+    assert meta["url"] == row["url"] and meta["hub_commit"] == COMMIT
+    # HF_HUB_OFFLINE=1, with and without --offline: the HF cache still serves, and
+    # nothing is asked of anyone.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for flags in (["--offline"], []):
+        shutil.rmtree(cache_dir)
+        r = cli("--manifest", str(m), *flags, "fetch", "r50", "--json")
+        assert r.code == 0 and r.items[0]["state"] == "copied", r.err
+        assert _requests(server, hub) == before
+
+
+def test_hf_hub_offline_asks_the_hub_nothing_and_offline_says_how_to_fill_it(
+        server, hub, manifest, cli, monkeypatch):
+    hub.add("owner/repo/resolve/main/m.pkl", HubFile(WEIGHTS))
+    origin = "/origin/m.pkl"
+    url = server.add(origin, WEIGHTS)
+    server.fault(origin, "status", -1, code=403)
+    m = manifest(_entry("m", url, WEIGHTS, ["hf://spaces/owner/repo@v2/m.pkl"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = cli("--manifest", str(m), "fetch", "m", "--json")
+    assert r.code != 0
+    assert hub.requests == []                               # not even a HEAD
+    causes = {c["url"]: c["reason"] for c in r.json["errors"][0]["causes"]}
+    assert "HF_HUB_OFFLINE is set" in causes["hf://spaces/owner/repo@v2/m.pkl"]
+    r = cli("--manifest", str(m), "--offline", "fetch", "m")
+    assert r.code == 6
+    assert "`hf download owner/repo m.pkl --repo-type space --revision v2`" in r.err
+    assert "densezoo adopt" in r.err
+    assert hub.requests == []
+
+
+def test_a_wrong_blob_in_the_hf_cache_is_hashed_and_not_used(server, hub, manifest, cli):
+    """A right-size, wrong-content blob (a bad Xet download) under the right sha256 name."""
+    hub.add("owner/repo/resolve/main/m.pkl", HubFile(WEIGHTS, commit=COMMIT))
+    blob = hf_download(hub, "owner/repo", "m.pkl").resolve()
+    blob.chmod(0o644)
+    blob.write_bytes(WEIGHTS[:-10] + b"\x00" * 9 + b".")
+    m = manifest(_entry("m", server.add("/o/m.pkl", WEIGHTS), WEIGHTS,
+                        ["hf://owner/repo/m.pkl"]))
+    r = cli("--manifest", str(m), "fetch", "m", "--json")
+    assert r.code == 0, r.err
+    assert r.items[0]["state"] == "downloaded"              # the cache's copy was refused
+    assert "is not m's bytes" in r.err and f"owner/repo@{COMMIT}/m.pkl" in r.err
+    assert Path(r.items[0]["path"]).read_bytes() == WEIGHTS
+
+
+def test_a_right_size_wrong_content_hub_answer_is_refused(server, hub, manifest, cli):
+    """The Hub's headers are right (sha256, size), the CDN's bytes are not: an entry that
+    publishes only an md5 prefix still gets the Hub's sha256 checked on the bytes."""
+    bad = WEIGHTS[:100] + bytes(len(WEIGHTS) - 100)
+    hub.add("owner/xet/resolve/main/m.pkl", HubFile(WEIGHTS, cdn_data=bad,
+                                                    xet_hash="d7" * 32))
+    origin = server.add("/o/x.pkl", WEIGHTS)
+    server.fault("/o/x.pkl", "status", -1, code=403)
+    m = manifest({"name": "x", "url": origin, "md5": None,
+                  "md5_prefix": hashlib.md5(WEIGHTS).hexdigest()[:6],
+                  "mirrors": ["hf://owner/xet/m.pkl"]})
+    r = cli("--manifest", str(m), "fetch", "x", "--json")
+    assert r.code != 0
+    cause = next(c for c in r.json["errors"][0]["causes"] if c["url"].startswith("hf://")
+                 or "cdn" in c["url"])
+    assert cause["kind"] == "checksum" and "sha256" in cause["reason"]
+    assert cli("--manifest", str(m), "path", "x").code == 6       # nothing published
+
+
+def test_the_commit_and_xet_hash_are_recorded_with_a_hub_copy(server, hub, manifest, cli):
+    hub.add(f"owner/x/resolve/main/m.pkl", HubFile(WEIGHTS, commit=COMMIT, xet_hash="d7" * 32))
+    origin = server.add("/o/y.pkl", WEIGHTS)
+    server.fault("/o/y.pkl", "status", -1, code=403)
+    m = manifest(_entry("y", origin, WEIGHTS, ["hf://owner/x/m.pkl"]))
+    r = cli("--manifest", str(m), "fetch", "y", "--json")
+    assert r.code == 0, r.err
+    meta = json.loads(Path(r.items[0]["path"] + ".dzmeta").read_text())
+    assert meta["url"] == f"hf://owner/x@{COMMIT}/m.pkl"           # not the CDN's URL
+    assert meta["hub_commit"] == COMMIT and meta["xet_hash"] == "d7" * 32
+
+
+def test_adopt_a_snapshot_folder_skips_a_link_out_and_lends_no_inode(server, hub, manifest,
+                                                                     cli, tmp_path):
+    hub.add(f"zhengchong/CatVTON/resolve/main/DensePose/model_final.pkl",
+            HubFile(WEIGHTS, commit=COMMIT))
+    snap = hf_download(hub, "zhengchong/CatVTON", "DensePose/model_final.pkl")
+    blob = snap.resolve()
+    folder = snap.parent.parent                              # snapshots/<commit>/
+    outside = tmp_path / "elsewhere.pkl"
+    outside.write_bytes(WEIGHTS)
+    (folder / "planted.pkl").symlink_to(outside)             # a link leaving the cache
+    m = manifest(_entry("cat", server.url("/densepose/cat/model_final.pkl"), WEIGHTS, []))
+    before = _requests(server, hub)
+    r = cli("--manifest", str(m), "adopt", str(folder), "--json")
+    assert r.code == 0, r.err
+    by_state = {i["state"]: i for i in r.items}
+    assert by_state["adopted"]["path"] == str(blob) and by_state["adopted"]["name"] == "cat"
+    assert by_state["adopted"]["mode"] in ("reflink", "copy")        # never a hard link
+    skipped = by_state["skipped"]
+    assert skipped["path"] == str(folder / "planted.pkl") and str(outside) in skipped["reason"]
+    assert r.json["summary"]["skipped"] == 1
+    assert os.stat(blob).st_nlink == 1                       # the HF blob's link count
+    stored = Path(cli("--manifest", str(m), "--offline", "path", "cat").out.strip())
+    assert stored.read_bytes() == WEIGHTS and os.stat(stored).st_ino != os.stat(blob).st_ino
+    assert _requests(server, hub) == before
+
+
+def test_a_repo_root_mirror_and_datasets_and_spaces_sources(server, hub, manifest, cli, blob):
+    b = blob("rooted", 3000)
+    key = b.url.split("://", 1)[1].replace(":", "_")
+    hub.add(f"org/zoo-mirror/resolve/main/{key}", HubFile(b.data))
+    server.fault(b.path, "status", -1, code=404)
+    m = manifest(entry(b))
+    r = cli("--manifest", str(m), "--mirror", "hf://org/zoo-mirror", "fetch", b.name, "--json")
+    assert r.code == 0, r.err
+    assert r.items[0]["url"] == f"hf://org/zoo-mirror/{key}"
+    # A dataset at a tag, and a Space, each a source of an entry.
+    hub.add("datasets/org/weights/resolve/v1.0/sub/d.pkl", HubFile(WEIGHTS, commit="1" * 40))
+    hub.add("spaces/org/demo/resolve/main/ckpt/s.pkl", HubFile(WEIGHTS, commit="2" * 40))
+    for name, src, commit in (("ds", "hf://datasets/org/weights@v1.0/sub/d.pkl", "1" * 40),
+                              ("sp", "hf://spaces/org/demo/ckpt/s.pkl", "2" * 40)):
+        origin = server.add(f"/o/{name}.pkl", WEIGHTS)
+        server.fault(f"/o/{name}.pkl", "status", -1, code=403)
+        mm = manifest(_entry(name, origin, WEIGHTS, [src]))
+        r = cli("--manifest", str(mm), "fetch", name, "--json")
+        assert r.code == 0, r.err
+        assert r.items[0]["url"] == src
+        meta = json.loads(Path(r.items[0]["path"] + ".dzmeta").read_text())
+        assert meta["hub_commit"] == commit and meta["url"].endswith(f"@{commit}/" +
+                                                                     src.split("/", 5)[-1])
+    paths = {q.path for q in hub.requests}
+    assert {"datasets/org/weights/resolve/v1.0/sub/d.pkl",
+            "spaces/org/demo/resolve/main/ckpt/s.pkl"} <= paths
+
+
+def test_the_grammar_is_quoted_right_in_errors(cli):
+    r = cli("--mirror", "hf://just-a-name", "list")
+    assert r.code == 2
+    assert "hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/PATH]" in r.err
+
+
+def test_the_hub_resolver_obeys_the_transport_policy(server, hub, manifest, cli, monkeypatch):
+    """33.6: a plain-http HF_ENDPOINT off loopback is refused without --allow-http before
+    anything is sent (the token never leaves in clear text), and the fetch goes on to the
+    next source."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example.com")
+    url = server.add("/o/p.pkl", WEIGHTS)
+    m = manifest(_entry("p", url, WEIGHTS, ["hf://owner/repo/p.pkl"]))
+    r = cli("--manifest", str(m), "--mirror", "hf://owner/zoo", "fetch", "p", "--json")
+    assert r.code == 0, r.err                                 # the origin served
+    assert r.items[0]["url"] == url
+    assert hub.requests == []
+    # The origin failing too: each Hub source is refused by policy, named as such.
+    server.fault("/o/p.pkl", "status", -1, code=403)
+    r = cli("--manifest", str(m), "fetch", "p", "--force", "--json")
+    hub_cause = next(c for c in r.json["errors"][0]["causes"] if c["url"].startswith("hf://"))
+    assert hub_cause["kind"] == "policy" and "refused plain-http" in hub_cause["reason"]
+    assert "--allow-http" in hub_cause["reason"]
