@@ -85,7 +85,7 @@ def known_places() -> list[Path]:
     env = os.environ.get
     iopath = env("FVCORE_CACHE")
     places = [Path(iopath) if iopath else Path("~/.torch/iopath_cache").expanduser(),
-              Path(tempfile.gettempdir()) / "iopath_cache",
+              Path(env("TMPDIR") or tempfile.gettempdir()) / "iopath_cache",
               Path("/tmp/detectron-download-cache")]
     places.append(hf_cache.hub_cache())
     return places
