@@ -226,3 +226,44 @@ def test_the_hub_resolver_obeys_the_transport_policy(server, hub, manifest, cli,
     hub_cause = next(c for c in r.json["errors"][0]["causes"] if c["url"].startswith("hf://"))
     assert hub_cause["kind"] == "policy" and "refused plain-http" in hub_cause["reason"]
     assert "--allow-http" in hub_cause["reason"]
+
+
+def test_seed_iopath_uses_the_upstream_path_whatever_source_served(server, hub, manifest, cli,
+                                                                 tmp_path):
+    """36.6: bytes served by a Hub copy are seeded where iopath looks for the upstream URL
+    (and for the Hub's https resolve URL), never under a path made from ``hf://``."""
+    up = "/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl"
+    url = server.add(up, WEIGHTS)
+    server.fault(up, "status", -1, code=403)
+    src = f"hf://spaces/yisol/IDM-VTON@{COMMIT}/ckpt/densepose/model_final_162be9.pkl"
+    hub.add(f"spaces/yisol/IDM-VTON/resolve/{COMMIT}/ckpt/densepose/model_final_162be9.pkl",
+            HubFile(WEIGHTS, commit=COMMIT))
+    m = manifest(_entry("r50", url, WEIGHTS, [src]))
+    seed = tmp_path / "iopath_cache"
+    r = cli("--manifest", str(m), "export", "r50", "--layout", "iopath", "--to", str(seed),
+            "--json")
+    assert r.code == 0, r.err
+    seeded = sorted(str(p.relative_to(seed)) for p in seed.rglob("*.pkl"))
+    assert seeded == [up.lstrip("/"), "spaces/yisol/IDM-VTON/resolve/"
+                      f"{COMMIT}/ckpt/densepose/model_final_162be9.pkl"]
+    assert all((seed / s).read_bytes() == WEIGHTS for s in seeded)
+
+
+def test_doctor_shows_the_hub_variables_in_effect(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hfc"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example.com")
+    r = cli("doctor", "--no-probe", "--json")
+    (hub,) = [c for c in r.items if c["name"] == "hugging face hub"]
+    assert not hub["ok"] and "refused without --allow-http" in hub["detail"]
+    assert "token: from HF_TOKEN" in hub["detail"] and TOKEN not in r.out
+    assert str(tmp_path / "hfc") in hub["detail"]
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.delenv("HF_ENDPOINT")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = cli("doctor", "--no-probe", "--json")
+    (hub,) = [c for c in r.items if c["name"] == "hugging face hub"]
+    assert hub["ok"] and "`hf auth login`" in hub["detail"]
+    assert "HF_HUB_OFFLINE=1: the Hub is not asked" in hub["detail"]
+    assert "HF_HUB_OFFLINE" in cli("--help").out

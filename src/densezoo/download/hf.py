@@ -99,9 +99,19 @@ def endpoint() -> str:
 
 def token() -> str | None:
     """HF_TOKEN, else the Hub's token file (HF_TOKEN_PATH, else $HF_HOME/token)."""
-    value = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if value and value.strip():
-        return value.strip()
+    return _token()[0]
+
+
+def token_source() -> str | None:
+    """Where the token comes from (a variable's name or the token file), never its value."""
+    return _token()[1]
+
+
+def _token() -> tuple[str | None, str | None]:
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        value = os.environ.get(var)
+        if value and value.strip():
+            return value.strip(), var
     path = os.environ.get("HF_TOKEN_PATH") or os.path.join(
         os.environ.get("HF_HOME") or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"),
@@ -109,8 +119,8 @@ def token() -> str | None:
     try:
         text = Path(path).read_text().strip()
     except OSError:
-        return None
-    return text or None
+        return None, None
+    return (text, path) if text else (None, None)
 
 
 @dataclass(frozen=True)
