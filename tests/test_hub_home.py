@@ -267,3 +267,64 @@ def test_doctor_shows_the_hub_variables_in_effect(cli, monkeypatch, tmp_path):
     assert hub["ok"] and "`hf auth login`" in hub["detail"]
     assert "HF_HUB_OFFLINE=1: the Hub is not asked" in hub["detail"]
     assert "HF_HUB_OFFLINE" in cli("--help").out
+
+
+def test_the_community_manifest_ships_each_export_by_repo_revision_and_hub_sha256(cli):
+    """36.5: three files called densepose_r50_fpn_dl.torchscript, told apart by repo and
+    sha256 (values from ../shared/reference/community-mirrors.md), each saying what it was
+    derived from and that its checksum is the Hub's; the CSE animal copies are mirrors of
+    their upstream entries."""
+    from densezoo.catalog import Catalog
+    from densezoo.download.hf import check
+
+    cat = Catalog.load()
+    exports = [a for a in cat.artifacts if a.zoo == "community"]
+    assert len(exports) == 6 and len({a.sha256 for a in exports}) == 6
+    r50 = [a for a in exports if a.file_name == "densepose_r50_fpn_dl.torchscript"]
+    assert {a.sha256[:8] for a in r50} == {"4f7260da", "5a079ee2"}
+    for a in exports:
+        assert a.md5 is None and a.size is None and a.derived_from      # no invented values
+        assert cat.get(a.derived_from).zoo == "detectron2"
+        (hub,) = a.mirrors
+        assert check(hub) and hub.split("@")[0].split("/")[-1] in a.url
+    layer = cat.get("torchscript.LayerNorm.densepose_r50_fpn_dl")
+    assert "@65446422ea6225b9d72f93f3d2e2ad55e78b0b78/" in layer.mirrors[0]
+    info = cli("info", layer.name, "--json").items[0]
+    assert info["derived_from"] == "densepose_rcnn_R_50_FPN_DL_s1x"
+    assert all("by its host (the Hub), not upstream" in s["verified_by"]
+               for s in info["sources"])
+    text = cli("info", layer.name).out
+    assert "derived from  densepose_rcnn_R_50_FPN_DL_s1x" in text and "not upstream's" in text
+    for h in ("421d28", "52f649"):
+        (art,) = [a for a in cat.artifacts if a.url.endswith(f"model_final_{h}.pkl")]
+        assert [m.split("/")[2] for m in art.mirrors] == [
+            "drivendata-public-assets", "drivendata-public-assets-eu",
+            "drivendata-public-assets-asia"]
+        assert all(m.endswith(f"/zamba_densepose_model_final_{h}.pkl") for m in art.mirrors)
+
+
+def test_a_hand_made_hf_cache_entry_is_read_through_offline(manifest, cli, monkeypatch,
+                                                           tmp_path):
+    """The Hub client's layout as documented (refs/main -> commit, snapshot link -> blob
+    named by its sha256), made by hand: read through with --offline, by repo and path."""
+    data = b"PK\x03\x04" + b"torchscript-zip" * 1000
+    sha = hashlib.sha256(data).hexdigest()
+    hub_cache = tmp_path / "hfc"
+    repo = hub_cache / "models--someone--DensePose-TS"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / sha).write_bytes(data)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("9" * 40)
+    snap = repo / "snapshots" / ("9" * 40) / "densepose_r50_fpn_dl.torchscript"
+    snap.parent.mkdir(parents=True)
+    snap.symlink_to(Path("../../blobs") / sha)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    entry_ = {"name": "ts", "url": "https://huggingface.co/someone/DensePose-TS/resolve/main/"
+              "densepose_r50_fpn_dl.torchscript", "md5": None, "sha256": sha,
+              "mirrors": ["hf://someone/DensePose-TS/densepose_r50_fpn_dl.torchscript"],
+              "derived_from": "R_50_FPN_s1x"}
+    r = cli("--manifest", str(manifest(entry_)), "--offline", "fetch", "ts", "--json")
+    assert r.code == 0, r.err
+    assert r.items[0]["state"] == "copied" and r.items[0]["url"] == (
+        "hf://someone/DensePose-TS@" + "9" * 40
+        + "/densepose_r50_fpn_dl.torchscript")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, ManifestError, NotCachedError, PolicyError, StoreError,
                      StrictModeError, TransferError,
-                     UnsafeContentError, UrlFailure, WrongContentError)
+                     UnsafeContentError, UrlFailure, UsageError, WrongContentError)
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .catalog import unique
 from .download.health import Health, host_of
@@ -296,6 +296,13 @@ class Fetcher:
                 resolved = self._signed(url)
             except TransferError as e:
                 failures.append(UrlFailure(redact(e.url), e.reason, e.kind))
+                continue
+            except UsageError as e:
+                if url not in art.mirrors:   # a mirror the user configured: say so, exit 2
+                    raise
+                # A manifest's copy this machine cannot use (boto3 missing): the next one.
+                failures.append(UrlFailure(redact(url), f"{e.message} ({e.hint})" if e.hint
+                                           else e.message, FailureKind.POLICY))
                 continue
             request_url = resolved if isinstance(resolved, str) else resolved.url
             if not isinstance(resolved, str):

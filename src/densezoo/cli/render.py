@@ -211,6 +211,9 @@ def info_lines(info: "ArtifactInfo"):
     if a.description:
         yield "description", a.description
     yield "file", a.file_name
+    if a.derived_from:
+        yield "derived from", (f"{a.derived_from} (a conversion, not upstream's bytes: its "
+                               "checksum is its host's -- the Hub's -- not upstream's)")
     yield "checksum", info.strength
     for src in d["sources"]:          # in the order a fetch tries them
         yield src["role"], src["url"]

@@ -42,7 +42,7 @@ ARTIFACT = record({
     "md5_url": (S, NULL), "size": (I, NULL), "description": (S, NULL), "config": (S, NULL),
     "metrics": ANY_OBJECT, "license": (S, NULL), "requires": STRINGS, "aliases": STRINGS,
     "deprecated": B, "note": (S, NULL), "advisory": (S, NULL), "manifest": (S, NULL),
-    "strength": S, "cached": B, "path": (S, NULL), "pin": ("object", NULL),
+    "derived_from": (S, NULL), "strength": S, "cached": B, "path": (S, NULL), "pin": ("object", NULL),
     "requires_closure": STRINGS, "ap": (N, NULL), "ap_metric": (S, NULL),
     "pin_conflicts": STRINGS, "inference_s_per_im": (N, NULL),
     "sources": {"type": "array", "items": record({"role": S, "url": S, "verified_by": S})}})
