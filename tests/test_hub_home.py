@@ -328,3 +328,39 @@ def test_a_hand_made_hf_cache_entry_is_read_through_offline(manifest, cli, monke
     assert r.items[0]["state"] == "copied" and r.items[0]["url"] == (
         "hf://someone/DensePose-TS@" + "9" * 40
         + "/densepose_r50_fpn_dl.torchscript")
+
+
+def test_an_absurd_size_claim_skips_that_source_not_the_fetch(server, hub, manifest, cli):
+    """33.6: the Hub and its CDN both claim a petabyte for an entry that states no size:
+    that source fails (no space for it), the origin then serves the file."""
+    from hub_server import cdn_path
+
+    url = server.add("/o/claimed.pkl", WEIGHTS)
+    key = url.split("://", 1)[1].replace(":", "_")
+    hub.add(f"org/liar/resolve/main/{key}", HubFile(WEIGHTS, claim_size=10 ** 15))
+    server.fault(cdn_path(hashlib.sha256(WEIGHTS).hexdigest()).split("?")[0], "huge_length",
+                 -1)
+    m = manifest({"name": "claimed", "url": url, "md5": hashlib.md5(WEIGHTS).hexdigest()})
+    r = cli("--manifest", str(m), "--mirror", "hf://org/liar", "fetch", "claimed", "--json")
+    assert r.code == 0, r.err
+    assert r.items[0]["url"] == url and Path(r.items[0]["path"]).read_bytes() == WEIGHTS
+    assert any(q.method == "HEAD" and q.path.startswith("org/liar/") for q in hub.requests)
+
+
+def test_a_blob_named_by_the_published_sha256_in_another_repo_is_found(manifest, cli,
+                                                                      monkeypatch, tmp_path,
+                                                                      server):
+    """By the sha256 blob name when the expectation knows it: the same bytes under another
+    repo (a duplicate Space, a fork) serve with no network -- after being hashed."""
+    sha = hashlib.sha256(WEIGHTS).hexdigest()
+    blob = tmp_path / "hfc" / "spaces--someone--IDM-VTON-fork" / "blobs" / sha
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(WEIGHTS)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hfc"))
+    m = manifest(_entry("dup", server.url("/o/dup.pkl"), WEIGHTS,
+                        ["hf://yisol/IDM-VTON/densepose/model_final.pkl"]))
+    r = cli("--manifest", str(m), "fetch", "dup", "--json")
+    assert r.code == 0, r.err
+    assert r.items[0]["state"] == "copied"
+    assert r.items[0]["url"] == f"hf://spaces/someone/IDM-VTON-fork/blobs/{sha}"
+    assert server.requests == [] and os.stat(blob).st_nlink == 1

@@ -305,6 +305,8 @@ class Fetcher:
                                            else e.message, FailureKind.POLICY))
                 continue
             request_url = resolved if isinstance(resolved, str) else resolved.url
+            size_claimed = not isinstance(resolved, str) and resolved.size is not None \
+                and exp.size is None          # only the source says how big it is
             if not isinstance(resolved, str):
                 # What the source says of the file before its body (the Hub's sha256 and
                 # size): a contradiction refuses the copy now; agreement is checked again
@@ -340,6 +342,16 @@ class Fetcher:
             except PolicyError as e:
                 partial.release()
                 failures.append(UrlFailure(redact(url), str(e), FailureKind.POLICY))
+                continue
+            except StoreError as e:
+                if not size_claimed:
+                    partial.release()
+                    raise
+                # A size only this source claims (the Hub's X-Linked-Size of 1 PB) rules out
+                # this source, never the fetch: the next URL may be the real file.
+                partial.discard()
+                failures.append(UrlFailure(redact(url), f"{e.message} (the size only this "
+                                           "source claims)", FailureKind.DOWNLOAD))
                 continue
             except BaseException:
                 partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
