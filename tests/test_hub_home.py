@@ -96,6 +96,11 @@ def test_hf_hub_offline_asks_the_hub_nothing_and_offline_says_how_to_fill_it(
     assert hub.requests == []                               # not even a HEAD
     causes = {c["url"]: c["reason"] for c in r.json["errors"][0]["causes"]}
     assert "HF_HUB_OFFLINE is set" in causes["hf://spaces/owner/repo@v2/m.pkl"]
+    # A plain URL on the Hub's own host is the Hub too: not asked either.
+    on_hub = manifest(_entry("h", hub.url + "/owner/repo/resolve/main/m.pkl", WEIGHTS, []))
+    r = cli("--manifest", str(on_hub), "fetch", "h", "--json")
+    assert r.code != 0 and hub.requests == []
+    assert "HF_HUB_OFFLINE is set" in r.json["errors"][0]["causes"][0]["reason"]
     r = cli("--manifest", str(m), "--offline", "fetch", "m")
     assert r.code == 6
     assert "`hf download owner/repo m.pkl --repo-type space --revision v2`" in r.err

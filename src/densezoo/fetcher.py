@@ -474,13 +474,24 @@ class Fetcher:
 
 
 def _hub_offline(url: str) -> str | None:
-    """HF_HUB_OFFLINE=1 means what it means to the Hub's client: no request to the Hub."""
-    if scheme_of(url) != "hf":
-        return None
+    """HF_HUB_OFFLINE=1 means what it means to the Hub's client: no request to the Hub --
+    through an ``hf://`` source or a plain URL on the Hub's endpoint host."""
     from .store.hf_cache import hub_offline
+
+    if scheme_of(url) != "hf" and not _on_hub_host(url):
+        return None
 
     return ("HF_HUB_OFFLINE is set: the Hub is not asked (its copy is used only from the "
             "HF cache)") if hub_offline() else None
+
+
+def _on_hub_host(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    from .download.hf import DEFAULT_ENDPOINT, endpoint
+
+    where = urlsplit(url).netloc.lower()
+    return where in {urlsplit(e).netloc.lower() for e in (endpoint(), DEFAULT_ENDPOINT)}
 
 
 def _weak_reason(exp: Expected) -> str:
