@@ -369,3 +369,20 @@ def test_a_blob_named_by_the_published_sha256_in_another_repo_is_found(manifest,
     assert r.items[0]["state"] == "copied"
     assert r.items[0]["url"] == f"hf://spaces/someone/IDM-VTON-fork/blobs/{sha}"
     assert server.requests == [] and os.stat(blob).st_nlink == 1
+
+
+def test_a_snapshot_of_another_hf_cache_is_copied_not_linked(server, hub, manifest, cli,
+                                                            tmp_path, monkeypatch):
+    """An HF cache other than the configured one (another project's cache_dir=): its blobs
+    are still the Hub client's, never hard-linked, even when you own them alone."""
+    hub.add("o/r/resolve/main/m.pkl", HubFile(WEIGHTS, commit=COMMIT))
+    snap = hf_download(hub, "o/r", "m.pkl")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "another-cache"))
+    blob = snap.resolve()
+    for p in (blob, blob.parent, blob.parent.parent):
+        p.chmod(0o755 if p.is_dir() else 0o644)           # yours alone
+    m = manifest(_entry("o", server.url("/o/o.pkl"), WEIGHTS, []))
+    r = cli("--manifest", str(m), "adopt", str(snap.parent), "--json")
+    (item,) = r.items
+    assert item["state"] == "adopted" and item["mode"] in ("reflink", "copy"), item
+    assert os.stat(blob).st_nlink == 1

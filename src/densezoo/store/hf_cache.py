@@ -28,6 +28,7 @@ from ..download.hf import HubPath
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TRUE = ("1", "on", "yes", "true")
+_REPO_FOLDER = re.compile(r"^(models|datasets|spaces)--.+--.+$")
 
 
 def hub_cache() -> Path:
@@ -127,9 +128,16 @@ def blob_target(link: Path, root: Path | None = None) -> Path | None:
 
 
 def inside(path: Path) -> bool:
-    """``path`` (symlinks resolved) lies in the HF cache: bytes we do not own."""
+    """``path`` (symlinks resolved) lies in the HF cache -- the configured one, or any
+    folder laid out as one (``<type>s--owner--name/blobs/<file>``): bytes we do not own."""
     try:
-        path.resolve().relative_to(hub_cache().resolve())
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return True                    # cannot tell: treat it as the Hub client's
+    if real.parent.name == "blobs" and _REPO_FOLDER.match(real.parent.parent.name):
+        return True
+    try:
+        real.relative_to(hub_cache().resolve())
         return True
     except (OSError, ValueError, RuntimeError):
         return False
