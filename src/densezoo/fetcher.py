@@ -21,6 +21,7 @@ from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
 from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
 from .catalog import unique
 from .download.health import Health, host_of
+from .store.hf_cache import fill_advice, hub_offline_reason
 from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
@@ -94,7 +95,7 @@ class Fetcher:
                 return cached
         if self.settings.offline:
             raise NotCachedError(art.name, hint="offline mode is on (--offline / DENSEZOO_OFFLINE); "
-                                                + self._offline_fill(art)
+                                                + fill_advice(self._hub_urls(art))
                                  + ("; " + warnings[0] if warnings else ""))
         marker = self.store.marker(art)
         if self.settings.markers:
@@ -134,16 +135,6 @@ class Fetcher:
         return FetchResult(art.name, got.admitted.path, FetchAction.COPIED, served, 0,
                            got.digests, Strength.MIRROR if weak else self.trust.strength(art),
                            got.admitted.pinned, (*warnings, *got.admitted.warnings))
-
-    def _offline_fill(self, art: Artifact) -> str:
-        """What would put the file where an offline fetch finds it."""
-        from .download.hf import parse
-        from .store.hf_cache import fill_hint
-
-        for url in self._hub_urls(art):
-            return (f"{fill_hint(parse(url))} puts it in the HF cache, where this fetch "
-                    f"reads it, or `densezoo adopt FILE` a copy you have")
-        return "fetch it once with network access, or `densezoo adopt FILE` a copy you have"
 
     def cached(self, art: Artifact, warnings: list[str], *,
                repair: bool = True) -> FetchResult | None:
@@ -288,7 +279,7 @@ class Fetcher:
             # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
             will_pin = self.trust.needs_pin(art, origin=from_origin)
             algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
-            dead = self._dead_host(url) or _hub_offline(url)
+            dead = self._dead_host(url) or hub_offline_reason(url)
             if dead is not None:
                 failures.append(UrlFailure(redact(url), dead, FailureKind.DOWNLOAD))
                 continue
@@ -471,27 +462,6 @@ class Fetcher:
             raise
         finally:
             pool.shutdown(wait=True)
-
-
-def _hub_offline(url: str) -> str | None:
-    """HF_HUB_OFFLINE=1 means what it means to the Hub's client: no request to the Hub --
-    through an ``hf://`` source or a plain URL on the Hub's endpoint host."""
-    from .store.hf_cache import hub_offline
-
-    if scheme_of(url) != "hf" and not _on_hub_host(url):
-        return None
-
-    return ("HF_HUB_OFFLINE is set: the Hub is not asked (its copy is used only from the "
-            "HF cache)") if hub_offline() else None
-
-
-def _on_hub_host(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    from .download.hf import DEFAULT_ENDPOINT, endpoint
-
-    where = urlsplit(url).netloc.lower()
-    return where in {urlsplit(e).netloc.lower() for e in (endpoint(), DEFAULT_ENDPOINT)}
 
 
 def _weak_reason(exp: Expected) -> str:

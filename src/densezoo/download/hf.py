@@ -27,9 +27,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urljoin, urlsplit
-
 from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ..errors import FailureKind, PolicyError, TransferError
 from ..urls import redact
@@ -137,9 +136,9 @@ class Resolved:
 
     def pinned_url(self) -> str:
         """The source as it was served: ``hf://[TYPE/]OWNER/NAME@<commit>/PATH``."""
-        hp = parse(self.served_as or "")
-        if not self.commit:
-            return self.served_as or ""
+        if not (self.commit and self.served_as):
+            return self.served_as or self.url
+        hp = parse(self.served_as)
         kind = f"{hp.repo_type}/" if hp.repo_type else ""
         return f"hf://{kind}{hp.repo}@{self.commit}/{hp.path}"
 

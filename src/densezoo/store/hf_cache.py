@@ -151,6 +151,33 @@ def fill_hint(hp: HubPath) -> str:
     return f"`hf download {hp.repo} {hp.path}{kind}{rev}`"
 
 
+def fill_advice(hub_urls: list[str]) -> str:
+    """What would put a file where an offline fetch finds it (``--offline``'s hint)."""
+    from ..download.hf import parse
+
+    for url in hub_urls:
+        return (f"{fill_hint(parse(url))} puts it in the HF cache, where this fetch reads "
+                "it, or `densezoo adopt FILE` a copy you have")
+    return "fetch it once with network access, or `densezoo adopt FILE` a copy you have"
+
+
+def hub_offline_reason(url: str) -> str | None:
+    """Why ``url`` is not asked under ``HF_HUB_OFFLINE=1``, which means what it means to
+    the Hub's client: no request to the Hub -- through an ``hf://`` source or a plain URL
+    on the Hub's endpoint host (the community zoo's origins are resolve URLs)."""
+    if not hub_offline():
+        return None
+    from urllib.parse import urlsplit
+
+    from ..download.hf import DEFAULT_ENDPOINT, endpoint
+    from ..sources import scheme_of
+
+    hub_hosts = {urlsplit(e).netloc.lower() for e in (endpoint(), DEFAULT_ENDPOINT)}
+    if scheme_of(url) != "hf" and urlsplit(url).netloc.lower() not in hub_hosts:
+        return None
+    return "HF_HUB_OFFLINE is set: the Hub is not asked (its copy is used only from the HF cache)"
+
+
 @dataclass(frozen=True)
 class Copied:
     """A copy out of the HF cache that the intake admitted."""
