@@ -129,13 +129,14 @@ def blob_target(link: Path, root: Path | None = None) -> Path | None:
 
 def inside(path: Path) -> bool:
     """``path`` (symlinks resolved) lies in the HF cache -- the configured one, or any
-    folder laid out as one (``<type>s--owner--name/blobs/<file>``): bytes we do not own."""
+    folder laid out as one (under ``<type>s--owner--name/``): bytes we do not own.  A
+    false alarm only costs a copy instead of a link."""
     try:
         real = path.resolve()
     except (OSError, RuntimeError):
         return True                    # cannot tell: treat it as the Hub client's
-    if real.parent.name == "blobs" and _REPO_FOLDER.match(real.parent.parent.name):
-        return True
+    if any(_REPO_FOLDER.match(up.name) for up in real.parents):
+        return True                    # a blob, or a snapshot file stored without links
     try:
         real.relative_to(hub_cache().resolve())
         return True
