@@ -53,7 +53,7 @@ def _requests(server, hub) -> int:
 
 def test_a_fetch_reads_the_hf_cache_and_makes_zero_requests(server, hub, manifest, cli,
                                                              cache_dir, monkeypatch):
-    hub.add(f"yisol/IDM-VTON/resolve/main/densepose/model_final.pkl",
+    hub.add("yisol/IDM-VTON/resolve/main/densepose/model_final.pkl",
             HubFile(WEIGHTS, commit=COMMIT))
     snap = hf_download(hub, "yisol/IDM-VTON", "densepose/model_final.pkl")
     blob = snap.resolve()
@@ -143,7 +143,7 @@ def test_a_right_size_wrong_content_hub_answer_is_refused(server, hub, manifest,
 
 
 def test_the_commit_and_xet_hash_are_recorded_with_a_hub_copy(server, hub, manifest, cli):
-    hub.add(f"owner/x/resolve/main/m.pkl", HubFile(WEIGHTS, commit=COMMIT, xet_hash="d7" * 32))
+    hub.add("owner/x/resolve/main/m.pkl", HubFile(WEIGHTS, commit=COMMIT, xet_hash="d7" * 32))
     origin = server.add("/o/y.pkl", WEIGHTS)
     server.fault("/o/y.pkl", "status", -1, code=403)
     m = manifest(_entry("y", origin, WEIGHTS, ["hf://owner/x/m.pkl"]))
@@ -156,7 +156,7 @@ def test_the_commit_and_xet_hash_are_recorded_with_a_hub_copy(server, hub, manif
 
 def test_adopt_a_snapshot_folder_skips_a_link_out_and_lends_no_inode(server, hub, manifest,
                                                                      cli, tmp_path):
-    hub.add(f"zhengchong/CatVTON/resolve/main/DensePose/model_final.pkl",
+    hub.add("zhengchong/CatVTON/resolve/main/DensePose/model_final.pkl",
             HubFile(WEIGHTS, commit=COMMIT))
     snap = hf_download(hub, "zhengchong/CatVTON", "DensePose/model_final.pkl")
     blob = snap.resolve()
