@@ -28,7 +28,7 @@ def test_module_level_fetch_returns_a_path_and_prints_nothing(blob, manifest, ca
     report = densezoo.verify(manifests=[m])
     assert report.ok and report.to_dict()["counts"]["ok"] == 1
     info = densezoo.info("lib", manifests=[m])
-    assert info.strength == "pinned" and info.path == path
+    assert info.strength == "origin-pinned" and info.path == path
     assert any(i.name == "lib" for i in densezoo.list(manifests=[m]))
 
 

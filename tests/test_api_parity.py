@@ -37,7 +37,7 @@ RENAMED = {"all_": "all", "no_space_check": "space_check", "no_scan": "scan", "n
            "config_file": "config", "strict_here": "strict", "no_default_manifests":
            "default_manifests"}
 SETTINGS = {"manifests", "default_manifests", "mirrors", "cache_dir", "offline", "strict",
-            "allow_http"}
+            "require", "allow_http"}
 GLOBAL_RENDERING = {"quiet", "verbose", "no_progress", "version"}
 
 

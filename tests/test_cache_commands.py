@@ -23,7 +23,7 @@ def test_cache_ls_du_rm_keep_pins(cli, blob, manifest, cache_dir):
     fetched(cli, m, "ca", "cb")
     rows = cli("--manifest", str(m), "cache", "ls", "--json").items
     assert {(r["name"], r["size"], r["state"]) for r in rows} == {
-        ("ca", 50_000, "verified"), ("cb", 70_000, "pinned")}
+        ("ca", 50_000, "verified"), ("cb", 70_000, "origin-pinned")}
     du = cli("--manifest", str(m), "cache", "du", "--json").json["summary"]
     assert du["files"] == 2 and du["file_bytes"] == 120_000
     r = cli("--manifest", str(m), "cache", "rm", "cb", "--dry-run")

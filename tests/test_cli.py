@@ -34,7 +34,8 @@ def test_info_shows_urls_checksum_state_metrics(cli):
     assert "s3.amazonaws.com" in r.out and "not tried" in r.out
     assert "checksum      none" in r.out and "AP 47.5" in r.out
     d = cli("info", "DensePoseKeyPointsMask_ResNet50_FPN_s1x-e2e", "--json").items[0]
-    assert d["md5_url"].endswith(".pkl.md5sum") and d["strength"] == "sidecar"
+    assert d["md5_url"].endswith(".pkl.md5sum") and d["checksum"] == "sidecar"
+    assert d["strength"] is None                    # nothing cached: no bytes to vouch for
     assert d["metrics"]["keypoint"]["AP"] == 0.6159
 
 
@@ -130,7 +131,7 @@ def test_verify_reports_ok_corrupt_missing_unpinned(cli, blob, manifest, server,
     r = cli("--manifest", m, "verify", "vgood", "vgone")
     assert r.code == 6 and "missing   vgone" in r.out
 
-    for pin in (cache_dir / "pins").rglob("vloose.bin.json"):
+    for pin in (cache_dir / "trust").rglob("vloose.bin.json"):
         pin.unlink()
     r = cli("--manifest", m, "verify", "vloose")
     assert r.code == 1 and "unpinned" in r.out
@@ -175,7 +176,7 @@ def test_pin_writes_back_into_a_manifest_keeping_comments_and_order(cli, blob, m
     assert f"md5: {b.md5}, sha256: {b.sha256}, size: {len(b.data)}}}" in new
     # the written manifest is valid and now publishes what was pinned
     info = cli("--no-default-manifests", "--manifest", str(out), "info", "pa", "--json").items[0]
-    assert info["md5"] == a.md5 and info["strength"] == "full"
+    assert info["md5"] == a.md5 and info["strength"] == "verified"
 
 
 def test_pin_lists_pins(cli, blob, manifest):

@@ -72,11 +72,11 @@ def test_a_first_use_pin_is_a_state_with_the_fetch_warning(cli, blob, manifest, 
     r = _run(cli, m, str(cfg), "-o", str(out), "--json")
     assert r.code == 0, r.err
     (ref,) = r.items
-    assert ref["state"] == "pinned" and "no published checksum; pinned md5" in r.err
+    assert ref["state"] == "pinned" and "origin-pinned -- nothing is published for it; pinned md5" in r.err
     assert Path(yaml.safe_load(out.read_text())["MODEL"]["WEIGHTS"]).read_bytes() == a.data
     again = _run(cli, m, str(cfg), "--json")                 # now checked against the pin
     (ref,) = again.items
-    assert (ref["state"], ref["strength"]) == ("verified", "pinned")
+    assert (ref["state"], ref["strength"]) == ("verified", "origin-pinned")
 
 
 def test_seed_iopath_runtime_files_are_best_effort_unless_strict(cli, blob, manifest,

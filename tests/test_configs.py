@@ -101,7 +101,7 @@ def test_dry_run_and_json_touch_no_network(zoo_files, tmp_path, cli, server):
     assert server.requests == []
     refs = {x["key"]: x for x in r.items}
     assert refs["MODEL.WEIGHTS"]["name"] == "model" and refs["MODEL.WEIGHTS"]["path"] is None
-    assert refs["MODEL.WEIGHTS"]["strength"] == "full"
+    assert refs["MODEL.WEIGHTS"]["strength"] is None          # nothing cached: no strength
     assert refs["MODEL.ROI_DENSEPOSE_HEAD.CSE.EMBEDDERS.smpl_27554.INIT_FILE"]["name"] == "lbo"
     assert refs["DATASETS.EXTRA"]["verified"] is False
     r = cli("--no-default-manifests", "--manifest", str(m), "config", str(cfg), "--strict")

@@ -11,7 +11,7 @@ from densezoo import Zoo
 from densezoo.catalog import Catalog, default_manifest_paths
 from densezoo.errors import AmbiguousArtifactError
 from densezoo.manifest import load_manifest
-from densezoo.store.trust import declared_strength
+from densezoo.store.trust import declared_checksum
 
 # Synthetic weight files whose real md5 starts with 162be9 / 844d15, found once by a
 # brute-force search (a 24-bit prefix takes a few million tries).  Each is a valid
@@ -52,7 +52,7 @@ def test_every_model_declares_the_md5_prefix_of_its_file_name():
         m = re.search(r"model_final_([0-9a-f]+)\.pkl$", a.url)
         if a.kind == "model":
             assert m and a.md5_prefix == m.group(1), a.name
-            assert a.md5 is None and declared_strength(a) in ("prefix", "full")
+            assert a.md5 is None and declared_checksum(a) in ("prefix", "full")
         else:
             assert a.md5_prefix is None
 
@@ -117,10 +117,12 @@ def test_list_shows_each_strength(cli, server, blob, manifest):
                  {"name": "pre", "url": server.url("/p"), "md5": None, "md5_prefix": "abcdef"})
     cli("--manifest", str(m), "fetch", "pinme")
     rows = cli("--no-default-manifests", "--manifest", str(m), "list", "--json").items
-    assert {r["name"]: r["strength"] for r in rows} == {
-        "pinme": "pinned", "side": "sidecar", "nothing": "none", "full": "full", "pre": "prefix"}
+    assert {r["name"]: r["checksum"] for r in rows} == {     # what each entry publishes
+        "pinme": "none", "side": "sidecar", "nothing": "none", "full": "full", "pre": "prefix"}
+    assert {r["name"]: r["strength"] for r in rows} == {     # who vouched for cached bytes
+        "pinme": "origin-pinned", "side": None, "nothing": None, "full": None, "pre": None}
     table = cli("--no-default-manifests", "--manifest", str(m), "list").out
-    for word in ("pinned", "sidecar", "none", "full", "prefix"):
+    for word in ("sidecar", "none", "full", "prefix"):
         assert word in table
 
 

@@ -49,7 +49,7 @@ def test_a_hub_copy_serves_when_the_origin_says_403(server, hub, manifest, cli, 
     r = cli("--manifest", str(m), "fetch", "hubbed", "--json")
     assert r.code == 0, r.err
     (row,) = r.items
-    assert row["url"] == src and row["strength"] == "full"
+    assert row["url"] == src and row["strength"] == "verified"
     assert Path(row["path"]).read_bytes() == WEIGHTS
     assert f"served by {src} after the origin failed" in r.err and "403" in r.err
     # The token went to the Hub's endpoint, never to the CDN, and is printed nowhere.
@@ -109,7 +109,7 @@ def test_a_hub_copy_of_a_prefix_only_entry_is_a_mirror_copy(server, hub, manifes
                   "mirrors": ["hf://gook/densepose/model_final_x.pkl"]})
     r = cli("--manifest", str(m), "fetch", "pref", "--json")
     assert r.code == 0, r.err
-    assert r.items[0]["strength"] == "prefix-mirror" and "came from a mirror" in r.err
+    assert r.items[0]["strength"] == "copy-pinned" and "copy-pinned -- only hf://" in r.err
     assert cli("--manifest", str(m), "--strict", "fetch", "pref", "--force").code == 9
 
 

@@ -65,7 +65,7 @@ def test_a_fetch_reads_the_hf_cache_and_makes_zero_requests(server, hub, manifes
     assert r.code == 0, r.err
     (row,) = r.items
     assert _requests(server, hub) == before                 # ZERO requests, to anyone
-    assert row["state"] == "copied" and row["strength"] == "full"
+    assert row["state"] == "copied" and row["strength"] == "verified"
     assert row["url"] == f"hf://yisol/IDM-VTON@{COMMIT}/densepose/model_final.pkl"
     stored = Path(row["path"])
     assert stored.read_bytes() == WEIGHTS
@@ -73,6 +73,11 @@ def test_a_fetch_reads_the_hf_cache_and_makes_zero_requests(server, hub, manifes
     assert os.stat(stored).st_ino != os.stat(blob).st_ino and os.stat(blob).st_nlink == 1
     meta = json.loads(Path(str(stored) + ".dzmeta").read_text())
     assert meta["url"] == row["url"] and meta["hub_commit"] == COMMIT
+    # Who vouched: a copy voucher naming the HF cache's repo@commit/path.
+    vouchers = cli("--manifest", str(m), "info", "r50", "--json").items[0]["vouchers"]
+    copy = next(v for v in vouchers if v["kind"] == "copy")
+    assert copy["source"] == row["url"] and "the HF cache" in copy["detail"]
+    assert copy["sha256"] == hashlib.sha256(WEIGHTS).hexdigest()
     # HF_HUB_OFFLINE=1, with and without --offline: the HF cache still serves, and
     # nothing is asked of anyone.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -152,6 +157,10 @@ def test_the_commit_and_xet_hash_are_recorded_with_a_hub_copy(server, hub, manif
     meta = json.loads(Path(r.items[0]["path"] + ".dzmeta").read_text())
     assert meta["url"] == f"hf://owner/x@{COMMIT}/m.pkl"           # not the CDN's URL
     assert meta["hub_commit"] == COMMIT and meta["xet_hash"] == "d7" * 32
+    vouchers = cli("--manifest", str(m), "info", "y", "--json").items[0]["vouchers"]
+    copy = next(v for v in vouchers if v["kind"] == "copy")
+    assert copy["source"] == f"hf://owner/x@{COMMIT}/m.pkl"
+    assert copy["detail"] == f"commit {COMMIT}; xet {'d7' * 32}"
 
 
 def test_adopt_a_snapshot_folder_skips_a_link_out_and_lends_no_inode(server, hub, manifest,
@@ -178,6 +187,9 @@ def test_adopt_a_snapshot_folder_skips_a_link_out_and_lends_no_inode(server, hub
     stored = Path(cli("--manifest", str(m), "--offline", "path", "cat").out.strip())
     assert stored.read_bytes() == WEIGHTS and os.stat(stored).st_ino != os.stat(blob).st_ino
     assert _requests(server, hub) == before
+    vouchers = cli("--manifest", str(m), "info", "cat", "--json").items[0]["vouchers"]
+    assert [(v["kind"], v["source"]) for v in vouchers if v["kind"] != "published"] == [
+        ("copy", f"the HF cache ({blob})")]                 # the Hub client's bytes
 
 
 def test_a_repo_root_mirror_and_datasets_and_spaces_sources(server, hub, manifest, cli, blob):

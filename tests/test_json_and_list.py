@@ -214,7 +214,7 @@ def test_manifest_add_writes_an_entry_that_then_verifies(blob, cli, tmp_path, se
     assert f"md5: {b.md5}" in text and f"sha256: {c.sha256}" in text and "kind: model" in text
     r = cli("--no-default-manifests", "--manifest", str(mine), "fetch", "ma_weights",
             "ma_remote", "--json")
-    assert r.code == 0 and {x["strength"] for x in r.items} == {"full"}, r.err
+    assert r.code == 0 and {x["strength"] for x in r.items} == {"verified"}, r.err
     before = mine.read_bytes()
     r = cli("manifest", "add", str(local), "--name", "ma_weights", "--url", b.url,
             "--to", str(mine))

@@ -5,7 +5,7 @@ import pytest
 from densezoo.catalog import Catalog, default_manifest_paths
 from densezoo.errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
 from densezoo.manifest import load_manifest, parse_manifest, url_key
-from densezoo.store.trust import declared_strength
+from densezoo.store.trust import declared_checksum
 
 V1_MODELS = ["ResNet50_FPN_s1x", "ResNet50_FPN_s1x-e2e", "ResNet101_FPN_s1x",
              "ResNet101_FPN_s1x-e2e", "ResNet101_FPN_32x8d_s1x", "ResNet101_FPN_32x8d_s1x-e2e",
@@ -87,7 +87,7 @@ artifacts:
 
 def test_minimal_entry_is_valid():
     a = parse_manifest(MINIMAL, "m.yaml").artifacts[0]
-    assert (a.name, a.kind, a.size, declared_strength(a), a.zoo) == ("tiny", "file", 12, "none", "m")
+    assert (a.name, a.kind, a.size, declared_checksum(a), a.zoo) == ("tiny", "file", 12, "none", "m")
 
 
 def bad(text_entry: str) -> str:

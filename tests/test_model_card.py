@@ -122,7 +122,7 @@ def test_list_fits_80_columns_and_cuts_no_value():
         ap = i.to_dict()["ap"]
         if ap is not None:
             assert f"{ap:.1f}" in text
-        assert str(i.strength) in text
+        assert str(i.checksum) in text
     for heading in ("densepose-v1  (AP column: DensePose AP (GPS), in %)",
                     "detectron2  (AP column: DensePose AP (GPSm), in %)"):
         assert heading in lines

@@ -355,13 +355,13 @@ def test_a_mirror_cannot_vouch_for_its_own_bytes(server, manifest, cli, monkeypa
     r = cli("--manifest", str(m), "fetch", "R50", "--json")
     assert r.code == 0
     (row,) = r.items
-    # not "sidecar", and not even "pinned": a mirror's bytes that nothing checked
-    assert row["strength"] == "prefix-mirror" and row["state"] == "downloaded"
-    assert "could not be read from upstream" in r.err and "came from a mirror" in r.err
+    # not "verified", and not "origin-pinned": a mirror's bytes that nothing checked
+    assert row["strength"] == "copy-pinned" and row["state"] == "downloaded"
+    assert "could not be read from upstream" in r.err and "copy-pinned -- only" in r.err
     assert server.hits(f"/mirror/{host}{up}.md5sum") == []         # never asked the mirror
     info = cli("--manifest", str(m), "info", "R50", "--json").items[0]
-    assert info["strength"] == "prefix-mirror" and "sidecar_md5" not in (info["pin"] or {})
-    assert info["pin"]["origin"] is False
+    assert info["strength"] == "copy-pinned" and "sidecar_md5" not in (info["pin"] or {})
+    assert info["pin"]["kind"] == "copy"
 
 
 def test_a_stale_mirror_sidecar_is_never_remembered(server, manifest, cli, monkeypatch):
@@ -374,7 +374,7 @@ def test_a_stale_mirror_sidecar_is_never_remembered(server, manifest, cli, monke
     m = manifest({"name": "R101", "url": up, "md5": None, "md5_url": up + ".md5sum"})
     r = cli("--manifest", str(m), "fetch", "R101", "--json")
     assert r.code == 0, r.err
-    assert r.items[0]["strength"] == "sidecar"
+    assert r.items[0]["strength"] == "verified"
     pin = cli("--manifest", str(m), "info", "R101", "--json").items[0]["pin"]
     assert pin["sidecar_md5"] == hashlib.md5(good).hexdigest()
     assert cli("--manifest", str(m), "cache", "rm", "R101", "-y").code == 0
@@ -485,7 +485,7 @@ def test_garbage_from_a_mirror_falls_through_to_upstream(server, manifest, cli, 
     r = cli("--manifest", str(m), "fetch", "ann", "--json")
     assert r.code == 0, r.err
     (row,) = r.items
-    assert row["md5"] == hashlib.md5(good).hexdigest() and row["strength"] == "pinned"
+    assert row["md5"] == hashlib.md5(good).hexdigest() and row["strength"] == "origin-pinned"
     assert cli("--manifest", str(m), "info", "ann", "--json").items[0]["pin"]["md5"] == row["md5"]
 
 

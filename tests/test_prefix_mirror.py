@@ -1,6 +1,6 @@
 """Issue 19.2: a 6-hex md5 prefix is no checksum against an adversary.  The entry's own
 URL is the origin; bytes from anywhere else that only a prefix (or nothing) checks are
-`prefix-mirror`, warned about, refused under --strict, and accepted silently only when a
+`copy-pinned`, warned about, refused under --strict, and accepted silently only when a
 full checksum (published, or a pin taken from the origin) matches."""
 
 import hashlib
@@ -27,19 +27,23 @@ def test_prefix_checked_bytes_from_a_mirror_are_not_verified(server, blob, manif
     r = cli("--manifest", str(m), "fetch", "pm_model", "--json")
     assert r.code == 0, r.err
     (row,) = r.items
-    assert row["strength"] == "prefix-mirror" and row["url"].endswith(mirror_path)
-    assert "came from a mirror" in r.err and "6-hex md5 prefix (24 bits)" in r.err
+    assert row["strength"] == "copy-pinned" and row["url"].endswith(mirror_path)
+    assert f"pm_model: copy-pinned -- only {row['url']} vouched for it (a 6-hex md5 prefix " \
+           "at most)" in r.err
+    assert len([ln for ln in r.err.splitlines() if ln.startswith("warning:")]) == 1   # one line
     info = cli("--manifest", str(m), "info", "pm_model", "--json").items[0]
-    assert info["strength"] == "prefix-mirror" and info["pin"]["origin"] is False
+    assert info["strength"] == "copy-pinned" and info["pin"]["kind"] == "copy"
     # cached, and strict: refused (exit 9), nothing moved
     r = cli("--manifest", str(m), "--strict", "fetch", "pm_model")
-    assert r.code == 9 and "strict mode" in r.err
-    # the origin is the trust root: its bytes replace the mirror's pin
+    assert r.code == 9 and "cached as copy-pinned, below the required prefix" in r.err
+    # the origin is the trust root: its bytes bind now; the mirror served the same bytes,
+    # so two parties agree on the full md5
     monkeypatch.delenv("DENSEZOO_MIRROR")
     r = cli("--manifest", str(m), "fetch", "--force", "pm_model", "--json")
-    assert r.code == 0 and r.items[0]["strength"] == "prefix"
+    assert r.code == 0 and r.items[0]["strength"] == "cross-checked"
     info = cli("--manifest", str(m), "info", "pm_model", "--json").items[0]
-    assert info["strength"] == "prefix" and info["pin"]["origin"] is True
+    assert info["strength"] == "cross-checked" and info["pin"]["kind"] == "origin"
+    assert {v["kind"] for v in info["vouchers"]} == {"published", "origin", "copy"}
 
 
 def test_strict_refuses_the_mirror_and_takes_the_origin(server, blob, manifest, cli,
@@ -63,7 +67,8 @@ def test_strict_refuses_the_mirror_and_takes_the_origin(server, blob, manifest, 
     server.fault(gone.path, "status", -1, code=404)
     m2 = manifest(_prefix_entry(gone))
     r = cli("--manifest", str(m2), "--strict", "fetch", "pm_gone")
-    assert r.code == 9 and "--strict refuses a mirror's bytes" in r.err
+    assert r.code == 9 and "a copy's bytes are copy-pinned at best, below the required " \
+                           "prefix" in r.err
 
 
 def test_a_full_checksum_makes_a_mirror_silent(server, blob, manifest, cli, monkeypatch):
@@ -76,6 +81,8 @@ def test_a_full_checksum_makes_a_mirror_silent(server, blob, manifest, cli, monk
     r = cli("--manifest", str(m), "--strict", "fetch", "pm_full", "pm_pinned", "--json")
     assert r.code == 0, r.err
     rows = {x["name"]: x for x in r.items}
-    assert "/mirror/" in rows["pm_full"]["url"] and rows["pm_full"]["strength"] == "full"
-    assert "/mirror/" in rows["pm_pinned"]["url"] and rows["pm_pinned"]["strength"] == "prefix"
-    assert "came from a mirror" not in r.err
+    assert "/mirror/" in rows["pm_full"]["url"] and rows["pm_full"]["strength"] == "verified"
+    # the mirror's bytes match the origin's own pin: two parties agree on the full md5
+    assert "/mirror/" in rows["pm_pinned"]["url"]
+    assert rows["pm_pinned"]["strength"] == "cross-checked"
+    assert "copy-pinned" not in r.err

@@ -74,7 +74,7 @@ def test_mirror_build_to_a_bucket_and_fetch_from_it(s3, blob, manifest, cli, tmp
     assert r.code == 0, r.err
     rows = {x["name"]: x for x in r.items}
     assert Path(rows["s3a"]["path"]).read_bytes() == b.data
-    assert Path(rows["s3b"]["path"]).read_bytes() == c.data and rows["s3b"]["strength"] == "prefix-mirror"
+    assert Path(rows["s3b"]["path"]).read_bytes() == c.data and rows["s3b"]["strength"] == "copy-pinned"
     text = r.out + r.err + "".join(p.read_text(errors="replace") for p in Path(node).rglob("*")
                                    if p.is_file())
     assert "Signature=***" in text or "X-Amz-Signature=***" in text

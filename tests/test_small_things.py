@@ -77,4 +77,4 @@ def test_a_bundled_entry_with_a_redacted_url_is_never_fetched_from_it(server, bl
     assert cli("--cache-dir", air, "import", str(tar)).code == 0
     assert cli("--cache-dir", air, "info", "tokened").code == 3       # not a fetchable entry
     v = cli("--cache-dir", air, "verify")
-    assert v.code == 0 and v.out.split() == ["ok", "tokened"]         # but still checked
+    assert v.code == 0 and v.out.split() == ["ok", "tokened", "(verified)"]   # still checked

@@ -92,7 +92,7 @@ def test_a_file_from_your_own_manifest_is_checked_listed_and_kept_without_it(
         [("own", "verified", False, mine.name)]
     assert "own*" in cli("cache", "ls").out
     ok = cli("verify")
-    assert ok.code == 0 and ok.out.split() == ["ok", "own"], ok.out
+    assert ok.code == 0 and ok.out.split() == ["ok", "own", "(verified)"], ok.out
     assert cli("cache", "prune", "-y").code == 0 and pa.read_bytes() == a.data
     _spoil(pa)
     bad = cli("verify")
@@ -126,7 +126,7 @@ def test_imported_manifests_load_automatically(cli, blob, manifest, tmp_path, se
     server.reset()
     r = cli("--offline", "--cache-dir", air, "path", "imp")            # no --manifest
     assert r.code == 0 and Path(r.out.strip()).read_bytes() == a.data
-    assert cli("--cache-dir", air, "verify").out.split() == ["ok", "imp"]
+    assert cli("--cache-dir", air, "verify").out.split() == ["ok", "imp", "(verified)"]
     rows = cli("--cache-dir", air, "cache", "ls", "--json").items
     assert rows[0]["loaded"] and rows[0]["source"].endswith("imported/mine.yaml")
     assert cli("--cache-dir", air, "cache", "prune", "-y").code == 0
@@ -140,19 +140,19 @@ def test_read_only_commands_never_write_pins_or_metadata(cli, blob, manifest, ca
     a, b = blob("ro_pinless", 30_000), blob("ro_checked", 30_000)
     m = manifest(entry(a, md5=False, size=False), entry(b))
     pa, pb = _paths(cli, m, "ro_pinless", "ro_checked")
-    for pin in (cache_dir / "pins").rglob("*.json"):
+    for pin in (cache_dir / "trust").rglob("*.json"):
         pin.unlink()                       # a cached copy whose pin went missing
     pb.touch()                             # the stat memo no longer matches
     before = _tree(cache_dir)
     r = cli("--manifest", str(m), "path", "ro_pinless")
-    assert r.code == 0 and "not pinned" in r.err and "densezoo fetch ro_pinless" in r.err
+    assert r.code == 0 and "nothing vouches" in r.err and "densezoo fetch ro_pinless" in r.err
     for args in (("path", "ro_checked"), ("info", "ro_pinless"), ("info", "ro_checked"),
                  ("list",), ("verify", "--quick", "ro_checked"), ("cache", "ls"),
                  ("cache", "du")):
         r = cli("--manifest", str(m), *args)
         assert r.code == 0, (args, r.err)
     assert _tree(cache_dir) == before
-    assert not list((cache_dir / "pins").rglob("*.json"))
+    assert not list((cache_dir / "trust").rglob("*.json"))
 
 
 # -- 9: a bundle with one bad file -------------------------------------------------------------

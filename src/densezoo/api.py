@@ -115,7 +115,7 @@ class Zoo(Core):
         from .ops.pins import list_pins
 
         arts = self.resolve(names) if names else list(self.catalog.artifacts)
-        return list_pins(self.store, arts, named=bool(names))
+        return list_pins(self, arts, named=bool(names))
 
     def write_pins(self, out: str | os.PathLike[str],
                    names: Sequence[str] | None = None) -> list[PinInfo]:

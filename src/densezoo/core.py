@@ -25,6 +25,7 @@ from .store.trust import Trust
 from .store.verifier import Verifier
 
 if TYPE_CHECKING:
+    from .results import Strength
     from .results.fetch import ExtractResult, FetchOutcome, FetchResult
     from .results.verify import VerifyReport
     from .results.info import ArtifactInfo, Listing
@@ -67,6 +68,13 @@ class Core:
         self._downloader = downloader
         self._fetcher: "Fetcher | None" = None
         self._catalog: Catalog | None = None
+
+    @property
+    def bar(self) -> "Strength | None":
+        """The weakest strength handed out: --strict (prefix) or --require WORD."""
+        from .results import required_strength
+
+        return required_strength(self.settings.strict, self.settings.require)
 
     @property
     def fetcher(self) -> "Fetcher":
@@ -139,12 +147,44 @@ class Core:
 
     def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
         from .results.info import ArtifactInfo
-        from .store.trust import pin_conflicts
+        from .store.record import published
+        from .store.trust import declared_checksum, pin_conflicts
 
-        pin = self.store.read_pin(art)          # read once: strength and the record
-        return ArtifactInfo(art, self.trust.strength(art, pin or {}),
-                            self.store.cached_path(art), pin, deps, pin_conflicts(art, pin),
-                            self.settings.mirrors)
+        record = self.trust.record(art)         # read once: strength, vouchers, conflicts
+        path = self.store.cached_path(art)
+        vouchers = (*published(art, record.sidecar_md5), *(v.to_dict() for v in record.vouchers))
+        return ArtifactInfo(art, self.stored_strength(art, record) if path else None, path,
+                            record, deps, pin_conflicts(art, record), self.settings.mirrors,
+                            declared_checksum(art), vouchers=vouchers)
+
+    def strength_of(self, art: Artifact) -> "Strength | None":
+        """The strength of ``art``'s cached bytes by the record (None: not cached)."""
+        if self.store.cached_path(art) is None:
+            return None
+        return self.stored_strength(art, self.trust.record(art))
+
+    def stored_strength(self, art: Artifact, record) -> "Strength":
+        """The strength of the cached bytes as the record says it, without hashing them:
+        the digests densezoo last recorded for the file (when that metadata is this
+        user's alone), else the pin's.  ``verify`` hashes; ``info`` and ``list`` read."""
+        from .hashing import Digests
+        from .results import Strength
+
+        meta = self.store.read_meta(art)
+        if meta and self.store.private(art):
+            digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
+        elif record.pin is not None:
+            digests = record.pin.digests()
+        else:
+            return Strength.NONE
+        strength = self.trust.strength(art, record, digests)
+        if strength is Strength.NONE and digests is not None:
+            from dataclasses import replace as _replace
+
+            found = self.trust.found_in_store(art, digests)
+            strength = self.trust.strength(
+                art, _replace(record, vouchers=(*record.vouchers, found)), digests)
+        return strength
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
              text: str | None = None, sort: str | None = None,
@@ -241,9 +281,11 @@ class Core:
         ``scan`` so are ``.pkl`` files that import anything off the allow-list.
         """
         if names is not None:
-            return self.verifier.verify(self.resolve(names), quick=quick, jobs=jobs, scan=scan)
+            return self.verifier.verify(self.resolve(names), quick=quick, jobs=jobs, scan=scan,
+                                        bar=self.bar)
         arts, strangers = self.stored()
-        report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan)
+        report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan,
+                                      bar=self.bar)
         if strangers:
             report = report.with_note(
                 f"{len(strangers)} file(s) in the store that no loaded manifest names and no "

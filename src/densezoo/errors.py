@@ -303,6 +303,18 @@ class PlantedLinkError(PolicyError):
                               "densezoo never follows links below its root")
 
 
+class WeakTrustError(PolicyError):
+    """Bytes that only weaker vouchers stand behind than --strict / --require asks for."""
+
+    def __init__(self, name: str, strength: str, bar: str, *, path: str | None = None,
+                 how: str = "is cached") -> None:
+        self.name, self.strength, self.bar, self.path = name, strength, bar, path
+        super().__init__(f"{name} {how} as {strength}, below the required {bar} "
+                         "(--strict / --require)",
+                         hint=f"`densezoo info {name}` says who vouched for it; `densezoo "
+                              f"fetch --force {name}` with no mirror fetches it from its own URL")
+
+
 class StrictModeError(PolicyError):
     def __init__(self, name: str) -> None:
         self.name = name

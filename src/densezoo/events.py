@@ -37,16 +37,17 @@ def _log() -> Any:
 
 
 def announce(result: "FetchResult") -> "FetchResult":
-    """Issue a fetched or located result's trust event (if any) and log its warnings."""
-    from .results import Strength
+    """Log a fetched or located result's warnings, and issue its trust event: weak bytes
+    (weaker than ``prefix``) warn once, when they enter the store or this user's record
+    -- a warm fetch or ``path`` of the same file is silent, in the CLI and here alike."""
+    from .results import WEAK
 
-    unverified = result.pinned or result.strength in (Strength.MIRROR, Strength.NONE)
     for text in result.warnings:
         _log().warning(text)
-    if unverified:
-        text = "; ".join(result.warnings) or (
-            f"{result.name}: nothing published vouches for these bytes "
-            f"(checksum: {result.strength})")
+    if result.entered and result.strength in WEAK:
+        text = next((w for w in result.warnings if str(result.strength) in w),
+                    f"{result.name}: {result.strength} -- nothing published vouches for "
+                    "these bytes")
         warnings.warn(text, UnverifiedWarning, stacklevel=4)
     return result
 

@@ -15,10 +15,11 @@ import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
-                     FailureKind, ManifestError, NotCachedError, PolicyError, StoreError,
+                     FailureKind, NotCachedError, PolicyError, StoreError,
                      StrictModeError, TransferError,
-                     UnsafeContentError, UrlFailure, UsageError, WrongContentError)
-from .hashing import ALGORITHMS, Expected, parse_md5_sidecar
+                     UnsafeContentError, UrlFailure, UsageError, WeakTrustError,
+                     WrongContentError)
+from .hashing import ALGORITHMS, Digests, Expected, parse_md5_sidecar
 from .catalog import unique
 from .download.health import Health, host_of
 from .store.hf_cache import fill_advice, hub_offline_reason
@@ -26,11 +27,13 @@ from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
 from .sources import scheme_of, source_for
-from .results import FetchAction, Strength, VerifyStatus
+from .results import WEAK, Checksum, FetchAction, Strength, required_strength
 from .results.fetch import ExtractResult, FetchOutcome, FetchResult
 from .settings import Settings
 from .store.files import FetchMarker, Store
-from .store.trust import Trust, declared, declared_strength, has_full
+from .store.cached import CachedCopies
+from .store.record import Record, Voucher
+from .store.trust import Trust, declared_checksum, has_full, received, weak_line
 from .urls import redact, url_key
 from .store.verifier import Verifier
 
@@ -55,6 +58,9 @@ class Fetcher:
         # host -> (reason, when).  Asking again for each of 60 artifacts is 60 waits.
         self._unreachable: dict[str, tuple[str, float]] = {}
         self._downloader = downloader
+        self._copies: CachedCopies | None = None
+        # The weakest strength handed out (--strict: prefix; --require WORD).
+        self.bar = required_strength(settings.strict, settings.require)
 
     @property
     def downloader(self) -> "Downloader":
@@ -83,14 +89,31 @@ class Fetcher:
 
     # -- one artifact -------------------------------------------------------------------
 
+    @property
+    def copies(self) -> CachedCopies:
+        """What to do with a copy already in the store (``store.cached``)."""
+        if self._copies is None:
+            self._copies = CachedCopies(self.store, self.trust, self.verifier, self.intake,
+                                        siblings=self.siblings, bar=self.bar)
+        return self._copies
+
+    def cached(self, art: Artifact, warnings: list[str], *,
+               repair: bool = True) -> FetchResult | None:
+        """The cached copy if it verifies, else None (``path`` passes ``repair=False``)."""
+        return self.copies.get(art, self.trust.record(art), warnings, repair=repair)
+
     def fetch(self, art: Artifact, *, force: bool = False,
               progress: ProgressArg = None) -> FetchResult:
         """Return the verified local copy, downloading (or resuming) it if needed."""
-        if self.settings.strict and declared_strength(art) is Strength.NONE:
+        bar = self.bar
+        if bar is not None and declared_checksum(art) is Checksum.NONE and \
+                not hub_copies(art) and not Strength.ORIGIN_PINNED.meets(bar):
             raise StrictModeError(art.name)
         warnings: list[str] = []
+        record = self.trust.record(art)
         if not force:
-            cached = self.cached(art, warnings) or self._from_hf_cache(art, warnings)
+            cached = self.copies.get(art, record, warnings) or \
+                self._from_hf_cache(art, record, warnings)
             if cached is not None:
                 return cached
         if self.settings.offline:
@@ -102,13 +125,13 @@ class Fetcher:
             _wait_for_others(marker, art.name, self.settings.marker_wait)
         try:
             if not force:     # another process may have published it since we last looked
-                cached = self.cached(art, warnings)
+                record = self.trust.record(art)
+                cached = self.copies.get(art, record, warnings)
                 if cached is not None:
                     return cached
-            expected = self.trust.expected(art)
-            if art.md5_url and not self.trust.sidecar_md5(art):
-                expected = self._with_sidecar(art, expected, warnings)
-            return self._download(art, expected, warnings, progress)
+            if art.md5_url and not record.sidecar_md5:
+                record = self._with_sidecar(art, record, warnings)
+            return self._download(art, record, warnings, progress)
         finally:
             if self.settings.markers:
                 marker.release()
@@ -116,127 +139,35 @@ class Fetcher:
     def _hub_urls(self, art: Artifact) -> list[str]:
         return [u for u in self.candidate_urls(art.url, art.mirrors) if scheme_of(u) == "hf"]
 
-    def _from_hf_cache(self, art: Artifact, warnings: list[str]) -> FetchResult | None:
+    def _from_hf_cache(self, art: Artifact, record: Record,
+                       warnings: list[str]) -> FetchResult | None:
         """A copy the Hub's client already has (``store/hf_cache.py``), hashed and admitted
-        with no request to anyone; under --strict only where a full checksum checks it."""
+        with no request to anyone -- a copy voucher naming the HF cache's repo@commit/path;
+        only where a copy can reach the required strength."""
         urls = self._hub_urls(art)
-        weak = not has_full(self.trust.expected(art, origin=True))
-        if not urls or (weak and self.settings.strict):
+        weak = not has_full(self.trust.expected(art, record, origin=True))
+        if not urls or (weak and not Strength.COPY_PINNED.meets(self.bar)):
             return None
         from .store import hf_cache
 
-        exp = self.trust.expected(art)
-        got = hf_cache.admit_copy(art, urls, exp, self.store, self.intake, warnings)
+        exp = self.trust.expected(art, record, origin=False)
+        got = hf_cache.admit_copy(art, urls, exp, self.store, self.intake, record, warnings)
         if got is None:
             return None
         served = hf_cache.provenance_url(got.hit)
-        if weak:
-            warnings.append(_weak_warning(art, served, exp))
+        record = got.admitted.record
+        strength = self.trust.strength(art, record, got.digests)
+        if strength in WEAK:
+            warnings.append(weak_line(art, strength, record))
+        if not strength.meets(self.bar):
+            raise WeakTrustError(art.name, str(strength), str(self.bar),
+                                 path=str(got.admitted.path),
+                                 how=f"was copied from {got.hit.describe()} and recorded")
         return FetchResult(art.name, got.admitted.path, FetchAction.COPIED, served, 0,
-                           got.digests, Strength.MIRROR if weak else self.trust.strength(art),
-                           got.admitted.pinned, (*warnings, *got.admitted.warnings))
+                           got.digests, strength, got.admitted.pinned,
+                           (*warnings, *got.admitted.warnings), entered=True)
 
-    def cached(self, art: Artifact, warnings: list[str], *,
-               repair: bool = True) -> FetchResult | None:
-        """The cached copy if it verifies, else None.
-
-        With ``repair`` (fetch) a corrupt copy is moved aside for the download
-        that follows; without it (``path``, a read-only command) nothing moves.
-        A copy that another entry sharing the slot has verified is never moved
-        on behalf of an entry that published nothing.
-        """
-        path = self.store.cached_path(art)
-        if path is None:
-            return None
-        check = self.verifier.check(art, self.trust.expected(art), quick=True, record=repair)
-        if check.status is VerifyStatus.OK:
-            strength = self.trust.strength(art)
-            if strength is Strength.MIRROR and self.settings.strict:
-                raise PolicyError(f"{art.name} is cached from a mirror that only an md5 prefix "
-                                  "(or nothing) checked, and strict mode is on",
-                                  hint=f"`densezoo fetch --force {art.name}` without the mirror "
-                                       "pins it from its own URL")
-            if check.method != "quick" and not self.store.private(art):
-                self._rescan_shared(art, path)
-            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                               strength)
-        if check.status is VerifyStatus.UNPINNED:
-            return self._unpinned(art, path, check, warnings, repair=repair)
-        owner = self._verified_sibling(art, check)
-        if owner is not None:
-            raise ManifestError(art.source, f"shares its store slot {path} with {owner.name}, "
-                                            f"whose verified copy is cached there and differs "
-                                            f"from {art.name}'s pin", entry=art.name,
-                                hint="give one of the two entries its own `filename:`")
-        if not repair:
-            warnings.append(f"the cached copy failed its checksum ({check.detail}); "
-                            "left in place")
-            return None
-        moved = self.store.quarantine(art, identity=check.identity, reason=check.detail)
-        if moved is None:                # replaced meanwhile (another process repaired it)
-            return self.cached(art, warnings, repair=False)
-        warnings.append(f"cached copy failed its checksum ({check.detail}); "
-                        f"moved it to {moved} and downloading again")
-        return None
-
-    def _rescan_shared(self, art: Artifact, path) -> None:
-        """A cached file others can write was hashed in full; a pickle is scanned again
-        too before it is handed out (its digests may be what a co-tenant forged into a
-        manifest-less record; the scan is what stands between it and pickle.load)."""
-        finding = self.intake.inspect(art, path, first_use=False)
-        if finding is not None and finding.unsafe:
-            raise UnsafeContentError(f"{art.name} (the copy in the store at {path}, which "
-                                     "others can write)", finding.reason, path=str(path))
-
-    def _unpinned(self, art: Artifact, path, check, warnings: list[str], *,
-                  repair: bool) -> FetchResult | None:
-        """A cached file that nothing vouches for yet (no published checksum, no pin).
-
-        It is trusted only through the intake's door (the same inspection as a
-        download, then the pin).  Read-only callers (``path``) inspect it, never pin:
-        an unsafe one is refused, a plain one is answered with a warning."""
-        assert check.digests is not None
-        if not repair:
-            finding = self.intake.inspect(art, path, first_use=True)
-            if finding is not None and finding.unsafe:
-                raise UnsafeContentError(f"{art.name} (the copy in the store at {path})",
-                                         finding.reason, path=str(path))
-            if finding is not None:
-                warnings.append(f"the cached copy is not what its name says ({finding.reason})")
-                return None
-            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                               Strength.NONE, warnings=(
-                                   f"{art.name} is cached but not pinned: nothing vouches for "
-                                   f"these bytes yet; `densezoo fetch {art.name}` checks and "
-                                   "pins them",))
-        try:
-            admitted = self.intake.pin_cached(art, path, check.digests, check.identity,
-                                              url=redact(art.url))
-        except WrongContentError as e:
-            warnings.append(str(e))
-            return None                  # moved aside: the fetch downloads a good copy
-        except StoreError as e:
-            return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                               Strength.NONE, warnings=(
-                                   f"{art.name} has no pin and none could be recorded "
-                                   f"({e.message})",))
-        return FetchResult(art.name, path, FetchAction.CACHED, None, 0, check.digests,
-                           Strength.PINNED, pinned=True,
-                           warnings=(f"{art.name} had no pin; pinned the cached copy",))
-
-    def _verified_sibling(self, art: Artifact, check) -> Artifact | None:
-        """Another entry with the same store slot whose published checksums these bytes meet
-        (only asked when ``art`` itself published none: its expectation is a pin)."""
-        if declared_strength(art) is not Strength.NONE or check.digests is None:
-            return None
-        for other in self.siblings(art):
-            exp = declared(other)
-            if exp.has_checksum and exp.algorithms() and check.digests.covers(exp.algorithms()) \
-                    and exp.mismatch(check.digests) is None:
-                return other
-        return None
-
-    def _with_sidecar(self, art: Artifact, expected: Expected, warnings: list[str]) -> Expected:
+    def _with_sidecar(self, art: Artifact, record: Record, warnings: list[str]) -> Record:
         """The md5 from the upstream ``.md5sum``, never from a mirror.
 
         A mirror is transport, not a trust root: one that served both a tampered
@@ -252,32 +183,49 @@ class Fetcher:
         except ValueError as e:
             problem = f"{redact(url)}: {e}"
         else:
-            self.store.remember_sidecar(art, md5)
-            return self.trust.expected(art)
-        if self.settings.strict:
+            return self.trust.records.remember_sidecar(art, record, md5)
+        if self.bar is not None and not Strength.ORIGIN_PINNED.meets(self.bar):
             raise StrictModeError(art.name)
         warnings.append(f"the published .md5sum could not be read from upstream ({problem}); "
                         "verifying by first-use pin instead")
-        return expected
+        return record
 
-    def _download(self, art: Artifact, expected: Expected, warnings: list[str],
+    def hub_claim(self, art: Artifact) -> Voucher | None:
+        """What the Hub says of one of the entry's copies (sha256, size), read from its
+        resolve answer without the body; None when there is no Hub copy, the setting is
+        offline, or the Hub does not answer (a claim adds evidence, never a failure)."""
+        if self.settings.offline:
+            return None
+        for url in hub_copies(art):
+            try:
+                resolved = self._signed(url)
+            except (TransferError, PolicyError, UsageError):
+                continue
+            if isinstance(resolved, str) or not resolved.sha256:
+                continue
+            return _claim(url, resolved)
+        return None
+
+    def _download(self, art: Artifact, record: Record, warnings: list[str],
                   progress: ProgressArg) -> FetchResult:
         failures: list[UrlFailure] = []
+        bar = self.bar
         for url in self.candidate_urls(art.url, art.mirrors):
             # The entry's own URL is the origin; anything else (a manifest mirror,
-            # DENSEZOO_MIRROR, S3) is transport, verified only by a full checksum.
+            # DENSEZOO_MIRROR, S3, the Hub) is a copy, verified only by a full checksum.
             from_origin = url == art.url
-            exp = self.trust.expected(art, origin=True) if from_origin else expected
-            # Weak: a mirror's bytes with no full checksum from the manifest, the sidecar or
-            # an origin pin -- a pin an earlier mirror copy made vouches for nothing here.
-            weak = not from_origin and not has_full(self.trust.expected(art, origin=True))
-            if weak and self.settings.strict:
-                failures.append(UrlFailure(redact(url), _weak_reason(exp) + "; --strict refuses "
-                                           "a mirror's bytes that nothing stronger checks",
+            exp = self.trust.expected(art, record, origin=from_origin)
+            # A copy's bytes with no full checksum from the manifest, the sidecar or an
+            # origin pin are copy-pinned at best: below a bar of prefix or more.
+            weak = not from_origin and not has_full(self.trust.expected(art, record,
+                                                                        origin=True))
+            if weak and not Strength.COPY_PINNED.meets(bar):
+                failures.append(UrlFailure(redact(url), _weak_reason(exp) + f"; a copy's bytes "
+                                           f"are copy-pinned at best, below the required {bar}",
                                            FailureKind.POLICY))
                 continue
             # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
-            will_pin = self.trust.needs_pin(art, origin=from_origin)
+            will_pin = self.trust.needs_pin(art, record, origin=from_origin)
             algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
             dead = self._dead_host(url) or hub_offline_reason(url)
             if dead is not None:
@@ -298,10 +246,11 @@ class Fetcher:
             request_url = resolved if isinstance(resolved, str) else resolved.url
             size_claimed = not isinstance(resolved, str) and resolved.size is not None \
                 and exp.size is None          # only the source says how big it is
+            claims: tuple[Voucher, ...] = ()
             if not isinstance(resolved, str):
                 # What the source says of the file before its body (the Hub's sha256 and
                 # size): a contradiction refuses the copy now; agreement is checked again
-                # on the bytes.  It adds no trust: ``exp`` still decides the strength.
+                # on the bytes.  It is the copy's own party: no cross-check.
                 clash = _contradiction(resolved, exp)
                 if clash is not None:
                     failures.append(UrlFailure(redact(url), clash, FailureKind.CHECKSUM))
@@ -310,6 +259,8 @@ class Fetcher:
                     k: "the Hub" for k in ("size", "sha256") if getattr(resolved, k)}))
                 if exp.sha256 and "sha256" not in algorithms:
                     algorithms = (*algorithms, "sha256")
+                if resolved.sha256:
+                    claims = (_claim(url, resolved),)
             if self.health.ranges_refused(url):
                 self.downloader.no_ranges.add(request_url)   # remembered: one connection
             partial = self.store.claim_partial(art)
@@ -352,11 +303,18 @@ class Fetcher:
                                ranges=False if request_url in self.downloader.no_ranges else None)
             hub = {} if isinstance(resolved, str) else resolved.provenance()
             try:
-                # TRUST-RECORD: a hub copy records hub_commit / xet_hash with its voucher
+                served = got.url if isinstance(resolved, str) else redact(url)
+                # A Hub copy's voucher names repo@commit/path and keeps the commit and Xet
+                # hash; the store's metadata records them too (hub_commit, xet_hash).
+                voucher = received(art, got.url if not hub else resolved.pinned_url(),
+                                   got.digests, from_origin=from_origin,
+                                   detail=None if isinstance(resolved, str) else
+                                   _hub_detail(resolved))
                 admitted = self.intake.admit(art, partial, got.digests, exp,
                                              url=resolved.pinned_url() if hub else got.url,
                                              validators={**got.validators, **hub},
-                                             origin=got.url, from_origin=from_origin)
+                                             origin=got.url, record=record, voucher=voucher,
+                                             claims=claims)
             except ChecksumMismatchError as e:
                 failures.append(UrlFailure(got.url, f"{e.algorithm} mismatch: expected "
                                                     f"{e.expected}, got {e.actual}",
@@ -370,17 +328,43 @@ class Fetcher:
                 failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
                 continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
-            served = got.url if isinstance(resolved, str) else redact(url)
-            if weak:
-                warnings.append(_weak_warning(art, served, exp))
+            record = admitted.record
+            strength = self.trust.strength(art, record, got.digests)
+            if from_origin and strength is not Strength.VERIFIED:
+                record, note = self._cross_check(art, record, got.digests)
+                if note:
+                    warnings.append(note)
+                strength = self.trust.strength(art, record, got.digests)
+            if strength in WEAK:
+                warnings.append(weak_line(art, strength, record))
             if not from_origin and failures:
                 warnings.append(f"{art.name}: served by {served} after the origin failed "
                                 f"({failures[-1].reason})")
+            if not strength.meets(bar):
+                raise WeakTrustError(art.name, str(strength), str(bar), path=str(admitted.path),
+                                     how=f"was fetched from {served} and recorded")
             return FetchResult(art.name, admitted.path, action, served, got.transferred,
-                               got.digests, Strength.MIRROR if weak else self.trust.strength(art),
-                               admitted.pinned, (*warnings, *admitted.warnings),
-                               got.connections)
+                               got.digests, strength, admitted.pinned, tuple(warnings),
+                               got.connections, entered=True)
         raise DownloadFailedError(art.name, failures)
+
+    def _cross_check(self, art: Artifact, record: Record,
+                     digests: Digests) -> tuple[Record, str | None]:
+        """Ask the Hub what one of the entry's copies is (no body) and record its word:
+        bytes from the origin that match it are cross-checked; a disagreement is one
+        loud line naming both vouchers."""
+        claim = self.hub_claim(art)
+        if claim is None:
+            return record, None
+        try:
+            record = self.trust.records.add(art, record, claim)
+        except StoreError:
+            return record, None
+        for bad in self.trust.disagreeing_claims(record, digests):
+            return record, (f"{art.name}: the Hub's copy {bad.source} says sha256 {bad.sha256}, "
+                            f"the origin's bytes are sha256 {digests.sha256}: the two "
+                            "vouchers disagree (kept the origin's)")
+        return record, None
 
     def _dead_host(self, url: str) -> str | None:
         """Why ``url``'s host is skipped in this batch, if it could not be reached already."""
@@ -482,11 +466,25 @@ def _contradiction(claims, exp: Expected) -> str | None:
     return None
 
 
-def _weak_warning(art: Artifact, url: str, exp: Expected) -> str:
-    return (f"{art.name} came from a mirror ({url}) and {_weak_reason(exp)}: not verified "
-            "against a hostile mirror (a 6-hex prefix is matched by brute force in about "
-            f"20 s); `densezoo fetch --force {art.name}` without the mirror checks and pins it "
-            "from its own URL, --strict refuses it")
+def hub_copies(art: Artifact) -> tuple[str, ...]:
+    """The entry's copies on the Hugging Face Hub (``hf://`` mirrors)."""
+    return tuple(m for m in art.mirrors if m.startswith("hf://"))
+
+
+def _hub_detail(resolved) -> str | None:
+    """The commit the revision resolved to (X-Repo-Commit) and the Xet hash, when given."""
+    parts = [f"{label} {value}" for label, value in (
+        ("commit", getattr(resolved, "commit", None)),
+        ("xet", getattr(resolved, "xet_hash", None))) if value]
+    return "; ".join(parts) or None
+
+
+def _claim(url: str, resolved) -> Voucher:
+    """The Hub's word for a copy, as a voucher (its commit kept: a claim is per revision)."""
+    from .disk import utc_now
+
+    return Voucher("hub-claim", redact(url), resolved.size, None, resolved.sha256, utc_now(),
+                   _hub_detail(resolved))
 
 
 def _wait_for_others(marker: FetchMarker, name: str, max_wait: float) -> bool:

@@ -20,11 +20,14 @@ from urllib.parse import urlsplit
 from .errors import UsageError
 from .sources import mirror_spellings, source_for
 from .urls import valid_host
+from .user_settings import STRENGTH_WORDS
+
 
 ENV_CACHE_DIR = "DENSEZOO_CACHE_DIR"
 ENV_MANIFEST = "DENSEZOO_MANIFEST"
 ENV_MIRROR = "DENSEZOO_MIRROR"
 ENV_STRICT = "DENSEZOO_STRICT"
+ENV_REQUIRE = "DENSEZOO_REQUIRE"
 ENV_OFFLINE = "DENSEZOO_OFFLINE"
 ENV_DEBUG = "DENSEZOO_DEBUG"
 ENV_TIMEOUT = "DENSEZOO_TIMEOUT"
@@ -151,7 +154,8 @@ class Settings:
     cache_dir: Path
     manifests: tuple[Path, ...] = ()          # extra manifests, after the shipped ones
     default_manifests: bool = True            # load the manifests shipped in the wheel
-    strict: bool = False                      # refuse artifacts with no published checksum
+    strict: bool = False                      # refuse bytes weaker than `prefix` (--strict)
+    require: str | None = None                # refuse bytes weaker than this strength word
     offline: bool = False                     # never touch the network
     allow_http: bool = False                  # plain http beyond loopback
     mirrors: tuple[str, ...] = ()             # URL prefixes tried before upstream
@@ -185,6 +189,7 @@ class Settings:
         env: dict[str, Any] = {
             "strict": env_flag(ENV_STRICT) if os.environ.get(ENV_STRICT, "").strip()
             else file.get("strict"),
+            "require": os.environ.get(ENV_REQUIRE, "").strip() or file.get("require"),
             "offline": env_flag(ENV_OFFLINE),
             "allow_http": env_flag(ENV_ALLOW_HTTP), "markers": not env_flag(ENV_NO_MARKERS),
             "scan": os.environ.get(ENV_SCAN, "1").strip().lower() not in _FALSE,
@@ -212,6 +217,11 @@ class Settings:
             mirrors=(tuple(check_mirror(m, "--mirror") for m in mirrors) if mirrors is not None
                      else _env_mirrors(file.get("mirrors", ()))),
             **values)
+
+    def __post_init__(self) -> None:
+        if self.require is not None and self.require.strip().lower() not in STRENGTH_WORDS:
+            raise UsageError(f"--require / {ENV_REQUIRE}: unknown strength {self.require!r}",
+                             hint="one of " + ", ".join(STRENGTH_WORDS))
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (``None`` values are ignored)."""

@@ -35,6 +35,10 @@ class Key:
     help: str
 
 
+# The strength words a bar can name (``results.Strength``), strongest first.
+STRENGTH_WORDS = ("verified", "cross-checked", "prefix", "origin-pinned", "copy-pinned",
+                  "adopted")
+
 KEYS = {k.name: k for k in (
     Key("cache_dir", False, "DENSEZOO_CACHE_DIR", "--cache-dir", "the store's root folder"),
     Key("manifests", True, "DENSEZOO_MANIFEST", "--manifest",
@@ -42,7 +46,9 @@ KEYS = {k.name: k for k in (
     Key("mirrors", True, "DENSEZOO_MIRROR", "--mirror",
         "mirrors tried before upstream (a flag or the variable replaces them)"),
     Key("strict", False, "DENSEZOO_STRICT", "--strict",
-        "refuse artifacts without a published checksum (true/false)"),
+        "refuse bytes weaker than `prefix` (true/false)"),
+    Key("require", False, "DENSEZOO_REQUIRE", "--require",
+        "refuse bytes weaker than this strength (verified, cross-checked, prefix, ...)"),
 )}
 
 
@@ -113,6 +119,11 @@ def parse(key: Key, values: list[str], path: Path | None = None) -> Any:
             raise UsageError(f"{where}strict must be true or false, not {values[0]!r}",
                              hint="densezoo settings set strict true")
         return low in ("true", "1", "yes", "on")
+    if key.name == "require":
+        if values[0].lower() not in STRENGTH_WORDS:
+            raise UsageError(f"{where}require must be a strength, not {values[0]!r}",
+                             hint="one of " + ", ".join(STRENGTH_WORDS))
+        return values[0].lower()
     return values[0]
 
 

@@ -76,6 +76,7 @@ class App:
     progress: bool = True
     offline: bool | None = None
     strict: bool | None = None
+    require: str | None = None
     allow_http: bool | None = None
     mirrors: tuple[str, ...] = ()
     _zoo: "Zoo | None" = field(default=None, repr=False)
@@ -87,6 +88,7 @@ class App:
 
             self._zoo = Zoo(manifests=self.manifests, cache_dir=self.cache_dir,
                             default_manifests=self.default_manifests, strict=self.strict,
+                            require=self.require,
                             offline=self.offline, allow_http=self.allow_http,
                             mirrors=self.mirrors or None, **overrides)
         return self._zoo
@@ -125,6 +127,10 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+# The strength words (results.Strength), strongest first; "none" is no bar.
+STRENGTHS = click.Choice(["verified", "cross-checked", "prefix", "origin-pinned",
+                          "copy-pinned", "adopted"], case_sensitive=False)
 
 
 def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -168,6 +174,8 @@ def _global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         setattr(app, name, getattr(app, name) + value)
     elif name == "cache_dir":
         app.cache_dir, app.cache_dir_flag = value, True
+    elif name == "require":
+        app.require = value
     else:
         setattr(app, name, True)
 
@@ -189,7 +197,10 @@ def _global_options() -> list[click.Option]:
         click.Option(["--no-progress"], is_flag=True, help="Never draw progress bars.", **o),
         click.Option(["--offline"], is_flag=True, help="Never touch the network.", **o),
         click.Option(["--strict"], is_flag=True,
-                     help="Refuse artifacts without a published checksum.", **o),
+                     help="Refuse bytes weaker than `prefix` (origin-/copy-pinned, adopted).",
+                     **o),
+        click.Option(["--require"], type=STRENGTHS, metavar="STRENGTH",
+                     help="Refuse bytes weaker than STRENGTH (e.g. cross-checked).", **o),
         click.Option(["--allow-http"], is_flag=True, help="Allow plain http beyond loopback.",
                      **o),
     ]
@@ -254,13 +265,17 @@ def names_argument(**kwargs: Any):
 @click.option("--offline", is_flag=True, default=None,
               help="Never touch the network. [env var: DENSEZOO_OFFLINE]")
 @click.option("--strict", is_flag=True, default=None,
-              help="Refuse artifacts without a published checksum. [env var: DENSEZOO_STRICT]")
+              help="Refuse bytes weaker than `prefix`: origin-pinned, copy-pinned, adopted "
+                   "(exit 9). [env var: DENSEZOO_STRICT]")
+@click.option("--require", type=STRENGTHS, metavar="STRENGTH", default=None,
+              help="Refuse bytes weaker than STRENGTH: verified, cross-checked, prefix, "
+                   "origin-pinned, copy-pinned, adopted. [env var: DENSEZOO_REQUIRE]")
 @click.option("--allow-http", is_flag=True, default=None,
               help="Allow plain-http URLs beyond loopback. [env var: DENSEZOO_ALLOW_HTTP]")
 @click.version_option(__version__, "--version", prog_name="densezoo")
 @click.pass_context
 def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir, quiet, verbose,
-        no_progress, offline, strict, allow_http) -> None:
+        no_progress, offline, strict, require, allow_http) -> None:
     """Fetch, cache and verify DensePose model-zoo weights and data.
 
     \b
@@ -271,7 +286,7 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
     """
     ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
-                  offline=offline or None, strict=strict or None,
+                  offline=offline or None, strict=strict or None, require=require,
                   allow_http=allow_http or None, mirrors=tuple(mirrors),
                   cache_dir_flag=ctx.get_parameter_source("cache_dir")
                   is click.core.ParameterSource.COMMANDLINE)

@@ -133,7 +133,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
                 if app.verbose and (res.connections or 1) > 1:
                     detail += f" over {res.connections} connections"
                 app.say(f"{res.action} {o.name} ({human_size(res.transferred)} transferred, "
-                        f"checksum: {res.strength}){detail}")
+                        f"{res.strength}){detail}")
         if o.error is not None:
             app.error(o.error)
             code = code or o.error.exit_code
@@ -147,8 +147,27 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         app.emit([o.to_dict() for o in outcomes], summary=summary, exit_code=code,
                  errors=[error_record(o.error, o.name) for o in outcomes if o.error])
     if len(outcomes) > 1:
+        for line in weak_groups([o.result for o in outcomes if o.result is not None]):
+            app.warn(line)
         app.say(", ".join(f"{v} {k}" for k, v in summary.items()))
     sys.exit(code)
+
+
+_GROUPS = {"origin-pinned": "pinned from their own URL with nothing published",
+           "copy-pinned": "only a copy (mirror, Hub, bundle, another user) vouched for",
+           "adopted": "adopted from disk with no full checksum",
+           "none": "nothing vouches for"}
+
+
+def weak_groups(results) -> list[str]:
+    """One line per weak strength for the files that entered the store in this run
+    ("3 files only a copy ... vouched for (copy-pinned): a, b, c")."""
+    by: dict[str, list[str]] = {}
+    for r in results:
+        if r.entered and str(r.strength) in _GROUPS:
+            by.setdefault(str(r.strength), []).append(r.name)
+    return [f"{plural(len(names), 'file')} {_GROUPS[word]} ({word}): {', '.join(names)}"
+            for word, names in by.items()]
 
 
 @click.command("path")

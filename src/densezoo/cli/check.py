@@ -13,7 +13,7 @@ from ..units import plural
 # The exit code of a verify run: the first of these statuses present decides.  A file
 # missing because it was moved aside counts as what it was (corrupt or unsafe) until a
 # fetch replaces it or `cache rm` forgets it: a retried CI step must not go green.
-VERIFY_EXIT = (("corrupt", EXIT_CHECKSUM), ("unsafe", EXIT_POLICY),
+VERIFY_EXIT = (("corrupt", EXIT_CHECKSUM), ("unsafe", EXIT_POLICY), ("weak", EXIT_POLICY),
                ("missing", EXIT_NOT_CACHED), ("unpinned", EXIT_FAILURE))
 
 
@@ -21,6 +21,15 @@ def verify_exit(report) -> int:
     present = {e.quarantined.get("status") if e.quarantined and e.quarantined.get("status")
                in ("corrupt", "unsafe") else str(e.status) for e in report.entries}
     return next((code for status, code in VERIFY_EXIT if status in present), EXIT_OK)
+
+
+def verify_summary(report) -> str:
+    """"40 verified, 3 origin-pinned, 1 copy-pinned, 1 missing": the files that checked
+    out, by who vouched for them, then every other state."""
+    counts = report.to_dict()["counts"]
+    parts = [f"{v} {k}" for k, v in report.strengths().items()]
+    parts += [f"{v} {k}" for k, v in counts.items() if v and k not in ("ok",)]
+    return ", ".join(parts) or "nothing cached"
 
 
 @click.command("verify")
@@ -35,15 +44,18 @@ def verify_exit(report) -> int:
 def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     """Re-check cached files against their checksums or pins.  Never uses the network.
 
-    Reports each artifact as ok, missing, corrupt (moved aside), unsafe (with --scan;
-    moved aside) or unpinned; --quick only reports, it never moves or writes anything.
+    Reports each artifact as ok (with who vouched for its bytes: verified,
+    cross-checked, prefix, origin-pinned, copy-pinned, adopted), missing, corrupt
+    (moved aside), unsafe (with --scan; moved aside), unpinned, or weak (below
+    --strict / --require); --quick only reports, it never moves or writes anything.
     With no NAME, every file in the store is checked, against the manifest entry it
     was verified against even when that manifest is not loaded now.  A file an
     earlier run moved aside stays reported as missing (quarantined) until a fetch
     replaces it or `cache rm NAME` forgets it.  Works on a read-only cache.
 
-    Exit 0 only if all are ok; 4 if any is corrupt (or was, and is still missing); 9
-    if any is unsafe (same); 6 if a named one is missing; 1 if one is unpinned.
+    Exit 0 only if all are ok, whatever their strength; 4 if any is corrupt (or was,
+    and is still missing); 9 if any is unsafe (same) or weak; 6 if a named one is
+    missing; 1 if one is unpinned.
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -51,18 +63,20 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     code = verify_exit(report)
     if as_json:
         d = report.to_dict()
-        app.emit(d["items"], summary={"counts": d["counts"], "notes": d["notes"]},
+        app.emit(d["items"], summary={"counts": d["counts"], "strengths": d["strengths"],
+                                      "notes": d["notes"]},
                  exit_code=code)
     else:
         for e in report.entries:
             line = f"{e.status:<9} {e.name}"
+            if e.strength is not None and e.status == "ok":
+                line += f"  ({e.strength})"
             if e.detail and e.status != "ok":
                 line += f"  ({e.detail})"
             if e.moved_to:
                 line += f"  moved to {e.moved_to}"
             click.echo(line)
-        counts = report.to_dict()["counts"]
-        app.say(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing cached")
+        app.say(verify_summary(report))
     if app.verbose:
         for note in report.notes:
             app.say(f"note: {note}")
@@ -132,6 +146,10 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
     for p in conflicts:
         for c in p.conflicts:
             app.warn(f"conflict: {p.name} {c}")
+    if manifest_out:
+        for p in pins:
+            if p.skipped:
+                app.warn(f"{p.name}: not written -- {p.skipped}")
     if manifest_out:
         app.say(f"wrote {plural(sum(bool(p.written) for p in pins), 'pin')} into {manifest_out}"
                 + (f"; {plural(len(conflicts), 'conflicting pin')} left as published"

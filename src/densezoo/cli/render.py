@@ -68,7 +68,7 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
         speed = inference_time(a)
         size = _size(i)
         rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
-                               str(i.strength), "" if ap is None else f"{ap:g}", metric or "",
+                               str(i.checksum), "" if ap is None else f"{ap:g}", metric or "",
                                "" if speed is None else f"{speed:g}", "yes" if i.path else "no",
                                _note(a)]))
     return "\n".join(rows) + ("\n" if rows else "")
@@ -107,7 +107,7 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
         rows = []
         for i in group:
             a = i.artifact
-            row = [a.name, a.kind, human_size(_size(i)), str(i.strength), _ap_text(a)]
+            row = [a.name, a.kind, human_size(_size(i)), str(i.checksum), _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
@@ -115,7 +115,7 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
                 row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
                         else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
                         else ""]
-            row += ["yes" if i.path else "", _note(a)]
+            row += [str(i.strength or "yes") if i.path else "", _note(a)]
             rows.append(row)
         if any(r[-1] for r in rows):
             cols.append("note")
@@ -214,7 +214,17 @@ def info_lines(info: "ArtifactInfo"):
     if a.derived_from:
         yield "derived from", (f"{a.derived_from} (a conversion, not upstream's bytes: its "
                                "checksum is its host's -- the Hub's -- not upstream's)")
-    yield "checksum", info.strength
+    yield "checksum", f"{info.checksum} (published)"
+    if info.path is not None:
+        yield "strength", str(info.strength)
+    for v in info.vouchers:
+        digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
+                            if v.get(k) is not None)
+        yield "vouched", f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+    if info.shadows:
+        yield "shadows", info.shadows
+    for why in (info.record.ignored if info.record is not None else ()):
+        yield "ignored", why
     for src in d["sources"]:          # in the order a fetch tries them
         yield src["role"], src["url"]
         yield "", f"verified by: {src['verified_by']}"

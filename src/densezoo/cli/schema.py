@@ -28,6 +28,13 @@ def record(required: dict[str, Any], optional: dict[str, Any] | None = None) -> 
 
 
 STRINGS = {"type": "array", "items": _t(S)}
+# The strength words (results.Strength), strongest first; null where no bytes are cached.
+STRENGTH = {"enum": ["verified", "cross-checked", "prefix", "origin-pinned", "copy-pinned",
+                     "adopted", "none", None]}
+VOUCHER = {"type": "object", "required": ["kind", "source"], "properties": {
+    "kind": {"enum": ["published", "origin", "copy", "adopted", "hub-claim", "structure"]},
+    "source": _t(S), "size": _t(I), "md5": _t(S), "sha256": _t(S), "md5_prefix": _t(S),
+    "at": _t(S), "detail": _t(S), "sidecar_md5": _t(S, NULL)}, "additionalProperties": False}
 OBJECT = _t("object")
 ANY_OBJECT = {"type": "object"}
 
@@ -42,28 +49,32 @@ ARTIFACT = record({
     "md5_url": (S, NULL), "size": (I, NULL), "description": (S, NULL), "config": (S, NULL),
     "metrics": ANY_OBJECT, "license": (S, NULL), "requires": STRINGS, "aliases": STRINGS,
     "deprecated": B, "note": (S, NULL), "advisory": (S, NULL), "manifest": (S, NULL),
-    "derived_from": (S, NULL), "strength": S, "cached": B, "path": (S, NULL), "pin": ("object", NULL),
+    "derived_from": (S, NULL),
+    "strength": STRENGTH, "checksum": {"enum": ["full", "sidecar", "prefix", "none"]},
+    "vouchers": {"type": "array", "items": VOUCHER}, "shadows": (S, NULL),
+    "cached": B, "path": (S, NULL), "pin": {"anyOf": [VOUCHER, _t(NULL)]},
     "requires_closure": STRINGS, "ap": (N, NULL), "ap_metric": (S, NULL),
     "pin_conflicts": STRINGS, "inference_s_per_im": (N, NULL),
     "sources": {"type": "array", "items": record({"role": S, "url": S, "verified_by": S})}})
 
 _FETCHED = {"state": S, "path": (S, NULL), "url": (S, NULL), "transferred": I,
-            "size": (I, NULL), "md5": (S, NULL), "sha256": (S, NULL), "strength": (S, NULL),
+            "size": (I, NULL), "md5": (S, NULL), "sha256": (S, NULL), "strength": STRENGTH,
             "warnings": STRINGS, "connections": (I, NULL)}
-FETCH = record({"name": S, "ok": B, "state": S, "path": (S, NULL), "strength": (S, NULL)},
+FETCH = record({"name": S, "ok": B, "state": S, "path": (S, NULL), "strength": STRENGTH},
                {**_FETCHED, "extracted": record({"name": S, "archive": S, "path": S,
                                                  "state": S})})
 PATH = record({"name": S, **_FETCHED})
 VERIFY = record({"name": S, "state": S, "path": (S, NULL), "detail": (S, NULL),
-                 "moved_to": (S, NULL), "method": (S, NULL), "quarantined": ("object", NULL)})
+                 "moved_to": (S, NULL), "method": (S, NULL), "quarantined": ("object", NULL),
+                 "strength": STRENGTH})
 SCAN = record({"name": S, "state": S, "path": S, "ok": B, "globals": STRINGS,
                "findings": {"type": "array", "items": record(
                    {"position": I, "opcode": S, "detail": S})}, "error": (S, NULL)})
 PIN = record({"name": S, "manifest": S, "md5": (S, NULL), "sha256": (S, NULL),
               "size": (I, NULL), "pinned_at": (S, NULL), "conflicts": STRINGS,
-              "written": STRINGS})
+              "written": STRINGS, "vouched_by": (S, NULL), "skipped": (S, NULL)})
 REFERENCE = record({"name": (S, NULL), "key": S, "value": S, "url": (S, NULL),
-                    "size": (I, NULL), "strength": (S, NULL), "state": S, "path": (S, NULL),
+                    "size": (I, NULL), "strength": STRENGTH, "state": S, "path": (S, NULL),
                     "verified": B, "warnings": STRINGS})
 CHECK = record({"name": S, "ok": B, "detail": S},
                {"host": S, "latency_ms": (N, NULL), "status": (I, NULL)})
@@ -87,7 +98,8 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "info": (ARTIFACT, None),
     "fetch": (FETCH, record({"fetched": I, "cached": I, "failed": I})),
     "path": (PATH, None),
-    "verify": (VERIFY, record({"counts": ANY_OBJECT, "notes": STRINGS})),
+    "verify": (VERIFY, record({"counts": ANY_OBJECT, "strengths": ANY_OBJECT,
+                               "notes": STRINGS})),
     "scan": (SCAN, record({"safe": I, "unsafe": I})),
     "pin": (PIN, record({"manifest_out": (S, NULL), "written": I, "conflicts": I})),
     "config": (REFERENCE, record({
@@ -96,7 +108,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
         "fetched": {"type": "array", "items": FETCH},
         "seeded": {"type": "array", "items": EXPORT},
         "runtime": {"type": "array", "items": record({
-            "name": S, "url": S, "size": (I, NULL), "cached": B, "strength": S})}})),
+            "name": S, "url": S, "size": (I, NULL), "cached": B, "strength": STRENGTH})}})),
     "doctor": (CHECK, None),
     "cache ls": (CACHE_ENTRY, record({"count": I, "size": I})),
     "cache du": (None, record({"root": S, "files": I, "file_bytes": I, "partial_bytes": I,

@@ -45,7 +45,7 @@ from ..errors import DensezooError, UnsafeContentError, UsageError, WrongContent
 from ..hashing import ALGORITHMS, Digests, Expected, hash_file
 from ..manifest import Artifact
 from ..store import hf_cache
-from ..store.trust import has_full
+from ..store.trust import has_full, voucher_for
 from ..urls import redact
 
 if TYPE_CHECKING:
@@ -313,13 +313,14 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
             with store_errors("adopt into", partial.path.parent):
                 mode = _place(src, partial.path, may_link)
                 digests = hash_file(partial.path, ALGORITHMS)
-        # TRUST-RECORD: adopted voucher (the local file src; a copy voucher naming the HF
-        # cache's repo@commit/path when src is one of its blobs)
+        # Who vouches: the file on disk (adopted) -- or, for a blob of the Hub client's
+        # cache, a copy voucher naming that cache.
         core.intake.admit(match, partial, digests, index.expected[match.name],
                           url=redact(match.url),
                           validators={"etag": None, "last_modified": None}, origin=str(src),
+                          record=core.trust.record(match), voucher=_voucher(src, digests),
                           mismatch_hint="the file changed while it was adopted; nothing "
-                                        "was added", from_origin=True)
+                                        "was added")
     except (UnsafeContentError, WrongContentError) as e:
         return AdoptItem(str(src), "refused", (match or target).name, e.reason)
     except DensezooError as e:
@@ -327,6 +328,14 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
     finally:
         partial.discard()
     return AdoptItem(str(src), "adopted", match.name, mode=mode)
+
+
+def _voucher(src: Path, digests: Digests):
+    """``adopted`` for a file of the user's; ``copy`` naming the HF cache for one of the
+    Hub client's blobs: its bytes are what the Hub's client downloaded."""
+    if hf_cache.inside(src):
+        return voucher_for("copy", f"the HF cache ({src})", digests, detail="adopt")
+    return voucher_for("adopted", str(src), digests)
 
 
 def _may_hardlink(src: Path) -> bool:

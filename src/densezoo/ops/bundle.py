@@ -22,7 +22,7 @@ from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..manifest import Artifact, parse_manifest
 from .mirror import entry_json, known_digests
 from ..results.share import ImportResult
-from ..store.trust import declared, has_full
+from ..store.trust import declared, has_full, voucher_for
 from ..urls import redact, url_key
 
 if TYPE_CHECKING:
@@ -144,10 +144,9 @@ def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
         raise DensezooError(f"bundle {tar_path} lists {art.name} but holds no file {arc}",
                             hint="the bundle is incomplete; write it again with "
                                  "`densezoo bundle`")
-    path = _import_one(core, target, src, expected, str(tar_path), from_origin=not weak)
-    warnings = (f"{art.name} came from a bundle and the local manifest checks it by an md5 "
-                "prefix at most: not verified against a hostile bundle (strength "
-                "prefix-mirror)",) if weak else ()
+    path = _import_one(core, target, src, expected, str(tar_path))
+    warnings = (f"{art.name}: copy-pinned -- only the bundle {tar_path} vouched for it (the "
+                "local manifest checks an md5 prefix at most)",) if weak else ()
     return ImportResult(art.name, path, "imported", warnings=warnings)
 
 
@@ -159,7 +158,7 @@ def _local_twin(core: "Core", art: Artifact) -> Artifact | None:
 
 
 def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
-                origin: str, *, from_origin: bool) -> Path:
+                origin: str) -> Path:
     if not expected.has_checksum:
         raise DensezooError(f"bundle entry {art.name} carries no checksum",
                             hint="bundles written by `densezoo bundle` always do")
@@ -170,11 +169,14 @@ def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
             while chunk := src.read(CHUNK):
                 f.write(chunk)
                 hasher.update(chunk)
+        digests = hasher.finish()
         return core.intake.admit(
-            art, partial, hasher.finish(), expected, url=redact(art.url),
+            art, partial, digests, expected, url=redact(art.url),
             validators={"etag": None, "last_modified": None}, origin=origin,
+            record=core.trust.record(art),
+            voucher=voucher_for("copy", f"bundle {origin}", digests),
             mismatch_hint="the bundle is damaged or was altered; nothing was imported for "
-                          "this artifact", from_origin=from_origin).path
+                          "this artifact").path
     finally:
         hasher.abort()
         partial.discard()

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from ..disk import read_json
 from ..content.unpack import EXTRACT_STAMP
 from ..store.layout import Layout, marker_is_stale, partial_is_stale
-from ..results import Strength
 from ..urls import url_key
 
 if TYPE_CHECKING:
@@ -113,8 +112,7 @@ def _state(core: "Core", art, path: Path) -> str:
     meta = read_json(core.store.layout.meta(path)) or {}
     if not core.store.memo_valid(art, meta):
         return "unverified"
-    strength = core.trust.strength(art)
-    return {Strength.PINNED: "pinned", Strength.NONE: "unpinned"}.get(strength, "verified")
+    return str(core.stored_strength(art, core.trust.record(art)))
 
 
 def _when(ts: float) -> str:

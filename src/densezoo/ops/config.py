@@ -85,13 +85,14 @@ def _state(core: "Core", ref, outcomes: dict[str, FetchOutcome],
         return ResolvedReference(ref.key, ref.value, None, None, None, None,
                                  RefState.NOT_LISTED)
     base = (ref.key, ref.value, art.name, redact(art.url))
-    size = art.size if art.size is not None else (core.store.read_pin(art) or {}).get("size")
+    pin = core.trust.record(art).pin
+    size = art.size if art.size is not None else (pin.size if pin else None)
     if not fetched:
-        return ResolvedReference(*base, core.trust.strength(art), core.store.cached_path(art),
+        return ResolvedReference(*base, core.strength_of(art), core.store.cached_path(art),
                                  RefState.LISTED, size=size)
     o = outcomes[art.name]
     if o.error is not None or o.result is None:
-        return ResolvedReference(*base, core.trust.strength(art), None, RefState.FAILED,
+        return ResolvedReference(*base, None, None, RefState.FAILED,
                                  error=o.error, size=size)
     r = o.result
     return ResolvedReference(*base, r.strength, r.path,

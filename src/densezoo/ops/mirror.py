@@ -97,7 +97,7 @@ class _Bucket:
 def page_row(core: "Core", art: Artifact, digests: dict[str, Any]) -> dict[str, Any]:
     ap, metric = headline_ap(art)
     return {"name": art.name, "zoo": art.zoo, "kind": art.kind, "size": digests.get("size"),
-            "strength": str(core.trust.strength(art)), "md5": digests.get("md5"),
+            "strength": str(core.strength_of(art) or "-"), "md5": digests.get("md5"),
             "sha256": digests.get("sha256"), "ap": ap, "ap_metric": metric,
             "inference": inference_time(art), "description": art.description or "",
             "command": f"densezoo fetch {art.name}"}

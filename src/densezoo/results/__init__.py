@@ -21,16 +21,54 @@ from ..urls import redact, redact_text
 
 
 class Strength(Label):
-    """How strongly an artifact's bytes are pinned down, strongest first."""
+    """Who vouched for a stored file's bytes, strongest first (docs/cache.md).  Derived
+    from the trust record (``store.record``) every time, never stored, so the word can
+    never say more than the record."""
 
-    FULL = "full"          # the manifest publishes md5 or sha256
+    VERIFIED = "verified"            # a published full checksum (or the upstream .md5sum) matched
+    CROSS_CHECKED = "cross-checked"  # two independent vouchers agree on a full md5 or sha256
+    PREFIX = "prefix"                # only the published md5 prefix; bytes from the origin
+    ORIGIN_PINNED = "origin-pinned"  # nothing published; pinned from the origin on first use
+    COPY_PINNED = "copy-pinned"      # only a mirror, S3, Hub copy, bundle or co-tenant vouched
+    ADOPTED = "adopted"              # found on disk; matched a prefix (and structure) or nothing
+    NONE = "none"                    # cached, and nothing vouches for it yet
+
+    @property
+    def rank(self) -> int:
+        return len(_ORDER) - _ORDER.index(self)
+
+    def meets(self, bar: "Strength | None") -> bool:
+        return bar is None or self.rank >= bar.rank
+
+    @classmethod
+    def parse(cls, word: str) -> "Strength":
+        try:
+            return cls(word.strip().lower())
+        except ValueError:
+            raise ValueError(f"unknown strength {word!r}; one of "
+                             + ", ".join(s.value for s in _ORDER[:-1])) from None
+
+
+_ORDER = tuple(Strength)
+
+
+def required_strength(strict: bool, require: str | None) -> Strength | None:
+    """The weakest strength fetch, path and verify hand out: ``--require``'s word, and at
+    least ``prefix`` under ``--strict``; None: any (with a warning when weak)."""
+    bars = [Strength.parse(require)] if require else []
+    if strict:
+        bars.append(Strength.PREFIX)
+    return max(bars, key=lambda s: s.rank) if bars else None
+WEAK = (Strength.ORIGIN_PINNED, Strength.COPY_PINNED, Strength.ADOPTED, Strength.NONE)
+
+
+class Checksum(Label):
+    """What a manifest entry publishes about its bytes (``list``'s checksum column)."""
+
+    FULL = "full"          # md5 or sha256
     SIDECAR = "sidecar"    # an upstream .md5sum file publishes the md5
-    PREFIX = "prefix"      # the manifest publishes an md5 prefix (detectron2's file names)
-    PINNED = "pinned"      # nothing published; checked against the first download
-    # At most an md5 prefix checked, on bytes that came from a mirror, S3 or a bundle:
-    # not verified against an adversary (24 bits are forged in ~20 s; docs/security.md).
-    MIRROR = "prefix-mirror"
-    NONE = "none"          # nothing published and nothing pinned yet
+    PREFIX = "prefix"      # an md5 prefix (detectron2's file names: 24 bits)
+    NONE = "none"
 
 
 class FetchAction(Label):
@@ -46,6 +84,7 @@ class VerifyStatus(Label):
     CORRUPT = "corrupt"        # checksum mismatch (moved aside)
     UNSAFE = "unsafe"          # a pickle importing code (moved aside; verify --scan)
     UNPINNED = "unpinned"      # nothing published and nothing pinned to check against
+    WEAK = "weak"              # right bytes, vouched for below --strict / --require's bar
 
 
 def error_record(error: DensezooError, name: str | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class FetchResult:
     pinned: bool = False           # True when this call recorded a trust-on-first-use pin
     warnings: tuple[str, ...] = ()
     connections: int | None = None  # the most Range connections at once (None: cached)
+    entered: bool = False          # the bytes entered the store (or this user's record) now
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.action, "path": str(self.path),

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..manifest import Artifact
 from ..urls import redact
-from . import Strength
+from . import Checksum, Strength
 
 
 def artifact_dict(a: Artifact) -> dict[str, Any]:
@@ -58,15 +58,31 @@ def inference_time(art: Artifact) -> float | None:
 
 @dataclass(frozen=True)
 class ArtifactInfo:
-    """An artifact as the manifest declares it, plus what the local store knows of it."""
+    """An artifact as the manifest declares it, plus what the local store knows of it:
+    the published checksum, the strength of the cached bytes (None when not cached),
+    and this user's trust record (who vouched for which digest)."""
 
     artifact: Artifact
-    strength: Strength
+    strength: Strength | None
     path: Path | None              # the cached file, if present
-    pin: dict[str, Any] | None
+    record: Any = None             # store.record.Record: this user's vouchers
     requires: tuple[str, ...] = ()  # full dependency closure, dependencies first
     pin_conflicts: tuple[str, ...] = ()   # the pin disagrees with a published value
     mirrors: tuple[str, ...] = ()   # configured mirror prefixes (--mirror, DENSEZOO_MIRROR)
+    checksum: Checksum = Checksum.NONE    # what the manifest publishes
+    shadows: str | None = None     # the shipped entry this one overrides, if any
+    vouchers: tuple[dict[str, Any], ...] = ()   # who vouched: the manifest, then the record
+
+    @property
+    def pin(self) -> dict[str, Any] | None:
+        """The voucher that binds the bytes (first-use pin), as a plain record."""
+        pin = self.record.pin if self.record is not None else None
+        if pin is None:
+            return None
+        d = pin.to_dict()
+        if self.record.sidecar_md5:
+            d["sidecar_md5"] = self.record.sidecar_md5
+        return d
 
     @property
     def name(self) -> str:
@@ -113,11 +129,11 @@ class ArtifactInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = artifact_dict(self.artifact)
-        pin = dict(self.pin) if self.pin else None
-        if pin and pin.get("url"):
-            pin["url"] = redact(pin["url"])
+        pin = self.pin
         ap, metric = headline_ap(self.artifact)
-        d.update({"strength": self.strength, "cached": self.path is not None,
+        d.update({"strength": self.strength, "checksum": self.checksum,
+                  "vouchers": list(self.vouchers), "shadows": self.shadows,
+                  "cached": self.path is not None,
                   "path": str(self.path) if self.path else None, "pin": pin,
                   "requires_closure": list(self.requires), "ap": ap, "ap_metric": metric,
                   "pin_conflicts": list(self.pin_conflicts), "sources": self.sources(),

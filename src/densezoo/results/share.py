@@ -25,6 +25,8 @@ class PinInfo:
     pinned_at: str | None
     conflicts: tuple[str, ...] = ()    # "md5: published X, pinned Y" (published wins)
     written: tuple[str, ...] = ()      # fields ``write_pins`` filled in (never published ones)
+    vouched_by: str | None = None      # the pin's voucher: "origin URL" or "copy SOURCE"
+    skipped: str | None = None         # why ``write_pins`` writes none of it (a copy's word)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)

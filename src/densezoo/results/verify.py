@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import VerifyStatus
+from . import Strength, VerifyStatus
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class VerifyEntry:
     method: str | None = None      # full (re-hashed) | quick (stat memo)
     # missing because a verify or fetch moved it aside: {at, moved_to, status, reason}
     quarantined: dict[str, Any] | None = None
+    strength: Strength | None = None   # who vouched for the bytes (ok and weak entries)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -42,10 +43,17 @@ class VerifyReport:
     def count(self, status: str) -> int:
         return sum(e.status == status for e in self.entries)
 
+    def strengths(self) -> dict[str, int]:
+        """How many files checked out (ok) at each strength, strongest first."""
+        out = {str(s): sum(e.strength is s and e.status is VerifyStatus.OK
+                           for e in self.entries) for s in Strength}
+        return {k: v for k, v in out.items() if v}
+
     def with_note(self, note: str) -> "VerifyReport":
         return VerifyReport(self.entries, (*self.notes, note))
 
     def to_dict(self) -> dict[str, Any]:
         counts = {str(s): self.count(s) for s in VerifyStatus}
-        return {"ok": self.ok, "counts": counts, "items": [e.to_dict() for e in self.entries],
+        return {"ok": self.ok, "counts": counts, "strengths": self.strengths(),
+                "items": [e.to_dict() for e in self.entries],
                 "notes": list(self.notes)}

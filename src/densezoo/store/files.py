@@ -174,9 +174,6 @@ class Store:
         meta = read_json(self.layout.meta(self.layout.file(art)))
         return meta if meta is not None and _meta_ok(meta) else None
 
-    def read_pin(self, art: Artifact) -> dict[str, Any] | None:
-        return read_json(self.layout.pin(art))
-
     def quarantined(self, art: Artifact) -> dict[str, Any] | None:
         """What moved the file aside, while no good copy has replaced it (else None).
 
@@ -315,29 +312,6 @@ class Store:
                     meta[k] = old[k]
         with store_errors("write metadata", final.parent):
             write_json_atomic(self.layout.meta(final), meta)
-
-    def remember_sidecar(self, art: Artifact, md5: str) -> None:
-        """Keep the md5 read from the upstream ``.md5sum``, so verify can run offline."""
-        pin = self.read_pin(art) or {}
-        if pin.get("sidecar_md5") != md5:
-            pin["sidecar_md5"] = md5
-            self._write_pin(art, pin)
-
-    def write_pin(self, art: Artifact, digests: Digests, url: str, *,
-                  origin: bool = True) -> dict[str, Any]:
-        """Record the digests of a first download; ``origin`` False when the bytes came
-        from a mirror, S3 or a bundle (such a pin does not make the entry verified)."""
-        pin = self.read_pin(art) or {}
-        pin.update({"name": art.name, "url": url, "pinned_at": utc_now(), "origin": origin,
-                    **digests.as_dict()})
-        self._write_pin(art, pin)
-        return pin
-
-    def _write_pin(self, art: Artifact, pin: dict[str, Any]) -> None:
-        path = self.layout.pin(art)
-        self.ensure_dir(path.parent)
-        with store_errors("write a pin", path.parent):
-            write_json_atomic(path, pin)
 
     def quarantine(self, art: Artifact, src: Path | None = None, *,
                    identity: tuple[int, int] | None = None, status: str = "corrupt",

@@ -190,7 +190,7 @@ class Copied:
 
 
 def admit_copy(art: "Artifact", urls: "list[str]", expected: "Expected", store: "Store",
-               intake: "Intake", warnings: list[str]) -> Copied | None:
+               intake: "Intake", record: "Record", warnings: list[str]) -> Copied | None:
     """The first copy of one of ``urls`` (hf:// sources) already in the HF cache whose
     bytes the intake admits, published with no request to anyone; None when there is none.
 
@@ -203,6 +203,7 @@ def admit_copy(art: "Artifact", urls: "list[str]", expected: "Expected", store: 
     from ..download.hf import parse
     from ..errors import ChecksumMismatchError, UnsafeContentError, WrongContentError
     from ..hashing import ALGORITHMS, Expected, hash_file
+    from .trust import voucher_for
 
     seen: set[Path] = set()
     for url in urls:
@@ -230,12 +231,16 @@ def admit_copy(art: "Artifact", urls: "list[str]", expected: "Expected", store: 
                 with store_errors("copy from the HF cache into", partial.path.parent):
                     mode = clone_or_copy(hit.path, partial.path)
                 digests = hash_file(partial.path, ALGORITHMS)
-                # TRUST-RECORD: copy voucher (the HF cache: hit.describe(), repo@commit/path)
+                # A copy voucher naming the HF cache: repo@commit/path (the blob's name
+                # when no snapshot named it).
+                voucher = voucher_for("copy", provenance_url(hit), digests,
+                                      detail="the HF cache" + (f"; commit {hit.commit}"
+                                                               if hit.commit else ""))
                 admitted = intake.admit(
                     art, partial, digests, exp, url=provenance_url(hit),
                     validators={"etag": None, "last_modified": None,
                                 "hub_commit": hit.commit},
-                    origin=hit.describe(), from_origin=False)
+                    origin=hit.describe(), record=record, voucher=voucher)
             except (ChecksumMismatchError, WrongContentError, UnsafeContentError) as e:
                 warnings.append(f"{hit.describe()} is not {art.name}'s bytes ({e}); "
                                 "not used")
@@ -257,3 +262,4 @@ if TYPE_CHECKING:
     from ..manifest import Artifact
     from .files import Store
     from .intake import Admitted, Intake
+    from .record import Record

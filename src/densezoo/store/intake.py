@@ -17,10 +17,9 @@ from ..content.inspect import Finding, inspect
 from ..errors import UnsafeContentError, WrongContentError
 from ..hashing import Digests, Expected
 from ..manifest import Artifact
-from ..results import Strength
-from ..urls import redact
 from .files import Partial, Store
-from .trust import Trust, declared_strength
+from .record import Record, Voucher
+from .trust import Trust, has_full
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,7 @@ class Admitted:
     path: Path                     # the published file
     pinned: bool                   # a first-use pin was recorded now
     warnings: tuple[str, ...]
+    record: Record                 # this user's record after the bytes entered
 
 
 class Intake:
@@ -41,17 +41,17 @@ class Intake:
                        other_names=art.names_read_as)
 
     def admit(self, art: Artifact, partial: Partial, digests: Digests, expected: Expected, *,
-              url: str, validators: dict[str, str | None], origin: str,
-              mismatch_hint: str | None = None, from_origin: bool = True) -> Admitted:
-        """Publish ``partial`` as ``art`` if its bytes are right and safe, else refuse.
+              url: str, validators: dict[str, str | None], origin: str, record: Record,
+              voucher: Voucher, claims: tuple[Voucher, ...] = (),
+              mismatch_hint: str | None = None) -> Admitted:
+        """Publish ``partial`` as ``art`` if its bytes are right and safe, else refuse;
+        then record ``voucher`` (who delivered them: the origin, a copy, a bundle, a
+        file on disk) and ``claims`` (what the Hub says of a copy) in the user's record.
 
         Raises ChecksumMismatchError or WrongContentError (partial discarded:
         the bytes are not the file) or UnsafeContentError (partial moved to
         ``bad/`` as evidence: the bytes are hostile).  ``origin`` names where the
-        bytes came from, for messages; ``url`` is recorded (already redacted);
-        ``from_origin`` False for bytes not from the entry's own URL (a mirror, S3, a
-        bundle): a pin they make says so, and the caller warns when nothing stronger
-        than an md5 prefix checked them.
+        bytes came from, for messages; ``url`` is recorded (already redacted).
         """
         what = f"{art.name} from {origin}"
         try:
@@ -59,7 +59,7 @@ class Intake:
         except Exception:
             partial.discard()
             raise
-        will_pin = self.trust.needs_pin(art, origin=from_origin)
+        will_pin = self.trust.needs_pin(art, record, origin=voucher.kind == "origin")
         finding = self.inspect(art, partial.path, first_use=will_pin)
         if finding is not None:
             if finding.unsafe:
@@ -69,13 +69,19 @@ class Intake:
             partial.discard()
             raise WrongContentError(what, finding.reason)
         path = self.store.publish(art, partial, digests, url=url, validators=validators)
-        warnings = self._pin(art, digests, url, origin=from_origin) if will_pin else ()
-        return Admitted(path, will_pin, warnings)
+        pin = record.pin
+        if will_pin or pin is None or pin.agrees(digests) or not has_full(expected):
+            record = self.trust.records.add(art, record, voucher, *claims)
+        # else: bytes a published checksum admitted, against another entry's pin of the
+        # same URL: the pin stays (the published word needs no record; the other entry's
+        # conflict is reported when it is used).
+        return Admitted(path, will_pin, (), record)
 
     def pin_cached(self, art: Artifact, path: Path, digests: Digests,
-                   identity: tuple[int, int] | None, *, url: str) -> Admitted:
+                   identity: tuple[int, int] | None, record: Record) -> Admitted:
         """Trust a file already in the store that had nothing to be checked against (no
-        published checksum, no pin): the same inspection as a download, then the pin.
+        published checksum, no pin of this user's): the same inspection as a download,
+        then a voucher naming who put it there (``Trust.found_in_store``).
 
         Unsafe bytes are moved to ``bad/`` (UnsafeContentError); wrong bytes too
         (WrongContentError), so that the fetch that follows downloads a good copy."""
@@ -88,14 +94,5 @@ class Intake:
             if finding.unsafe:
                 raise UnsafeContentError(what, finding.reason, moved_to=str(moved))
             raise WrongContentError(what, f"{finding.reason}; moved to {moved}")
-        meta = self.store.read_meta(art) or {}
-        return Admitted(path, True, self._pin(art, digests, url,
-                                              origin=meta.get("url") == redact(art.url)))
-
-    def _pin(self, art: Artifact, digests: Digests, url: str, *,
-             origin: bool = True) -> tuple[str, ...]:
-        self.store.write_pin(art, digests, url, origin=origin)
-        if declared_strength(art) is Strength.NONE:
-            return (f"{art.name} has no published checksum; pinned md5 {digests.md5} and "
-                    f"size {digests.size} on this first download",)
-        return ()
+        record = self.trust.records.add(art, record, self.trust.found_in_store(art, digests))
+        return Admitted(path, True, (), record)

@@ -1,27 +1,23 @@
-"""What "the right bytes" means for an artifact, and how sure densezoo can be of it.
+"""What "the right bytes" means for an artifact, and how sure densezoo can be of them.
 
-Three sources, strongest first: checksums the manifest publishes, the md5 in
-the upstream ``.md5sum`` sidecar, and the pin recorded on first download.  A
-mirror is never one of them (it is transport, not a trust root).  Every other
-module asks here instead of reading manifest fields or pins itself, so there is
-one answer to "is this artifact checked, and against what".
+The expectation a file is checked against comes from, strongest first: the checksums
+the manifest publishes, the md5 in the upstream ``.md5sum`` sidecar (read from the
+origin, remembered in the record), and the first-use pin (the record's binding
+voucher).  How strong the bytes are -- the one word every command prints -- is a pure
+function of the entry and the record (``strength``).  A mirror is never a trust root:
+its word is a ``copy`` voucher, which no later reader mistakes for the origin's.
 """
 
 from __future__ import annotations
 
-from ..hashing import Expected
+from urllib.parse import urlsplit
+
+from ..hashing import Digests, Expected
 from ..manifest import Artifact
-from ..results import Strength
+from ..results import Checksum, Strength
 from ..urls import redact
 from .files import Store
-
-
-def pin_from_origin(art: Artifact, pin: dict) -> bool:
-    """Whether a pin was taken from the entry's own ``url`` (the origin), not a mirror.
-    Pins written before this was recorded count as the origin's when their URL is it."""
-    if "origin" in pin:
-        return bool(pin["origin"])
-    return pin.get("url") == redact(art.url)
+from .record import DIGEST_KINDS, Record, Records, Voucher
 
 
 def has_full(expected: Expected) -> bool:
@@ -30,15 +26,15 @@ def has_full(expected: Expected) -> bool:
     return bool(expected.md5 or expected.sha256)
 
 
-def declared_strength(art: Artifact) -> Strength:
-    """What the manifest alone promises (pins not considered)."""
+def declared_checksum(art: Artifact) -> Checksum:
+    """What the manifest alone promises (nothing any record says)."""
     if art.md5 or art.sha256:
-        return Strength.FULL
+        return Checksum.FULL
     if art.md5_url:
-        return Strength.SIDECAR
+        return Checksum.SIDECAR
     if art.md5_prefix:
-        return Strength.PREFIX
-    return Strength.NONE
+        return Checksum.PREFIX
+    return Checksum.NONE
 
 
 def declared(art: Artifact) -> Expected:
@@ -48,83 +44,183 @@ def declared(art: Artifact) -> Expected:
                              if getattr(art, k) is not None})
 
 
-def pin_conflicts(art: Artifact, pin: dict | None) -> tuple[str, ...]:
-    """Where a first-use pin disagrees with what the manifest now publishes, each as
+def authentic(url: str) -> bool:
+    """A transport whose bytes nobody on the network can change: https, or a loopback
+    address (the same machine).  Plain http elsewhere is a copy's word at best."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" or (parts.scheme == "http" and (
+        host == "localhost" or host.startswith("127.") or host == "::1"))
+
+
+def received(art: Artifact, url: str, digests: Digests, *, from_origin: bool,
+             detail: str | None = None) -> Voucher:
+    """The voucher for bytes just received from ``url``: the origin's only for the entry's
+    own URL over an authentic transport."""
+    from ..disk import utc_now
+
+    kind = "origin" if from_origin and authentic(art.url) else "copy"
+    return Voucher(kind, redact(url), digests.size, digests.md5, digests.sha256, utc_now(),
+                   detail)
+
+
+def voucher_for(kind: str, source: str, digests: Digests, detail: str | None = None) -> Voucher:
+    """A voucher for bytes that entered now (``adopted`` from a path, ``copy`` from a
+    bundle): who, which digests, when."""
+    from ..disk import utc_now
+
+    return Voucher(kind, source, digests.size, digests.md5, digests.sha256, utc_now(), detail)
+
+
+def pin_conflicts(art: Artifact, record: Record) -> tuple[str, ...]:
+    """Where the first-use pin disagrees with what the manifest now publishes, each as
     "md5: published X, pinned Y".  Published wins (``expected`` ignores the pin); the
     disagreement is still news: the bytes pinned then are not the published file."""
-    if not pin:
+    pin = record.pin
+    if pin is None:
         return ()
     out = []
     for key in ("md5", "sha256", "size"):
-        published, pinned = getattr(art, key), pin.get(key)
+        published, pinned = getattr(art, key), getattr(pin, key)
         if published is not None and pinned is not None and published != pinned:
             out.append(f"{key}: published {published}, pinned {pinned}")
     return tuple(out)
 
 
 class Trust:
-    """Trust decisions that also depend on the store (pins, remembered sidecars)."""
+    """Trust decisions over the store's records (one ``Record`` read per artifact)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.records = Records(store.layout)
 
-    def _pin(self, art: Artifact, pin: dict | None = None) -> dict:
-        """The artifact's pin record ({} if none); a caller that already read it passes it."""
-        return pin if pin is not None else (self.store.read_pin(art) or {})
+    def record(self, art: Artifact) -> Record:
+        return self.records.load(art)
 
-    def pinned(self, art: Artifact, pin: dict | None = None) -> bool:
-        return bool(self._pin(art, pin).get("md5"))
+    def _rec(self, art: Artifact, record: Record | None) -> Record:
+        return record if record is not None else self.records.load(art)
 
-    def sidecar_md5(self, art: Artifact, pin: dict | None = None) -> str | None:
-        """The md5 read from the upstream ``.md5sum`` and remembered for offline checks."""
-        return self._pin(art, pin).get("sidecar_md5") if art.md5_url else None
+    @staticmethod
+    def _pin_holds(art: Artifact, record: Record) -> Voucher | None:
+        """The pin, while it agrees with the upstream sidecar (when one is known): a pin
+        taken from a mirror before upstream could be asked must not outvote it."""
+        pin = record.pin
+        side = record.sidecar_md5 if art.md5_url else None
+        return pin if pin is not None and (side is None or pin.md5 == side) else None
 
-    def _pin_agrees(self, art: Artifact, pin: dict) -> bool:
-        """A pin counts only while it agrees with the upstream sidecar (when one is known):
-        a pin taken from a mirror before upstream could be asked must not outvote it."""
-        side = self.sidecar_md5(art, pin)
-        return bool(pin.get("md5")) and (side is None or pin["md5"] == side)
-
-    def needs_pin(self, art: Artifact, *, origin: bool = True) -> bool:
-        """True when a verified copy should be pinned: no full checksum published and no pin
-        that still holds.  Bytes from the origin replace a pin a mirror's bytes made."""
-        if declared_strength(art) is Strength.FULL:
+    def needs_pin(self, art: Artifact, record: Record | None = None, *,
+                  origin: bool = True) -> bool:
+        """True when received bytes should be pinned: no full checksum published and no
+        pin that still holds.  The origin's bytes replace a pin a copy made."""
+        if declared_checksum(art) is Checksum.FULL:
             return False
-        pin = self._pin(art)
-        if origin and pin.get("md5") and not pin_from_origin(art, pin):
-            return True
-        return not self._pin_agrees(art, pin)
+        pin = self._pin_holds(art, self._rec(art, record))
+        return pin is None or (origin and pin.kind != "origin")
 
-    def expected(self, art: Artifact, *, origin: bool = False) -> Expected:
+    def expected(self, art: Artifact, record: Record | None = None, *,
+                 origin: bool = False) -> Expected:
         """Published checksums, then the remembered upstream sidecar md5, then the pin.
-        ``origin``: for bytes from the entry's own URL, which a pin taken from a mirror
+        ``origin``: for bytes from the entry's own URL, which a pin taken from a copy
         does not bind (the origin is the trust root; that pin is replaced)."""
         exp = declared(art)
-        if declared_strength(art) is Strength.FULL:
+        if declared_checksum(art) is Checksum.FULL:
             return exp
-        pin = self._pin(art)
-        side = self.sidecar_md5(art, pin)
+        rec = self._rec(art, record)
+        side = rec.sidecar_md5 if art.md5_url else None
         if side:
             exp = exp.merged(Expected(md5=side, sources={"md5": "sidecar"}))
-        if origin and pin.get("md5") and not pin_from_origin(art, pin):
+        pin = self._pin_holds(art, rec)
+        if pin is None or (origin and pin.kind != "origin"):
             return exp
-        if self._pin_agrees(art, pin):
-            exp = exp.merged(Expected(size=pin.get("size"), md5=pin["md5"],
-                                      sha256=pin.get("sha256"),
-                                      sources={"size": "pin", "md5": "pin", "sha256": "pin"}))
-        return exp
+        return exp.merged(Expected(size=pin.size, md5=pin.md5, sha256=pin.sha256,
+                                   sources={"size": "pin", "md5": "pin", "sha256": "pin"}))
 
-    def strength(self, art: Artifact, pin: dict | None = None) -> Strength:
-        """The declared strength, except: ``pinned`` once a first download was recorded for
-        an artifact with nothing published, or whose upstream sidecar was never read."""
-        declared_ = declared_strength(art)
-        if declared_ is Strength.FULL:
-            return declared_
-        pin = self._pin(art, pin)
-        unvouched = declared_ is not Strength.SIDECAR or not self.sidecar_md5(art, pin)
-        if unvouched and self.pinned(art, pin) and not pin_from_origin(art, pin):
-            return Strength.MIRROR
-        if declared_ in (Strength.NONE, Strength.SIDECAR) and unvouched and \
-                self.pinned(art, pin):
-            return Strength.PINNED
-        return declared_
+    def strength(self, art: Artifact, record: Record | None, digests: Digests | None) -> Strength:
+        """The word for bytes with ``digests`` (already checked against ``expected``):
+        what the record's vouchers that agree with them add up to."""
+        if digests is None:
+            return Strength.NONE
+        rec = self._rec(art, record)
+        d = _completed(digests, rec)
+        full = declared(art)
+        side = rec.sidecar_md5 if art.md5_url else None
+        if side:
+            full = full.merged(Expected(md5=side))
+        if has_full(full) and full.mismatch(d) is None and (
+                (full.md5 and d.md5) or (full.sha256 and d.sha256)):
+            return Strength.VERIFIED
+        agreeing = [v for v in rec.vouchers
+                    if v.kind in (*DIGEST_KINDS, "hub-claim") and v.agrees(d)]
+        if len({v.party for v in agreeing}) >= 2:
+            return Strength.CROSS_CHECKED
+        kinds = {v.kind for v in agreeing}
+        if "origin" in kinds:
+            return Strength.PREFIX if art.md5_prefix else Strength.ORIGIN_PINNED
+        if "copy" in kinds:
+            return Strength.COPY_PINNED
+        if "adopted" in kinds:
+            return Strength.ADOPTED
+        return Strength.NONE
+
+    def disagreeing_claims(self, record: Record, digests: Digests) -> tuple[Voucher, ...]:
+        """Hub claims that name other bytes than these (one loud warning each)."""
+        d = _completed(digests, record)
+        return tuple(v for v in record.of("hub-claim")
+                     if v.sha256 and d.sha256 and v.sha256 != d.sha256)
+
+    def found_in_store(self, art: Artifact, digests: Digests) -> Voucher:
+        """Who put a cached file that this user's record says nothing of: the file's own
+        metadata, when this user wrote it (its URL: the origin or a copy); otherwise
+        another user or process, which is a copy's word at most."""
+        from ..disk import utc_now
+
+        meta = self.store.read_meta(art) if self.store.private(art) else None
+        url = meta.get("url") if meta else None
+        if isinstance(url, str) and url:
+            kind = "origin" if url == redact(art.url) and authentic(art.url) else "copy"
+            return Voucher(kind, url, digests.size, digests.md5, digests.sha256, utc_now(),
+                           "recorded in the file's metadata")
+        owner = _owner(self.store.path_for(art))
+        return Voucher("copy", f"the store ({owner})", digests.size, digests.md5,
+                       digests.sha256, utc_now(), "found in the store; this user's record "
+                       "says nothing of it")
+
+
+def weak_line(art: Artifact, strength: Strength, record: Record) -> str:
+    """The one line said when weak bytes enter the store (details: ``densezoo info``)."""
+    what = (f"a {len(art.md5_prefix)}-hex md5 prefix at most" if art.md5_prefix
+            else "no published checksum")
+    pin = record.pin
+    if strength is Strength.ORIGIN_PINNED:
+        return (f"{art.name}: origin-pinned -- nothing is published for it; pinned "
+                f"md5 {pin.md5 if pin else '?'} from its own URL")
+    if strength is Strength.COPY_PINNED:
+        src = pin.source if pin else "a copy"
+        return f"{art.name}: copy-pinned -- only {src} vouched for it ({what})"
+    if strength is Strength.ADOPTED:
+        src = pin.source if pin else "a file on disk"
+        return f"{art.name}: adopted from {src} ({what})"
+    return f"{art.name}: {strength} -- nothing vouches for these bytes"
+
+
+def _completed(digests: Digests, record: Record) -> Digests:
+    """The digests, with the pin's other digest when the pin agrees (the same bytes)."""
+    pin = record.pin
+    if pin is None or not pin.agrees(digests):
+        return digests
+    return Digests(digests.size, digests.md5 or pin.md5, digests.sha256 or pin.sha256)
+
+
+def _owner(path) -> str:
+    import os
+
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return "unknown owner"
+    try:
+        import pwd
+
+        return f"written by {pwd.getpwuid(uid).pw_name}"
+    except (ImportError, KeyError):
+        return f"written by uid {uid}"

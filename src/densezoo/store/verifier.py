@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import NotCachedError, StoreError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_open_file
 from ..manifest import Artifact
-from ..results import VerifyStatus
+from ..results import Strength, VerifyStatus
 from ..results.verify import VerifyEntry, VerifyReport
 from .files import Store
 from .trust import Trust
@@ -102,13 +102,13 @@ class Verifier:
         return Check(VerifyStatus.OK, digests, identity=ident)
 
     def verify(self, arts: Sequence[Artifact], *, quick: bool = False, jobs: int | None = None,
-               scan: bool = False) -> VerifyReport:
+               scan: bool = False, bar: Strength | None = None) -> VerifyReport:
         """Check each artifact's cached copy.  A full verify moves corrupt (and, with
         ``scan``, unsafe) copies aside; ``quick`` is read-only and only reports them.
         hashlib releases the GIL, so files hash in parallel on every core."""
         def one(art: Artifact) -> VerifyEntry:
             for _ in range(2):           # once more if the file was replaced while we looked
-                entry = self._one(art, quick=quick, scan=scan)
+                entry = self._one(art, quick=quick, scan=scan, bar=bar)
                 if entry is not None:
                     return entry
             return VerifyEntry(art.name, VerifyStatus.CORRUPT, str(self.store.path_for(art)),
@@ -124,7 +124,8 @@ class Verifier:
                 entries = list(pool.map(one, arts))
         return VerifyReport(tuple(entries), self.take_notes())
 
-    def _one(self, art: Artifact, *, quick: bool, scan: bool) -> VerifyEntry | None:
+    def _one(self, art: Artifact, *, quick: bool, scan: bool,
+             bar: Strength | None = None) -> VerifyEntry | None:
         path = self.store.cached_path(art)
         if path is None:
             gone = self.store.quarantined(art)
@@ -135,8 +136,20 @@ class Verifier:
                     f"; `densezoo fetch {art.name}` downloads a good copy, `densezoo cache rm "
                     f"{art.name}` forgets it", gone.get("moved_to"), quarantined=gone)
             return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
-        check = self.check(art, self.trust.expected(art), quick=quick, record=not quick)
+        record = self.trust.record(art)
+        check = self.check(art, self.trust.expected(art, record), quick=quick,
+                           record=not quick)
         status, detail = check.status, check.detail
+        strength = None
+        if status is VerifyStatus.OK and check.digests is not None:
+            strength = self.trust.strength(art, record, check.digests)
+            if strength is Strength.NONE:      # read-only: who put it there, not recorded
+                found = self.trust.found_in_store(art, check.digests)
+                strength = self.trust.strength(
+                    art, replace(record, vouchers=(*record.vouchers, found)), check.digests)
+            if not strength.meets(bar):
+                status, detail = VerifyStatus.WEAK, (f"{strength}, below the required {bar} "
+                                                     "(--strict / --require)")
         if status is not VerifyStatus.CORRUPT and scan:
             from ..content.inspect import inspect     # --scan only
 
@@ -145,7 +158,8 @@ class Verifier:
             if finding is not None:
                 status, detail = VerifyStatus.UNSAFE, finding.reason
         if status not in (VerifyStatus.CORRUPT, VerifyStatus.UNSAFE):
-            return VerifyEntry(art.name, status, str(path), detail, method=check.method)
+            return VerifyEntry(art.name, status, str(path), detail, method=check.method,
+                               strength=strength)
         if quick:
             return VerifyEntry(art.name, status, str(path), f"{detail}; left in place (a full "
                                "`densezoo verify` moves it aside)", method=check.method)
