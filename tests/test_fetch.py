@@ -233,7 +233,7 @@ def test_first_download_pins_and_later_copies_must_match(server, blob, manifest)
     res = zoo.fetch("tofu")
     assert res.pinned and res.strength == "origin-pinned"
     assert any("nothing is published" in w and b.md5 in w for w in res.warnings)
-    pin = zoo.trust.record(zoo.catalog.get("tofu")).pin
+    pin = zoo.trust.record_of(zoo.catalog.get("tofu")).pin
     assert (pin.kind, pin.md5, pin.sha256, pin.size) == ("origin", b.md5, b.sha256, len(b.data))
     # upstream changes: a re-download no longer matches the pin
     server.add(b.path, b.data[::-1])
@@ -262,7 +262,7 @@ def test_md5_sidecar_is_fetched_parsed_and_used(server, blob, manifest, sidecar)
     zoo = zoo_for(manifest, entry(b, md5=False, size=False, md5_url=b.url + ".md5sum"))
     res = zoo.fetch("sidecar")
     assert res.strength == "verified" and res.digests.md5 == b.md5
-    assert zoo.trust.record(zoo.catalog.get("sidecar")).sidecar_md5 == b.md5
+    assert zoo.trust.record_of(zoo.catalog.get("sidecar")).sidecar_md5 == b.md5
 
 
 def test_md5_sidecar_mismatch_is_a_checksum_failure(server, blob, manifest):
@@ -299,7 +299,7 @@ def test_html_error_page_and_lfs_pointer_are_rejected(server, blob, manifest):
         zoo = zoo_for(manifest, entry(b, md5=False, size=False))
         with pytest.raises(DownloadFailedError, match="HTML page|git-lfs pointer"):
             zoo.fetch(b.name)
-        assert zoo.trust.record(zoo.catalog.get(b.name)).pin is None    # nothing pinned
+        assert zoo.trust.record_of(zoo.catalog.get(b.name)).pin is None    # nothing pinned
 
 
 def test_fetch_many_keeps_going_after_a_failure(server, blob, manifest):

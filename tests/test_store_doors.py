@@ -28,7 +28,7 @@ def test_a_hostile_pickle_planted_in_the_store_is_refused_by_fetch_not_pinned(
     m, zoo, art, slot = _planted(blob, manifest, PLANT)
     r = cli("--manifest", str(m), "fetch", "planted")
     assert r.code == 9 and "os.system" in r.err, r.err
-    assert zoo.trust.record(art).pin is None               # never trusted
+    assert zoo.trust.record_of(art).pin is None               # never trusted
     assert not slot.exists()                             # moved aside as evidence
     assert list((cache_dir / "bad").rglob("planted.pkl"))
 
@@ -38,7 +38,7 @@ def test_path_refuses_a_planted_hostile_pickle_and_moves_nothing(blob, manifest,
     r = cli("--manifest", str(m), "path", "planted")
     assert r.code == 9 and "os.system" in r.err, r.err
     assert "left in place" in r.err and "nothing was published" not in r.err   # says what it did
-    assert slot.read_bytes() == PLANT and zoo.trust.record(art).pin is None
+    assert slot.read_bytes() == PLANT and zoo.trust.record_of(art).pin is None
 
 
 def test_path_on_an_unpinned_cached_file_warns_and_writes_nothing(blob, manifest, cli):
@@ -48,10 +48,10 @@ def test_path_on_an_unpinned_cached_file_warns_and_writes_nothing(blob, manifest
     r = cli("--manifest", str(m), "path", "planted")
     assert r.code == 0 and r.out.strip() == str(slot), r.err
     assert "nothing vouches for it yet" in r.err and "densezoo fetch planted" in r.err
-    assert zoo.trust.record(art).pin is None                # path never pins
+    assert zoo.trust.record_of(art).pin is None                # path never pins
     assert sorted(p.name for p in slot.parent.iterdir()) == before   # nor writes metadata
     r = cli("--manifest", str(m), "fetch", "planted", "--json")      # fetch pins, after a scan
-    assert r.code == 0 and zoo.trust.record(art).pin.md5, r.err
+    assert r.code == 0 and zoo.trust.record_of(art).pin.md5, r.err
     assert r.items[0]["strength"] == "copy-pinned"          # nobody knows who put it there
 
 

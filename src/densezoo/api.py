@@ -254,9 +254,11 @@ def path(name: str, **settings: Any) -> Path:
 
 
 def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int | None = None,
-           scan: bool = False, **settings: Any) -> VerifyReport:
-    """``densezoo verify``: offline re-check of the cache (``quick``: stat memos)."""
-    return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan)
+           scan: bool = False, cross_check: bool = False, **settings: Any) -> VerifyReport:
+    """``densezoo verify``: offline re-check of the cache (``quick``: stat memos;
+    ``cross_check``: first ask the Hub what each weak file's Hub copy is)."""
+    return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan,
+                                  cross_check=cross_check)
 
 
 def scan(targets: Sequence[str], **settings: Any) -> list["ScanReport"]:

@@ -150,7 +150,7 @@ class Core:
         from .store.record import published
         from .store.trust import declared_checksum, pin_conflicts
 
-        record = self.trust.record(art)         # read once: strength, vouchers, conflicts
+        record = self.trust.record_of(art)         # read once: strength, vouchers, conflicts
         path = self.store.cached_path(art)
         vouchers = (*published(art, record.sidecar_md5), *(v.to_dict() for v in record.vouchers))
         return ArtifactInfo(art, self.stored_strength(art, record) if path else None, path,
@@ -161,7 +161,7 @@ class Core:
         """The strength of ``art``'s cached bytes by the record (None: not cached)."""
         if self.store.cached_path(art) is None:
             return None
-        return self.stored_strength(art, self.trust.record(art))
+        return self.stored_strength(art, self.trust.record_of(art))
 
     def stored_strength(self, art: Artifact, record) -> "Strength":
         """The strength of the cached bytes as the record says it, without hashing them:
@@ -273,17 +273,24 @@ class Core:
     # -- checking -------------------------------------------------------------------------
 
     def verify(self, names: Iterable[str] | None = None, *, quick: bool = False,
-               jobs: int | None = None, scan: bool = False) -> VerifyReport:
-        """Re-check cached files against published checksums or pins.  Never uses the network.
+               jobs: int | None = None, scan: bool = False,
+               cross_check: bool = False) -> VerifyReport:
+        """Re-check cached files against published checksums or pins.  Never uses the
+        network -- except ``cross_check``, which first asks the Hub what each weakly
+        vouched file's Hub copy is (sha256 and size, no body) and records its word.
 
         With no names, every cached artifact is checked; named artifacts that are
         not cached are reported as missing.  Corrupt files are moved aside, and with
         ``scan`` so are ``.pkl`` files that import anything off the allow-list.
         """
         if names is not None:
-            return self.verifier.verify(self.resolve(names), quick=quick, jobs=jobs, scan=scan,
-                                        bar=self.bar)
+            arts = self.resolve(names)
+            if cross_check:
+                self.cross_check(arts)
+            return self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan, bar=self.bar)
         arts, strangers = self.stored()
+        if cross_check:
+            self.cross_check(arts)
         report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan,
                                       bar=self.bar)
         if strangers:
@@ -292,6 +299,25 @@ class Core:
                 "record vouches for were not checked (`densezoo cache ls` lists them; "
                 "`densezoo cache prune` removes them)")
         return report
+
+    def cross_check(self, arts: Iterable[Artifact]) -> int:
+        """Record the Hub's claim (``hub-claim`` voucher) for each cached artifact that has a
+        Hub copy and no published full checksum; how many claims were recorded.  An
+        unreachable Hub or ``--offline`` records nothing and changes nothing."""
+        from .fetcher import hub_copies
+        from .store.trust import declared_checksum
+        from .results import Checksum
+
+        done = 0
+        for art in arts:
+            if declared_checksum(art) is Checksum.FULL or not hub_copies(art) or \
+                    self.store.cached_path(art) is None:
+                continue
+            claim = self.fetcher.hub_claim(art)
+            if claim is not None:
+                self.trust.records.add(art, self.trust.record_of(art), claim)
+                done += 1
+        return done
 
     def stored(self) -> tuple[list[Artifact], list[Path]]:
         """What the store holds, as artifacts to check: every loaded entry with a file or a

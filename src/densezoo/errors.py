@@ -307,12 +307,13 @@ class WeakTrustError(PolicyError):
     """Bytes that only weaker vouchers stand behind than --strict / --require asks for."""
 
     def __init__(self, name: str, strength: str, bar: str, *, path: str | None = None,
-                 how: str = "is cached") -> None:
+                 how: str = "is cached", hint: str | None = None) -> None:
         self.name, self.strength, self.bar, self.path = name, strength, bar, path
         super().__init__(f"{name} {how} as {strength}, below the required {bar} "
                          "(--strict / --require)",
-                         hint=f"`densezoo info {name}` says who vouched for it; `densezoo "
-                              f"fetch --force {name}` with no mirror fetches it from its own URL")
+                         hint=hint or f"`densezoo info {name}` says who vouched for it; "
+                              f"`densezoo fetch --force {name}` with no mirror fetches it "
+                              "from its own URL")
 
 
 class StrictModeError(PolicyError):

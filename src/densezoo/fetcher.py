@@ -100,7 +100,7 @@ class Fetcher:
     def cached(self, art: Artifact, warnings: list[str], *,
                repair: bool = True) -> FetchResult | None:
         """The cached copy if it verifies, else None (``path`` passes ``repair=False``)."""
-        return self.copies.get(art, self.trust.record(art), warnings, repair=repair)
+        return self.copies.get(art, self.trust.record_of(art), warnings, repair=repair)
 
     def fetch(self, art: Artifact, *, force: bool = False,
               progress: ProgressArg = None) -> FetchResult:
@@ -108,9 +108,9 @@ class Fetcher:
         bar = self.bar
         if bar is not None and declared_checksum(art) is Checksum.NONE and \
                 not hub_copies(art) and not Strength.ORIGIN_PINNED.meets(bar):
-            raise StrictModeError(art.name)
+            raise self._unpublished(art)
         warnings: list[str] = []
-        record = self.trust.record(art)
+        record = self.trust.record_of(art)
         if not force:
             cached = self.copies.get(art, record, warnings) or \
                 self._from_hf_cache(art, record, warnings)
@@ -125,7 +125,7 @@ class Fetcher:
             _wait_for_others(marker, art.name, self.settings.marker_wait)
         try:
             if not force:     # another process may have published it since we last looked
-                record = self.trust.record(art)
+                record = self.trust.record_of(art)
                 cached = self.copies.get(art, record, warnings)
                 if cached is not None:
                     return cached
@@ -185,10 +185,20 @@ class Fetcher:
         else:
             return self.trust.records.remember_sidecar(art, record, md5)
         if self.bar is not None and not Strength.ORIGIN_PINNED.meets(self.bar):
-            raise StrictModeError(art.name)
+            raise self._unpublished(art)
         warnings.append(f"the published .md5sum could not be read from upstream ({problem}); "
                         "verifying by first-use pin instead")
         return record
+
+    def _unpublished(self, art: Artifact) -> PolicyError:
+        """Why an entry with nothing published is refused before any download: its bytes
+        can be origin-pinned at best."""
+        if self.settings.strict and not self.settings.require:
+            return StrictModeError(art.name)
+        return WeakTrustError(art.name, "origin-pinned at best", str(self.bar),
+                              how="publishes no checksum: it can be fetched",
+                              hint="publish an md5 or sha256 for it in your own manifest, "
+                                   "or lower --require")
 
     def hub_claim(self, art: Artifact) -> Voucher | None:
         """What the Hub says of one of the entry's copies (sha256, size), read from its

@@ -45,13 +45,16 @@ def manifest_add_cmd(app: App, sources, name, url, to, kind, description, zoo,
     """
     added = app.zoo.manifest_add(list(sources), name=name, url=url, to=to, kind=kind,
                                  description=description, zoo=zoo)
+    for a in added:
+        for w in a.warnings:
+            app.warn(w)
     if as_json:
         app.emit([a.to_dict() for a in added],
                  summary={"manifest": str(to) if to else "-", "written": to is not None})
         return
     if to:
         for a in added:
-            click.echo(f"{a.name}  md5 {a.md5}  size {a.size}")
+            click.echo(f"{a.name}  md5 {a.md5 or '(not written)'}  size {a.size}")
         app.say(f"added {plural(len(added), 'entry', 'entries')} to {to}")
     else:
         import yaml

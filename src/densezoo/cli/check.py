@@ -39,10 +39,13 @@ def verify_summary(report) -> str:
 @click.option("--full", "full", is_flag=True, help="Re-hash every file (the default).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Files hashed in parallel.")
 @click.option("--scan", is_flag=True, help="Also scan .pkl files for disallowed imports.")
+@click.option("--cross-check", is_flag=True,
+              help="First ask the Hub for each weak file's Hub copy sha256 (network).")
 @json_option
 @pass_app
-def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
-    """Re-check cached files against their checksums or pins.  Never uses the network.
+def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -> None:
+    """Re-check cached files against their checksums or pins.  Never uses the network
+    (except --cross-check: the Hub's sha256 of each weak file's Hub copy, no body).
 
     Reports each artifact as ok (with who vouched for its bytes: verified,
     cross-checked, prefix, origin-pinned, copy-pinned, adopted), missing, corrupt
@@ -59,7 +62,8 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, as_json) -> None:
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
-    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan)
+    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan,
+                            cross_check=cross_check)
     code = verify_exit(report)
     if as_json:
         d = report.to_dict()

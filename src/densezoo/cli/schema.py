@@ -87,8 +87,8 @@ IMPORT = record({"name": S, "ok": B, "state": S, "path": S, "warnings": STRINGS}
 ADOPT = record({"path": S, "state": S, "name": (S, NULL), "reason": (S, NULL),
                 "mode": (S, NULL)})
 SETTING = record({"name": S, "value": {}, "source": S})
-ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": S, "sha256": S,
-                "manifest": S, "state": S})
+ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": (S, NULL),
+                "sha256": (S, NULL), "manifest": S, "pinned_from": (S, NULL), "state": S})
 
 _REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
 

@@ -318,7 +318,7 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
         core.intake.admit(match, partial, digests, index.expected[match.name],
                           url=redact(match.url),
                           validators={"etag": None, "last_modified": None}, origin=str(src),
-                          record=core.trust.record(match), voucher=_voucher(src, digests),
+                          record=core.trust.record_of(match), voucher=_voucher(src, digests),
                           mismatch_hint="the file changed while it was adopted; nothing "
                                         "was added")
     except (UnsafeContentError, WrongContentError) as e:

@@ -173,7 +173,7 @@ def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
         return core.intake.admit(
             art, partial, digests, expected, url=redact(art.url),
             validators={"etag": None, "last_modified": None}, origin=origin,
-            record=core.trust.record(art),
+            record=core.trust.record_of(art),
             voucher=voucher_for("copy", f"bundle {origin}", digests),
             mismatch_hint="the bundle is damaged or was altered; nothing was imported for "
                           "this artifact").path

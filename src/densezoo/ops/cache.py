@@ -112,7 +112,7 @@ def _state(core: "Core", art, path: Path) -> str:
     meta = read_json(core.store.layout.meta(path)) or {}
     if not core.store.memo_valid(art, meta):
         return "unverified"
-    return str(core.stored_strength(art, core.trust.record(art)))
+    return str(core.stored_strength(art, core.trust.record_of(art)))
 
 
 def _when(ts: float) -> str:

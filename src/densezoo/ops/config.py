@@ -85,7 +85,7 @@ def _state(core: "Core", ref, outcomes: dict[str, FetchOutcome],
         return ResolvedReference(ref.key, ref.value, None, None, None, None,
                                  RefState.NOT_LISTED)
     base = (ref.key, ref.value, art.name, redact(art.url))
-    pin = core.trust.record(art).pin
+    pin = core.trust.record_of(art).pin
     size = art.size if art.size is not None else (pin.size if pin else None)
     if not fetched:
         return ResolvedReference(*base, core.strength_of(art), core.store.cached_path(art),

@@ -29,19 +29,29 @@ class AddedEntry:
     url: str
     file_name: str
     size: int
-    md5: str
-    sha256: str
+    md5: str | None           # None: the bytes came from a copy, not the URL itself
+    sha256: str | None
     manifest: str | None      # where it was appended (None: printed only)
+    pinned_from: str | None = None    # the copy that served the bytes (digests not written)
 
     def entry(self) -> dict[str, Any]:
-        """The manifest entry, as it is written."""
-        return {"name": self.name, "url": self.url, "md5": self.md5, "sha256": self.sha256,
-                "size": self.size}
+        """The manifest entry, as it is written: md5/sha256 mean "published", so they
+        are written only from the origin's own bytes."""
+        digests = {"md5": self.md5, "sha256": self.sha256} if self.md5 else {"md5": None}
+        return {"name": self.name, "url": self.url, **digests, "size": self.size}
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        if not self.pinned_from:
+            return ()
+        return (f"{self.name}: md5/sha256 not written -- the URL itself did not answer and "
+                f"the bytes came from {self.pinned_from}, a copy; run `densezoo manifest add` "
+                "again where the URL answers",)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "file_name": self.file_name,
                 "size": self.size, "md5": self.md5, "sha256": self.sha256,
-                "manifest": self.manifest or "-",
+                "manifest": self.manifest or "-", "pinned_from": self.pinned_from,
                 "state": "added" if self.manifest else "printed"}
 
 
@@ -94,10 +104,11 @@ def add(core: "Core", sources: list[str], *, name: str | None = None, url: str |
             raise UsageError(f"{entry_name!r} is already in {target or 'this batch'}",
                              hint="choose another --name (or edit the manifest)")
         entry_url = check_url(_entry_url(source, url, len(sources) > 1), "--url", entry_name)
-        path, d = _bytes_of(core, source, entry_name, entry_url)
+        path, d, copy = _bytes_of(core, source, entry_name, entry_url)
         assert d.md5 is not None and d.sha256 is not None and d.size is not None
         added.append(AddedEntry(entry_name, entry_url, os.path.basename(entry_url.split("?")[0]),
-                                d.size, d.md5, d.sha256, str(target) if target else None))
+                                d.size, None if copy else d.md5, None if copy else d.sha256,
+                                str(target) if target else None, copy))
     if target is not None:
         entries = [{**a.entry(), **({"kind": kind} if kind else {}),
                     **({"description": description} if description else {})} for a in added]
@@ -108,15 +119,33 @@ def add(core: "Core", sources: list[str], *, name: str | None = None, url: str |
     return added
 
 
-def _bytes_of(core: "Core", source: str, name: str, url: str) -> tuple[Path, Digests]:
-    """The file and its digests: a URL's verified copy in the store (downloaded now if
-    needed, a first-use pin; its digests come from the download's own pass), or a local
-    file as it is, hashed once and scanned if a pickle."""
+def _bytes_of(core: "Core", source: str, name: str,
+              url: str) -> tuple[Path, Digests, str | None]:
+    """The file, its digests, and the copy that served them when it was not the URL itself
+    (then the digests are not written as published).  A URL's verified copy lands in the
+    store (its digests come from the download's own pass); a local file is hashed once
+    and scanned if a pickle."""
     if "://" in source:
+        from ..errors import DownloadFailedError
+
         art = parse_entry({"name": name, "url": url, "md5": None}, "manifest add", "local", 0)
-        got = core.fetch(art)
-        return got.path, (got.digests if got.digests is not None and got.digests.sha256
-                          else hash_file(got.path))
+        # md5/sha256 mean "published": only the origin's own bytes may be written there.
+        # So the URL itself is asked first, without mirrors, and a copy already cached
+        # from a mirror (or another user) is fetched again from it.
+        origin = type(core)(core.settings.replace(mirrors=()))
+        try:
+            got = origin.fetch(art)
+            if not _from_origin(origin, art, got.digests):
+                got = origin.fetch(art, force=True)
+        except DownloadFailedError:
+            if not core.settings.mirrors:
+                raise
+            got = core.fetch(art)                 # only a copy answers: no digests written
+        d = got.digests if got.digests is not None and got.digests.sha256 \
+            else hash_file(got.path)
+        pin = core.trust.record_of(art).pin
+        return got.path, d, (None if _from_origin(core, art, d) else
+                             pin.source if pin is not None else "a copy")
     p = Path(source)
     if not p.is_file():
         raise UsageError(f"{source}: no such file" if not p.exists() else
@@ -130,4 +159,11 @@ def _bytes_of(core: "Core", source: str, name: str, url: str) -> tuple[Path, Dig
         if not report.ok:
             raise PolicyError(f"{source} is not a safe pickle: {report.reason}; no entry was "
                               "written for it", hint="`densezoo scan FILE` shows what it imports")
-    return p, digests
+    return p, digests, None
+
+
+def _from_origin(core: "Core", art, digests) -> bool:
+    """The record's binding voucher for these bytes is the origin's."""
+    pin = core.trust.record_of(art).pin
+    return (pin is not None and pin.kind == "origin" and digests is not None
+            and pin.agrees(digests))

@@ -33,7 +33,7 @@ def list_pins(core: "Core", arts: Sequence[Artifact], *, named: bool) -> list[Pi
     origin's own bytes -- a copy's digest is never written as if it were published."""
     out = []
     for a in arts:
-        record = core.trust.record(a)
+        record = core.trust.record_of(a)
         pin = record.pin
         if pin is None and not named:
             continue

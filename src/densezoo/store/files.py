@@ -335,16 +335,16 @@ class Store:
                 return None
         dest = self.layout.bad(art)
         self.ensure_dir(dest.parent)
-        with store_errors("move a corrupt file aside", dest.parent):
-            os.replace(src, dest)
         if published:
+            # The record first, the move second: a kill or a full disk between them leaves
+            # the corrupt file in place under a record that says so (the next verify finds
+            # it corrupt again), never a moved file with no record (a green CI retry).
             record = {"name": art.name, "entry": entry_record(art), "quarantined": {
                 "at": utc_now(), "moved_to": str(dest), "status": status, "reason": reason}}
-            try:
+            with store_errors("record a corrupt file before moving it aside", src.parent):
                 write_json_atomic(self.layout.meta(src), record)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    self.layout.meta(src).unlink()
+        with store_errors("move a corrupt file aside", dest.parent):
+            os.replace(src, dest)
         return dest
 
     def forget(self, art: Artifact) -> bool:

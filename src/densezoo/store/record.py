@@ -276,6 +276,7 @@ class Records:
         top = self.folder
         with store_errors("create a trust record folder", directory):
             top.parent.mkdir(parents=True, exist_ok=True)
+            _sticky_if_shared(top.parent)
             cur = top
             for part in ("", *directory.relative_to(top).parts):
                 cur = cur / part if part else cur
@@ -289,6 +290,18 @@ class Records:
 
                     raise PlantedLinkError(str(cur))
         self._made.add(directory)
+
+
+def _sticky_if_shared(folder: Path) -> None:
+    """``trust/`` in a cache others can write gets the sticky bit (as /tmp has): each user
+    can add their own folder, none can rename or delete another's."""
+    try:
+        st = os.lstat(folder)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX \
+                and st.st_uid == _uid():
+            os.chmod(folder, stat.S_IMODE(st.st_mode) | stat.S_ISVTX)
+    except OSError:
+        pass
 
 
 def _parse(data: dict[str, Any] | None, path: Path) -> Record:

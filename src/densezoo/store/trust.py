@@ -94,7 +94,8 @@ class Trust:
         self.store = store
         self.records = Records(store.layout)
 
-    def record(self, art: Artifact) -> Record:
+    def record_of(self, art: Artifact) -> Record:
+        """This user's trust record of ``art`` (one read; pass it down)."""
         return self.records.load(art)
 
     def _rec(self, art: Artifact, record: Record | None) -> Record:

@@ -136,7 +136,7 @@ class Verifier:
                     f"; `densezoo fetch {art.name}` downloads a good copy, `densezoo cache rm "
                     f"{art.name}` forgets it", gone.get("moved_to"), quarantined=gone)
             return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
-        record = self.trust.record(art)
+        record = self.trust.record_of(art)
         check = self.check(art, self.trust.expected(art, record), quick=quick,
                            record=not quick)
         status, detail = check.status, check.detail
