@@ -23,12 +23,14 @@ COMMANDS = {
     "export": "export", "mirror build": "mirror_build", "bundle": "bundle",
     "import": "import_bundle", "doctor": "doctor", "manifest add": "manifest_add", "adopt": "adopt",
     "settings show": "settings_show", "settings set": "settings_set",
-    "settings unset": "settings_unset",
+    "settings unset": "settings_unset", "settings get": "settings_get",
+    "settings list": "settings_show", "cache dir": "cache_dir",
 }
 # Commands that edit the settings file itself: no Zoo, so no settings keywords.
 FILE_ONLY = {"settings set", "settings unset"}
 # CLI-only commands and options, each for a reason that has no meaning in Python.
-CLI_ONLY_COMMANDS = {"completion": "writes a shell completion script"}
+CLI_ONLY_COMMANDS = {"completion": "writes a shell completion script", "help": "shows help",
+                     "settings edit": "opens an editor"}
 RENDERING = {"as_json": "output format", "wide": "table width", "yes": "a confirmation prompt",
              "full": "the default of verify (exclusive with quick)", "help": "help"}
 # Option spellings that differ because a Python keyword reads better without the negation
@@ -38,7 +40,7 @@ RENAMED = {"all_": "all", "no_space_check": "space_check", "no_scan": "scan", "n
            "default_manifests"}
 SETTINGS = {"manifests", "default_manifests", "mirrors", "cache_dir", "offline", "strict",
             "require", "allow_http"}
-GLOBAL_RENDERING = {"quiet", "verbose", "no_progress", "version"}
+GLOBAL_RENDERING = {"quiet", "verbose", "no_progress", "version", "as_json"}
 
 
 def _walk(cmd, prefix):

@@ -166,10 +166,13 @@ def test_v1_model_requires_its_training_inputs():
         "detectron2_ImageNet_R-101", "densepose_rcnn_R_101_FPN_s1x"]
 
 
-def test_posetrack_short_name_exists_in_both_zoos_and_must_be_chosen(cli):
-    r = cli("info", "densepose_posetrack_train2017")
-    assert r.code == 3
-    assert "densepose-v1:densepose_posetrack_train2017" in r.err
-    assert "detectron2:annotations.densepose_posetrack_train2017" in r.err
+def test_posetrack_exact_name_wins_over_the_other_zoos_alias(cli):
+    """Issue 37: `densepose_posetrack_train2017` is densepose-v1's entry name; detectron2's
+    annotation has it only as an alias (and as its file name): the exact name wins, and
+    the alias still works inside its zoo."""
+    d = cli("info", "densepose_posetrack_train2017", "--json").items[0]
+    assert d["zoo"] == "densepose-v1" and "dropbox" in d["url"]
+    d = cli("info", "detectron2:densepose_posetrack_train2017", "--json").items[0]
+    assert d["name"] == "annotations.densepose_posetrack_train2017"
     d = cli("info", "densepose-v1:densepose_posetrack_train2017", "--json").items[0]
     assert "dropbox" in d["url"]

@@ -230,22 +230,41 @@ def fetch(names: str | Sequence[str] = (), *, all: bool = False,  # noqa: A002 -
           force: bool = False, space_check: bool = True, scan: bool | None = None,
           jobs: int = 4, connections: int | None = None, extract: bool = False,
           config: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
+          to: str | os.PathLike[str] | None = None, link: str = "symlink",
           **settings: Any) -> Any:
     """``densezoo fetch``.  One name (a ``str``) returns its verified local ``Path`` and
     raises on failure; anything else (a list, ``all``, ``kind``, ``config``) returns a
     ``FetchOutcome`` per artifact, each attempted, failures in ``.error`` -- after every
     name resolved: unknown names raise ``UnknownNamesError`` (all of them) first.  Trust
     events (a first-use pin, a mirror's prefix-only bytes) are also issued as
-    ``densezoo.UnverifiedWarning`` and logged on the ``densezoo`` logger."""
+    ``densezoo.UnverifiedWarning`` and logged on the ``densezoo`` logger.
+
+    ``to``: also put each verified file in that folder (``export``'s placing: ``link``
+    "symlink" or "copy"); one name then returns the placed path (hf's ``local_dir``)."""
     z = Zoo(space_check=space_check, connections=connections, scan=scan, **settings)
+    if to is not None and extract:
+        from .errors import UsageError
+
+        raise UsageError("to= places files, extract= unpacks tarballs in the store: use one",
+                         hint="export(names, to, layout='densepose') unpacks into a checkout")
     if isinstance(names, str) and not (all or kind or config or with_deps):
         result = z.fetch(names, force=force, progress=progress)
+        if to is not None:
+            return z.export([names], to, link=link)[0].path
         return result.path if not extract else z.extract(names, progress=progress).path
     sel = z.select([names] if isinstance(names, str) else names, all=all, kind=kind,
                    zoo=zoo, with_deps=with_deps, config=config)
     sel.check()
-    return z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
-                        extract=extract)
+    outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
+                            extract=extract)
+    if to is not None and any(o.ok for o in outcomes):
+        z.export([o.name for o in outcomes if o.ok], to, link=link)
+    return outcomes
+
+
+def cache_dir(**settings: Any) -> Path:
+    """``densezoo cache dir``: the store's root (it need not exist yet)."""
+    return Zoo(**settings).settings.cache_dir
 
 
 def path(name: str, **settings: Any) -> Path:
@@ -370,21 +389,35 @@ def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | 
                                         description=description, zoo=zoo)
 
 
+GLOBAL_FLAGS = ("cache_dir", "manifests", "mirrors", "strict", "require", "offline", "allow_http",
+                "no_progress")
+
+
 def settings_show(**settings: Any) -> list["Origin"]:
     """``densezoo settings show``: each settings-file key's effective value and where it
-    came from (a keyword given here, the environment, the settings file, the default)."""
+    came from (a keyword given here, the environment, the settings file, the default).
+    Values are redacted when printed or turned into JSON (``Origin.to_dict``)."""
     from .settings import Settings
     from .user_settings import origins
 
     s = Settings.resolve(**{k: v for k, v in settings.items() if v is not None})
-    flags = {"cache_dir": settings.get("cache_dir"), "manifests": settings.get("manifests"),
-             "mirrors": settings.get("mirrors"), "strict": settings.get("strict")}
-    return origins(flags, lambda key: getattr(s, key) if key != "manifests"
+    return origins({k: settings.get(k) for k in (*GLOBAL_FLAGS, "jobs", "connections",
+                                                   "scan")},
+                   lambda key: getattr(s, key) if key != "manifests"
                    else tuple(str(p) for p in s.manifests))
 
 
+def settings_get(key: str, **settings: Any) -> "Origin":
+    """``densezoo settings get KEY``: one key's effective value and where it came from."""
+    from .user_settings import key_named
+
+    name = key_named(key).name
+    return next(o for o in settings_show(**settings) if o.name == name)
+
+
 def settings_set(key: str, values: Sequence[str]) -> "Origin":
-    """``densezoo settings set KEY VALUE...``: checked, then written to the settings file."""
+    """``densezoo settings set KEY VALUE...``: checked (type, range, one line, no empty
+    path, a mirror as a fetch would check it), then written to the settings file (0600)."""
     from .settings import check_setting
     from .user_settings import Origin, set_value, settings_path
 
@@ -402,5 +435,4 @@ def settings_unset(key: str) -> "Origin":
 
 def doctor(*, probe: bool = True, **settings: Any) -> "Diagnosis":
     """``densezoo doctor``: checks, and (``probe``) which origins and mirrors answer."""
-    return Zoo(**settings).doctor(probe=probe, flags={
-        k: settings.get(k) for k in ("cache_dir", "manifests", "mirrors", "strict")})
+    return Zoo(**settings).doctor(probe=probe, flags={k: settings.get(k) for k in GLOBAL_FLAGS})

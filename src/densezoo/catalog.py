@@ -157,10 +157,13 @@ class Catalog:
     def get(self, name: str) -> Artifact:
         """Resolve a name; case-insensitive, ``zoo:name`` narrows to one zoo.
 
-        Tried in order: the name or an alias (short form), the file name, the
-        config path (``cse/densepose_rcnn_R_50_FPN_s1x``).  A query that matches
-        several entries at the first tier that matches at all is ambiguous: the
-        user chooses, densezoo never guesses.
+        Tried in order: the entry's name, an alias (short form), the file name, the
+        config path (``cse/densepose_rcnn_R_50_FPN_s1x``).  An exact entry name wins
+        over another entry's alias or file name (``densepose_posetrack_train2017`` is
+        densepose-v1's entry, though a detectron2 entry has it as an alias): every name
+        ``list`` prints must be one ``info`` accepts.  A query that matches several
+        entries at the first tier that matches at all is ambiguous: the user chooses,
+        densezoo never guesses.
         """
         query = name.strip()
         low = query.lower()
@@ -171,7 +174,8 @@ class Catalog:
         if zoo is None and len(named) == 1:
             return named[0]                     # the common case, without a scan
         pool = [a for a in self.artifacts if zoo is None or a.zoo.lower() == zoo]
-        for matcher in (lambda a: a.name.lower() == low or low in (x.lower() for x in a.aliases),
+        for matcher in (lambda a: a.name.lower() == low,
+                        lambda a: low in (x.lower() for x in a.aliases),
                         lambda a: a.file_name.lower() == low,
                         lambda a: low in _config_keys(a.config)):
             hits = [a for a in pool if matcher(a)]
@@ -190,6 +194,20 @@ class Catalog:
             close = [k for k in words if low and low in k][:5]
         raise UnknownArtifactError(query, [words[c] for c in close])
 
+    def shortest_name(self, art: Artifact) -> str:
+        """The shortest spelling (name or alias) that ``get`` resolves to ``art`` and to
+        nothing else: what a narrow ``list`` prints (an alias another entry's name wins
+        over, or two entries share, is skipped)."""
+        for alias in sorted(art.aliases, key=len):
+            if len(alias) >= len(art.name):
+                break
+            try:
+                if self.get(alias) is art:
+                    return alias
+            except (UnknownArtifactError, AmbiguousArtifactError):
+                continue
+        return art.name
+
     def select(self, *, kind: str | None = None, zoo: str | None = None,
                text: str | None = None) -> list[Artifact]:
         out = list(self.artifacts)
@@ -197,7 +215,13 @@ class Catalog:
             out = [a for a in out if a.kind.lower() == kind.lower()]
         if zoo:
             out = [a for a in out if a.zoo.lower() == zoo.lower()]
-        if text:
+        if text and any(c in text for c in "*?["):
+            # A shell-style pattern selects what `fetch PATTERN` would (name, alias or
+            # file name), so `list 'ResNet*'` previews `fetch 'ResNet*'`.
+            t = text.lower()
+            out = [a for a in out if any(fnmatch.fnmatchcase(n.lower(), t)
+                                         for n in (a.name, a.file_name, *a.aliases))]
+        elif text:
             t = text.lower()
             out = [a for a in out if t in a.name.lower() or t in a.file_name.lower()
                    or t in (a.description or "").lower()

@@ -152,10 +152,25 @@ class Core:
 
         record = self.trust.record_of(art)         # read once: strength, vouchers, conflicts
         path = self.store.cached_path(art)
-        vouchers = (*published(art, record.sidecar_md5), *(v.to_dict() for v in record.vouchers))
+        vouchers = (*published(art, record.sidecar_md5, self.manifest_kind(art)),
+                    *(v.to_dict() for v in record.vouchers))
         return ArtifactInfo(art, self.stored_strength(art, record) if path else None, path,
                             record, deps, pin_conflicts(art, record), self.settings.mirrors,
                             declared_checksum(art), vouchers=vouchers)
+
+    def manifest_kind(self, art: Artifact) -> str:
+        """Whose word an entry is: the ``shipped`` manifests', one ``imported`` from a
+        bundle, or ``your own`` (``--manifest``, the settings file)."""
+        from .catalog import default_manifest_paths
+
+        src = Path(art.source or "")
+        if any(str(src) == str(p) for p in default_manifest_paths()):
+            return "shipped"
+        try:
+            src.resolve().relative_to(self.store.layout.imported_dir.resolve())
+            return "imported"
+        except (ValueError, OSError):
+            return "your own"
 
     def strength_of(self, art: Artifact) -> "Strength | None":
         """The strength of ``art``'s cached bytes by the record (None: not cached)."""

@@ -53,11 +53,18 @@ def private_file(path: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and mine_alone(st)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one."""
+def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Readers see the old file or the new one, never half of one; ``mode``: the new
+    file's permissions from its first byte (a secret is never readable by others)."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        if mode is None:
+            tmp.write_text(text, encoding="utf-8")
+        else:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, mode)            # the umask may have taken bits away
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):

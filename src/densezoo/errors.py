@@ -213,6 +213,10 @@ class DownloadFailedError(DensezooError, OSError):
         kinds = {f.kind for f in self.failures}
         self.worst = min(kinds, key=WORST_FIRST.index, default=FailureKind.DOWNLOAD)
         self.exit_code, hint = _ALL_FAILED[self.worst]
+        if self.worst is FailureKind.POLICY and all(
+                "below the required" in f.reason          # the fetcher's bar refusal
+                for f in self.failures if f.kind is FailureKind.POLICY):
+            hint = _BAR_HINT                # not an http downgrade: nothing to allow
         lines = "; ".join(f"{f.url} -> {f.reason}" for f in self.failures) or "no URL to try"
         super().__init__(f"could not fetch {name}: every URL failed: {lines}", hint=hint)
 
@@ -256,6 +260,11 @@ _ALL_FAILED = {
     FailureKind.UNSAFE: (EXIT_POLICY, "every copy served was refused as unsafe (kept aside in "
                                       "the cache's bad/ folder as evidence); report the source"),
 }
+
+
+_BAR_HINT = ("--strict / --require take a copy's bytes only when something published "
+             "checks them: let upstream serve it, publish its md5/sha256 in your manifest, "
+             "or lower the bar (DENSEZOO_STRICT / DENSEZOO_REQUIRE, the settings file)")
 
 
 class NotCachedError(DensezooError, FileNotFoundError):

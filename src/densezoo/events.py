@@ -37,11 +37,23 @@ def _log() -> Any:
 
 
 def announce(result: "FetchResult") -> "FetchResult":
-    """Log a fetched or located result's warnings, and issue its trust event: weak bytes
-    (weaker than ``prefix``) warn once, when they enter the store or this user's record
-    -- a warm fetch or ``path`` of the same file is silent, in the CLI and here alike."""
+    """Log what happened at INFO (what was downloaded, from where, or found cached: what a
+    notebook user reads, as pooch logs it) and the result's warnings, and issue its trust
+    event: weak bytes (weaker than ``prefix``) warn once, when they enter the store or
+    this user's record -- a warm fetch or ``path`` of the same file is silent, in the CLI
+    and here alike."""
     from .results import WEAK
+    from .units import human_size
+    from .urls import redact_text
 
+    if str(result.action) == "cached":
+        _log().info(redact_text(f"{result.name}: found cached at {result.path} "
+                                f"(checksum: {result.strength})"))
+    else:
+        _log().info(redact_text(
+            f"{result.name}: {result.action} {human_size(result.transferred)}"
+            + (f" from {result.url}" if result.url else "")
+            + f" to {result.path} (checksum: {result.strength})"))
     for text in result.warnings:
         _log().warning(text)
     if result.entered and result.strength in WEAK:

@@ -63,11 +63,14 @@ class TqdmProgress:
     """tqdm.auto bar for library and notebook users (imported only when used); logging
     to the console goes above the bar while it is open."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str | None = None) -> None:
         self._bar = None
+        self.name = name          # the artifact's name, shown instead of its file name
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
         from tqdm.auto import tqdm
+
+        label = self.name or label
 
         self.close()          # a retry that restarts from zero starts a fresh bar
         _REDIRECT.enter()
@@ -95,7 +98,7 @@ def progress_for(progress: ProgressArg, item: Any) -> Progress:
     if progress is None or progress is False:
         return NoProgress()
     if progress is True:
-        return TqdmProgress()
+        return TqdmProgress(getattr(item, "name", None))
     if callable(progress) and not hasattr(progress, "advance"):
         return progress(item)
     return progress  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .errors import UsageError
 from .sources import mirror_spellings, source_for
 from .urls import valid_host
-from .user_settings import STRENGTH_WORDS
+from .user_settings import FALSE_WORDS, STRENGTH_WORDS, TRUE_WORDS
 
 
 ENV_CACHE_DIR = "DENSEZOO_CACHE_DIR"
@@ -39,9 +39,11 @@ ENV_SCAN = "DENSEZOO_SCAN"
 ENV_MIN_RATE = "DENSEZOO_MIN_RATE"
 ENV_MAX_UNPACK_BYTES = "DENSEZOO_MAX_UNPACK_BYTES"
 ENV_MAX_UNPACK_MEMBERS = "DENSEZOO_MAX_UNPACK_MEMBERS"
+ENV_JOBS = "DENSEZOO_JOBS"
+ENV_CONNECTIONS = "DENSEZOO_CONNECTIONS"
+ENV_NO_PROGRESS = "DENSEZOO_NO_PROGRESS"
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+_TRUE, _FALSE = set(TRUE_WORDS), set(FALSE_WORDS)   # one vocabulary with the settings file
 
 
 def env_flag(name: str) -> bool:
@@ -105,11 +107,28 @@ def check_mirror(url: str, name: str = ENV_MIRROR) -> str:
     return url
 
 
-def check_setting(key: Any, value: Any) -> None:
-    """A settings-file value, checked as it would be when used (``settings set``)."""
+def check_setting(key: Any, value: Any, *, allow_http: bool = False) -> None:
+    """A settings-file value, checked as it would be when used (``settings set``): a
+    plain-http mirror beyond loopback is refused unless http is allowed (``allow_http``
+    given, or set in the environment or the file), as every fetch would refuse it."""
     if key.name == "mirrors":
         for m in value:
             check_mirror(m, "settings mirrors")
+            if urlsplit(m).scheme == "http" and not allow_http and not _http_allowed():
+                from .urls import is_loopback
+
+                if not is_loopback(m):
+                    raise UsageError(f"mirror {m!r} is plain http: every fetch would refuse it",
+                                     hint="use https, or first `densezoo settings set "
+                                          "allow_http true` (or export DENSEZOO_ALLOW_HTTP=1)")
+
+
+def _http_allowed() -> bool:
+    from . import user_settings
+
+    if os.environ.get(ENV_ALLOW_HTTP, "").strip():
+        return env_flag(ENV_ALLOW_HTTP)
+    return bool(user_settings.read().get("allow_http"))
 
 
 def _env_mirrors(from_file: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -163,6 +182,8 @@ class Settings:
     scan: bool = True                         # scan .pkl files before publishing them
     space_check: bool = True                  # refuse a download that cannot fit
     connections: int | None = None            # per file: None = automatic, 1 = never segment
+    jobs: int = 4                             # artifacts the CLI's `fetch` gets at once
+    no_progress: bool = False                 # the CLI draws no progress bars
     attempts: int = 5                         # tries per URL before the next one
     timeout: tuple[float, float] = (10.0, 60.0)
     min_rate: float = 1024.0                  # bytes/s over a read timeout, else next URL
@@ -186,13 +207,25 @@ class Settings:
         from . import user_settings
 
         file = user_settings.read()
+
+        def flag(name: str, var: str) -> bool | None:
+            """The variable when it is set (1/true/yes/on), else the file's value."""
+            return env_flag(var) if os.environ.get(var, "").strip() else file.get(name)
+
         env: dict[str, Any] = {
-            "strict": env_flag(ENV_STRICT) if os.environ.get(ENV_STRICT, "").strip()
-            else file.get("strict"),
+            "strict": flag("strict", ENV_STRICT),
             "require": os.environ.get(ENV_REQUIRE, "").strip() or file.get("require"),
-            "offline": env_flag(ENV_OFFLINE),
-            "allow_http": env_flag(ENV_ALLOW_HTTP), "markers": not env_flag(ENV_NO_MARKERS),
-            "scan": os.environ.get(ENV_SCAN, "1").strip().lower() not in _FALSE,
+            "offline": flag("offline", ENV_OFFLINE),
+            "allow_http": flag("allow_http", ENV_ALLOW_HTTP),
+            "no_progress": flag("no_progress", ENV_NO_PROGRESS),
+            "markers": not env_flag(ENV_NO_MARKERS),
+            # DENSEZOO_SCAN is on unless it says 0/false/no/off
+            "scan": (os.environ[ENV_SCAN].strip().lower() not in _FALSE
+                     if os.environ.get(ENV_SCAN, "").strip() else file.get("scan")),
+            "jobs": _env_number(ENV_JOBS, int, 1, 32, "a whole number from 1 to 32")
+            or file.get("jobs"),
+            "connections": _env_number(ENV_CONNECTIONS, int, 1, 16,
+                                       "a whole number from 1 to 16") or file.get("connections"),
             "timeout": _env_timeout(),
             "min_rate": _env_int(ENV_MIN_RATE, 0),
             "max_unpack_bytes": _env_int(ENV_MAX_UNPACK_BYTES, 1),

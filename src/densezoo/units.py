@@ -24,14 +24,3 @@ def exact_size(n: int | None) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 file``, ``3 files``, ``2 entries`` (``many`` for irregular plurals)."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
-
-
-def middle(text: str, width: int) -> str:
-    """``text`` in at most ``width`` characters, shortened in the middle with ``…`` (both
-    ends of a model name tell models apart: the family and the schedule)."""
-    if len(text) <= width:
-        return text
-    if width < 2:
-        return text[:width]
-    tail = (width - 1) // 2
-    return text[: width - 1 - tail] + "…" + text[len(text) - tail:]

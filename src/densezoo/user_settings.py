@@ -25,14 +25,21 @@ SECTION = "densezoo"
 
 @dataclass(frozen=True)
 class Key:
-    """A key the file may hold: whether it is a list, how a value is checked, and the
-    environment variable and flag that win over it."""
+    """A key the file may hold: what type its value is (``path``, ``paths``, ``urls``,
+    ``bool``, ``int``), the bounds of an ``int``, and the environment variable and flag
+    that win over it.  Every global option with an environment variable has one."""
 
     name: str
-    many: bool
+    type: str
     env: str
     flag: str
     help: str
+    low: int = 0
+    high: int = 0
+
+    @property
+    def many(self) -> bool:
+        return self.type in ("paths", "urls")
 
 
 # The strength words a bar can name (``results.Strength``), strongest first.
@@ -40,16 +47,31 @@ STRENGTH_WORDS = ("verified", "cross-checked", "prefix", "origin-pinned", "copy-
                   "adopted")
 
 KEYS = {k.name: k for k in (
-    Key("cache_dir", False, "DENSEZOO_CACHE_DIR", "--cache-dir", "the store's root folder"),
-    Key("manifests", True, "DENSEZOO_MANIFEST", "--manifest",
+    Key("cache_dir", "path", "DENSEZOO_CACHE_DIR", "--cache-dir", "the store's root folder"),
+    Key("manifests", "paths", "DENSEZOO_MANIFEST", "--manifest",
         "extra manifests, loaded after the shipped ones (flags and the variable add to them)"),
-    Key("mirrors", True, "DENSEZOO_MIRROR", "--mirror",
+    Key("mirrors", "urls", "DENSEZOO_MIRROR", "--mirror",
         "mirrors tried before upstream (a flag or the variable replaces them)"),
-    Key("strict", False, "DENSEZOO_STRICT", "--strict",
+    Key("strict", "bool", "DENSEZOO_STRICT", "--strict",
         "refuse bytes weaker than `prefix` (true/false)"),
-    Key("require", False, "DENSEZOO_REQUIRE", "--require",
+    Key("require", "strength", "DENSEZOO_REQUIRE", "--require",
         "refuse bytes weaker than this strength (verified, cross-checked, prefix, ...)"),
+    Key("allow_http", "bool", "DENSEZOO_ALLOW_HTTP", "--allow-http",
+        "allow plain-http URLs (and mirrors) beyond loopback (true/false)"),
+    Key("offline", "bool", "DENSEZOO_OFFLINE", "--offline",
+        "never touch the network (true/false)"),
+    Key("no_progress", "bool", "DENSEZOO_NO_PROGRESS", "--no-progress",
+        "never draw progress bars (true/false)"),
+    Key("scan", "bool", "DENSEZOO_SCAN", "--no-scan",
+        "scan .pkl downloads for disallowed imports (true/false)"),
+    Key("jobs", "int", "DENSEZOO_JOBS", "--jobs",
+        "artifacts `fetch` downloads at the same time (1-32)", 1, 32),
+    Key("connections", "int", "DENSEZOO_CONNECTIONS", "--connections",
+        "range connections per file, at most (1-16; unset: automatic)", 1, 16),
 )}
+
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
 
 
 def settings_path() -> Path:
@@ -102,29 +124,46 @@ def read(path: Path | None = None) -> dict[str, Any]:
 
 
 def parse(key: Key, values: list[str], path: Path | None = None) -> Any:
-    """A key's value from the words a user gave (``settings set``) or the file holds."""
-    values = [v.strip() for v in values]
+    """A key's value from the words a user gave (``settings set``) or the file holds,
+    checked: a bad value is refused before it is written, naming what was wrong."""
     where = f"settings file {path}: " if path else ""
-    if key.name in ("manifests", "cache_dir"):
+    for v in values:
+        if "\n" in v or "\r" in v or "\x00" in v:
+            raise UsageError(f"{where}{key.name} values are one line each, without control "
+                             "characters", hint=f"densezoo settings set {key.name} VALUE")
+    values = [v.strip() for v in values]
+    if key.type in ("path", "paths"):
+        if not all(values):
+            # '' would make whichever folder a command runs in the cache (or a manifest).
+            raise UsageError(f"{where}{key.name}: an empty path is not a folder or a file",
+                             hint=f"densezoo settings set {key.name} /some/path "
+                                  f"(or `densezoo settings unset {key.name}`)")
         # Stored absolute: a relative path would mean another file in every folder.
         values = [os.path.abspath(os.path.expanduser(v)) for v in values]
     if key.many:
-        return tuple(values)          # mirrors are checked where they are used (settings)
+        return tuple(v for v in values if v)   # mirrors are checked where they are used
     if len(values) != 1:
         raise UsageError(f"{where}{key.name} takes one value, not {len(values)}",
                          hint=f"densezoo settings set {key.name} VALUE")
-    if key.name == "strict":
-        low = values[0].lower()
-        if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-            raise UsageError(f"{where}strict must be true or false, not {values[0]!r}",
-                             hint="densezoo settings set strict true")
-        return low in ("true", "1", "yes", "on")
-    if key.name == "require":
-        if values[0].lower() not in STRENGTH_WORDS:
-            raise UsageError(f"{where}require must be a strength, not {values[0]!r}",
+    value = values[0]
+    if key.type == "bool":
+        low = value.lower()
+        if low not in TRUE_WORDS + FALSE_WORDS:
+            raise UsageError(f"{where}{key.name} must be true or false, not {value!r}",
+                             hint=f"densezoo settings set {key.name} true")
+        return low in TRUE_WORDS
+    if key.type == "int":
+        if not value.isdigit() or not key.low <= int(value) <= key.high:
+            raise UsageError(f"{where}{key.name} must be a whole number from {key.low} to "
+                             f"{key.high}, not {value!r}",
+                             hint=f"densezoo settings set {key.name} {key.low}")
+        return int(value)
+    if key.type == "strength":
+        if value.lower() not in STRENGTH_WORDS:
+            raise UsageError(f"{where}{key.name} must be a strength, not {value!r}",
                              hint="one of " + ", ".join(STRENGTH_WORDS))
-        return values[0].lower()
-    return values[0]
+        return value.lower()
+    return value
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -142,11 +181,24 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     import io
 
     buf = io.StringIO()
-    buf.write("# densezoo settings: `densezoo settings show` says where each value comes from\n")
+    buf.write("# densezoo settings: `densezoo settings show` says where each value comes from\n"
+              "# keys (a flag or an environment variable wins over this file):\n")
+    for key in KEYS.values():
+        buf.write(f"#   {key.name:<12} {key.help} [{key.env}]\n")
     cp.write(buf)
     with store_errors("write the settings file", path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, buf.getvalue())
+        # 0600: a mirror URL may carry a password or a token (doctor and show redact it).
+        write_text_atomic(path, buf.getvalue(), mode=0o600)
+
+
+def ensure_file() -> Path:
+    """The settings file, created (0600, with the header and no keys) if missing: what
+    ``settings edit`` opens."""
+    path = settings_path()
+    if not path.exists():
+        _write(path, {})
+    return path
 
 
 def key_named(name: str) -> Key:
@@ -199,9 +251,24 @@ class Origin:
     source: str          # "flag --x" | "env VAR" | "file PATH" | "default"
 
     def to_dict(self) -> dict[str, Any]:
-        v = ([str(x) for x in self.value] if isinstance(self.value, tuple)
-             else str(self.value) if isinstance(self.value, Path) else self.value)
+        """JSON-ready, with a mirror's password or ``?token=`` redacted (as doctor does)."""
+        from .urls import redact_text
+
+        v = ([redact_text(str(x)) for x in self.value] if isinstance(self.value, tuple)
+             else redact_text(str(self.value)) if isinstance(self.value, (str, Path))
+             else self.value)
         return {"name": self.name, "value": v, "source": self.source}
+
+    @property
+    def text(self) -> str:
+        """The value as ``settings show``/``get`` print it: lists comma-separated, booleans
+        as true/false, nothing as ``-``, secrets redacted."""
+        v = self.to_dict()["value"]
+        if isinstance(v, list):
+            v = ", ".join(v)
+        elif isinstance(v, bool):
+            v = "true" if v else "false"
+        return "-" if v in ("", None) else str(v)
 
 
 def origins(flags: dict[str, Any], effective: Callable[[str], Any]) -> list[Origin]:

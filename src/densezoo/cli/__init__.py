@@ -21,7 +21,7 @@ from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError, DensezooW
 from ..settings import debug
 from .app import cli
 from ..urls import redact_text
-from .render import emit_json, envelope, one_line
+from .render import emit_json, envelope, label, one_line
 
 # Each command's module, imported when the command is used (app.LazyGroup).
 cli.lazy = {
@@ -47,8 +47,8 @@ def _on_sigterm(signum, frame) -> None:
 def _interrupted(e: BaseException) -> None:
     """Partials are kept and markers released by the code unwinding; say so once."""
     term = isinstance(e, Terminated)
-    click.echo(f"error: {'terminated' if term else 'interrupted'}; partial downloads are kept "
-               "and resume next time", err=True)
+    click.echo(f"{label('error')} {'terminated' if term else 'interrupted'}; partial "
+               "downloads are kept and resume next time", err=True)
     sys.exit(143 if term else 130)
 
 
@@ -103,6 +103,20 @@ def _json_error(args: list[str], error: "dict | DensezooError", exit_code: int) 
         emit_json(envelope(command, errors=errors, exit_code=exit_code))
 
 
+def _show_usage_error(e: click.ClickException) -> None:
+    """click's own message, with the same coloured ``error:`` as every other error on a
+    terminal (piped or NO_COLOR: click's text, unchanged)."""
+    ctx = getattr(e, "ctx", None)
+    if label("error") == "error:" or not isinstance(e, click.UsageError) or ctx is None:
+        e.show()
+        return
+    click.echo(ctx.get_usage(), err=True)
+    names = ctx.help_option_names
+    click.echo(f"Try '{ctx.command_path} {'--help' if '--help' in names else names[0]}' "
+               "for help.\n", err=True)
+    click.echo(f"{label('error')} {e.format_message()}", err=True)
+
+
 def _run(argv: list[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -110,7 +124,7 @@ def _run(argv: list[str] | None) -> None:
     except DensezooError as e:
         if debug():
             traceback.print_exc()
-        click.echo(f"error: {one_line(e)}", err=True)
+        click.echo(f"{label('error')} {one_line(e)}", err=True)
         for line in e.details:
             click.echo(f"  {redact_text(line)}", err=True)
         _json_error(args, e, e.exit_code)
@@ -118,7 +132,7 @@ def _run(argv: list[str] | None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        _show_usage_error(e)
         code = e.exit_code if e.exit_code else EXIT_USAGE
         _json_error(args, {"name": None, "type": "UsageError", "exit_code": code,
                            "message": redact_text(e.format_message()),
@@ -128,14 +142,14 @@ def _run(argv: list[str] | None) -> None:
         # click turns a KeyboardInterrupt into Abort; the cause tells Ctrl-C from "no".
         if isinstance(e.__cause__, KeyboardInterrupt):
             _interrupted(e.__cause__)
-        click.echo("error: aborted", err=True)
+        click.echo(f"{label('error')} aborted", err=True)
         sys.exit(EXIT_FAILURE)
     except KeyboardInterrupt as e:
         _interrupted(e)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug():
             traceback.print_exc()
-        click.echo(f"error: unexpected {type(e).__name__}: {redact_text(str(e))} "
+        click.echo(f"{label('error')} unexpected {type(e).__name__}: {redact_text(str(e))} "
                    "(hint: rerun with DENSEZOO_DEBUG=1 and report the traceback)", err=True)
         _json_error(args, {"name": None, "type": type(e).__name__, "exit_code": EXIT_FAILURE,
                            "message": redact_text(str(e)),

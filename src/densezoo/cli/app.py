@@ -16,7 +16,7 @@ from ..version import __version__
 from ..errors import DensezooError
 from ..settings import ENV_CACHE_DIR
 from ..urls import redact_text
-from .render import one_line
+from .render import label, one_line
 
 if TYPE_CHECKING:
     from ..api import Zoo
@@ -31,15 +31,17 @@ Exit codes:
                                   unsafe pickle, hostile archive)
 
 \b
-Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR (http(s)://,
-s3:// or hf://), DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP, DENSEZOO_TIMEOUT,
-DENSEZOO_MIN_RATE, DENSEZOO_SCAN, DENSEZOO_NO_MARKERS, DENSEZOO_MAX_UNPACK_BYTES,
-DENSEZOO_MAX_UNPACK_MEMBERS, DENSEZOO_DEBUG (show tracebacks); for s3:// the
-standard AWS_* variables (AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for
---layout iopath; DENSEZOO_SETTINGS (the settings file: `densezoo settings`); for
-hf:// HF_ENDPOINT, HF_TOKEN (or `hf auth login`), HF_HUB_CACHE / HF_HOME (the HF
-cache, read through before the Hub is asked) and HF_HUB_OFFLINE=1 (the Hub is never
-asked) -- `densezoo doctor` shows the values in effect."""
+Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR
+(http(s)://, s3:// or hf://), DENSEZOO_STRICT, DENSEZOO_OFFLINE,
+DENSEZOO_ALLOW_HTTP, DENSEZOO_JOBS, DENSEZOO_CONNECTIONS,
+DENSEZOO_NO_PROGRESS, DENSEZOO_TIMEOUT, DENSEZOO_MIN_RATE, DENSEZOO_SCAN,
+DENSEZOO_NO_MARKERS, DENSEZOO_MAX_UNPACK_BYTES, DENSEZOO_MAX_UNPACK_MEMBERS,
+DENSEZOO_DEBUG (show tracebacks); for s3:// the standard AWS_* variables
+(AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for --layout iopath;
+DENSEZOO_SETTINGS (the settings file: `densezoo settings`); for hf://
+HF_ENDPOINT, HF_TOKEN (or `hf auth login`), HF_HUB_CACHE / HF_HOME (the HF
+cache, read before the Hub is asked) and HF_HUB_OFFLINE=1 (the Hub is never
+asked); `densezoo doctor` shows them."""
 
 
 
@@ -93,6 +95,15 @@ class App:
                             mirrors=self.mirrors or None, **overrides)
         return self._zoo
 
+    def flags(self) -> dict[str, Any]:
+        """The global options given on this command line, by settings key (None: not
+        given): they win over the environment and the settings file."""
+        return dict(cache_dir=self.cache_dir if self.cache_dir_flag else None,
+                    manifests=self.manifests or None, mirrors=self.mirrors or None,
+                    strict=self.strict, require=self.require, offline=self.offline,
+                    allow_http=self.allow_http,
+                    no_progress=None if self.progress else True)
+
     @property
     def zoo(self) -> "Zoo":
         return self.make_zoo()
@@ -106,7 +117,7 @@ class App:
         """Warnings are shown even with -q (as pip does): a first-use pin or an unverified
         file is exactly what a quiet CI log must still say.  -qq silences them too."""
         if self.quiet < 2:
-            click.echo(f"warning: {redact_text(message)}", err=True)
+            click.echo(f"{label('warning')} {redact_text(message)}", err=True)
 
     def emit(self, items: Any = (), *, errors: Any = (), summary: dict[str, Any] | None = None,
              exit_code: int = 0) -> None:
@@ -118,12 +129,15 @@ class App:
                            summary=summary, exit_code=exit_code))
 
     def error(self, err: DensezooError) -> None:
-        click.echo(f"error: {one_line(err)}", err=True)
+        click.echo(f"{label('error')} {one_line(err)}", err=True)
         for line in err.details:
             click.echo(f"  {redact_text(line)}", err=True)
 
     def show_progress(self, as_json: bool) -> bool:
-        return self.progress and not self.quiet and not as_json and sys.stderr.isatty()
+        """Bars on a terminal only, unless --no-progress / DENSEZOO_NO_PROGRESS / the
+        settings file's no_progress say never."""
+        return (self.progress and not self.quiet and not as_json and sys.stderr.isatty()
+                and not self.zoo.settings.no_progress)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -134,10 +148,11 @@ STRENGTHS = click.Choice(["verified", "cross-checked", "prefix", "origin-pinned"
 
 
 def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``--json`` after the command, or before it (``densezoo --json list``)."""
     app = ctx.find_object(App)
     if value and app is not None:
         app.json = True
-    return value
+    return value or (app is not None and app.json)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, callback=_json_flag,
@@ -182,7 +197,7 @@ def _global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 
 def _global_options() -> list[click.Option]:
     """The root's options again, for after the command (pip and gh accept both places)."""
-    o = dict(expose_value=False, callback=_global)
+    o = dict(expose_value=False, callback=_global, hidden=True)
     return [
         click.Option(["--manifest", "manifests"], multiple=True, metavar="PATH",
                      help="Extra manifest (also before the command).", **o),
@@ -214,6 +229,22 @@ def add_global_options(cmd: click.Command) -> None:
         return
     taken = {opt for p in cmd.params for opt in getattr(p, "opts", ())}
     cmd.params.extend(o for o in _global_options() if not taken & set(o.opts))
+    if GLOBAL_NOTE not in (cmd.epilog or ""):
+        cmd.epilog = f"{cmd.epilog}\n\n{GLOBAL_NOTE}" if cmd.epilog else GLOBAL_NOTE
+
+
+GLOBAL_NOTE = ("Global options (--manifest, --mirror, --cache-dir, -q, -v, --no-progress, "
+               "--offline, --strict, --require, --allow-http; --json where the command has "
+               "it) go "
+               "before or after the command: `densezoo --help` lists them.")
+
+# The root's help lists commands by what they are for, not alphabetically.
+SECTIONS = (("Get", ("fetch", "path", "config", "adopt")),
+            ("Look", ("list", "info", "cache")),
+            ("Check", ("verify", "scan", "pin", "doctor")),
+            ("Share", ("export", "mirror", "bundle", "import")),
+            ("Set up", ("settings", "manifest", "completion", "help")))
+SETTINGS_VERBS = ("set", "get", "show", "list", "unset", "edit")
 
 
 class LazyGroup(click.Group):
@@ -226,6 +257,47 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context | None) -> list[str]:
         return sorted({*self.commands, *self.lazy})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Commands grouped by purpose (``SECTIONS``), each with its whole first sentence
+        (wrapped to the terminal, never cut with ``...``)."""
+        listed = {name for _, names in SECTIONS for name in names}
+        sections = [*SECTIONS, ("Other", tuple(n for n in self.list_commands(ctx)
+                                                if n not in listed))]
+        for title, names in sections:
+            rows = []
+            for name in names:
+                cmd = self.get_command(ctx, name)
+                if cmd is not None and not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(limit=400)))
+            if rows:
+                with formatter.section(f"{title} commands"):
+                    formatter.write_dl(rows, col_max=12)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """Like click's, but a typo is compared with every command (not only the ones
+        imported so far), and ``config set ...`` -- the habit of git and pip -- says
+        where settings live (``config`` here rewrites detectron2 configs)."""
+        import os
+
+        name = args[0] if args else ""
+        if (name == "config" and len(args) > 1 and args[1] in SETTINGS_VERBS
+                and not os.path.exists(args[1])):
+            from ..user_settings import settings_path
+
+            raise click.UsageError(
+                f"`densezoo config` rewrites detectron2/Detectron configs; settings live in "
+                f"`densezoo settings {' '.join(args[1:])}` (file: {settings_path()})", ctx)
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as e:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+            if close:
+                e.message = (f"No such command {name!r}. Did you mean "
+                             + " or ".join(repr(c) for c in close) + "?")
+            raise
 
     def get_command(self, ctx: click.Context | None, name: str) -> click.Command | None:
         if name not in self.commands and name in self.lazy:
@@ -245,7 +317,7 @@ def names_argument(**kwargs: Any):
 
 
 @click.group(cls=LazyGroup,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
              epilog=EXIT_CODES)
 @click.option("--manifest", "manifests", multiple=True, metavar="PATH",
               type=click.Path(dir_okay=False),
@@ -272,22 +344,25 @@ def names_argument(**kwargs: Any):
                    "origin-pinned, copy-pinned, adopted. [env var: DENSEZOO_REQUIRE]")
 @click.option("--allow-http", is_flag=True, default=None,
               help="Allow plain-http URLs beyond loopback. [env var: DENSEZOO_ALLOW_HTTP]")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON document on stdout, errors included (docs/json.md); also after "
+                   "the command.")
 @click.version_option(__version__, "--version", prog_name="densezoo")
 @click.pass_context
 def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir, quiet, verbose,
-        no_progress, offline, strict, require, allow_http) -> None:
+        no_progress, offline, strict, require, allow_http, as_json) -> None:
     """Fetch, cache and verify DensePose model-zoo weights and data.
 
     \b
     densezoo list                        browse every artifact (with AP metrics)
     densezoo fetch ResNet50_FPN_s1x      download + verify; prints the local path
     densezoo verify                      offline re-check of the cache (for CI)
-    densezoo config my_config.yaml       a detectron2/Detectron config, every URL verified
+    densezoo config my_config.yaml       a detectron2 config, every URL verified
     """
     ctx.obj = App(manifests=manifests, default_manifests=not no_default_manifests,
                   cache_dir=cache_dir, quiet=quiet, verbose=verbose, progress=not no_progress,
                   offline=offline or None, strict=strict or None, require=require,
-                  allow_http=allow_http or None, mirrors=tuple(mirrors),
+                  allow_http=allow_http or None, mirrors=tuple(mirrors), json=as_json,
                   cache_dir_flag=ctx.get_parameter_source("cache_dir")
                   is click.core.ParameterSource.COMMANDLINE)
     from .. import events
@@ -303,3 +378,22 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
 
     events.listen(listener)
     ctx.call_on_close(lambda: events.listen(None))
+
+
+@cli.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_cmd(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show the help of densezoo or of one COMMAND (`densezoo help cache ls`)."""
+    target: click.Command = cli
+    words = ["densezoo"]
+    for word in command:
+        group = target if isinstance(target, click.Group) else None
+        if group is None:
+            break
+        parent = click.Context(group, info_name=" ".join(words))
+        _, sub, _ = group.resolve_command(parent, [word])
+        target = sub  # type: ignore[assignment]
+        words.append(word)
+    with click.Context(target, info_name=" ".join(words)) as sub_ctx:
+        click.echo(target.get_help(sub_ctx))

@@ -64,11 +64,18 @@ def manifest_add_cmd(app: App, sources, name, url, to, kind, description, zoo,
 
 @click.group("settings")
 def settings_group() -> None:
-    """The settings file: cache dir, extra manifests, mirrors, strict mode.
+    """Values you would repeat on every command: each global option with an
+    environment variable, plus jobs and connections.
+
+    \b
+      densezoo settings list             # every key: value and where it is from
+      densezoo settings get cache_dir    # one value, for scripts
+      densezoo settings set jobs 8
+      densezoo settings edit             # open the file in $EDITOR
 
     Flags win over environment variables, which win over the settings file, which
     wins over the default.  The file is DENSEZOO_SETTINGS, else settings.ini in the
-    platform's user config dir.
+    platform's user config dir (written 0600: a mirror URL may hold a password).
     """
 
 
@@ -76,20 +83,39 @@ def settings_group() -> None:
 @json_option
 @pass_app
 def settings_show_cmd(app: App, as_json) -> None:
-    """Each setting's value and where it comes from (flag, env, file, default)."""
+    """Every setting's value and where it comes from (flag, env, file, default);
+    passwords and tokens in mirror URLs are redacted."""
     from ..api import settings_show
     from ..user_settings import settings_path
 
-    rows = settings_show(cache_dir=app.cache_dir if app.cache_dir_flag else None,
-                         manifests=app.manifests or None,
-                         mirrors=app.mirrors or None, strict=app.strict)
+    rows = settings_show(**app.flags())
     if as_json:
         app.emit([r.to_dict() for r in rows], summary={"file": str(settings_path())})
         return
     for r in rows:
-        value = ", ".join(map(str, r.value)) if isinstance(r.value, tuple) else r.value
-        click.echo(f"{r.name:<10} {value if value not in ('', None) else '-'}  ({r.source})")
+        click.echo(f"{r.name:<12} {r.text}  ({r.source})")
     app.say(f"settings file: {settings_path()}")
+
+
+settings_group.add_command(settings_show_cmd, "list")
+
+
+@settings_group.command("get")
+@click.argument("key")
+@json_option
+@pass_app
+def settings_get_cmd(app: App, key, as_json) -> None:
+    """Print KEY's effective value (lists one per line; nothing set: nothing printed)."""
+    from ..api import settings_get
+
+    r = settings_get(key, **app.flags())
+    if as_json:
+        app.emit([r.to_dict()])
+        return
+    value = r.to_dict()["value"]
+    for v in value if isinstance(value, list) else [] if value is None else [r.text]:
+        click.echo(v)
+    app.say(f"({r.source})")
 
 
 @settings_group.command("set")
@@ -98,13 +124,18 @@ def settings_show_cmd(app: App, as_json) -> None:
 @json_option
 @pass_app
 def settings_set_cmd(app: App, key, values, as_json) -> None:
-    """Set KEY (cache_dir, manifests, mirrors, strict) in the settings file.
+    """Set KEY in the settings file; the value is checked first (nothing is written
+    for a bad one).
 
+    \b
+    Keys: cache_dir, manifests, mirrors, strict, require, allow_http,
+          offline, no_progress, scan, jobs, connections.
     \b
       densezoo settings set cache_dir /data/densezoo
       densezoo settings set mirrors https://mirror.internal/densezoo
       densezoo settings set manifests ~/my-zoo.yaml ~/team-zoo.yaml
       densezoo settings set strict true
+      densezoo settings set jobs 8
     """
     from ..api import settings_set
     from ..user_settings import settings_path
@@ -113,7 +144,7 @@ def settings_set_cmd(app: App, key, values, as_json) -> None:
     if as_json:
         app.emit([r.to_dict()], summary={"file": str(settings_path())})
     else:
-        app.say(f"{r.name} set in {settings_path()}")
+        app.say(f"{r.name} = {r.text} set in {settings_path()}")
 
 
 @settings_group.command("unset")
@@ -132,6 +163,20 @@ def settings_unset_cmd(app: App, key, as_json) -> None:
         app.say(f"{r.name} unset in {settings_path()}")
 
 
+@settings_group.command("edit")
+@pass_app
+def settings_edit_cmd(app: App) -> None:
+    """Open the settings file in $VISUAL / $EDITOR (created with a header if missing);
+    it is checked when the editor closes, and a mistake is named (exit 2)."""
+    from ..api import settings_show
+    from ..user_settings import ensure_file
+
+    path = ensure_file()
+    click.edit(filename=str(path))
+    settings_show()                      # reads and checks every value: UsageError if bad
+    app.say(f"{path}: ok")
+
+
 @click.command("adopt")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--known", is_flag=True,
@@ -146,7 +191,7 @@ def adopt_cmd(app: App, paths, known, dry_run, as_json) -> None:
     """Put weights you already have on disk into the store, without downloading.
 
     \b
-      densezoo adopt --known                 # detectron2, Detectron and Hub caches
+      densezoo adopt --known               # detectron2, Detectron and Hub caches
       densezoo adopt ckpt/ ~/Downloads/model_final_162be9.pkl
 
     PATHs are files or folders (searched recursively).  A file is adopted only when

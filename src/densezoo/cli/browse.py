@@ -12,7 +12,7 @@ from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
 from ..results import error_record
 from ..units import plural
-from .render import (RichProgress, human_size, info_lines, list_table, list_tsv,
+from .render import (human_size, info_lines, list_table, list_tsv, progress_bars,
                      progress_display)
 
 
@@ -30,10 +30,13 @@ from .render import (RichProgress, human_size, info_lines, list_table, list_tsv,
 def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
     """List artifacts: name, kind, size, checksum strength, DensePose AP, cached state.
 
-    TEXT filters by a substring of the name, file name or description.  On a terminal
+    TEXT filters by a substring of the name, file name or description, or is a shell
+    pattern ('ResNet*': the names `fetch 'ResNet*'` would get).  On a terminal
     the artifacts are grouped by zoo, each heading saying which AP it reports (v1: AP
-    with GPS; detectron2: GPSm), all in percent; a name too long for the terminal is
-    shortened in the middle with … (--wide shows it whole).  In a pipe, tab-separated
+    with GPS; detectron2: GPSm), all in percent.  Every name printed is one fetch and
+    info accept: on a narrow terminal the shortest alias is shown, empty columns
+    and then kind, checksum, size, note, cached are left out (--wide: every column,
+    full names).  In a pipe, tab-separated
     rows: name, zoo, kind, size (bytes), checksum, AP (%), AP metric, inference s/im,
     cached, note (deprecated, advisory).  Entries that only carry another entry's
     metrics are counted in the footer, listed with --kind metrics or --all-kinds.
@@ -48,7 +51,8 @@ def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
         click.echo(list_tsv(infos), nl=False)
     else:
         width = None if wide else min(shutil.get_terminal_size().columns, 200)
-        click.echo(list_table(infos, width=width, wide=wide), nl=False)
+        click.echo(list_table(infos, width=width, wide=wide, short=z.catalog.shortest_name),
+                   nl=False)
     app.say(plural(len(infos), "artifact") + (
         f"; {plural(infos.hidden, 'metrics entry', 'metrics entries')} hidden "
         "(--kind metrics or --all-kinds)" if infos.hidden else ""))
@@ -83,8 +87,8 @@ def info_cmd(app: App, name, as_json) -> None:
               help="Skip the free-space check (for filesystems that misreport free space).")
 @click.option("--no-scan", is_flag=True,
               help="Do not scan .pkl downloads for disallowed imports. [env var: DENSEZOO_SCAN=0]")
-@click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Artifacts downloaded at the same time.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 32),
+              help="Artifacts downloaded at the same time (default: the jobs setting, else 4).")
 @click.option("--connections", type=click.IntRange(1, 16), default=None,
               help="Range connections per file, at most (default: automatic -- one, then 4 "
                    "when the server caps each connection, up to 8 while each keeps its rate; "
@@ -93,16 +97,28 @@ def info_cmd(app: App, name, as_json) -> None:
               help="Unpack tarballs once (safely) and print the unpacked folder instead.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               metavar="CONFIG", help="Every artifact a detectron2/Detectron config references.")
+@click.option("--to", "to", type=click.Path(file_okay=False), metavar="DIR",
+              help="Also put each verified file in DIR (as `export` does) and print that path.")
+@click.option("--link/--copy", "link", default=True,
+              help="With --to: a symbolic link to the store (default), or a copy.")
 @json_option
 @pass_app
 def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check, no_scan,
-              jobs, connections, extract, config_file, as_json) -> None:
+              jobs, connections, extract, config_file, to, link, as_json) -> None:
     """Download, verify and cache artifacts; print each verified local path.
 
     Progress goes to stderr (only on a terminal); stdout gets one path per line.
+
+    \b
+      densezoo fetch R_50_FPN_s1x --to ckpt/         # ckpt/model_final_162be9.pkl
+      densezoo fetch R_50_FPN_s1x --to ckpt/ --copy  # a copy, not a link
     """
     if not names and not all_ and not kind and not config_file:
         raise click.UsageError("name at least one artifact, or use --all / --kind / --config")
+    if to and extract:
+        raise click.UsageError("--to puts files, --extract unpacks tarballs in the store: "
+                               "use one (`densezoo export NAME --layout densepose` unpacks "
+                               "into a checkout)")
     z = app.make_zoo(space_check=not no_space_check, connections=connections,
                      scan=False if no_scan else None)
     sel = z.select(names, all=all_, kind=kind, zoo=zoo, with_deps=with_deps,
@@ -112,16 +128,18 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         app.warn(f"{r.key}: {r.value} is not in any manifest: not verified")
 
     display = progress_display() if app.show_progress(as_json) else None
-    progress: Callable | None = (lambda art: RichProgress(display)) if display else None
+    progress: Callable | None = progress_bars(display, z.catalog.shortest_name)
     if display:
         display.start()
     try:
-        outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress, jobs=jobs,
+        outcomes = z.fetch_many(sel.artifacts, force=force, progress=progress,
+                                jobs=jobs or z.settings.jobs,
                                 extract=extract)
     finally:
         if display:
             display.stop()
 
+    placed = _place(z, outcomes, to, link) if to else {}
     code = EXIT_OK
     for o in outcomes:
         res = o.result
@@ -138,19 +156,31 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             app.error(o.error)
             code = code or o.error.exit_code
         elif not as_json:
-            click.echo(str(o.path))
+            click.echo(str(placed.get(o.name, o.path)))
     done = [o.result.action for o in outcomes if o.ok and o.result]
     cached = sum(a == "cached" for a in done)
     summary = {"fetched": len(done) - cached, "cached": cached,
                "failed": sum(not o.ok for o in outcomes)}
     if as_json:
-        app.emit([o.to_dict() for o in outcomes], summary=summary, exit_code=code,
+        app.emit([{**o.to_dict(), **({"placed": str(placed[o.name])} if o.name in placed
+                                     else {})} for o in outcomes],
+                 summary=summary, exit_code=code,
                  errors=[error_record(o.error, o.name) for o in outcomes if o.error])
     if len(outcomes) > 1:
         for line in weak_groups([o.result for o in outcomes if o.result is not None]):
             app.warn(line)
         app.say(", ".join(f"{v} {k}" for k, v in summary.items()))
     sys.exit(code)
+
+
+def _place(z, outcomes, to: str, link: bool) -> dict:
+    """``--to``: each verified file linked or copied into ``to`` by the export API (the
+    same placing, file names and collision folders as ``densezoo export``)."""
+    ok = [o.name for o in outcomes if o.ok]
+    if not ok:
+        return {}
+    results = z.export(ok, to, link="symlink" if link else "copy")
+    return {r.name: r.path for r in results}
 
 
 _GROUPS = {"origin-pinned": "pinned from their own URL with nothing published",

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import click
 
 from .app import App, json_option, names_argument, pass_app
 from ..units import plural
-from .render import human_size, table
+from .columns import fit
+from .render import home_relative, human_size, table
 
 
 @click.group("cache")
 def cache_group() -> None:
-    """Inspect and clean the local store (ls, du, rm, prune)."""
+    """Inspect and clean the local store (ls, dir, du, rm, prune)."""
 
 
 @cache_group.command("ls")
@@ -29,16 +31,72 @@ def cache_ls(app: App, as_json) -> None:
     fetched with another manifest or imported keeps a record of its entry: its name
     is shown with `*` when that manifest is not loaded now.  Reads only.
     """
-    rows = app.zoo.cache_entries()
+    z = app.zoo
+    rows = z.cache_entries()
     if as_json:
         app.emit([r.to_dict() for r in rows], summary={
             "count": len(rows), "size": sum(r.size for r in rows)})
         return
-    table(("name", "size", "state", "last used", "from", "path"),
-          [((r.name or "?") + ("" if r.loaded or r.name is None else "*"),
-            human_size(r.size), r.state, r.last_used or "", _short_source(r.source),
-            str(r.path)) for r in rows], right=("size",))
-    app.say(f"{plural(len(rows), 'file')}, {human_size(sum(r.size for r in rows))}")
+    root = z.settings.cache_dir
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    # On a terminal a path is written from ~ (or, narrower, from the store root); piped,
+    # whole, for scripts.
+    whole = home_relative if width else str
+    fitted = fit(CACHE_LS_COLUMNS, [_ls_row(r, whole(r.path)) for r in rows], width,
+                 short_rows=[_ls_row(r, _in_store(r.path, root), _short_name(z, r))
+                             for r in rows],
+                 drop_order=("from", "last used", "size"), always=("path",))
+    table(fitted.columns, fitted.rows, right=("size",))     # a path too long wraps, whole
+    relative = any(not f.startswith(("/", "~")) for f in
+                   (row[fitted.columns.index("path")] for row in fitted.rows))
+    app.say(f"{plural(len(rows), 'file')}, {human_size(sum(r.size for r in rows))}"
+            + (f"; paths are relative to {home_relative(root)}" if relative else ""))
+
+
+CACHE_LS_COLUMNS = ("name", "size", "state", "last used", "from", "path")
+
+
+def _ls_row(r, path: str, name: str | None = None) -> list[str]:
+    """One ``cache ls`` row; the name is one ``fetch``/``info`` accept (``name``: a shorter
+    accepted spelling; ``*``: known only from the store's record, its manifest is not
+    loaded now)."""
+    return [(name or r.name or "?") + ("" if r.loaded or r.name is None else "*"),
+            human_size(r.size), r.state, r.last_used or "", _short_source(r.source), path]
+
+
+def _short_name(z, r) -> str | None:
+    """The shortest accepted spelling of a loaded entry's name (as narrow ``list``)."""
+    if not (r.loaded and r.name):
+        return None
+    from ..errors import DensezooError
+
+    try:
+        return z.catalog.shortest_name(z.catalog.get(r.name))
+    except DensezooError:
+        return None
+
+
+def _in_store(path, root) -> str:
+    """A cached file's path relative to the store root (the narrow spelling of ``ls``)."""
+    import os
+
+    try:
+        return os.path.relpath(path, root) if str(path).startswith(str(root)) else str(path)
+    except ValueError:
+        return str(path)
+
+
+@cache_group.command("dir")
+@json_option
+@pass_app
+def cache_dir_cmd(app: App, as_json) -> None:
+    """Print the store's root folder (--cache-dir, DENSEZOO_CACHE_DIR, the cache_dir
+    setting, else the platform cache dir); it need not exist yet."""
+    root = app.zoo.settings.cache_dir
+    if as_json:
+        app.emit(summary={"path": str(root)})
+    else:
+        click.echo(str(root))
 
 
 @cache_group.command("du")

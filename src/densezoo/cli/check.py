@@ -69,7 +69,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -
         d = report.to_dict()
         app.emit(d["items"], summary={"counts": d["counts"], "strengths": d["strengths"],
                                       "notes": d["notes"]},
-                 exit_code=code)
+                 exit_code=code, errors=_verify_errors(report))
     else:
         for e in report.entries:
             line = f"{e.status:<9} {e.name}"
@@ -85,6 +85,28 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -
         for note in report.notes:
             app.say(f"note: {note}")
     sys.exit(code)
+
+
+# A verify entry's state -> the error type and exit code its record says (docs/json.md).
+_VERIFY_ERRORS = {"missing": ("NotCachedError", EXIT_NOT_CACHED),
+                  "corrupt": ("ChecksumMismatchError", EXIT_CHECKSUM),
+                  "unsafe": ("UnsafeContentError", EXIT_POLICY)}
+
+
+def _verify_errors(report) -> list[dict]:
+    """One ``errors`` record per entry that makes the exit code non-zero for a bad file
+    (missing, corrupt, unsafe): a script reading only ``errors`` sees every failure."""
+    from ..urls import redact_text
+
+    out = []
+    for e in report.entries:
+        if str(e.status) in _VERIFY_ERRORS:
+            kind, code = _VERIFY_ERRORS[str(e.status)]
+            out.append({"name": e.name, "type": kind, "exit_code": code,
+                        "message": redact_text(f"{e.name}: {e.status}"
+                                               + (f" ({e.detail})" if e.detail else "")),
+                        "hint": f"run `densezoo fetch {e.name}`"})
+    return out
 
 
 @click.command("scan")

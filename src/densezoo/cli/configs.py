@@ -15,7 +15,7 @@ from .app import App, json_option, pass_app
 from ..units import human_size
 from ..results import error_record
 from ..units import plural
-from .render import RichProgress, one_line, progress_display, table
+from .render import one_line, progress_bars, progress_display, table
 
 
 @click.command("config")
@@ -24,8 +24,8 @@ from .render import RichProgress, one_line, progress_display, table
               help="Write the config here instead of stdout.")
 @click.option("--dry-run", is_flag=True,
               help="Touch no network: show what each reference resolves to.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Artifacts downloaded at the same time.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 32),
+              help="Artifacts downloaded at the same time (default: the jobs setting, else 4).")
 @click.option("--strict", "strict_here", is_flag=True,
               help="Refuse references that no manifest lists (exit 9).")
 @click.option("--seed-iopath", is_flag=True,
@@ -53,7 +53,7 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     \b
       densezoo config densepose_rcnn_R_50_FPN_s1x.yaml --trained -o verified.yaml
       python train_net.py --config-file verified.yaml --eval-only
-      python apply_net.py show densepose_rcnn_R_50_FPN_s1x.yaml \
+      python apply_net.py show densepose_rcnn_R_50_FPN_s1x.yaml \\
           "$(densezoo fetch R_50_FPN_s1x)" image.jpg dp_contour
 
     A DensePose config's own MODEL.WEIGHTS is the ImageNet initialisation: without
@@ -70,15 +70,21 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     With --seed-iopath the model kind's runtime files are best effort (warned and
     listed) unless --strict.
     """
+    if output and not Path(output).absolute().parent.is_dir():
+        # Said before anything is fetched, not after every download as a FileNotFoundError.
+        folder = Path(output).absolute().parent
+        raise click.UsageError(f"-o {output}: the folder {folder} does not exist "
+                               f"(create it: mkdir -p {folder})")
     if strict_here:
         app.strict = True
     zoo = app.make_zoo()
     display = progress_display() if (app.show_progress(as_json) and not dry_run) else None
-    progress: Callable | None = (lambda art: RichProgress(display)) if display else None
+    progress: Callable | None = progress_bars(display, zoo.catalog.shortest_name)
     if display:
         display.start()
     try:
-        result = zoo.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
+        result = zoo.config(config_file, fetch=not dry_run, jobs=jobs or zoo.settings.jobs,
+                            progress=progress,
                             trained=trained)
     finally:
         if display:

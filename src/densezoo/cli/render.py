@@ -10,17 +10,31 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import click
 
 from ..urls import redact_text
 
 from ..errors import DensezooError
-from ..units import exact_size, human_size, middle
+from ..units import exact_size, human_size
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..results.info import ArtifactInfo
+
+
+def label(word: str) -> str:
+    """``error:`` / ``warning:`` for a stderr line: red / yellow and bold on a terminal,
+    plain when piped, with NO_COLOR set (no-color.org) or TERM=dumb."""
+    import os
+
+    text = f"{word}:"
+    if (not sys.stderr.isatty() or os.environ.get("NO_COLOR")
+            or os.environ.get("TERM") == "dumb"):
+        return text
+    return click.style(text, fg="red" if word == "error" else "yellow", bold=True)
 
 
 def one_line(err: DensezooError) -> str:
@@ -80,14 +94,20 @@ def _note(a) -> str:
                     if on)
 
 
-def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = False) -> str:
+LIST_DROP_ORDER = ("kind", "checksum", "size", "note", "cached")
+
+
+def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = False,
+               short: "Callable[[Any], str] | None" = None) -> str:
     """The terminal view: one table per zoo under a heading that says which AP it reports.
-    A name is never broken over lines: when the terminal is too narrow it is shortened in
-    the middle with ``…`` (``--wide``, TSV and JSON have it whole); no other value is cut."""
+    A name is never cut: when the table is too wide each name becomes its shortest
+    accepted spelling (``short``, e.g. the alias ``R_50_FPN_s1x``), then columns empty in
+    every row go, then the less important ones (``LIST_DROP_ORDER``), and only then do
+    other cells wrap (cli/columns.py).  ``--wide`` shows every column and full names."""
     from rich.console import Console
-    from rich.table import Table
 
     from ..results.info import AP_METRIC, headline_ap
+    from .columns import fit
 
     console = Console(width=width or 400, record=True, highlight=False, file=io.StringIO(),
                       force_terminal=False)
@@ -97,17 +117,17 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
     for zoo, group in zoos.items():
         metric = AP_METRIC.get(zoo) or next((headline_ap(i.artifact)[1] for i in group
                                              if headline_ap(i.artifact)[1]), None)
-        heading = f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if metric else "")
-        console.print(heading, style="bold")
         cols = ["name", "kind", "size", "checksum", "AP"]
         if wide:
             cols[1:1] = ["zoo"]
             cols += ["s/im", "mem GB"]
-        cols.append("cached")
+        cols += ["cached", "note"]
         rows = []
         for i in group:
             a = i.artifact
-            row = [a.name, a.kind, human_size(_size(i)), str(i.checksum), _ap_text(a)]
+            size = _size(i)        # unknown: blank (a column of unknowns is left out)
+            row = [a.name, a.kind, "" if size is None else human_size(size), str(i.checksum),
+                   _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
@@ -117,26 +137,34 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
                         else ""]
             row += [str(i.strength or "yes") if i.path else "", _note(a)]
             rows.append(row)
-        if any(r[-1] for r in rows):
-            cols.append("note")
-        else:
-            rows = [r[:-1] for r in rows]
-        if width and not wide:
-            # Every other column at its widest value, two spaces between columns: the
-            # name gets the rest (at least 16 characters).
-            others = sum(max(len(c), *(len(r[k]) for r in rows)) for k, c in enumerate(cols)
-                         if k) + 2 * (len(cols) - 1)
-            room = max(16, width - others)
-            rows = [[middle(r[0], room), *r[1:]] for r in rows]
-        t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-        for col in cols:
-            t.add_column(col, justify="right" if col in ("size", "AP", "s/im", "mem GB") else
-                         "left", no_wrap=True, overflow="ignore", min_width=len(col))
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
+        shorter = [[short(i.artifact), *r[1:]] for i, r in zip(group, rows)] if short else None
+        fitted = fit(cols, rows, None if wide else width, short_rows=shorter,
+                     drop_order=LIST_DROP_ORDER)
+        shown = metric and "AP" in fitted.columns
+        console.print(f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if shown
+                                   else ""), style="bold")
+        console.print(_rich_table(fitted.columns, fitted.rows))
         console.print()
     return console.export_text()
+
+
+_RIGHT = ("size", "AP", "s/im", "mem GB")
+
+
+def _rich_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *,
+                right: Sequence[str] = _RIGHT, whole: Sequence[str] = ()):
+    """A borderless rich table: the first column (a name) and ``whole`` ones never wrap or
+    get cut; the others may wrap when the terminal is narrower than the table."""
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for k, col in enumerate(columns):
+        keep = k == 0 or col in whole
+        t.add_column(col, justify="right" if col in right else "left", no_wrap=keep,
+                     overflow="ignore" if keep else "fold", min_width=len(col) if keep else None)
+    for r in rows:
+        t.add_row(*r)
+    return t
 
 
 def stdout_console():
@@ -148,15 +176,19 @@ def stdout_console():
 
 def table(columns: Iterable[str], rows: Iterable[Iterable[str]], *,
           right: tuple[str, ...] = (), no_wrap: tuple[str, ...] = ()) -> None:
-    """Print a borderless table on stdout."""
-    from rich.table import Table
+    """Print a borderless table on stdout (the first column and ``no_wrap`` ones whole)."""
+    stdout_console().print(_rich_table(list(columns), [list(r) for r in rows], right=right,
+                                       whole=no_wrap))
 
-    t = Table(box=None, pad_edge=False, header_style="bold")
-    for col in columns:
-        t.add_column(col, justify="right" if col in right else "left", no_wrap=col in no_wrap)
-    for row in rows:
-        t.add_row(*row)
-    stdout_console().print(t)
+
+def home_relative(path: "str | Path") -> str:
+    """``path`` with the home folder written ``~`` (a shorter spelling a shell accepts)."""
+    import os
+
+    text, home = str(path), os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home.rstrip("/") + "/")):
+        return "~" + text[len(home.rstrip("/")):]
+    return text
 
 
 _SPEED = (("inference_s_per_im", "inference {:g} s/image"), ("train_s_per_iter",
@@ -181,7 +213,10 @@ def _metric_line(task: str, values: Any) -> str:
 def _checksum_lines(a, pin: dict[str, Any] | None, md5_url: str | None):
     """Each checksum as published, or "unknown", with the first-use pin under it."""
     pin = pin or {}
-    when = f" ({str(pin['pinned_at'])[:10]})" if pin.get("pinned_at") else ""
+    by = {"origin": "from the origin", "copy": "from a copy", "adopted": "from a file on disk"}
+    when = ", ".join(x for x in (by.get(pin.get("kind", "")), str(pin.get("at") or "")[:10])
+                     if x)
+    when = f" ({when})" if when else ""
     for key, published in (("md5", a.md5), ("sha256", a.sha256), ("size", a.size)):
         show = exact_size if key == "size" else str
         if published is not None:
@@ -220,7 +255,8 @@ def info_lines(info: "ArtifactInfo"):
     for v in info.vouchers:
         digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
                             if v.get(k) is not None)
-        yield "vouched", f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+        yield "vouched", (f"{v['kind']}: {v['source']}" + (f" ({digests})" if digests else "")
+                          + (f"; {v['detail']}" if v.get("detail") else ""))
     if info.shadows:
         yield "shadows", info.shadows
     for why in (info.record.ignored if info.record is not None else ()):
@@ -256,13 +292,17 @@ def info_lines(info: "ArtifactInfo"):
 
 
 class RichProgress:
-    """Adapter from densezoo's Progress protocol to one shared rich Progress display."""
+    """Adapter from densezoo's Progress protocol to one shared rich Progress display.
+    ``name``: what the bar says -- the artifact's (short) name, which ``fetch`` accepts,
+    rather than the downloader's file name (every detectron2 file is model_final_*.pkl)."""
 
-    def __init__(self, display) -> None:
+    def __init__(self, display, name: str | None = None) -> None:
         self.display = display
+        self.name = name
         self.task = None
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
+        label = self.name or label
         if self.task is None:
             self.task = self.display.add_task(label, total=total, completed=initial)
         else:
@@ -277,11 +317,22 @@ class RichProgress:
             self.task = None
 
 
+def progress_bars(display, short: "Callable[[Any], str]"):
+    """The ``progress=`` factory for the API: one bar per artifact on ``display``, named
+    by ``short(artifact)`` (the catalog's shortest accepted name); None without one."""
+    return (lambda art: RichProgress(display, short(art))) if display else None
+
+
 def progress_display():
-    """A transient rich display on stderr, in binary units like every summary (MiB)."""
+    """A transient rich display on stderr, in binary units like every summary (MiB), one
+    line per file at any width: the name and the sizes never wrap, the bar takes what is
+    left (at 80 columns too), and below 60 columns the speed and time are left out."""
+    import shutil
+
     from rich.console import Console
     from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn,
                                TimeRemainingColumn)
+    from rich.table import Column
     from rich.text import Text
 
     class BinarySpeed(ProgressColumn):
@@ -299,6 +350,11 @@ def progress_display():
             return Text(f"{human_size(int(task.completed))}{total}",
                         style="progress.download")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), BinarySize(),
-                    BinarySpeed(), TimeRemainingColumn(), console=Console(stderr=True),
-                    transient=True)
+    whole = dict(no_wrap=True, overflow="ignore")
+    columns = [TextColumn("{task.description}", table_column=Column(**whole)),
+               BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+               BinarySize(table_column=Column(**whole))]
+    if shutil.get_terminal_size().columns >= 60:
+        columns += [BinarySpeed(table_column=Column(**whole)),
+                    TimeRemainingColumn(table_column=Column(**whole))]
+    return Progress(*columns, console=Console(stderr=True), transient=True, expand=True)

@@ -62,7 +62,7 @@ _FETCHED = {"state": S, "path": (S, NULL), "url": (S, NULL), "transferred": I,
             "warnings": STRINGS, "connections": (I, NULL)}
 FETCH = record({"name": S, "ok": B, "state": S, "path": (S, NULL), "strength": STRENGTH},
                {**_FETCHED, "extracted": record({"name": S, "archive": S, "path": S,
-                                                 "state": S})})
+                                                 "state": S}), "placed": S})
 PATH = record({"name": S, **_FETCHED})
 VERIFY = record({"name": S, "state": S, "path": (S, NULL), "detail": (S, NULL),
                  "moved_to": (S, NULL), "method": (S, NULL), "quarantined": ("object", NULL),
@@ -111,6 +111,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
             "name": S, "url": S, "size": (I, NULL), "cached": B, "strength": STRENGTH})}})),
     "doctor": (CHECK, None),
     "cache ls": (CACHE_ENTRY, record({"count": I, "size": I})),
+    "cache dir": (OBJECT, record({"path": S})),
     "cache du": (None, record({"root": S, "files": I, "file_bytes": I, "partial_bytes": I,
                                "extracted_bytes": I, "bad_bytes": I, "total": I})),
     "cache rm": (REMOVAL, _REMOVAL_SUMMARY),
@@ -124,6 +125,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
                              "skipped": I, "places": STRINGS})),
     "manifest add": (ADDED, record({"manifest": S, "written": B})),
     "settings show": (SETTING, record({"file": S})),
+    "settings get": (SETTING, None),
     "settings set": (SETTING, record({"file": S})),
     "settings unset": (SETTING, record({"file": S})),
 }

@@ -20,9 +20,7 @@ def doctor_cmd(app: App, no_probe, as_json) -> None:
     (one HEAD each, 3 s timeout, in parallel; not with --offline or --no-probe).
 
     Exit 1 if a check fails (an unwritable cache, a host that does not answer)."""
-    report = app.zoo.doctor(probe=not no_probe, flags={
-        "cache_dir": app.cache_dir if app.cache_dir_flag else None,
-        "manifests": app.manifests, "mirrors": app.mirrors, "strict": app.strict})
+    report = app.zoo.doctor(probe=not no_probe, flags=app.flags())
     if as_json:
         app.emit([c.to_dict() for c in report.checks],
                  exit_code=EXIT_OK if report.ok else EXIT_FAILURE)

@@ -38,7 +38,8 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
 
     \b
       densezoo export densepose_rcnn_R_50_FPN_s1x --layout iopath
-      python apply_net.py show cfg.yaml https://dl.fbaipublicfiles.com/... img.jpg dp_segm
+      python apply_net.py show cfg.yaml \\
+          https://dl.fbaipublicfiles.com/... img.jpg dp_segm
     """
     results = app.zoo.export(names, to, link=link, layout=None if layout == "flat" else layout,
                              force=force)
@@ -72,8 +73,8 @@ def mirror_group() -> None:
 def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_json) -> None:
     """Write <target>/<host>/<path> for each artifact, densezoo-mirror.yaml and index.html.
 
-    \b
     A folder: serve it over http(s), DENSEZOO_MIRROR=http://host/prefix on the clients.
+
     s3://BUCKET/PREFIX: uploads verified files (multipart when large; objects already
     there with the same size and md5 are skipped) with the standard AWS credentials
     and AWS_ENDPOINT_URL (MinIO, Ceph); clients use DENSEZOO_MIRROR=s3://BUCKET/PREFIX.

@@ -154,14 +154,16 @@ class Record:
                 "sidecar_md5": self.sidecar_md5, "ignored": list(self.ignored)}
 
 
-def published(art: Artifact, sidecar_md5: str | None = None) -> tuple[dict[str, Any], ...]:
+def published(art: Artifact, sidecar_md5: str | None = None,
+              which: str | None = None) -> tuple[dict[str, Any], ...]:
     """The manifest entry's own word, as ``info`` and the ledger list it: which manifest
-    (shipped, your own, or imported) and which digests."""
+    (``which``: shipped, your own, or imported) and which digests."""
     out = []
     digests = {k: getattr(art, k) for k in ("size", "md5", "sha256", "md5_prefix")
                if getattr(art, k) is not None}
     if digests:
-        out.append({"kind": "published", "source": f"{art.source or '?'}#{art.name}", **digests})
+        out.append({"kind": "published", "source": f"{art.source or '?'}#{art.name}",
+                    **digests, **({"detail": f"{which} manifest"} if which else {})})
     if sidecar_md5:
         out.append({"kind": "published", "source": redact(art.md5_url or ""),
                     "md5": sidecar_md5})
