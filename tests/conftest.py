@@ -204,7 +204,7 @@ def need_root() -> None:
         missing("root (to mount a tmpfs)")
 
 
-SYSTEM_FIXTURES = {"tmpfs", "small_fs", "nginx_bin", "chromium_bin"}
+SYSTEM_FIXTURES = {"tmpfs", "small_fs", "nginx_bin", "chromium_bin", "cotenant"}
 
 
 def pytest_collection_modifyitems(items):
@@ -313,6 +313,14 @@ def run_in_pty(argv: list[str], env: dict, *, columns: int = 80,
     p = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=env,
                          close_fds=True)
     os.close(child)
+    out = read_to_end(main)
+    return p.wait(timeout=60), out.decode(errors="replace")
+
+
+def read_to_end(main: int) -> bytes:
+    """Everything a pty's other side writes until it closes; closes ``main``."""
+    import os
+
     out = b""
     while True:
         try:
@@ -323,4 +331,60 @@ def run_in_pty(argv: list[str], env: dict, *, columns: int = 80,
             break
         out += chunk
     os.close(main)
-    return p.wait(timeout=60), out.decode(errors="replace")
+    return out
+
+
+COTENANT = "dz-cotenant"
+
+
+@dataclass
+class Cotenant:
+    """A second real user of a shared cache (issue 33: the attacker acts as another uid)."""
+
+    uid: int
+    gid: int
+    home: Path            # a folder under /tmp both users can reach (tmp_path is root's 0700)
+
+    def run(self, *argv: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
+        import subprocess
+
+        r = subprocess.run(list(argv), user=self.uid, group=self.gid, extra_groups=[],
+                           capture_output=True, text=True, cwd="/")
+        if check:
+            assert r.returncode == 0, (argv, r.stderr)
+        return r
+
+    def shared(self, path: Path, mode: int = 0o777) -> Path:
+        """Make ``path`` (and its parents up to ``home``) a folder the co-tenant can write."""
+        path.mkdir(parents=True, exist_ok=True)
+        for p in [path, *path.parents]:
+            if p == self.home.parent:
+                break
+            p.chmod(mode if p == path else max(p.stat().st_mode & 0o777, 0o755))
+        return path
+
+
+@pytest.fixture
+def cotenant():
+    """Root's tests of a shared cache: creates the user ``dz-cotenant`` if needed and a
+    folder under /tmp (mode 0755) for the cache; skipped with a reason when not root
+    (a failure under CI=true, as ``missing`` says)."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:
+        missing("root (to act as a second uid on a shared cache)")
+    try:
+        pw = pwd.getpwnam(COTENANT)
+    except KeyError:
+        r = subprocess.run(["useradd", "-M", "-r", "-s", "/usr/sbin/nologin", COTENANT],
+                           capture_output=True, text=True)
+        if r.returncode != 0 and "already exists" not in r.stderr:
+            missing(f"useradd (to create {COTENANT}): {r.stderr.strip()}")
+        pw = pwd.getpwnam(COTENANT)
+    home = Path(tempfile.mkdtemp(prefix="dz-shared-", dir="/tmp"))
+    home.chmod(0o755)
+    yield Cotenant(pw.pw_uid, pw.pw_gid, home)
+    shutil.rmtree(home, ignore_errors=True)

@@ -62,8 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- helpers --------------------------------------------------------------------------
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              head: bool = False) -> None:
-        self.send_response(status)
+              head: bool = False, reason: str | None = None) -> None:
+        self.send_response(status, reason)
         hdrs = {"Content-Length": str(len(body))}
         hdrs.update(headers or {})
         for k, v in hdrs.items():
@@ -177,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {}
             if "retry_after" in p:
                 extra["Retry-After"] = str(p["retry_after"])
-            self._send(p["code"], p.get("body", b"error\n"), extra, head)
+            self._send(p["code"], p.get("body", b"error\n"), extra, head, p.get("reason"))
             return True
         if f.kind == "redirect":
             self._send(p.get("code", 302), b"", {"Location": p["location"]}

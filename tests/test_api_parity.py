@@ -21,10 +21,11 @@ COMMANDS = {
     "scan": "scan", "pin": "pin", "config": "config", "cache ls": "cache_ls",
     "cache du": "cache_du", "cache rm": "cache_rm", "cache prune": "cache_prune",
     "export": "export", "mirror build": "mirror_build", "bundle": "bundle",
-    "import": "import_bundle", "doctor": "doctor", "manifest add": "manifest_add", "adopt": "adopt",
+    "import": "import_bundle", "doctor": "doctor", "check": "check", "identify": "identify", "manifest add": "manifest_add", "adopt": "adopt",
     "settings show": "settings_show", "settings set": "settings_set",
     "settings unset": "settings_unset", "settings get": "settings_get",
     "settings list": "settings_show", "cache dir": "cache_dir",
+    "convert": "convert",
 }
 # Commands that edit the settings file itself: no Zoo, so no settings keywords.
 FILE_ONLY = {"settings set", "settings unset"}

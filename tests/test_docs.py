@@ -62,8 +62,11 @@ def synthetic(art) -> bytes:
         return b"MATLAB 5.0 MAT-file, synthetic " + art.name.encode()
     if name.endswith(".npy"):
         return b"\x93NUMPY synthetic " + art.name.encode()
-    if name.endswith(".pkl"):
-        return pickle.dumps({"blobs": {}, "artifact": art.name}, protocol=2)
+    if name.endswith(".pkl"):              # a v1 checkpoint: convert and load_weights run
+        import numpy as np
+
+        blobs = {"conv1_w": np.arange(12, dtype=np.float32).reshape(3, 1, 2, 2)}
+        return pickle.dumps({"blobs": blobs, "artifact": art.name}, protocol=2)
     if name.endswith((".tar.gz", ".tgz")):
         folder = "UV_data" if "uv" in name else "eval_data"
         buf = io.BytesIO()

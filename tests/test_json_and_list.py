@@ -43,8 +43,8 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
         r = cli(*base, *args, "--json")
         doc = r.json                                  # schema-validated
         assert doc["ok"] is ok, (args, r.err)
-        assert bool(doc["errors"]) is not ok or doc["command"] in ("verify", "scan", "pin",
-                                                                  "doctor"), (args, doc)
+        assert bool(doc["errors"]) is not ok or doc["command"] in (
+            "verify", "scan", "pin", "doctor", "check", "identify"), (args, doc)
         seen.setdefault(doc["command"], set()).add(ok)
         return doc
 
@@ -62,7 +62,14 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     check("scan", "js_good", ok=False)                                   # not a pickle
     (tmp_path / "w.pkl").write_bytes(__import__("pickle").dumps({"w": [1.0]}, protocol=2))
     check("scan", str(tmp_path / "w.pkl"), ok=True)
+    check("convert", str(tmp_path / "w.pkl"), ok=False)                 # not a checkpoint
+    (tmp_path / "m.pkl").write_bytes(__import__("pickle").dumps(
+        {"model": {"w": __import__("numpy").ones(2)}, "__author__": "t"}, protocol=2))
+    check("convert", str(tmp_path / "m.pkl"), ok=True)
     check("pin", ok=True)
+    check("identify", str(Path(cli(*base, "path", "js_good").out.strip())), ok=True)
+    check("identify", str(tmp_path / "w.pkl"), ok=False)
+    check("check", str(tmp_path / "w.pkl"), ok=False)      # a match: tests/test_structure.py
     check("config", str(cfg), ok=True)
     check("config", str(bad_cfg), ok=False)
     check("doctor", ok=True)
@@ -98,7 +105,7 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     assert not missing, f"commands never exercised with --json: {missing}"
     once = {c for c, oks in seen.items() if oks != {True, False}
             and c not in ("cache du", "cache dir", "cache prune", "doctor", "cache ls", "pin",
-                          "settings show")}
+                          "settings show", "check")}
     assert not once, f"not seen both succeeding and failing: {once}"
 
 

@@ -21,6 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "densezoo"
 # whether it is right), the core, the operations, the facade, and the faces.
 WINGS = [
     ("base", {"errors", "version", "urls", "sources", "hashing", "progress", "disk", "units", "settings",
+              "printable",
               "user_settings", "manifest_edit"}),
     ("content", {"content"}),
     ("manifest", {"manifest", "compiled", "catalog", "configs", "results", "events"}),
@@ -29,7 +30,7 @@ WINGS = [
     ("core", {"fetcher", "core"}),
     ("ops", {"ops"}),
     ("api", {"api"}),
-    ("faces", {"iopath", "integrations", "cli", ""}),
+    ("faces", {"iopath", "integrations", "cli", "run", ""}),
 ]
 
 

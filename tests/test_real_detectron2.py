@@ -72,6 +72,24 @@ def restore_path_manager(d2_source):
     PathManager._path_handlers.update(saved)
 
 
+def _trained_model_pickle() -> bytes:
+    """A stand-in for the trained R_50_FPN_s1x with its real structure (detectron2's 335
+    names and shapes, as densezoo ships them; zeros): densezoo checks a trained model's
+    tensors against the model its config builds, and a 2x2 stand-in is refused."""
+    import numpy as np
+
+    from densezoo.content.structure import expected_for
+
+    rows = expected_for("densepose_rcnn_R_50_FPN_s1x").tensors
+    return pickle.dumps({"model": {n: np.zeros(shape, dtype) for n, shape, dtype in rows},
+                         "__author__": "densezoo-test"}, protocol=4)
+
+
+@pytest.fixture(scope="session")
+def trained_bytes() -> bytes:
+    return _trained_model_pickle()
+
+
 def _model_zoo_pickle(values: dict[str, float]) -> bytes:
     """A weight file in detectron2's model-zoo format (numpy arrays under "model")."""
     import numpy as np
@@ -82,10 +100,11 @@ def _model_zoo_pickle(values: dict[str, float]) -> bytes:
 
 
 @pytest.fixture
-def zoo(d2_source, restore_path_manager, server, manifest, monkeypatch, tmp_path):
+def zoo(d2_source, restore_path_manager, server, manifest, monkeypatch, tmp_path,
+        trained_bytes):
     """A manifest for the real URLs of DensePose's R_50_FPN_s1x config (its ImageNet
     init and its trained model), served by a loopback mirror; FVCORE_CACHE in tmp."""
-    init, trained = _model_zoo_pickle({"weight": 1.0}), _model_zoo_pickle({"weight": 7.0})
+    init, trained = _model_zoo_pickle({"weight": 1.0}), trained_bytes
     for url, data in ((INIT_URL, init), (TRAINED_URL, trained)):
         server.add("/mirror/" + "/".join(url_key(url)), data)
     monkeypatch.setenv("DENSEZOO_MIRROR", server.url("/mirror"))
@@ -141,8 +160,8 @@ def test_install_feeds_the_real_checkpointer_verified_bytes_only(zoo, server, ma
 
     dz.install(Zoo(manifests=[zoo["manifest"]], default_manifests=False))
     model = torch.nn.Linear(2, 2, bias=False)
-    DetectionCheckpointer(model).load(TRAINED_URL)
-    assert torch.equal(model.weight.data, torch.full((2, 2), 7.0))
+    DetectionCheckpointer(model).load(INIT_URL)
+    assert torch.equal(model.weight.data, torch.full((2, 2), 1.0))
     # A manifest whose md5 the served bytes do not match: refused, model untouched.
     wrong = manifest({"name": "densepose_rcnn_R_50_FPN_s1x", "url": TRAINED_URL,
                       "md5": "0" * 32, "kind": "model"})

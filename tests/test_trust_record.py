@@ -160,6 +160,8 @@ def test_a_co_tenants_swap_and_forged_pin_are_caught(server, blob, manifest, cli
     assert done.returncode == 0, done.stderr
     assert "KEPT" in done.stdout                     # trust/ is sticky: not renamed
     assert f.read_bytes() == evil
+    info = cli("--manifest", m, "info", "tr_shared", "--json").items[0]
+    assert info["strength"] is None and info["cached"]     # unverified: never the old word
     v = cli("--manifest", m, "verify", "--json")
     assert v.code == 4 and v.items[0]["state"] == "corrupt", v.out
     r = cli("--manifest", m, "fetch", "tr_shared")
@@ -315,3 +317,83 @@ def test_verify_cross_check_asks_the_hub_for_cached_weak_files(server, blob, man
         assert r.code == 0 and r.items[0]["strength"] == "cross-checked", r.err
     finally:
         srv.shutdown()
+
+
+# -- the attack pass on this record (second reviewer), each finding a test ----------------
+
+def test_a_co_tenants_dzmeta_entry_cannot_make_verify_green(server, blob, manifest, cli,
+                                                            shared_cache):
+    """Plain `verify` (the manifest not loaded) used to believe the entry a co-tenant wrote
+    into the file's .dzmeta -- with the md5 of their swapped bytes: 'verified', exit 0."""
+    b = blob("tr_meta", 30_000)
+    m = str(manifest(entry(b, md5=False, size=False)))
+    assert cli("--manifest", m, "fetch", "tr_meta").code == 0
+    f = next((shared_cache / "files").rglob("tr_meta.bin"))
+    entry_json = json.loads(f.with_name("tr_meta.bin.dzmeta").read_text())["entry"]
+    evil = "E" * len(b.data)
+    entry_json["md5"] = hashlib.md5(evil.encode()).hexdigest()
+    done = _as_nobody(f"""
+        set -e
+        rm -f '{f}' && printf '{evil}' > '{f}'
+        rm -f '{f}.dzmeta' && printf '%s' '{json.dumps({"entry": entry_json})}' > '{f}.dzmeta'
+    """)
+    assert done.returncode == 0, done.stderr
+    r = cli("verify", "--json")                          # no --manifest: the store's word
+    assert r.code == 4 and r.items[0]["state"] == "corrupt", r.out
+
+
+def test_two_copies_never_cross_check_each_other(server, blob, manifest, cli):
+    """One mirror under two host names (127.0.0.1 and localhost) is one party's word."""
+    b = blob("tr_twice", 20_000)
+    server.add("/m1/tr_twice.bin", b.data)
+    server.add("/m2/tr_twice.bin", b.data)
+    server.fault(b.path, "status", -1, code=404)
+    port = server.url("/").split(":")[2].split("/")[0]
+    m = str(manifest(_prefix(b, mirrors=[server.url("/m1/tr_twice.bin"),
+                                         f"http://localhost:{port}/m2/tr_twice.bin"])))
+    assert cli("--manifest", m, "fetch", "tr_twice").code == 0
+    server.fault("/m1/tr_twice.bin", "status", -1, code=404)
+    r = cli("--manifest", m, "fetch", "--force", "tr_twice", "--json")
+    assert r.code == 0 and r.items[0]["strength"] == "copy-pinned", r.items
+    assert cli("--manifest", m, "--strict", "path", "tr_twice").code == 9
+
+
+def test_a_bundle_never_publishes_a_copys_digests(server, blob, manifest, cli, monkeypatch,
+                                                  tmp_path):
+    b = blob("tr_bundled", 20_000)
+    _mirror(server, b, monkeypatch)
+    server.fault(b.path, "status", -1, code=404)
+    m = str(manifest(_prefix(b)))
+    assert cli("--manifest", m, "fetch", "tr_bundled").code == 0     # copy-pinned
+    out = tmp_path / "b.tar"
+    assert cli("--manifest", m, "bundle", "tr_bundled", "-o", str(out)).code == 0
+    import tarfile
+
+    with tarfile.open(out) as tar:
+        text = tar.extractfile("densezoo-bundle.yaml").read().decode()
+    assert b.md5 not in text and b.sha256 not in text
+    monkeypatch.delenv("DENSEZOO_MIRROR")
+    monkeypatch.setenv("DENSEZOO_CACHE_DIR", str(tmp_path / "elsewhere"))
+    r = cli("import", str(out), "--json")
+    assert r.code == 0 and "copy-pinned" in r.err, (r.out, r.err)
+    assert cli("verify").err.strip() == "1 copy-pinned"
+
+
+def test_only_a_loopback_address_is_a_loopback_origin():
+    from densezoo.store.trust import authentic
+
+    assert authentic("https://example.org/x") and authentic("http://127.0.0.1:8/x")
+    assert authentic("http://localhost/x") and authentic("http://[::1]/x")
+    assert not authentic("http://127.attacker.example/x")
+    assert not authentic("http://evil.example/x")
+
+
+def test_a_malformed_record_is_ignored_not_a_traceback(server, blob, manifest, cli, cache_dir):
+    b = blob("tr_bad", 10_000)
+    m = str(manifest(entry(b, md5=False, size=False)))
+    assert cli("--manifest", m, "fetch", "tr_bad").code == 0
+    rec = next((cache_dir / "trust").rglob("tr_bad.bin.json"))
+    rec.write_text(json.dumps({"vouchers": 5}))
+    r = cli("--manifest", m, "info", "tr_bad")
+    assert r.code == 0 and "'vouchers' is not a list" in r.out
+    assert cli("--manifest", m, "verify").code == 1          # nothing vouches: unpinned

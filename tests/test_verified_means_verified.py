@@ -3,6 +3,7 @@ imports, for read-only commands, and for a bundle with one bad file.  Each test 
 CLI as a user would, against the loopback server."""
 
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -109,6 +110,12 @@ def test_a_forged_record_cannot_vouch_for_another_place(cli, blob, manifest, cac
     record = json.loads(meta.read_text())
     record["entry"]["url"] = record["entry"]["url"].replace("here.bin", "elsewhere.bin")
     meta.write_text(json.dumps(record))
+    # this user's own trust record still says what the file is: the forgery changes nothing
+    r = cli("-v", "verify")
+    assert r.out.split() == ["ok", "here", "(verified)"], (r.out, r.err)
+    # without it, the forged .dzmeta vouches for no place: a stranger, not checked
+    shutil.rmtree(cache_dir / "trust")
+    meta.write_text(json.dumps(record))     # (the verify above wrote the true entry back)
     r = cli("-v", "verify")
     assert r.out.strip() == "" and "1 file(s) in the store that no loaded manifest names" \
         in r.err, (r.out, r.err)

@@ -30,9 +30,12 @@ if TYPE_CHECKING:
     from .results.info import ArtifactInfo
     from .results.share import ConfigResult, ExportResult, ImportResult, PinInfo
     from .content.pickle_scan import ScanReport
+    from .content.weights import Weights
+    from .results.convert import ConvertResult
     from .ops.cache import CacheEntry, CacheUsage, RemovalPlan
     from .ops.doctor import Diagnosis
     from .ops.adopt import AdoptReport
+    from .ops.weights import Identification, StructureReport
     from .ops.manifest_add import AddedEntry
     from .ops.mirror import MirrorResult
     from .user_settings import Origin
@@ -92,13 +95,22 @@ class Zoo(Core):
         return Selection(arts, unlisted, unknown)
 
     def config(self, path: str | os.PathLike[str], *, fetch: bool = True, jobs: int = 4,
-               progress: ProgressArg = None, trained: bool = False) -> ConfigResult:
+               progress: ProgressArg = None, trained: bool = False,
+               safetensors: bool = False) -> ConfigResult:
         """Resolve a detectron2 / Detectron config: every URL in it, verified (see
-        ``config_resolve``); ``fetch=False`` touches no network (cached paths only)."""
+        ``config_resolve``); ``fetch=False`` touches no network (cached paths only);
+        ``safetensors``: MODEL.WEIGHTS converted (see ``convert``)."""
         from .ops.config import resolve
 
         return resolve(self, Path(path), fetch=fetch, jobs=jobs, progress=progress,
-                       trained=trained)
+                       trained=trained, safetensors=safetensors)
+
+    def convert(self, target: str | os.PathLike[str], *, to: str = "safetensors",
+                output: str | os.PathLike[str] | None = None) -> "ConvertResult":
+        """A checkpoint as safetensors, proven bit-exact before it is kept (ops/convert)."""
+        from .ops.convert import convert
+
+        return convert(self, target, to=to, output=output)
 
     def seed_iopath(self, result: ConfigResult, to: str | os.PathLike[str] | None = None, *,
                     link: str = "symlink", strict: bool = False
@@ -189,6 +201,21 @@ class Zoo(Core):
         from .ops.adopt import adopt
 
         return adopt(self, list(paths), known=known, dry_run=dry_run)
+
+    def check_structure(self, target: str | None = None, *, as_name: str | None = None,
+                        config: str | os.PathLike[str] | None = None) -> "StructureReport":
+        """Does a checkpoint (NAME or PATH) fit a model (its own, ``as_name``'s, or the one
+        ``config`` builds)?  Its tensors against the model's, read without unpickling."""
+        from .ops.weights import check
+
+        return check(self, target, as_name=as_name, config=config)
+
+    def identify(self, paths: Sequence[str]) -> list["Identification"]:
+        """What each file is: by full digest, md5 prefix, then structure; placeholders,
+        LFS pointers, HTML pages and all-zero arrays named as such (``ops.weights``)."""
+        from .ops.weights import identify
+
+        return identify(self, list(paths))
 
     def manifest_add(self, sources: Sequence[str], **options: Any) -> list["AddedEntry"]:
         """Entries computed from the bytes of FILEs or URLs (``ops.manifest_add.add``)."""
@@ -286,6 +313,35 @@ def scan(targets: Sequence[str], **settings: Any) -> list["ScanReport"]:
     return [z.scan_file(t) for t in targets]
 
 
+def load_weights(path_or_name: str | os.PathLike[str], *, fetch: bool = True,
+                 **settings: Any) -> "Weights":
+    """A checkpoint's arrays (``.tensors``) and plain metadata (``.meta``), built by the
+    restricted loader: only numpy arrays and plain containers, nothing the file names is
+    called, ``RestrictedLoadError`` for anything else -- whether or not it was scanned.
+    ``.data`` equals ``pickle.load(f, encoding="latin1")``.  A path is read as it is (a
+    ``.safetensors`` file from ``convert`` too); a name is the verified store copy
+    (``fetch`` False: never download, as ``path``)."""
+    from .content.weights import read_weights
+
+    if os.path.isfile(path_or_name):
+        if os.fspath(path_or_name).endswith(".safetensors"):
+            from .content.safetensors_file import read_safetensors
+
+            return read_safetensors(path_or_name)
+        return read_weights(path_or_name)
+    z = Zoo(**settings)
+    name = os.fspath(path_or_name)
+    local = z.fetch(name).path if fetch else z.path(name)
+    return read_weights(local, name=name)
+
+
+def convert(target: str | os.PathLike[str], *, to: str = "safetensors",
+            output: str | os.PathLike[str] | None = None, **settings: Any) -> "ConvertResult":
+    """``densezoo convert``: a checkpoint (path or artifact name) as safetensors, written
+    only after it reads back bit-exact; an artifact's lands in the store (see ops/convert)."""
+    return Zoo(**settings).convert(target, to=to, output=output)
+
+
 def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[str] | None = None,
         **settings: Any) -> list[PinInfo]:
     """``densezoo pin``: first-use pins, or written into a copy of the manifest."""
@@ -295,7 +351,7 @@ def pin(names: Sequence[str] | None = None, *, manifest_out: str | os.PathLike[s
 
 def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
            dry_run: bool = False, jobs: int = 4, seed_iopath: bool = False,
-           trained: bool = False,
+           trained: bool = False, safetensors: bool = False,
            seed_dir: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
            **settings: Any) -> ConfigResult:
     """``densezoo config``: every reference resolved; ``output`` is written (atomically)
@@ -304,7 +360,7 @@ def config(config_file: str | os.PathLike[str], *, output: str | os.PathLike[str
 
     z = Zoo(**settings)
     result = z.config(config_file, fetch=not dry_run, jobs=jobs, progress=progress,
-                      trained=trained)
+                      trained=trained, safetensors=safetensors)
     if output is not None and result.text is not None:
         write_text_atomic(Path(output), result.text)
     if seed_iopath and not dry_run and result.complete:
@@ -376,6 +432,17 @@ def adopt(paths: Sequence[str] = (), *, known: bool = False, dry_run: bool = Fal
     """``densezoo adopt``: verified files from disk (given paths; with ``known`` the
     iopath, Detectron and Hugging Face caches) into the store, without downloading."""
     return Zoo(**settings).adopt(paths, known=known, dry_run=dry_run)
+
+
+def check(target: str | None = None, *, as_name: str | None = None,
+          config: str | os.PathLike[str] | None = None, **settings: Any) -> "StructureReport":
+    """``densezoo check``: a checkpoint's tensors against a model's structure."""
+    return Zoo(**settings).check_structure(target, as_name=as_name, config=config)
+
+
+def identify(paths: Sequence[str], **settings: Any) -> list["Identification"]:
+    """``densezoo identify``: which artifact each file's bytes are, and by what evidence."""
+    return Zoo(**settings).identify(paths)
 
 
 def manifest_add(sources: Sequence[str], *, name: str | None = None, url: str | None = None,

@@ -10,15 +10,15 @@ owns it and nobody else can write it: a shared store is not a trust root.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import stat
-import uuid
 from pathlib import Path
 
-from .disk import mine_alone
-from .errors import ManifestError
+from .disk import mine_alone, write_text_under
+from .errors import DensezooError, ManifestError
 from .manifest import Manifest, safe_load, has_secret_urls, read_manifest, validate
 from .version import __version__
 
@@ -80,14 +80,15 @@ def _read(path: Path, key: str) -> object | None:
 
 def _write(path: Path, key: str, data: object) -> None:
     """Best-effort: a read-only cache just means no speed-up.  ``data`` passed ``validate``,
-    so it is a mapping of the manifest's top-level keys only."""
+    so it is a mapping of the manifest's top-level keys only.  Written through fds
+    (``write_text_under``): a ``catalog/`` that is a link is never written through, and
+    one that is not this user's alone is left to its owner (it would not be read anyway)."""
     try:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(path.parent)
+            if not (stat.S_ISDIR(st.st_mode) and mine_alone(st)):
+                return
         text = json.dumps({**data, "format": COMPILED_FORMAT, "key": key})  # type: ignore[dict-item]
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
+        write_text_under(path.parent.parent, path, text, private=True)
+    except (OSError, TypeError, ValueError, DensezooError):
         return

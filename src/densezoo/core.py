@@ -178,20 +178,18 @@ class Core:
             return None
         return self.stored_strength(art, self.trust.record_of(art))
 
-    def stored_strength(self, art: Artifact, record) -> "Strength":
+    def stored_strength(self, art: Artifact, record) -> "Strength | None":
         """The strength of the cached bytes as the record says it, without hashing them:
-        the digests densezoo last recorded for the file (when that metadata is this
-        user's alone), else the pin's.  ``verify`` hashes; ``info`` and ``list`` read."""
+        the digests densezoo last recorded for the file while its stat memo still holds
+        (metadata this user's alone); None when the file changed since it was last hashed
+        or may have been (``verify`` hashes; ``info``, ``list`` and ``cache ls`` read)."""
         from .hashing import Digests
         from .results import Strength
 
         meta = self.store.read_meta(art)
-        if meta and self.store.private(art):
-            digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
-        elif record.pin is not None:
-            digests = record.pin.digests()
-        else:
-            return Strength.NONE
+        if not (meta and self.store.memo_valid(art, meta)):
+            return None if record.pin is not None or meta else Strength.NONE
+        digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
         strength = self.trust.strength(art, record, digests)
         if strength is Strength.NONE and digests is not None:
             from dataclasses import replace as _replace
@@ -341,14 +339,26 @@ class Core:
 
         One walk of the store, then set lookups: ``verify --quick`` stays a stat per file
         however many entries the manifests list."""
+        from .disk import private_file
+
         lay = self.store.layout
         on_disk = set(lay.published_files())
+        mine: dict[Path, Artifact] = {}
+        for art in self.trust.records.entries():     # this user's own word comes first
+            try:
+                mine.setdefault(lay.file(art), art)
+            except DensezooError:
+                continue
         recorded: dict[Path, Artifact] = {}
         quarantined: set[Path] = set()
         for path, art, gone in self.store.records():
-            recorded.setdefault(path, art)
+            if path not in mine and not private_file(lay.meta(path)):
+                continue        # another user's .dzmeta names no entry for this user
+            recorded.setdefault(path, mine.get(path, art))
             if gone and path not in on_disk:
                 quarantined.add(path)
+        for path, art in mine.items():
+            recorded.setdefault(path, art)
         known: dict[Path, Artifact] = {}
         arts = []
         for a in self.catalog.artifacts:

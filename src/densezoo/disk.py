@@ -176,6 +176,172 @@ class WriteBehind:
             self._advise = None
 
 
+# -- writes and deletes that a swapped link cannot redirect ----------------------------
+#
+# A path is resolved by the kernel at the moment of each call: a check made before it
+# (``lstat`` walks, a plan made while a prompt waited) says nothing about what the call
+# will follow.  In a cache other users can write, a co-tenant swaps a folder for a link
+# between the two.  So every write and delete below a cache root goes through directory
+# fds: each component below the root is opened ``O_NOFOLLOW`` relative to the one above
+# it, and the last step (``unlinkat``, ``openat``, ``renameat``) names one entry of a
+# folder already open.  A link anywhere on the way is refused at the act itself.
+
+_DIR_FLAGS = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_CLOEXEC", 0))
+
+
+def _planted(parent_fd: int, name: str) -> bool:
+    """Is ``name`` in the open folder a symlink (the reason an O_NOFOLLOW open failed)?"""
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_child(parent_fd: int, name: str, shown: Path, *, create: bool, mode: int) -> int:
+    from .errors import PlantedLinkError
+
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK) and _planted(parent_fd, name):
+            raise PlantedLinkError(str(shown)) from None
+        raise
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, mode, dir_fd=parent_fd)
+    return _open_child(parent_fd, name, shown, create=False, mode=mode)
+
+
+@contextlib.contextmanager
+def open_dir_under(root: Path, parts: tuple[str, ...] | list[str], *, create: bool = False,
+                   mode: int = 0o755) -> Iterator[int]:
+    """An fd of ``root/parts...`` reached without following any link below ``root``
+    (PlantedLinkError naming the link); ``create`` makes missing folders with ``mode``.
+    The root itself may be a link (a cache moved to a larger disk)."""
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    shown = root
+    try:
+        for part in parts:
+            shown = shown / part
+            child = _open_child(fd, part, shown, create=create, mode=mode)
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def fd_path(fd: int, fallback: Path) -> Path:
+    """A path that reaches the folder open as ``fd`` without resolving its path again
+    (Linux's ``/proc/self/fd``): a folder above it swapped for a link afterwards changes
+    nothing.  ``fallback`` (its path) where there is no /proc."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    return proc if os.path.isdir(proc) else fallback
+
+
+def rmtree_at(parent_fd: int, name: str) -> None:
+    """Remove the folder ``name`` of an open folder and all below it, by fds only: a
+    folder swapped for a link midway is unlinked as a link, never followed."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        os.unlink(name, dir_fd=parent_fd)     # it is (now) a link or a file: remove only it
+        return
+    try:
+        with os.scandir(fd) as it:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in children:
+            try:
+                if is_dir:
+                    rmtree_at(fd, child)
+                else:
+                    os.unlink(child, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                rmtree_at(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+def remove_under(root: Path, path: Path, *, identity: tuple[int, int] | None = None,
+                 also: tuple[str, ...] = (),
+                 keep: Callable[[], bool] | None = None) -> int | None:
+    """Remove ``path`` (a file, or a folder with all it holds) below ``root``, reaching it
+    by fds: a link planted on the way is refused (PlantedLinkError), a link at ``path``
+    itself is removed as a link.  Decided at the act, not at plan time:
+
+    - ``identity`` (dev, inode) from the plan: a different file there now (published
+      since) is left alone;
+    - ``keep()``: asked after the file is renamed out of its name (so no
+      writer can finish with it in between); True puts it back.
+
+    ``also`` names siblings to remove with it (its metadata).  Returns the bytes removed
+    (a file's size, 0 for a folder or a link), or None when nothing was removed."""
+    rel = path.relative_to(root)
+    name = rel.parts[-1]
+    with open_dir_under(root, rel.parts[:-1]) as pfd:
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if identity is not None and (st.st_dev, st.st_ino) != identity:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            rmtree_at(pfd, name)
+            return 0
+        if keep is not None:
+            tomb = f"{name[:40]}.dzprune-{uuid.uuid4().hex[:8]}.tmp"
+            os.rename(name, tomb, src_dir_fd=pfd, dst_dir_fd=pfd)
+            now = os.stat(tomb, dir_fd=pfd, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or keep():
+                with contextlib.suppress(FileExistsError):      # a newer file took the name
+                    os.link(tomb, name, src_dir_fd=pfd, dst_dir_fd=pfd, follow_symlinks=False)
+                os.unlink(tomb, dir_fd=pfd)
+                return None
+            name = tomb
+        os.unlink(name, dir_fd=pfd)
+        for sibling in also:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sibling, dir_fd=pfd)
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def write_text_under(root: Path, path: Path, text: str, *, mode: int = 0o600,
+                     dir_mode: int = 0o700, private: bool = False) -> None:
+    """``write_text_atomic`` for a file below ``root``, through fds: every folder on the
+    way opened ``O_NOFOLLOW`` (made with ``dir_mode`` if missing), the temporary file
+    created ``O_EXCL | O_NOFOLLOW`` and renamed within the open folder.  A planted link
+    (``imported/`` pointing into someone's project) is refused, never written through;
+    with ``private`` so is a folder (as opened, not as checked before) another user owns."""
+    rel = path.relative_to(root)
+    with open_dir_under(root, rel.parts[:-1], create=True, mode=dir_mode) as pfd:
+        getuid = getattr(os, "getuid", None)
+        owner = os.fstat(pfd).st_uid
+        if private and getuid is not None and owner != getuid():
+            from .errors import ForeignFolderError
+
+            raise ForeignFolderError(str(path.parent), owner)
+        tmp = f".{rel.parts[-1][:60]}.{uuid.uuid4().hex[:8]}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0), mode, dir_fd=pfd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, rel.parts[-1], src_dir_fd=pfd, dst_dir_fd=pfd)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=pfd)
+
+
 FICLONE = 0x40049409          # linux/fs.h: share the extents (a reflink), no bytes copied
 
 

@@ -312,6 +312,19 @@ class PlantedLinkError(PolicyError):
                               "densezoo never follows links below its root")
 
 
+class ForeignFolderError(PolicyError):
+    """A folder of the store that only this user's own decisions may live in (``imported/``,
+    ``catalog/``) belongs to someone else: what it holds or gains is theirs to change."""
+
+    def __init__(self, path: str, owner: int) -> None:
+        self.path = path
+        self.owner = owner
+        super().__init__(f"refusing {path}: it belongs to uid {owner}, not to you, and only "
+                         "your own manifests may live there",
+                         hint="remove it (or use a cache of your own: --cache-dir / "
+                              "DENSEZOO_CACHE_DIR)")
+
+
 class WeakTrustError(PolicyError):
     """Bytes that only weaker vouchers stand behind than --strict / --require asks for."""
 
@@ -394,5 +407,34 @@ class WrongContentError(DensezooError):
                               "kept or pinned (try another mirror, or check the URL)")
 
 
+class StructureMismatchError(WrongContentError):
+    """A checkpoint whose tensors are not the model it is named as (another model, the
+    backbone alone, v1 weights): exit 4 like a checksum, even when an md5 prefix matched."""
+
+    exit_code = EXIT_CHECKSUM
+
+    def __init__(self, what: str, reason: str, *, path: str | None = None) -> None:
+        self.what = what
+        self.reason = reason
+        self.path = path
+        DensezooError.__init__(
+            self, f"refused {what}: {reason}",
+            hint="these are other weights under this name; nothing was kept or pinned "
+                 "(`densezoo identify FILE` says what they are)")
+
+
 class Cancelled(BaseException):
     """Another thread was interrupted (Ctrl-C, SIGTERM): stop, keeping what was received."""
+
+
+class RestrictedLoadError(UnsafeContentError):
+    """A pickle the restricted loader will not build: a construct off its allow-list (an
+    import, an object of a class) or a stream it cannot follow.  Nothing in it was run:
+    the loader builds values itself and calls no function the file names."""
+
+    def __init__(self, what: str, reason: str, *, position: int | None = None) -> None:
+        super().__init__(what, reason)
+        self.position = position
+        self.hint = ("densezoo builds only numpy arrays and plain containers from a pickle, "
+                     "and ran nothing from this one; do not open it with pickle.load or "
+                     "torch.load, and report where it came from")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, NotCachedError, PolicyError, StoreError,
-                     StrictModeError, TransferError,
+                     StrictModeError, StructureMismatchError, TransferError,
                      UnsafeContentError, UrlFailure, UsageError, WeakTrustError,
                      WrongContentError)
 from .hashing import ALGORITHMS, Digests, Expected, parse_md5_sidecar
@@ -209,8 +209,8 @@ class Fetcher:
         for url in hub_copies(art):
             try:
                 resolved = self._signed(url)
-            except (TransferError, PolicyError, UsageError):
-                continue
+            except (DensezooError, ValueError, OSError):
+                continue            # a claim adds evidence; a broken one is no claim
             if isinstance(resolved, str) or not resolved.sha256:
                 continue
             return _claim(url, resolved)
@@ -335,9 +335,11 @@ class Fetcher:
                                            FailureKind.UNSAFE))
                 continue
             except WrongContentError as e:
-                failures.append(UrlFailure(got.url, e.reason, FailureKind.CONTENT))
+                failures.append(UrlFailure(got.url, e.reason, FailureKind.CHECKSUM if isinstance(
+                    e, StructureMismatchError) else FailureKind.CONTENT))   # other weights: 4
                 continue
             action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
+            warnings.extend(admitted.warnings)     # what the bytes showed (a zero mesh)
             record = admitted.record
             strength = self.trust.strength(art, record, got.digests)
             if from_origin and strength is not Strength.VERIFIED:
@@ -409,9 +411,10 @@ class Fetcher:
         s = self.settings
         limits = Limits(max_bytes=s.max_unpack_bytes, max_members=s.max_unpack_members)
         with store_errors("extract", target.parent):
-            done = extract_once(fetched.path, target, fetched.digests, limits=limits,
-                                space_check=s.space_check)
-        return ExtractResult(art.name, fetched.path, target, "extracted" if done else "cached")
+            action, changes = extract_once(fetched.path, target, fetched.digests,
+                                           limits=limits, space_check=s.space_check,
+                                           scan_imports=s.scan, root=self.store.layout.root)
+        return ExtractResult(art.name, fetched.path, target, action, tuple(changes))
 
     # -- several ------------------------------------------------------------------------
 

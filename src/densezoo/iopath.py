@@ -13,7 +13,10 @@ verified store instead::
     pm.get_local_path("https://dl.fbaipublicfiles.com/densepose/.../model_final_162be9.pkl")
 
 It claims ``densezoo://``, ``detectron2://``, ``catalog://`` and the whole of
-``http://`` and ``https://``: iopath matches prefixes as plain strings, so claiming
+``http://``, ``https://`` and ``ftp://`` (iopath's own HTTP handler also takes
+``ftp://``, so an unclaimed ``ftp://`` URL was downloaded unverified with no warning;
+no manifest can list one, so it is warned about, or refused in strict mode, like any
+unlisted URL).  iopath matches prefixes as plain strings, so claiming
 only the manifests' hosts let ``http://LOCALHOST:port/…``, an explicit default port
 or a trailing dot reach iopath's own handler and download unverified.  Every URL is
 normalised (``configs._norm``) before the lookup; a URL no entry lists is handed to
@@ -53,7 +56,7 @@ class DensezooHandler(PathHandler):
         return self._index
 
     def _get_supported_prefixes(self) -> list[str]:
-        return ["densezoo://", "detectron2://", "catalog://", "http://", "https://"]
+        return ["densezoo://", "detectron2://", "catalog://", "http://", "https://", "ftp://"]
 
     def _local(self, path: str) -> str:
         art = self.index.find(path)

@@ -21,7 +21,7 @@ from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DensezooError, DensezooW
 from ..settings import debug
 from .app import cli
 from ..urls import redact_text
-from .render import emit_json, envelope, label, one_line
+from .render import emit_json, envelope, label, one_line, shown
 
 # Each command's module, imported when the command is used (app.LazyGroup).
 cli.lazy = {
@@ -31,6 +31,8 @@ cli.lazy = {
     **dict.fromkeys(("export", "mirror", "bundle", "import"), "share"),
     **dict.fromkeys(("doctor", "completion"), "setup"),
     **dict.fromkeys(("manifest", "settings", "adopt"), "authoring"),
+    **dict.fromkeys(("check", "identify"), "weights"),
+    "convert": "convert",
 }
 
 __all__ = ["cli", "main"]
@@ -126,7 +128,7 @@ def _run(argv: list[str] | None) -> None:
             traceback.print_exc()
         click.echo(f"{label('error')} {one_line(e)}", err=True)
         for line in e.details:
-            click.echo(f"  {redact_text(line)}", err=True)
+            click.echo(f"  {shown(line)}", err=True)
         _json_error(args, e, e.exit_code)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
@@ -149,7 +151,7 @@ def _run(argv: list[str] | None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug():
             traceback.print_exc()
-        click.echo(f"{label('error')} unexpected {type(e).__name__}: {redact_text(str(e))} "
+        click.echo(f"{label('error')} unexpected {type(e).__name__}: {shown(e)} "
                    "(hint: rerun with DENSEZOO_DEBUG=1 and report the traceback)", err=True)
         _json_error(args, {"name": None, "type": type(e).__name__, "exit_code": EXIT_FAILURE,
                            "message": redact_text(str(e)),

@@ -15,8 +15,7 @@ import click
 from ..version import __version__
 from ..errors import DensezooError
 from ..settings import ENV_CACHE_DIR
-from ..urls import redact_text
-from .render import label, one_line
+from .render import label, one_line, shown
 
 if TYPE_CHECKING:
     from ..api import Zoo
@@ -111,13 +110,13 @@ class App:
     def say(self, message: str) -> None:
         """Informational line on stderr (silenced by -q, and by --json: the envelope says it)."""
         if not self.quiet and not self.json:
-            click.echo(redact_text(message), err=True)
+            click.echo(shown(message, newlines=True), err=True)
 
     def warn(self, message: str) -> None:
         """Warnings are shown even with -q (as pip does): a first-use pin or an unverified
         file is exactly what a quiet CI log must still say.  -qq silences them too."""
         if self.quiet < 2:
-            click.echo(f"{label('warning')} {redact_text(message)}", err=True)
+            click.echo(f"{label('warning')} {shown(message, newlines=True)}", err=True)
 
     def emit(self, items: Any = (), *, errors: Any = (), summary: dict[str, Any] | None = None,
              exit_code: int = 0) -> None:
@@ -131,7 +130,7 @@ class App:
     def error(self, err: DensezooError) -> None:
         click.echo(f"{label('error')} {one_line(err)}", err=True)
         for line in err.details:
-            click.echo(f"  {redact_text(line)}", err=True)
+            click.echo(f"  {shown(line)}", err=True)
 
     def show_progress(self, as_json: bool) -> bool:
         """Bars on a terminal only, unless --no-progress / DENSEZOO_NO_PROGRESS / the
@@ -239,9 +238,9 @@ GLOBAL_NOTE = ("Global options (--manifest, --mirror, --cache-dir, -q, -v, --no-
                "before or after the command: `densezoo --help` lists them.")
 
 # The root's help lists commands by what they are for, not alphabetically.
-SECTIONS = (("Get", ("fetch", "path", "config", "adopt")),
-            ("Look", ("list", "info", "cache")),
-            ("Check", ("verify", "scan", "pin", "doctor")),
+SECTIONS = (("Get", ("fetch", "path", "config", "adopt", "convert")),
+            ("Look", ("list", "info", "identify", "cache")),
+            ("Check", ("verify", "check", "scan", "pin", "ledger", "doctor")),
             ("Share", ("export", "mirror", "bundle", "import")),
             ("Set up", ("settings", "manifest", "completion", "help")))
 SETTINGS_VERBS = ("set", "get", "show", "list", "unset", "edit")
@@ -374,7 +373,7 @@ def cli(ctx: click.Context, manifests, no_default_manifests, mirrors, cache_dir,
 
     def listener(line: str) -> None:
         if not app.quiet and (app.verbose or tty):
-            click.echo(redact_text(line), err=True)
+            click.echo(shown(line), err=True)
 
     events.listen(listener)
     ctx.call_on_close(lambda: events.listen(None))

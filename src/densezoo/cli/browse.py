@@ -11,6 +11,7 @@ import click
 from ..errors import EXIT_OK
 from .app import App, complete_names, json_option, names_argument, pass_app
 from ..results import error_record
+from ..printable import printable
 from ..units import plural
 from .render import (human_size, info_lines, list_table, list_tsv, progress_bars,
                      progress_display)
@@ -73,6 +74,7 @@ def info_cmd(app: App, name, as_json) -> None:
         app.emit([info.to_dict()])
         return
     for key, value in info_lines(info):
+        key, value = printable(key), printable(value)
         click.echo(f"{key:<13} {value}".rstrip() if key else f"{'':<13} {value}")
 
 
@@ -146,6 +148,9 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
         if res is not None:
             for w in res.warnings:
                 app.warn(w)
+            if o.extracted is not None and o.extracted.action == "repaired":
+                app.warn(f"the unpacked folder of {o.name} had changed since it was unpacked "
+                         f"({'; '.join(o.extracted.changes)}): unpacked it again")
             if app.verbose or res.action != "cached":
                 detail = f" from {res.url}" if app.verbose and res.url else ""
                 if app.verbose and (res.connections or 1) > 1:
@@ -156,7 +161,7 @@ def fetch_cmd(app: App, names, all_, kind, zoo, with_deps, force, no_space_check
             app.error(o.error)
             code = code or o.error.exit_code
         elif not as_json:
-            click.echo(str(placed.get(o.name, o.path)))
+            click.echo(printable(placed.get(o.name, o.path)))
     done = [o.result.action for o in outcomes if o.ok and o.result]
     cached = sum(a == "cached" for a in done)
     summary = {"fetched": len(done) - cached, "cached": cached,
@@ -212,7 +217,7 @@ def path_cmd(app: App, name, as_json) -> None:
     if as_json:
         app.emit([res.to_dict()])
     else:
-        click.echo(str(res.path))
+        click.echo(printable(res.path))
 
 
 COMMANDS = (list_cmd, info_cmd, fetch_cmd, path_cmd)

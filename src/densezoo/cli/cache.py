@@ -8,6 +8,7 @@ import sys
 import click
 
 from .app import App, json_option, names_argument, pass_app
+from ..printable import printable
 from ..units import plural
 from .columns import fit
 from .render import home_relative, human_size, table
@@ -130,8 +131,8 @@ def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
         return
     for path, size, reason in plan.items:
         if not as_json:
-            click.echo(f"{'would remove' if dry_run else 'remove'}  {human_size(size):>10}  "
-                       f"{path}  ({reason})")
+            click.echo(printable(f"{'would remove' if dry_run else 'remove'}  "
+                                 f"{human_size(size):>10}  {path}  ({reason})"))
     if dry_run or not plan.items:
         app.say(f"{plural(len(plan.items), 'item')}, {human_size(plan.total)}"
                 + (" (dry run: nothing removed)" if dry_run else ""))
@@ -142,9 +143,12 @@ def _run_plan(app: App, plan, dry_run: bool, yes: bool, as_json: bool) -> None:
         click.confirm(f"Remove {plural(len(plan.items), 'item')}, {human_size(plan.total)}?",
                       abort=True, err=True)
     freed = plan.execute()
+    for path, why in plan.skipped:
+        app.warn(f"not removed: {path}: {why}")
     if as_json:
         d = plan.to_dict()
-        app.emit(d["items"], summary={"total": d["total"], "freed": freed, "removed": True})
+        app.emit(d["items"], summary={"total": d["total"], "freed": freed, "removed": True,
+                                      "skipped": d["skipped"]})
     app.say(f"freed {human_size(freed)}")
 
 

@@ -8,6 +8,7 @@ import click
 
 from ..errors import (EXIT_CHECKSUM, EXIT_FAILURE, EXIT_NOT_CACHED, EXIT_OK, EXIT_POLICY)
 from .app import App, complete_names, json_option, names_argument, pass_app
+from ..printable import printable
 from ..units import plural
 
 # The exit code of a verify run: the first of these statuses present decides.  A file
@@ -79,7 +80,7 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -
                 line += f"  ({e.detail})"
             if e.moved_to:
                 line += f"  moved to {e.moved_to}"
-            click.echo(line)
+            click.echo(printable(line))
         app.say(verify_summary(report))
     if app.verbose:
         for note in report.notes:
@@ -131,13 +132,13 @@ def scan_cmd(app: App, targets, as_json) -> None:
     else:
         for r in reports:
             if r.findings:
-                click.echo(f"unsafe    {r.path}")
+                click.echo(printable(f"unsafe    {r.path}"))
                 for f in r.findings:
-                    click.echo(f"  {f}")
+                    click.echo(printable(f"  {f}"))
             elif r.error:
-                click.echo(f"unsafe    {r.path}  ({r.reason})")
+                click.echo(printable(f"unsafe    {r.path}  ({r.reason})"))
             else:
-                click.echo(f"ok        {r.path}  ({len(r.globals)} allowed imports)")
+                click.echo(printable(f"ok        {r.path}  ({len(r.globals)} allowed imports)"))
     sys.exit(code)
 
 

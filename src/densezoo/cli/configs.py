@@ -12,6 +12,7 @@ from ..disk import write_text_atomic
 from ..errors import EXIT_OK
 from ..urls import redact
 from .app import App, json_option, pass_app
+from ..printable import printable
 from ..units import human_size
 from ..results import error_record
 from ..units import plural
@@ -37,11 +38,14 @@ from .render import one_line, progress_bars, progress_display, table
 @click.option("--trained", is_flag=True,
               help="Set MODEL.WEIGHTS to the verified model this config trained (a DensePose "
                    "config's own MODEL.WEIGHTS is the ImageNet initialisation).")
+@click.option("--safetensors", is_flag=True,
+              help="Set MODEL.WEIGHTS to the weights converted to safetensors (densezoo "
+                   "convert: proven bit-exact, kept in the store).")
 @click.option("--wide", is_flag=True, help="With --dry-run: one table row per file.")
 @json_option
 @pass_app
 def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_iopath, seed_dir,
-               trained, wide, as_json) -> None:
+               trained, safetensors, wide, as_json) -> None:
     """Resolve CONFIG (follows _BASE_) and print it with every reference verified.
 
     \b
@@ -84,8 +88,7 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
         display.start()
     try:
         result = zoo.config(config_file, fetch=not dry_run, jobs=jobs or zoo.settings.jobs,
-                            progress=progress,
-                            trained=trained)
+                            progress=progress, trained=trained, safetensors=safetensors)
     finally:
         if display:
             display.stop()
@@ -111,12 +114,15 @@ def config_cmd(app: App, config_file, output, dry_run, jobs, strict_here, seed_i
     code = next((o.error.exit_code for o in result.errors if o.error), EXIT_OK)
     if result.trained:
         app.say(f"MODEL.WEIGHTS: the trained model {result.trained} (--trained)")
+    if result.safetensors:
+        app.say(f"MODEL.WEIGHTS: {result.safetensors} (converted to safetensors, round trip "
+                "exact; load it after densezoo.integrations.detectron2.install())")
     if as_json:
         app.emit([r.to_dict() for r in result.references], exit_code=code, errors=[
             *(error_record(o.error, o.name) for o in result.errors if o.error),
             *(error_record(e, n) for n, e in skipped)], summary={
             "config": str(result.source), "complete": result.complete,
-            "trained": result.trained,
+            "trained": result.trained, "safetensors": result.safetensors,
             "counts": result.counts(), "output": output if result.text else None,
             "fetched": [o.to_dict() for o in result.outcomes],
             "seeded": [s.to_dict() for s in seeded],
@@ -160,11 +166,11 @@ def _preview(result, runtime, wide: bool) -> None:
                 u) for k, n, st, ck, sz, c, u in rows], right=("size",))
     else:
         for key, name, state, check, size, cached, url in rows:
-            click.echo(key)
-            click.echo(f"  {name}  {state}, checksum {check}, "
-                       f"{human_size(size) if size is not None else 'size unknown'}, "
-                       f"{'cached' if cached else 'not cached'}")
-            click.echo(f"  {url}")
+            click.echo(printable(key))
+            click.echo(printable(f"  {name}  {state}, checksum {check}, "
+                                 f"{human_size(size) if size is not None else 'size unknown'}, "
+                                 f"{'cached' if cached else 'not cached'}"))
+            click.echo(printable(f"  {url}"))
     files = {(n, u): (sz, c) for _, n, _, _, sz, c, u in rows if n != "(not in any manifest)"}
     known = sum(sz for sz, _ in files.values() if sz is not None)
     to_fetch = sum(sz for sz, c in files.values() if sz is not None and not c)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import click
 
+from ..printable import printable
 from ..urls import redact_text
 
 from ..errors import DensezooError
@@ -37,9 +39,21 @@ def label(word: str) -> str:
     return click.style(text, fg="red" if word == "error" else "yellow", bold=True)
 
 
+def shown(text: object, *, newlines: bool = False) -> str:
+    """What the CLI prints of any text: credentials redacted, controls made visible."""
+    return printable(redact_text(str(text)), newlines=newlines)
+
+
+def cell(text: str):
+    """A table cell from outside: printable, and never read as rich markup."""
+    from rich.text import Text
+
+    return Text(printable(text))
+
+
 def one_line(err: DensezooError) -> str:
     text = err.headline
-    return redact_text(f"{text} (hint: {err.hint})" if err.hint else text)
+    return shown(f"{text} (hint: {err.hint})" if err.hint else text)
 
 
 JSON_SCHEMA_VERSION = 1
@@ -55,7 +69,28 @@ def envelope(command: str, items: Any = (), *, errors: Any = (),
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Strict JSON only: a NaN or an infinity (a manifest's ``.nan`` metric) is written
+    as null, and a note on stderr says which values were (parsers such as JSON.parse,
+    jq and Go's encoding/json reject ``NaN``/``Infinity``)."""
+    nulled: list[str] = []
+    text = json.dumps(_finite(data, "", nulled), indent=2, default=str, allow_nan=False)
+    click.echo(text)
+    if nulled:
+        click.echo(f"note: {len(nulled)} non-finite number(s) written as null (strict JSON "
+                   f"has no NaN/Infinity): {printable(', '.join(nulled[:5]))}"
+                   + (" ..." if len(nulled) > 5 else ""), err=True)
+
+
+def _finite(value: Any, where: str, nulled: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        nulled.append(where or "(value)")
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), nulled)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{where}[{i}]", nulled) for i, v in enumerate(value)]
+    return value
 
 
 def _ap_text(art) -> str:
@@ -81,10 +116,10 @@ def list_tsv(infos: "list[ArtifactInfo]") -> str:
         ap, metric = headline_ap(a)
         speed = inference_time(a)
         size = _size(i)
-        rows.append("\t".join([a.name, a.zoo, a.kind, "" if size is None else str(size),
-                               str(i.checksum), "" if ap is None else f"{ap:g}", metric or "",
-                               "" if speed is None else f"{speed:g}", "yes" if i.path else "no",
-                               _note(a)]))
+        rows.append("\t".join(printable(f) for f in [
+            a.name, a.zoo, a.kind, "" if size is None else str(size), str(i.checksum),
+            "" if ap is None else f"{ap:g}", metric or "", "" if speed is None else f"{speed:g}",
+            "yes" if i.path else "no", _note(a)]))
     return "\n".join(rows) + ("\n" if rows else "")
 
 
@@ -126,23 +161,23 @@ def list_table(infos: "list[ArtifactInfo]", *, width: int | None, wide: bool = F
         for i in group:
             a = i.artifact
             size = _size(i)        # unknown: blank (a column of unknowns is left out)
-            row = [a.name, a.kind, "" if size is None else human_size(size), str(i.checksum),
-                   _ap_text(a)]
+            row = [printable(a.name), printable(a.kind), "" if size is None else
+                   human_size(size), str(i.checksum), _ap_text(a)]
             if wide:
                 speed = a.metrics.get("speed", {}) if isinstance(a.metrics.get("speed"),
                                                                  dict) else {}
-                row[1:1] = [a.zoo]
+                row[1:1] = [printable(a.zoo)]
                 row += [f"{speed['inference_s_per_im']:g}" if "inference_s_per_im" in speed
                         else "", f"{speed['train_mem_GB']:g}" if "train_mem_GB" in speed
                         else ""]
-            row += [str(i.strength or "yes") if i.path else "", _note(a)]
+            row += [str(i.strength or "unverified") if i.path else "", _note(a)]
             rows.append(row)
         shorter = [[short(i.artifact), *r[1:]] for i, r in zip(group, rows)] if short else None
         fitted = fit(cols, rows, None if wide else width, short_rows=shorter,
                      drop_order=LIST_DROP_ORDER)
-        shown = metric and "AP" in fitted.columns
-        console.print(f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if shown
-                                   else ""), style="bold")
+        ap_shown = metric and "AP" in fitted.columns
+        console.print(cell(f"{zoo}" + (f"  (AP column: DensePose {metric}, in %)" if ap_shown
+                                       else "")), style="bold")
         console.print(_rich_table(fitted.columns, fitted.rows))
         console.print()
     return console.export_text()
@@ -163,7 +198,7 @@ def _rich_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *,
         t.add_column(col, justify="right" if col in right else "left", no_wrap=keep,
                      overflow="ignore" if keep else "fold", min_width=len(col) if keep else None)
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(cell(c) for c in r))
     return t
 
 
@@ -251,7 +286,9 @@ def info_lines(info: "ArtifactInfo"):
                                "checksum is its host's -- the Hub's -- not upstream's)")
     yield "checksum", f"{info.checksum} (published)"
     if info.path is not None:
-        yield "strength", str(info.strength)
+        yield "strength", str(info.strength) if info.strength else (
+            "unverified (changed since it was last hashed, or others can write it: "
+            "`densezoo verify` says)")
     for v in info.vouchers:
         digests = ", ".join(f"{k} {v[k]}" for k in ("md5", "sha256", "md5_prefix", "size")
                             if v.get(k) is not None)

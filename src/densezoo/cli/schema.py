@@ -86,11 +86,24 @@ NAMED_STATE = record({"name": S, "state": S})
 IMPORT = record({"name": S, "ok": B, "state": S, "path": S, "warnings": STRINGS})
 ADOPT = record({"path": S, "state": S, "name": (S, NULL), "reason": (S, NULL),
                 "mode": (S, NULL)})
+STRUCTURE = record({"name": S, "path": S, "against": S, "config": (S, NULL),
+                   "structure": {"enum": ["match", "mismatch", "unknown"]},
+                   "model": (S, NULL), "tensors": I, "expected_tensors": I, "missing": I,
+                   "unexpected": I, "shape_mismatch": I, "differences": STRINGS, "reason": S})
+IDENTIFY = record({"path": S, "size": I, "what": {"enum": [
+                       "artifact", "placeholder", "lfs-pointer", "html-page", "all-zero",
+                       "unknown"]},
+                   "names": STRINGS, "by": (S, NULL), "detail": S,
+                   "structure": {"enum": ["match", "mismatch", "unknown", None]}})
 SETTING = record({"name": S, "value": {}, "source": S})
 ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": (S, NULL),
                 "sha256": (S, NULL), "manifest": S, "pinned_from": (S, NULL), "state": S})
+CONVERT = record({"name": (S, NULL), "source": S, "source_sha256": S, "path": S, "format": S,
+                  "layout": S, "tensors": I, "nbytes": I, "stored": B, "reused": B})
 
-_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B})
+_REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B},
+                          {"skipped": {"type": "array", "items": record({"path": S,
+                                                                         "reason": S})}})
 
 # command -> (item schema, summary schema); summary None: an empty object.
 COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
@@ -101,9 +114,12 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "verify": (VERIFY, record({"counts": ANY_OBJECT, "strengths": ANY_OBJECT,
                                "notes": STRINGS})),
     "scan": (SCAN, record({"safe": I, "unsafe": I})),
+    "check": (STRUCTURE, record({"structure": S})),
+    "identify": (IDENTIFY, ANY_OBJECT),
     "pin": (PIN, record({"manifest_out": (S, NULL), "written": I, "conflicts": I})),
     "config": (REFERENCE, record({
-        "config": S, "complete": B, "trained": (S, NULL), "counts": ANY_OBJECT,
+        "config": S, "complete": B, "trained": (S, NULL), "safetensors": (S, NULL),
+        "counts": ANY_OBJECT,
         "output": (S, NULL),
         "fetched": {"type": "array", "items": FETCH},
         "seeded": {"type": "array", "items": EXPORT},
@@ -128,6 +144,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "settings get": (SETTING, None),
     "settings set": (SETTING, record({"file": S})),
     "settings unset": (SETTING, record({"file": S})),
+    "convert": (CONVERT, None),
 }
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK
+from ..printable import printable
 from .app import App, json_option, pass_app
 
 
@@ -27,7 +28,7 @@ def doctor_cmd(app: App, no_probe, as_json) -> None:
     else:
         width = max(len(c.name) for c in report.checks)
         for c in report.checks:
-            click.echo(f"{c.word:<4}  {c.name:<{width}}  {c.detail}")
+            click.echo(f"{c.word:<4}  {printable(c.name):<{width}}  {printable(c.detail)}")
     if not report.ok:
         sys.exit(EXIT_FAILURE)
 

@@ -9,6 +9,7 @@ import click
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
 from ..errors import EXIT_OK
 from ..results import error_record
+from ..printable import printable
 from ..units import plural
 
 
@@ -48,7 +49,7 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
         app.emit([r.to_dict() for r in results], summary={"copied_instead": len(fallbacks)})
     else:
         for r in results:
-            click.echo(str(r.path))
+            click.echo(printable(r.path))
     if fallbacks:
         app.warn(f"{plural(len(fallbacks), 'file')} copied because {link}s are not possible "
                  "there")
@@ -145,7 +146,7 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
                  errors=[error_record(r.error, r.name) for r in failed], exit_code=code)
     else:
         for r in results:
-            click.echo(f"{r.action:<15} {r.name}  {r.path}")
+            click.echo(printable(f"{r.action:<15} {r.name}  {r.path}"))
     for r in results:
         for w in r.warnings:
             app.warn(w)

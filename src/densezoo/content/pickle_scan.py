@@ -161,6 +161,16 @@ def scan_pickle(path: str | os.PathLike[str],
 
 
 class _Scanner:
+    """The unpickler's reader, keeping only what an import can be named by.
+
+    Values are pushed through a few hooks (``_value``, ``_string``, ``_marked``,
+    ``_extend``, ``_global``, ``_forbid``): here they keep strings and make everything
+    else opaque; ``pickle_values.Interpreter`` overrides them to build the allow-listed
+    values, so the scan, the inventory and the loader read one stream one way.
+    """
+
+    building = False                   # True: values are built (runs go one by one)
+
     def __init__(self, data: mmap.mmap | bytes, allowed: frozenset) -> None:
         self.data = data
         self.allowed = allowed
@@ -170,6 +180,7 @@ class _Scanner:
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.frame_end = -1            # where the current frame ends (-1: none seen)
+        self.result: Any = None        # what STOP popped
 
     def report(self, path: str, error: str | None) -> ScanReport:
         return ScanReport(path, tuple(dict.fromkeys(self.seen)), tuple(self.findings), error)
@@ -204,8 +215,11 @@ class _Scanner:
         if n > len(self.data) - pos:      # checked before reading: 2**62 is refused, not allocated
             raise _Bad(pos - width, f"declares {n} bytes but only {len(self.data) - pos} remain")
         self._within_frame(pos, pos + n)
-        value = self.data[pos:pos + n] if keep and n <= KEEP_STRING else None
-        return value, pos + n
+        return self._blob(pos, n, keep), pos + n
+
+    def _blob(self, pos: int, n: int, keep: bool) -> Any:
+        """A length-prefixed argument's bytes (None: not needed to follow imports)."""
+        return self.data[pos:pos + n] if keep and n <= KEEP_STRING else None
 
     def _arg(self, spec: Any, pos: int, keep: bool = False) -> tuple[bytes | None, int]:
         if spec == "":
@@ -234,8 +248,38 @@ class _Scanner:
     def _check(self, module: str, name: str, pos: int, op: str) -> None:
         self.seen.append((module, name))
         if (module, name) not in self.allowed:
-            self.findings.append(Finding(pos, op, f"imports {module}.{name}, which is not on "
-                                                  "the allow-list of weight-file contents"))
+            self._forbid(Finding(pos, op, f"imports {module}.{name}, which is not on "
+                                          "the allow-list of weight-file contents"))
+
+    # -- value hooks: the scan keeps strings only (the interpreter overrides these) -------
+
+    def _forbid(self, finding: Finding) -> None:
+        """Something off the allow-list: the scan records it and reads on."""
+        self.findings.append(finding)
+
+    def _value(self, name: str, raw: Any, popped: list[Any], start: int) -> Any:
+        """The value an opcode of ``_SIMPLE`` pushes, from its argument and what it popped."""
+        return _OPAQUE
+
+    def _string(self, name: str, raw: Any, start: int) -> Any:
+        return _OPAQUE if raw is None else _decode(name, raw, start)
+
+    def _marked(self, name: str, items: list[Any], start: int) -> Any:
+        """DICT/LIST/TUPLE/FROZENSET: the container built from the items above the mark."""
+        return _OPAQUE
+
+    def _extend(self, name: str, target: Any, items: list[Any], start: int) -> Any:
+        """APPENDS/SETITEMS/ADDITEMS: the target after taking the items."""
+        return _OPAQUE
+
+    def _global(self, module: Any, qual: Any, start: int, op: str) -> Any:
+        """An import (GLOBAL/STACK_GLOBAL); INST and OBJ come here with ``op`` set so."""
+        if type(module) is str and type(qual) is str:
+            self._check(module, qual, start, op)
+        else:
+            self._forbid(Finding(start, op, "imports a global whose name is "
+                                            "computed, not written in the file"))
+        return _OPAQUE
 
     def run(self) -> None:
         data, n, pos = self.data, len(self.data), 0
@@ -244,7 +288,7 @@ class _Scanner:
             if pos >= n:
                 raise _Bad(pos, "the file ends before STOP")
             start, code = pos, data[pos]
-            if code in _RUN_FIRST and pos >= slow_until:
+            if code in _RUN_FIRST and pos >= slow_until and not self.building:
                 run = _RUN.match(data, pos)
                 if run:
                     if self._apply_run(run.group()):
@@ -256,18 +300,17 @@ class _Scanner:
             if name is None:
                 raise _Bad(start, f"unknown opcode {bytes([code])!r}")
             if name in _FORBIDDEN:
-                self.findings.append(Finding(start, name, _FORBIDDEN[name]))
+                self._forbid(Finding(start, name, _FORBIDDEN[name]))
             simple = _SIMPLE.get(name)
-            if simple is not None:
-                _, pos = self._arg(simple[0], pos)
-                if simple[1]:
-                    self._pop(start, simple[1])
-                self.stack.extend([_OPAQUE] * simple[2])
+            if simple is not None:          # every one of them pushes exactly one value
+                raw, pos = self._arg(simple[0], pos, keep=self.building)
+                popped = self._pop(start, simple[1]) if simple[1] else []
+                self.stack.append(self._value(name, raw, popped, start))
             elif name in _STRINGS:
                 raw, pos = self._arg(_STRINGS[name], pos, keep=True)
-                self.stack.append(_OPAQUE if raw is None else _decode(name, raw, start))
+                self.stack.append(self._string(name, raw, start))
             elif name == "STOP":
-                self._pop(start)
+                self.result = self._pop(start)[0]
                 if pos != n:
                     raise _Bad(pos, f"{n - pos} bytes after STOP (pickle.load would stop "
                                     "there; nothing else belongs in a weight file)")
@@ -303,34 +346,31 @@ class _Scanner:
             self.stack.append(self._pop(start)[0])
             self.stack.append(self.stack[-1])
         elif name in _MARK_BUILDERS:
-            self._pop_mark(start)
-            self.stack.append(_OPAQUE)
+            value = self._marked(name, self._pop_mark(start), start)   # pop, then push
+            self.stack.append(value)
         elif name in _MARK_EXTENDERS:
-            self._pop_mark(start)
-            self._pop(start)
-            self.stack.append(_OPAQUE)
+            items = self._pop_mark(start)
+            value = self._extend(name, self._pop(start)[0], items, start)
+            self.stack.append(value)
         elif name in ("GLOBAL", "INST"):
             module, pos = self._line(pos)
             qual, pos = self._line(pos)
             try:
-                self._check(module.decode("utf-8"), qual.decode("utf-8"), start, name)
+                value = self._global(module.decode("utf-8"), qual.decode("utf-8"), start, name)
             except UnicodeDecodeError:
                 raise _Bad(start, "import names that are not UTF-8") from None
             if name == "INST":
                 self._pop_mark(start)
-            self.stack.append(_OPAQUE)
+            self.stack.append(value)
         elif name == "OBJ":
-            if not self._pop_mark(start):
+            items = self._pop_mark(start)
+            if not items:
                 raise _Bad(start, "OBJ without a class")
-            self.stack.append(_OPAQUE)
+            value = self._marked(name, items, start)
+            self.stack.append(value)
         elif name == "STACK_GLOBAL":
             module, qual = self._pop(start, 2)
-            if type(module) is str and type(qual) is str:
-                self._check(module, qual, start, name)
-            else:
-                self.findings.append(Finding(start, name, "imports a global whose name is "
-                                                          "computed, not written in the file"))
-            self.stack.append(_OPAQUE)
+            self.stack.append(self._global(module, qual, start, name))
         elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
             pos = self._memo_put(name, start, pos)
         elif name in ("GET", "BINGET", "LONG_BINGET"):

@@ -68,7 +68,7 @@ def _opener(path: Path) -> Callable[[], IO[bytes]]:
 
 class CappedStream(io.RawIOBase):
     """The decompressed bytes of ``path``, seekable (a backward seek decompresses again
-    from the start), refusing a single read over ``max_read`` and more than
+    from the start; an uncompressed file seeks directly), refusing a single read over ``max_read`` and more than
     ``max_total`` decompressed bytes in one pass."""
 
     def __init__(self, path: Path, max_total: int, max_read: int = MAX_SINGLE_READ) -> None:
@@ -78,6 +78,7 @@ class CappedStream(io.RawIOBase):
         self.max_read = max_read
         self._open = _opener(self.path)
         self._f = self._open()
+        self._plain = not isinstance(self._f, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile))
         self._pos = 0
 
     def readable(self) -> bool:
@@ -108,6 +109,9 @@ class CappedStream(io.RawIOBase):
         target = offset if whence == io.SEEK_SET else self._pos + offset
         if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < 0:
             raise OSError("CappedStream seeks from the start or the current position only")
+        if self._plain:          # an uncompressed tar (a bundle): no bytes to inflate
+            self._pos = self._f.seek(target)
+            return self._pos
         if target < self._pos:
             self._f.close()
             self._f = self._open()

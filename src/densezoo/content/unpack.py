@@ -25,19 +25,24 @@ import contextlib
 import json
 import os
 import re
-import shutil
+import hashlib
+import stat
 import tarfile
 import uuid
 import gzip
 import lzma
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .sniff import TAR_SUFFIXES
 from .tarstream import DEFAULT_MAX_MEMBERS, Limits, open_tar  # noqa: F401 - re-exported
-from ..disk import check_free_space
+from ..disk import check_free_space, fd_path, open_dir_under, private_file, rmtree_at
 from ..errors import DensezooError, PolicyError
 from ..hashing import CHUNK, Digests
+
+if TYPE_CHECKING:
+    from .inspect import Finding
 
 EXTRACT_STAMP = ".densezoo-extracted.json"     # written last: the folder is complete
 
@@ -157,10 +162,23 @@ def _check_symlink(m: tarfile.TarInfo, parts: tuple[str, ...],
                                                       f"another symlink ({m.linkname})")
 
 
+Tree = dict    # {"files": {relpath: [size, sha256]}, "links": {relpath: target}}
+
+
 def _write(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[str, ...]]],
-           root: Path) -> None:
-    """Folders and files, then hard links, then symlinks: nothing is written through a link."""
+           root: Path, archive: str, *, scan_imports: bool = True) -> Tree:
+    """Folders and files, then hard links, then symlinks: nothing is written through a link.
+
+    Each file is hashed as it is written and, when its name says it is a pickle, checked
+    by ``content.inspect`` -- the door every download goes through -- before the next
+    member is read: an ``os.system`` pickle inside a tarball refuses the extraction.
+    Returns what was written (each file's size and sha256, each link's target), which
+    the stamp records so a later look notices an edited, added or removed file."""
+    from .inspect import inspect, is_pickle
+
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    files: dict[str, list] = {}
+    links: dict[str, str] = {}
     for m, parts in members:
         dest = root.joinpath(*parts)
         if m.isdir():
@@ -170,20 +188,131 @@ def _write(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[str,
             src = tar.extractfile(m)
             assert src is not None
             fd = os.open(dest, flags, (m.mode & 0o755) | 0o600)
+            sha, size = hashlib.sha256(), 0
             with os.fdopen(fd, "wb") as f:
                 while chunk := src.read(CHUNK):
                     f.write(chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
             os.utime(dest, (m.mtime, m.mtime))
+            files["/".join(parts)] = [size, sha.hexdigest()]
+            if is_pickle(parts[-1]):
+                finding = inspect(dest, parts[-1], first_use=False, scan_imports=scan_imports)
+                if finding is not None:
+                    raise UnsafeArchiveError(archive, m.name, f"is an {finding.reason}")
     for m, parts in members:
         if m.islnk():
             dest = root.joinpath(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.link(root.joinpath(*_parts(m.linkname, "")), dest)
+            target = _parts(m.linkname, "")
+            os.link(root.joinpath(*target), dest)
+            files["/".join(parts)] = files["/".join(target)]
     for m, parts in members:
         if m.issym():
             dest = root.joinpath(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(m.linkname, dest)
+            links["/".join(parts)] = m.linkname
+    return {"files": files, "links": links}
+
+
+def tree_changes(folder: Path, tree: Tree, limit: int = 3) -> list[str]:
+    """How ``folder`` differs from what was unpacked into it (at most ``limit`` lines):
+    a file edited (size or sha256), added or removed, a link retargeted.  Nothing is
+    followed: a folder swapped for a link is a change, not a way out."""
+    want_files, want_links = dict(tree.get("files") or {}), dict(tree.get("links") or {})
+    changes: list[str] = []
+    for dirpath, dirs, names in os.walk(folder):
+        rel_dir = Path(dirpath).relative_to(folder)
+        for n in [*names, *dirs]:
+            p = Path(dirpath) / n
+            rel = (rel_dir / n).as_posix()
+            if rel == EXTRACT_STAMP:
+                continue
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if want_links.pop(rel, None) != os.readlink(p):
+                    changes.append(f"{rel}: a link that was not unpacked there")
+            elif rel not in want_files:
+                changes.append(f"{rel}: added after unpacking")
+            else:
+                size, sha = want_files.pop(rel)
+                if st.st_size != size or _sha256(p) != sha:
+                    changes.append(f"{rel}: changed after unpacking")
+            if len(changes) >= limit:
+                return changes
+    changes += [f"{rel}: removed after unpacking" for rel in [*want_files, *want_links]]
+    return changes[:limit]
+
+
+def _sha256(path: Path) -> str | None:
+    """The file's sha256, or None unless it is (still) a regular file: a name swapped for
+    a link or a fifo after the ``lstat`` is neither followed nor waited on."""
+    sha = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def archive_tree(archive: Path, limits: Limits = Limits(), *, scan_imports: bool = True,
+                 inspect_pickles: bool = False) -> tuple[Tree, "Finding | None"]:
+    """What unpacking ``archive`` writes, read from the archive itself (a folder's stamp
+    is not believed when others can write it), and with ``inspect_pickles`` the first
+    unsafe finding among its pickle members (``verify --scan``): each is spooled to a
+    temporary file and checked by ``content.inspect``, as a download is."""
+    import tempfile
+
+    from .inspect import Finding, inspect, is_pickle
+
+    size = archive.stat().st_size
+    files: dict[str, list] = {}
+    links: dict[str, str] = {}
+    found: Finding | None = None
+    try:
+        with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
+            for m, parts in plan(tar, archive.name, size, limits):
+                rel = "/".join(parts)
+                if m.issym():
+                    links[rel] = m.linkname
+                elif m.islnk():
+                    files[rel] = files["/".join(_parts(m.linkname, ""))]
+                elif m.isfile():
+                    src = tar.extractfile(m)
+                    assert src is not None
+                    pickle = inspect_pickles and found is None and is_pickle(parts[-1])
+                    sha, n = hashlib.sha256(), 0
+                    spool = tempfile.NamedTemporaryFile(suffix=".pkl") if pickle else None
+                    with spool or contextlib.nullcontext() as t:
+                        while chunk := src.read(CHUNK):
+                            sha.update(chunk)
+                            n += len(chunk)
+                            if t is not None:
+                                t.write(chunk)
+                        if t is not None:
+                            t.flush()
+                            finding = inspect(t.name, parts[-1], first_use=False,
+                                              scan_imports=scan_imports)
+                            if finding is not None:
+                                found = Finding(True, f"member {rel!r} of the archive: "
+                                                      f"{finding.reason}")
+                    files[rel] = [n, sha.hexdigest()]
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
+        raise DensezooError(f"cannot read {archive.name}: {e}",
+                            hint="the file is not a readable tar archive") from None
+    return {"files": files, "links": links}, found
 
 
 def _stamp(digests: Digests) -> dict:
@@ -198,40 +327,81 @@ def _same_archive(stamp: dict, digests: Digests) -> bool:
             and all(stamp[k] == mine[k] for k in common))
 
 
+def unpacked_state(archive: Path, target: Path, digests: Digests, *,
+                   limits: Limits = Limits(), tree: Tree | None = None) -> tuple[bool, list[str]]:
+    """(the folder is stamped as unpacked from these exact bytes, how it differs from
+    them).  The stamp's record of each file is believed only when the stamp is this
+    user's alone; otherwise the expected tree is read from the archive itself (or is
+    ``tree``, already read from it)."""
+    stamp_path = target / EXTRACT_STAMP
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        return False, []
+    if not isinstance(stamp, dict) or not _same_archive(stamp, digests):
+        return False, []
+    if tree is None:
+        tree = stamp.get("tree")
+        if not private_file(stamp_path) or not isinstance(tree, dict):
+            tree, _ = archive_tree(archive, limits)
+    return True, tree_changes(target, tree)
+
+
 def extract_once(archive: Path, target: Path, digests: Digests, *,
-                 limits: Limits = Limits(), space_check: bool = True) -> bool:
+                 limits: Limits = Limits(), space_check: bool = True,
+                 scan_imports: bool = True, root: Path | None = None) -> tuple[str, list[str]]:
     """Extract ``archive`` into ``target`` unless already done for these exact bytes.
 
-    Returns True if it extracted now, False if ``target`` already held this
-    archive's contents (its stamp records the archive's size and digests).
+    Returns the action and the changes found: ``extracted`` (unpacked now), ``cached``
+    (``target`` already holds exactly this archive's contents) or ``repaired`` (it was
+    unpacked from these bytes but a file was edited, added or removed since -- the
+    changes say which: unpacked again, the old folder dropped).
+
+    Written through fds: the folder that holds ``target`` is opened from ``root`` (the
+    cache root) without following links, the work folder is made in it with mode 0700
+    and filled through ``/proc/self/fd`` (no path above it is resolved again: a
+    co-tenant who swaps ``extracted/<host>`` for a link after the check changes
+    nothing), and it is renamed into place within the open folder.
     """
-    stamp = target / EXTRACT_STAMP
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        if _same_archive(json.loads(stamp.read_text()), digests):
-            return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.mkdir()
+    stamped, changes = unpacked_state(archive, target, digests, limits=limits)
+    if stamped and not changes:
+        return "cached", []
+    base = root if root is not None else target.parent
+    parts = target.parent.relative_to(base).parts
+    name = target.name
+    with open_dir_under(base, parts, create=True) as pfd:
+        tmp_name = f"{name}.tmp-{uuid.uuid4().hex[:8]}"
+        os.mkdir(tmp_name, 0o700, dir_fd=pfd)
+        tmp = fd_path(pfd, target.parent) / tmp_name
         try:
-            size = archive.stat().st_size
-            with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
-                members = plan(tar, archive.name, size, limits)
-                if space_check:
-                    check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
-                _write(tar, members, tmp)
-        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
-            raise DensezooError(f"cannot extract {archive.name}: {e}",
-                                hint="the file is not a readable tar archive") from None
-        (tmp / EXTRACT_STAMP).write_text(json.dumps({"archive": str(archive),
-                                                     **_stamp(digests)}))
-        old = None
-        if target.exists():
-            old = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(target, old)
-        os.rename(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return True
+            try:
+                size = archive.stat().st_size
+                with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
+                    members = plan(tar, archive.name, size, limits)
+                    if space_check:
+                        check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
+                    tree = _write(tar, members, tmp, archive.name, scan_imports=scan_imports)
+            except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+                    gzip.BadGzipFile) as e:
+                raise DensezooError(f"cannot extract {archive.name}: {e}",
+                                    hint="the file is not a readable tar archive") from None
+            fd = os.open(tmp / EXTRACT_STAMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            with os.fdopen(fd, "w") as f:
+                # What unpacking these exact bytes wrote: vouched for by the archive's
+                # digests above (checked by the fetch that handed the archive over).
+                json.dump({"archive": str(archive), **_stamp(digests), "tree": tree}, f)
+            os.chmod(tmp_name, 0o755, dir_fd=pfd)
+            old = None
+            with contextlib.suppress(FileNotFoundError):
+                os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                old = f"{name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(name, old, src_dir_fd=pfd, dst_dir_fd=pfd)
+            os.rename(tmp_name, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    rmtree_at(pfd, old)
+        finally:
+            with contextlib.suppress(OSError):
+                rmtree_at(pfd, tmp_name)
+    return ("repaired" if stamped else "extracted"), changes

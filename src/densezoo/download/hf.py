@@ -222,7 +222,7 @@ class Hub:
         if size is None and r.status_code == 200:
             size = r.headers.get("Content-Length")
         return Resolved(location, etag if _SHA256.match(etag) else None,
-                        int(size) if size and size.isdigit() else None,
+                        int(size) if size and re.fullmatch(r"[0-9]{1,20}", size) else None,
                         r.headers.get("X-Repo-Commit"), url,
                         (r.headers.get("X-Xet-Hash") or "").strip() or None)
 

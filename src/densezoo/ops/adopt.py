@@ -25,8 +25,9 @@ only those; a link leaving the cache is named and skipped.  ``--known`` looks on
 folders the user owns and nobody else can write (``$TMPDIR/iopath_cache`` can be made by
 anyone).
 
-An entry that publishes only an md5 prefix (24 bits) cannot be matched: a local file
-whose md5 merely starts with the prefix proves nothing, and nothing else is known.
+An entry that publishes only an md5 prefix (24 bits) is matched only where detectron2
+itself put the file (its iopath cache path) and only when the file's tensors are that
+model's structure too (``content.structure``): a prefix alone proves nothing.
 """
 
 from __future__ import annotations
@@ -189,8 +190,30 @@ class _Index:
             else:
                 self.by_name.setdefault(a.file_name, []).append(a)
 
+        self._homes()
+
+    def _homes(self) -> None:
+        """Entries that publish only an md5 prefix (49 of 50 detectron2 models) but whose
+        structure densezoo knows: a file at the entry's iopath path (where detectron2 put
+        it) is a candidate, taken only if the prefix *and* the structure match."""
+        from ..content.structure import expected_for
+        from .export import iopath_paths
+
+        self.homes: dict[str, Artifact] = {}
+        for a in self.core.catalog.artifacts:
+            if a.name in self.expected or not a.md5_prefix or expected_for(a.name) is None:
+                continue
+            self.expected[a.name] = self.core.trust.expected(a, origin=True)
+            for rel in iopath_paths(a, Path("")):
+                self.homes["/" + rel.as_posix()] = a
+
+    def prefix_only(self, art: Artifact) -> bool:
+        return not has_full(self.expected[art.name])
+
     def candidates(self, path: Path, size: int) -> list[Artifact]:
-        return [*self.by_size.get(size, ()), *self.by_name.get(path.name, ())]
+        home = next((a for rel, a in self.homes.items() if path.as_posix().endswith(rel)), None)
+        return [*self.by_size.get(size, ()), *self.by_name.get(path.name, ()),
+                *((home,) if home is not None else ())]
 
     def match(self, cands: list[Artifact], digests: Digests) -> Artifact | None:
         return next((a for a in cands if self.expected[a.name].mismatch(digests) is None),
@@ -270,9 +293,11 @@ def _one(core: "Core", index: _Index, path: Path, size: int, dry_run: bool, *,
             return _other_bytes(path, cands[0], digests)
         if match in cached:
             return AdoptItem(str(path), "already cached", match.name)
-        finding = core.intake.inspect(match, path, first_use=False)
-        if finding is not None:
-            return AdoptItem(str(path), "refused", match.name, finding.reason)
+        seen = core.intake.examine(match, path, first_use=False)
+        why = seen.finding.reason if seen.finding is not None else \
+            core.intake.structure_problem(seen) if index.prefix_only(match) else None
+        if why is not None:
+            return AdoptItem(str(path), "refused", match.name, why)
         return AdoptItem(str(path), "would adopt", match.name)
     return _admit(core, index, path, cands, cached)
 
@@ -315,12 +340,13 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
                 digests = hash_file(partial.path, ALGORITHMS)
         # Who vouches: the file on disk (adopted) -- or, for a blob of the Hub client's
         # cache, a copy voucher naming that cache.
+        weak = index.prefix_only(match)   # a prefix alone: the structure must match too
         core.intake.admit(match, partial, digests, index.expected[match.name],
                           url=redact(match.url),
                           validators={"etag": None, "last_modified": None}, origin=str(src),
                           record=core.trust.record_of(match), voucher=_voucher(src, digests),
                           mismatch_hint="the file changed while it was adopted; nothing "
-                                        "was added")
+                                        "was added", require_structure=weak)
     except (UnsafeContentError, WrongContentError) as e:
         return AdoptItem(str(src), "refused", (match or target).name, e.reason)
     except DensezooError as e:

@@ -7,7 +7,9 @@ files, so a re-download is still checked against what was trusted first.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..disk import read_json
 from ..content.unpack import EXTRACT_STAMP
-from ..store.layout import Layout, marker_is_stale, partial_is_stale
-from ..urls import url_key
+from ..store.layout import (Layout, is_internal, marker_is_stale, partial_is_stale,
+                            with_suffix)
+from ..urls import LOCK, META, url_key
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -59,44 +62,103 @@ class CacheUsage:
 
 @dataclass
 class RemovalPlan:
+    """What a removal will delete, decided again item by item at the moment of the act.
+
+    The plan is made while a prompt may wait for minutes; in a cache others can write, a
+    folder may be swapped for a link to the user's home in between.  ``execute`` reaches
+    every item through directory fds opened ``O_NOFOLLOW`` (``disk.remove_under``): a
+    link on the way is refused and reported in ``skipped``, a link at the item is
+    removed as a link, and a different file at the path now (published since the plan)
+    is left alone.  A prune keeps a file a fetch is still publishing (live marker) or
+    that a record vouches for by then (``protect``)."""
+
     layout: Layout
     items: list[tuple[Path, int, str]] = field(default_factory=list)   # path, bytes, reason
     freed: int | None = None       # bytes removed, once executed
+    protect: bool = False          # prune: keep what a fetch publishes meanwhile
+    skipped: list[tuple[Path, str]] = field(default_factory=list)      # once executed
+    _ids: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _recorded: set[Path] = field(default_factory=set, repr=False)    # chosen with a record
 
     @property
     def total(self) -> int:
         return sum(size for _, size, _ in self.items)
 
-    def add(self, path: Path, reason: str) -> None:
+    def add(self, path: Path, reason: str, *, recorded: bool = False) -> None:
+        """Plan ``path``; ``recorded``: the plan chose it knowing a record vouches for it
+        (``--orphans``), so a record is no reason to keep it at the act."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        self._ids[path] = (st.st_dev, st.st_ino)
+        if recorded:
+            self._recorded.add(path)
         self.items.append((path, _size(path), reason))
 
     def execute(self) -> int:
         """Remove everything planned (with its metadata); returns bytes freed."""
+        from ..disk import remove_under
+        from ..errors import DensezooError
+
         freed = 0
+        root = self.layout.root
         for path, size, _ in self.items:
+            keep = self._keep(path) if self.protect else None
+            also = () if path.name.endswith(META) else (self.layout.meta(path).name,)
             try:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
-                    self.layout.meta(path).unlink(missing_ok=True)
+                gone = remove_under(root, path, identity=self._ids.get(path), also=also,
+                                    keep=keep)
+            except (DensezooError, OSError) as e:
+                self.skipped.append((path, getattr(e, "message", None) or str(e)))
+                continue
+            if gone is not None:
                 freed += size
-            except FileNotFoundError:
-                pass
+        self.freed = freed
         return freed
+
+    def _keep(self, path: Path):
+        """For a published file: a fetch holding its marker now (it publishes, then writes
+        the record that vouches for the file, both under the marker) or a record written
+        since the plan keeps it (issue 32.7)."""
+        if is_internal(path.name):
+            return None
+
+        def keep() -> bool:
+            marker = with_suffix(path, LOCK)
+            if marker.exists() and not marker_is_stale(marker):
+                return True
+            return path not in self._recorded and self._has_record(path)
+        return keep
+
+    def _has_record(self, path: Path) -> bool:
+        # The provenance record (the entry in .dzmeta) that ``plan_prune`` reads through
+        # ``Store.records``; the trust record (``store/record.py``) says how strong the
+        # bytes are, not whether a manifest still names them.
+        meta = read_json(self.layout.meta(path)) or {}
+        return isinstance(meta.get("entry"), dict)     # read as ``Store.records`` reads it
 
     def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "items": [{"path": str(p), "size": s, "reason": r}
-                                               for p, s, r in self.items], "freed": self.freed}
+                                               for p, s, r in self.items], "freed": self.freed,
+                "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped]}
 
 
 def _size(path: Path) -> int:
-    if path.is_dir() and not path.is_symlink():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes under ``path``, links not followed (a planted link counts as nothing)."""
     try:
-        return path.stat().st_size
+        st = os.lstat(path)
     except OSError:
         return 0
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+    total = 0
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, n))
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
 
 
 def _by_path(core: "Core") -> dict[Path, Any]:
@@ -112,7 +174,7 @@ def _state(core: "Core", art, path: Path) -> str:
     meta = read_json(core.store.layout.meta(path)) or {}
     if not core.store.memo_valid(art, meta):
         return "unverified"
-    return str(core.stored_strength(art, core.trust.record_of(art)))
+    return str(core.stored_strength(art, core.trust.record_of(art)) or "unverified")
 
 
 def _when(ts: float) -> str:
@@ -220,7 +282,7 @@ def plan_prune(core: "Core", *, orphans: bool = False) -> RemovalPlan:
     against.  A recorded file is kept (it is checked by ``verify``) unless ``orphans``:
     then every file no loaded manifest names goes."""
     lay = core.store.layout
-    plan = RemovalPlan(lay)
+    plan = RemovalPlan(lay, protect=True)
     known = _by_path(core)
     recorded = _recorded(core, known)
     for p in lay.partials():
@@ -235,7 +297,8 @@ def plan_prune(core: "Core", *, orphans: bool = False) -> RemovalPlan:
         if p not in recorded:
             plan.add(p, "no loaded manifest names this file and no record vouches for it")
         elif orphans:
-            plan.add(p, f"--orphans: recorded from {recorded[p].source}, not loaded now")
+            plan.add(p, f"--orphans: recorded from {recorded[p].source}, not loaded now",
+                     recorded=True)
     if lay.bad_dir.exists():
         plan.add(lay.bad_dir, "corrupt or unsafe copies kept aside")
     keys = {url_key(a.url) for a in core.catalog.artifacts}

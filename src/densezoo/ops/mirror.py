@@ -38,7 +38,8 @@ def entry_json(art: Artifact, digests: dict[str, Any], url: str, mirrors: list[s
               "sha256": digests.get("sha256"), "size": digests.get("size"),
               "mirrors": [redact(m) for m in mirrors] or None, "md5_prefix": art.md5_prefix,
               "description": art.description, "filename": art.filename}
-    return json.dumps({k: v for k, v in fields.items() if v is not None})
+    # md5 is always stated (null: nothing this writer may publish for it).
+    return json.dumps({k: v for k, v in fields.items() if v is not None or k == "md5"})
 
 
 def known_digests(core: "Core", art: Artifact, path: Path) -> dict[str, Any]:
@@ -47,6 +48,22 @@ def known_digests(core: "Core", art: Artifact, path: Path) -> dict[str, Any]:
     if meta.get("md5") and meta.get("sha256") and core.store.memo_valid(art, meta):
         return {"md5": meta["md5"], "sha256": meta["sha256"], "size": meta["size"]}
     return hash_file(path).as_dict()
+
+
+def publishable(core: "Core", art: Artifact, digests: dict[str, Any]) -> dict[str, Any]:
+    """The digests a written manifest (a bundle's, a mirror's) may state as md5/sha256:
+    what the entry publishes, or what the origin's own bytes were pinned as.  A copy's
+    digests (a mirror's, the Hub's, another user's) are left out: an importer would
+    read them as published and call the copy's bytes verified."""
+    from ..hashing import Digests
+    from ..store.trust import declared, has_full
+
+    d = Digests(digests["size"], digests.get("md5"), digests.get("sha256"))
+    pin = core.trust.record_of(art).pin
+    if (has_full(declared(art)) and declared(art).mismatch(d) is None) or (
+            pin is not None and pin.kind == "origin" and pin.agrees(d)):
+        return digests
+    return {"md5": None, "sha256": None, "size": art.size}
 
 
 class _Folder:
@@ -155,11 +172,12 @@ def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
         key = url_key(art.url)
         digests = known_digests(core, art, src)
         (written if writer.put_file(src, key, digests) else unchanged).append(art.name)
-        if art.md5_url:        # the sidecar too, for tools that read it beside the file
+        vouched = publishable(core, art, digests)
+        if art.md5_url and vouched["md5"]:   # the sidecar too, for tools that read it
             writer.put_text(url_key(art.md5_url), f"{digests['md5']}  {art.file_name}\n",
                             "text/plain")
         url = art.url if base_url is None else base_url.rstrip("/") + "/" + "/".join(key)
-        lines.append("  - " + entry_json(art, digests, url, [art.url] if base_url else []))
+        lines.append("  - " + entry_json(art, vouched, url, [art.url] if base_url else []))
         rows.append(page_row(core, art, digests))
     writer.put_text((INDEX,), render_index(rows, base_url), "text/html; charset=utf-8")
     writer.put_text((MIRROR_MANIFEST,), "\n".join(lines) + "\n", "text/yaml")

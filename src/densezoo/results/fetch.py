@@ -44,7 +44,8 @@ class ExtractResult:
     name: str
     archive: Path
     path: Path                     # the folder the archive was unpacked into
-    action: str                    # extracted | cached
+    action: str                    # extracted | cached | repaired
+    changes: tuple[str, ...] = ()  # repaired: what had changed in the folder since unpacking
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "archive": str(self.archive), "path": str(self.path),

@@ -108,6 +108,7 @@ class ConfigResult:
     outcomes: tuple[FetchOutcome, ...] = ()
     runtime: tuple[str, ...] = ()  # artifacts the model's code downloads at run time
     trained: str | None = None     # --trained: the model MODEL.WEIGHTS was set to
+    safetensors: str | None = None  # --safetensors: the converted file MODEL.WEIGHTS names
 
     @property
     def unverified(self) -> tuple[ResolvedReference, ...]:

@@ -18,6 +18,7 @@ Layout (see docs/cache.md)::
     <root>/pins/<host>/<url path>.json                checksums pinned on first download
     <root>/bad/<stamp>/<host>/<url path>              corrupt copies moved aside
     <root>/extracted/<host>/<url path>/               unpacked archives
+    <root>/derived/<host>/<url path>.safetensors      a converted checkpoint (+ .dzmeta)
     <root>/catalog/<sha256>.json                      a manifest pre-parsed (by content hash)
 """
 
@@ -32,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ManifestError, PlantedLinkError
+from ..errors import ForeignFolderError, ManifestError, PlantedLinkError
 from ..manifest import Artifact, is_plain_name
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
@@ -135,6 +136,7 @@ class Layout:
         self.pins_dir = self.root / "pins"
         self.bad_dir = self.root / "bad"
         self.extracted_dir = self.root / "extracted"
+        self.derived_dir = self.root / "derived"
         self.imported_dir = self.root / "imported"
         self.health_file = self.root / "health.json"
         self.compiled_dir = self.root / "catalog"     # manifests pre-parsed, by content hash
@@ -182,6 +184,22 @@ class Layout:
                 raise PlantedLinkError(str(cur))
         return path
 
+    def private_folder(self, path: Path) -> Path:
+        """``path`` (``imported/``, ``catalog/``), if it is not a link and, when it exists,
+        is the current user's: refused otherwise.  What is written there decides what an
+        artifact is for this user, so a co-tenant's folder (or their link to someone's
+        project) is not a place to write it.  The write itself then goes through
+        ``disk.write_text_under``, which refuses a link swapped in after this check."""
+        self.check_no_links(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        getuid = getattr(os, "getuid", None)
+        if getuid is not None and st.st_uid != getuid():
+            raise ForeignFolderError(str(path), st.st_uid)
+        return path
+
     def meta(self, path: Path) -> Path:
         """The metadata beside a published file or a partial."""
         return with_suffix(path, META)
@@ -214,6 +232,10 @@ class Layout:
 
     def extract_dir(self, art: Artifact) -> Path:
         return self.extracted_dir.joinpath(*self.key(art.url))
+
+    def derived(self, art: Artifact, suffix: str) -> Path:
+        """A file made from the artifact's verified bytes (``densezoo convert``)."""
+        return with_suffix(self.derived_dir.joinpath(*self.key(art.url)), suffix)
 
     def bad(self, art: Artifact) -> Path:
         """A fresh place under bad/ for a copy moved aside (never overwrites evidence)."""

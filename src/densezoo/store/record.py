@@ -35,7 +35,7 @@ from typing import Any
 from ..disk import read_json, store_errors, utc_now, write_json_atomic
 from ..hashing import Digests, is_hex
 from ..manifest import Artifact
-from ..urls import redact
+from ..urls import is_loopback, redact
 from .layout import Layout, with_suffix
 
 KINDS = ("origin", "copy", "adopted", "hub-claim", "structure")
@@ -218,22 +218,56 @@ class Records:
                         f"{cur} is writable by other users")
         return None
 
+    @staticmethod
+    def _holder_ok(folder: Path) -> str | None:
+        """``trust/`` (or ``pins/``) may not be a link: the records would live wherever
+        it points.  (Whoever owns it, or the cache root, can still remove your records:
+        a downgrade to ``copy-pinned`` at most, never an upgrade.)"""
+        try:
+            return f"{folder} is a symlink" if os.path.islink(folder) else None
+        except OSError as e:
+            return f"{folder}: unreadable ({e})"
+
     def load(self, art: Artifact) -> Record:
         """This user's record of ``art``; a record another user could have written is
         named in ``ignored`` and vouches for nothing."""
         path = self.path(art)
+        held = self._holder_ok(self.folder.parent)
+        if held is not None:
+            return Record(ignored=(f"no record believed: {held}",))
         why = self._believed(path, self.folder)
         if why is None:
             return _parse(read_json(path), path)
         ignored = () if why == "missing" else (f"{path}: {why}",)
         legacy = self.layout.pin(art)
         if legacy.exists():
-            lwhy = self._believed(legacy, self.layout.pins_dir)
+            lwhy = self._holder_ok(self.layout.pins_dir) or \
+                self._believed(legacy, self.layout.pins_dir)
             if lwhy is None:
                 rec = _legacy(read_json(legacy), art)
                 return replace(rec, ignored=ignored + rec.ignored)
             ignored += (f"{legacy}: {lwhy}",)
         return Record(ignored=ignored)
+
+    def entries(self) -> list[Artifact]:
+        """The manifest entries this user's records were written for: this user's own
+        word for what a stored file is (``verify`` believes it over a ``.dzmeta`` another
+        user could have written)."""
+        from .files import artifact_from_record
+
+        top = self.folder
+        if self._holder_ok(top.parent) is not None or self._believed(top, top) is not None:
+            return []
+        out = []
+        for dirpath, _, names in os.walk(top):
+            for n in names:
+                path = Path(dirpath) / n
+                if not n.endswith(".json") or self._believed(path, top) is not None:
+                    continue
+                art = artifact_from_record((read_json(path) or {}).get("entry"))
+                if art is not None:
+                    out.append(art)
+        return out
 
     # -- the one writer -------------------------------------------------------------------
 
@@ -264,8 +298,10 @@ class Records:
     def _save(self, art: Artifact, record: Record) -> None:
         path = self.path(art)
         self._ensure(path.parent)
+        from .files import entry_record
+
         data = {"version": VERSION, "name": art.name, "url": redact(art.url),
-                "saved_at": utc_now(), **record.to_dict()}
+                "entry": entry_record(art), "saved_at": utc_now(), **record.to_dict()}
         data.pop("ignored")
         with store_errors("write a trust record", path.parent):
             write_json_atomic(path, data)
@@ -276,7 +312,12 @@ class Records:
         if directory in self._made:
             return
         top = self.folder
+        self.layout.check_no_links(top)     # trust/ itself planted as a link (issue 33.1)
         with store_errors("create a trust record folder", directory):
+            if self._holder_ok(top.parent) is not None:
+                from ..errors import PlantedLinkError
+
+                raise PlantedLinkError(str(top.parent))
             top.parent.mkdir(parents=True, exist_ok=True)
             _sticky_if_shared(top.parent)
             cur = top
@@ -310,7 +351,11 @@ def _parse(data: dict[str, Any] | None, path: Path) -> Record:
     if not data:
         return Record()
     vouchers, ignored = [], []
-    for raw in data.get("vouchers") or ():
+    raws = data.get("vouchers") or []
+    if not isinstance(raws, list):
+        ignored.append(f"{path}: 'vouchers' is not a list")
+        raws = []
+    for raw in raws:
         try:
             vouchers.append(Voucher.parse(raw))
         except BadValue as e:
@@ -338,7 +383,10 @@ def _legacy(pin: dict[str, Any] | None, art: Artifact) -> Record:
     if not md5:
         return Record((), side, legacy=True)
     url = pin.get("url") if isinstance(pin.get("url"), str) else ""
-    origin = bool(pin["origin"]) if "origin" in pin else url == redact(art.url)
+    # Round 3 took "origin" from a .dzmeta nobody owner-checked: believe it only when
+    # it is literally true and names the entry's own URL.
+    origin = pin.get("origin", True) is True and url == redact(art.url) and (
+        art.url.startswith("https://") or is_loopback(art.url))
     at = pin.get("pinned_at") if isinstance(pin.get("pinned_at"), str) else None
     return Record((Voucher("origin" if origin else "copy", url or "?", size, md5, sha, at),),
                   side, legacy=True)

@@ -47,10 +47,10 @@ def declared(art: Artifact) -> Expected:
 def authentic(url: str) -> bool:
     """A transport whose bytes nobody on the network can change: https, or a loopback
     address (the same machine).  Plain http elsewhere is a copy's word at best."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "https" or (parts.scheme == "http" and (
-        host == "localhost" or host.startswith("127.") or host == "::1"))
+    from ..urls import is_loopback
+
+    scheme = urlsplit(url).scheme
+    return scheme == "https" or (scheme == "http" and is_loopback(url))
 
 
 def received(art: Artifact, url: str, digests: Digests, *, from_origin: bool,
@@ -152,9 +152,12 @@ class Trust:
             return Strength.VERIFIED
         agreeing = [v for v in rec.vouchers
                     if v.kind in (*DIGEST_KINDS, "hub-claim") and v.agrees(d)]
-        if len({v.party for v in agreeing}) >= 2:
-            return Strength.CROSS_CHECKED
         kinds = {v.kind for v in agreeing}
+        # Cross-checked: the origin's bytes, and another party that agrees with them.  Two
+        # copies never cross-check each other (one hostile mirror under two host names,
+        # a Hub re-upload, a bundle of a mirror's bytes are one word said twice).
+        if "origin" in kinds and len({v.party for v in agreeing}) >= 2:
+            return Strength.CROSS_CHECKED
         if "origin" in kinds:
             return Strength.PREFIX if art.md5_prefix else Strength.ORIGIN_PINNED
         if "copy" in kinds:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import NotCachedError, StoreError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_open_file
@@ -152,11 +152,18 @@ class Verifier:
                                                      "(--strict / --require)")
         if status is not VerifyStatus.CORRUPT and scan:
             from ..content.inspect import inspect     # --scan only
+            from .intake import model_of
 
             finding = inspect(path, art.file_name, first_use=False,
-                              other_names=art.names_read_as)
-            if finding is not None:
-                status, detail = VerifyStatus.UNSAFE, finding.reason
+                              other_names=art.names_read_as, model=model_of(art))
+            if finding is None:
+                finding, changed = self._archive(art, path, check.digests)
+                if changed is not None:
+                    return changed
+            if finding is not None:        # another model's tensors are wrong, not hostile
+                status = VerifyStatus.CORRUPT if getattr(finding, "structure", False) \
+                    else VerifyStatus.UNSAFE
+                detail = finding.reason
         if status not in (VerifyStatus.CORRUPT, VerifyStatus.UNSAFE):
             return VerifyEntry(art.name, status, str(path), detail, method=check.method,
                                strength=strength)
@@ -173,6 +180,26 @@ class Verifier:
         if moved is None:
             return None                  # replaced meanwhile (a fetch repaired it): look again
         return VerifyEntry(art.name, status, str(path), detail, str(moved), check.method)
+
+    def _archive(self, art: Artifact, path, digests) -> tuple[Any, VerifyEntry | None]:
+        """``verify --scan`` of a tarball: its pickle members checked one by one (the door
+        a download goes through), and its unpacked folder compared with what unpacking
+        these bytes writes.  An edited folder is reported corrupt, the archive stays."""
+        from ..content.unpack import archive_tree, is_archive, unpacked_state
+
+        if not is_archive(art.file_name):
+            return None, None
+        tree, finding = archive_tree(path, inspect_pickles=True)
+        target = self.store.layout.extract_dir(art)
+        if finding is not None or digests is None or not os.path.isdir(target):
+            return finding, None
+        stamped, changes = unpacked_state(path, target, digests, tree=tree)
+        if not (stamped and changes):
+            return None, None
+        return None, VerifyEntry(
+            art.name, VerifyStatus.CORRUPT, str(target),
+            f"its unpacked folder changed since it was unpacked ({'; '.join(changes)}); "
+            f"`densezoo fetch {art.name} --extract` unpacks it again", method="full")
 
     def scan(self, art: Artifact) -> "ScanReport":
         from ..content.pickle_scan import scan_pickle
