@@ -283,6 +283,24 @@ class _Handler(BaseHTTPRequestHandler):
                                             "Content-Range": f"bytes {start}-{len(other) - 1}/"
                                                              f"{len(other)}"}, head)
             return True
+        if f.kind == "short_length" and data is not None:
+            # A whole-file answer whose Content-Length (and body) is ``short`` bytes short,
+            # while Range answers state the true size in Content-Range (a broken cache).
+            if self.headers.get("Range"):
+                self._normal(data, head, ignore_range=False)
+            else:
+                self._send(200, data[: len(data) - p.get("short", 1000)],
+                           self._validators(data), head)
+            return True
+        if f.kind == "lie_total" and data is not None and self.headers.get("Range"):
+            # A Range answer with the right bytes whose Content-Range claims ``extra`` more.
+            m = _RANGE.match(self.headers["Range"].strip())
+            start = int(m.group(1)) if m else 0
+            end = int(m.group(2)) if m and m.group(2) else len(data) - 1
+            headers = self._validators(data)
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data) + p.get('extra', 1000)}"
+            self._send(206, data[start:end + 1], headers, head)
+            return True
         if f.kind == "trickle" and data is not None:
             headers = self._validators(data)
             start, stop, status = 0, len(data), 200

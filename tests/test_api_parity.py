@@ -26,6 +26,7 @@ COMMANDS = {
     "settings unset": "settings_unset", "settings get": "settings_get",
     "settings list": "settings_show", "cache dir": "cache_dir",
     "convert": "convert",
+    "ledger export": "ledger_export",
 }
 # Commands that edit the settings file itself: no Zoo, so no settings keywords.
 FILE_ONLY = {"settings set", "settings unset"}

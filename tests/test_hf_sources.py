@@ -152,3 +152,18 @@ def test_the_shipped_community_copies_and_info_lists_every_source(cli):
     assert pref["role"] == "hub copy" and "a mirror copy" in pref["verified_by"]
     text = cli("info", "R_50_FPN_s1x").out
     assert "hub copy      hf://spaces/yisol/IDM-VTON@906d38c8" in text
+
+
+def test_an_absurd_size_claim_skips_that_copy_not_the_fetch(server, hub, manifest, cli):
+    """Issue 32.8: after the origin's 403, a Hub copy claiming X-Linked-Size of 1 PB (no
+    size in the manifest) is that source's failure, and the next URL serves the file (the
+    claim ended the fetch with exit 8 before the last URL was tried)."""
+    hub.add("owner/repo/resolve/main/huge.pkl", HubFile(WEIGHTS, claim_size=10 ** 15))
+    plain = server.add("/plain/huge.pkl", WEIGHTS)
+    m = manifest({"name": "claimed", "url": _origin_403(server, "huge.pkl", WEIGHTS),
+                  "md5": hashlib.md5(WEIGHTS).hexdigest(),
+                  "mirrors": ["hf://owner/repo/huge.pkl", plain]})
+    r = cli("--manifest", str(m), "fetch", "claimed", "--json")
+    assert r.code == 0, r.err
+    (row,) = r.items
+    assert row["url"] == plain and Path(row["path"]).read_bytes() == WEIGHTS

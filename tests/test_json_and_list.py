@@ -87,6 +87,8 @@ def test_every_command_answers_with_the_one_envelope(blob, manifest, cli, tmp_pa
     check("bundle", "js_good", "-o", str(tmp_path / "no" / "b.tar"), ok=False)
     check("import", str(tmp_path / "b.tar"), ok=True)
     check("import", str(cfg), ok=False)                                  # not a bundle
+    check("ledger", "export", "js_good", "-o", str(tmp_path / "ledger.json"), ok=True)
+    check("ledger", "export", "js_bad", "-o", str(tmp_path / "ledger.json"), ok=False)
     check("manifest", "add", str(Path(cli(*base, "path", "js_good").out.strip())),
           "--name", "js_added", "--url", good.url, "--to", str(tmp_path / "mine.yaml"),
           ok=True)

@@ -91,7 +91,8 @@ def test_a_huge_declared_length_fails_that_url_not_the_run(server, blob, manifes
     server.fault(c.path, "huge_length", -1)
     m = manifest(entry(c, md5=False, size=False))
     r = cli("--cache-dir", str(disk), "--manifest", str(m), "fetch", c.name, "--json")
-    assert r.code == 8 and "declares" in r.err
+    assert r.code == 8 and "a size only the server states" in r.err
+    assert "not enough space in" in r.err            # the disk's facts, not a verdict on the URL
     assert r.items[0]["ok"] is False                 # --json still reports it
 
 

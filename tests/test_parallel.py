@@ -168,10 +168,17 @@ def test_more_connections_while_each_keeps_its_rate_never_more_than_eight(server
                                                                             manifest,
                                                                             monkeypatch):
     """A per-connection cap (each connection trickles at the same rate however many
-    there are): 4 connections first, then 8 -- aria2c stops at 4 -- and no more."""
-    monkeypatch.setattr(segmented, "BLOCK", 4 << 20)       # blocks left to grow into
-    b = blob("grow", 48_000_000)
-    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)       # ~6 MB/s each
+    there are): 4 connections first, then 8 -- aria2c stops at 4 -- and no more.
+
+    The cap is the server's sleep between small writes (~160 KB/s per connection, 1.3
+    MB/s for all eight), far below what even a busy 2-core machine moves, so the
+    server is the limit on any machine and the rule's decision is the same: the test
+    asserts the behaviour (the widths the server saw), not a speed.  It used a 6 MB/s
+    cap per connection, which a loaded machine could not give eight connections at
+    once: each got less than 60% of the one-connection rate and the count stayed 4."""
+    monkeypatch.setattr(segmented, "BLOCK", 256 << 10)     # blocks left to grow into
+    b = blob("grow", 9_000_000)
+    server.fault(b.path, "trickle", -1, step=8 * 1024, delay=0.05)
     settle(server)
     server.max_blocks = 0
     res = Zoo(manifests=[manifest(entry(b))]).fetch("grow")
@@ -200,9 +207,11 @@ def test_a_server_that_pushes_back_gets_fewer_connections_not_a_failure(server, 
                                                                        monkeypatch):
     """More than 5 requests at once get a 503: the count drops to what the server
     takes, the refused blocks are fetched by the others, the file is whole."""
-    monkeypatch.setattr(segmented, "BLOCK", 4 << 20)
-    b = blob("crowd", 48_000_000)
-    server.fault(b.path, "trickle", -1, step=64 * 1024, delay=0.01)
+    monkeypatch.setattr(segmented, "BLOCK", 256 << 10)
+    b = blob("crowd", 9_000_000)
+    # The server is the limit on any machine (see the growth-to-eight test above): the
+    # count grows past 5 and meets the refusals.
+    server.fault(b.path, "trickle", -1, step=8 * 1024, delay=0.05)
     settle(server)
     server.tolerate = 5
     res = Zoo(manifests=[manifest(entry(b))]).fetch("crowd")

@@ -13,7 +13,8 @@ from .version import __version__
 _API = {"Zoo", "fetch", "info", "verify", "path", "list_artifacts", "scan", "pin", "config",
         "cache_ls", "cache_du", "cache_rm", "cache_prune", "export", "mirror_build", "bundle",
         "import_bundle", "doctor", "adopt", "check", "identify", "manifest_add", "settings_show",
-        "settings_set", "settings_unset", "settings_get", "cache_dir", "load_weights", "convert"}
+        "settings_set", "settings_unset", "settings_get", "cache_dir", "load_weights", "convert",
+        "ledger_export"}
 _RESULTS = {"ArtifactInfo", "FetchResult", "FetchOutcome", "ExtractResult", "VerifyReport",
             "VerifyEntry", "PinInfo", "ExportResult", "ImportResult", "FetchAction",
             "VerifyStatus", "Listing"}

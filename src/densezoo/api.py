@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .ops.weights import Identification, StructureReport
     from .ops.manifest_add import AddedEntry
     from .ops.mirror import MirrorResult
+    from .ops.ledger import LedgerCheck, LedgerExport
     from .user_settings import Origin
 
 
@@ -171,6 +172,23 @@ class Zoo(Core):
 
         return import_bundle(self, Path(path))
 
+    def ledger_export(self, names: Iterable[str], out: str | os.PathLike[str], *,
+                      key: str | os.PathLike[str] | None = None,
+                      signature: str | os.PathLike[str] | None = None) -> "LedgerExport":
+        """The ledger of cached files (all with no names), signed with ``key``
+        (``ops.ledger.export``)."""
+        from .ops.ledger import export
+
+        return export(self, names, Path(out), key=Path(key) if key else None,
+                      signature=Path(signature) if signature else None)
+
+    def verify_signature(self, signature: str | os.PathLike[str], key: str | os.PathLike[str],
+                         *, ledger: str | os.PathLike[str] | None = None) -> "LedgerCheck":
+        """Check a signed ledger against the store, offline (``ops.ledger.check``)."""
+        from .ops.ledger import check
+
+        return check(self, Path(signature), Path(key), Path(ledger) if ledger else None)
+
     def cache_entries(self) -> list["CacheEntry"]:
         from .ops.cache import entries
 
@@ -300,11 +318,34 @@ def path(name: str, **settings: Any) -> Path:
 
 
 def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int | None = None,
-           scan: bool = False, cross_check: bool = False, **settings: Any) -> VerifyReport:
+           scan: bool = False, cross_check: bool = False,
+           signature: str | os.PathLike[str] | None = None,
+           key: str | os.PathLike[str] | None = None,
+           ledger: str | os.PathLike[str] | None = None,
+           **settings: Any) -> "VerifyReport | LedgerCheck":
     """``densezoo verify``: offline re-check of the cache (``quick``: stat memos;
-    ``cross_check``: first ask the Hub what each weak file's Hub copy is)."""
+    ``cross_check``: first ask the Hub what each weak file's Hub copy is).
+
+    With ``signature`` and ``key``: check a signed ledger against the store instead
+    (``Zoo.verify_signature``); returns a ``LedgerCheck``, or raises ``PolicyError`` for a
+    bad signature and ``ChecksumMismatchError`` for the first file that differs."""
+    if signature is not None or key is not None or ledger is not None:
+        from .errors import UsageError
+
+        if signature is None or key is None or names:
+            raise UsageError("a signed ledger is checked with signature= and key= together, "
+                             "and no names", hint="verify(signature=SIG, key=PUBLIC_PEM)")
+        return Zoo(**settings).verify_signature(signature, key, ledger=ledger)
     return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan,
                                   cross_check=cross_check)
+
+
+def ledger_export(names: Iterable[str] = (), *, output: str | os.PathLike[str],
+                  key: str | os.PathLike[str] | None = None,
+                  signature: str | os.PathLike[str] | None = None,
+                  **settings: Any) -> "LedgerExport":
+    """``densezoo ledger export [NAMES] -o LEDGER [--key PRIVATE.pem]``."""
+    return Zoo(**settings).ledger_export(names, output, key=key, signature=signature)
 
 
 def scan(targets: Sequence[str], **settings: Any) -> list["ScanReport"]:

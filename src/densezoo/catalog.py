@@ -1,7 +1,9 @@
 """All loaded manifests as one catalog: name lookup, filters and dependency closure.
 
 Later manifests extend or override earlier ones by name, so a user's file can
-add entries or replace a shipped entry (a new mirror, a published md5).
+add entries or replace a shipped entry (a new mirror, a published md5).  Manifests
+saved by ``import`` never do: an imported entry claiming any key a loaded entry
+answers to (``claims``) is left out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Iterable, Sequence
 from .errors import AmbiguousArtifactError, ManifestError, UnknownArtifactError
 from .compiled import load_manifest, owned_privately
 from .manifest import Artifact, Manifest, store_key
-from .urls import REDACTED
+from .urls import REDACTED, redact, url_identity
 
 
 def default_manifest_paths() -> list[Path]:
@@ -32,9 +34,44 @@ def default_manifest_paths() -> list[Path]:
     return found
 
 
+def claims(art: Artifact) -> dict[tuple[str, str], str]:
+    """Every key a lookup can reach ``art`` by, each with the words that say which:
+    a name users type (its name, aliases, file name and config path, as ``get`` tries
+    them), each URL it is known under (url, mirrors, legacy URLs, as ``UrlIndex`` finds
+    them), its store file, and its config's file name (``trained_with`` falls back to
+    it).  Two entries sharing a key means one of them wins that lookup."""
+    out: dict[tuple[str, str], str] = {}
+    for n in (art.name, *art.aliases, art.file_name, *_config_keys(art.config)):
+        out.setdefault(("name", n.lower()), f"the name {n!r}")
+    for u in (art.url, *art.mirrors, *art.legacy_urls):
+        out.setdefault(("url", url_identity(u)), f"the URL {redact(u)}")
+    out[("store", "/".join(store_key(art)))] = f"the store file {'/'.join(store_key(art))}"
+    if art.config:
+        base = art.config.lower().rsplit("/", 1)[-1]
+        out[("config", base)] = f"the config file name {base!r}"
+    return out
+
+
+def clashes(art: Artifact, taken: dict[tuple[str, str], Artifact]) -> list[tuple[str, Artifact]]:
+    """Which of ``art``'s keys another entry already answers to: (what, that entry)."""
+    return [(what, taken[key]) for key, what in claims(art).items()
+            if key in taken and taken[key] is not art]
+
+
+def claim_index(arts: Iterable[Artifact]) -> dict[tuple[str, str], Artifact]:
+    """Every key of these entries -> the first entry answering to it."""
+    index: dict[tuple[str, str], Artifact] = {}
+    for a in arts:
+        for key in claims(a):
+            index.setdefault(key, a)
+    return index
+
+
 def _imported(folder: Path, loaded: list[Manifest], compiled: Path | None) -> list[Manifest]:
-    """Manifests ``densezoo import`` saved, each cut to the entries no loaded manifest
-    already names (by name or store file): the shipped and your own manifests win.
+    """Manifests ``densezoo import`` saved, each cut to the entries that claim no key a
+    loaded manifest's entry (or an earlier imported one) answers to -- name, alias, file
+    name, any URL, store file or config (``claims``): an imported manifest never shadows
+    the shipped ones or your own, whatever an older densezoo let it save.
 
     Only files this user owns and nobody else can write count (a shared store is not a
     trust root), and one that no longer loads is left out rather than breaking every
@@ -46,8 +83,7 @@ def _imported(folder: Path, loaded: list[Manifest], compiled: Path | None) -> li
         return []
     if not files:
         return []
-    names = {a.name.lower() for m in loaded for a in m.artifacts}
-    keys = {store_key(a) for m in loaded for a in m.artifacts}
+    taken = claim_index(a for m in loaded for a in m.artifacts)
     out = []
     for f in files:
         try:
@@ -56,13 +92,13 @@ def _imported(folder: Path, loaded: list[Manifest], compiled: Path | None) -> li
             continue
         # An entry whose URL was redacted (it carried credentials when bundled) names no
         # fetchable file: its store record still lets `verify` check the imported copy.
-        arts = tuple(a for a in m.artifacts
-                     if a.name.lower() not in names and store_key(a) not in keys
-                     and REDACTED not in a.url)
-        names |= {a.name.lower() for a in arts}
-        keys |= {store_key(a) for a in arts}
+        arts = []
+        for a in m.artifacts:
+            if REDACTED not in a.url and not clashes(a, taken):
+                arts.append(a)
+                taken.update({k: a for k in claims(a) if k not in taken})
         if arts:
-            out.append(replace(m, artifacts=arts))
+            out.append(replace(m, artifacts=tuple(arts)))
     return out
 
 
@@ -80,6 +116,8 @@ class Catalog:
 
     artifacts: tuple[Artifact, ...]
     manifests: tuple[Manifest, ...]
+    # The shipped manifests among ``manifests`` (``shadowed``: which entries yours hide).
+    shipped: tuple[Manifest, ...] = ()
 
     @classmethod
     def load(cls, paths: Sequence[str | Path] = (), *, defaults: bool = True,
@@ -91,10 +129,38 @@ class Catalog:
         extra = _imported(imported, [*base, *mine], compiled) if imported else []
         if extra:
             try:
-                return cls.from_manifests([*base, *extra, *mine])
+                return cls.from_manifests([*base, *extra, *mine], shipped=base)
             except ManifestError:
                 pass            # an imported manifest that no longer fits: leave it out
-        return cls.from_manifests([*base, *mine])
+        return cls.from_manifests([*base, *mine], shipped=base)
+
+    def shadowed(self, art: Artifact) -> list[Artifact]:
+        """The shipped entries an entry of your own manifest hides: the one it replaced by
+        name, and any answering to a key it claims (a URL, file name or config;
+        ``claims``), whose lookup now finds yours.  Imported entries never shadow
+        (``_imported`` cuts them), nor do shipped ones each other."""
+        if not self.shipped or id(art) in self._shipped_ids:
+            return []
+        out: list[Artifact] = []
+        for key in claims(art):
+            for b in self._shipped_claims.get(key, ()):
+                if b is not art and not any(b is o for o in out):
+                    out.append(b)
+        return out
+
+    @cached_property
+    def _shipped_ids(self) -> frozenset[int]:
+        return frozenset(id(a) for m in self.shipped for a in m.artifacts)
+
+    @cached_property
+    def _shipped_claims(self) -> dict[tuple[str, str], list[Artifact]]:
+        """Every key of every shipped entry (replaced ones too) -> those entries."""
+        index: dict[tuple[str, str], list[Artifact]] = {}
+        for m in self.shipped:
+            for a in m.artifacts:
+                for key in claims(a):
+                    index.setdefault(key, []).append(a)
+        return index
 
     @cached_property
     def _names(self) -> dict[str, tuple[Artifact, ...]]:
@@ -106,14 +172,16 @@ class Catalog:
         return {k: tuple(v) for k, v in index.items()}
 
     @classmethod
-    def from_manifests(cls, manifests: Iterable[Manifest]) -> "Catalog":
+    def from_manifests(cls, manifests: Iterable[Manifest], *,
+                       shipped: Iterable[Manifest] = ()) -> "Catalog":
+        """``shipped``: which of ``manifests`` came with densezoo (``shadowed``)."""
         manifests = tuple(manifests)
         by_name: dict[str, Artifact] = {}
         for m in manifests:
             for art in m.artifacts:
                 by_name.pop(art.name.lower(), None)      # override keeps the newest position
                 by_name[art.name.lower()] = art
-        catalog = cls(tuple(by_name.values()), manifests)
+        catalog = cls(tuple(by_name.values()), manifests, tuple(shipped))
         catalog._check_requires()
         catalog._check_slots()
         return catalog

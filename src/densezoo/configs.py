@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 from .catalog import Catalog
 from .errors import ManifestError, UnknownArtifactError
 from .manifest import Artifact, safe_load
+from .urls import url_identity
 
 DETECTRON2_PREFIX = "https://dl.fbaipublicfiles.com/detectron2/"
 DETECTRON_PREFIX = "https://dl.fbaipublicfiles.com/detectron/"
@@ -223,7 +224,7 @@ class UrlIndex:
         self.by_url: dict[str, Artifact] = {}
         for art in catalog.artifacts:
             for u in (*art.legacy_urls, *art.mirrors, art.url):   # the current URL wins
-                self.by_url[_norm(u)] = art
+                self.by_url[url_identity(u)] = art
 
     def find(self, ref: str) -> Artifact | None:
         if ref.startswith("densezoo://"):
@@ -232,30 +233,7 @@ class UrlIndex:
             except (UnknownArtifactError, KeyError):
                 return None
         url = expand(ref)
-        return self.by_url.get(_norm(url)) if url else None
-
-
-DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
-
-
-def _norm(url: str) -> str:
-    """One spelling per URL, as the server sees it: scheme and host lower-cased, a
-    trailing dot and the scheme's default port dropped (``HTTPS://Host.:443/p`` is
-    ``https://host/p``), credentials ignored.  The path stays as written."""
-    scheme, _, rest = url.partition("://")
-    netloc, _, path = rest.partition("/")
-    scheme = scheme.lower()
-    host = netloc.rsplit("@", 1)[-1].lower()
-    port = ""
-    if host.startswith("["):                          # [v6]:port
-        end = host.find("]")
-        host, port = host[:end + 1], host[end + 2:] if host[end + 1:end + 2] == ":" else ""
-    elif ":" in host:
-        host, port = host.rsplit(":", 1)
-    host = host.rstrip(".")
-    if port == DEFAULT_PORTS.get(scheme):
-        port = ""
-    return f"{scheme}://{host}{':' + port if port else ''}/{path}"
+        return self.by_url.get(url_identity(url)) if url else None
 
 
 def find_references(config: dict[str, Any], index: UrlIndex) -> list[Reference]:

@@ -147,16 +147,17 @@ class Core:
 
     def _info(self, art: Artifact, deps: tuple[str, ...] = ()) -> ArtifactInfo:
         from .results.info import ArtifactInfo
-        from .store.record import published
+        from .store.record import listed
         from .store.trust import declared_checksum, pin_conflicts
 
         record = self.trust.record_of(art)         # read once: strength, vouchers, conflicts
         path = self.store.cached_path(art)
-        vouchers = (*published(art, record.sidecar_md5, self.manifest_kind(art)),
-                    *(v.to_dict() for v in record.vouchers))
+        shadows = "; ".join(f"{b.zoo}:{b.name} ({b.source})"
+                            for b in self.catalog.shadowed(art)) or None
         return ArtifactInfo(art, self.stored_strength(art, record) if path else None, path,
                             record, deps, pin_conflicts(art, record), self.settings.mirrors,
-                            declared_checksum(art), vouchers=vouchers)
+                            declared_checksum(art), shadows=shadows,
+                            vouchers=listed(art, record, self.manifest_kind(art)))
 
     def manifest_kind(self, art: Artifact) -> str:
         """Whose word an entry is: the ``shipped`` manifests', one ``imported`` from a

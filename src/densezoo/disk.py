@@ -126,6 +126,29 @@ _HINTS = {
 }
 
 
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``, or raise.
+
+    ``os.pwrite`` may write fewer bytes than asked (a nearly full filesystem: a 1 MiB
+    tmpfs took 12288 of 65536; FUSE and network filesystems too); the caller must
+    never count the rest as written, or a hole of zeros is recorded as the file's."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:         # no progress and no error: call it what it is in practice
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view, offset = view[n:], offset + n
+
+
+def allocated(path: Path) -> int:
+    """Bytes the filesystem has already given ``path`` (0 if it is gone): a resumed
+    download reuses them, so they are not asked of the free space again."""
+    try:
+        return os.stat(path).st_blocks * 512
+    except (OSError, AttributeError):
+        return 0
+
+
 def check_free_space(directory: Path, needed: int) -> None:
     """Refuse before the first byte when the filesystem says the file cannot fit."""
     try:

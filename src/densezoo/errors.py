@@ -189,6 +189,7 @@ class FailureKind(Label):
     UNSAFE = "unsafe"         # the content itself is hostile (a pickle that imports code)
     CONTENT = "content"       # not what the name says (an error page, not a pickle)
     DISK = "disk"             # the URL's response could not be stored (too big, disk filled)
+    BUSY = "busy"             # the server said it cannot serve now (429, 5xx)
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class DownloadFailedError(DensezooError, OSError):
 
 # Which URL failure speaks for the artifact when URLs failed for different reasons.
 WORST_FIRST = (FailureKind.UNSAFE, FailureKind.CHECKSUM, FailureKind.CONTENT, FailureKind.POLICY,
-               FailureKind.DISK, FailureKind.HTTP, FailureKind.DOWNLOAD)
+               FailureKind.DISK, FailureKind.HTTP, FailureKind.BUSY, FailureKind.DOWNLOAD)
 
 _ALL_FAILED = {
     FailureKind.DOWNLOAD: (EXIT_DOWNLOAD, "check your network or proxy, or set DENSEZOO_MIRROR "
@@ -247,6 +248,9 @@ _ALL_FAILED = {
     FailureKind.HTTP: (EXIT_DOWNLOAD, "the server refused or lacks the file (403 often means a "
                                       "wrong id/path); check the URL, or set DENSEZOO_MIRROR to "
                                       "a mirror that has it"),
+    FailureKind.BUSY: (EXIT_DOWNLOAD, "the server is overloaded or down (HTTP 429/5xx): try "
+                                      "again later, or set DENSEZOO_MIRROR to a mirror that "
+                                      "has the file"),
     FailureKind.CHECKSUM: (EXIT_CHECKSUM, "no URL served bytes matching the expected checksum "
                                           "(a bad mirror or a changed upstream file); nothing "
                                           "was kept"),

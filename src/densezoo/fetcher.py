@@ -266,7 +266,7 @@ class Fetcher:
                     failures.append(UrlFailure(redact(url), clash, FailureKind.CHECKSUM))
                     continue
                 exp = exp.merged(Expected(size=resolved.size, sha256=resolved.sha256, sources={
-                    k: "the Hub" for k in ("size", "sha256") if getattr(resolved, k)}))
+                    k: _HUB for k in ("size", "sha256") if getattr(resolved, k)}))
                 if exp.sha256 and "sha256" not in algorithms:
                     algorithms = (*algorithms, "sha256")
                 if resolved.sha256:
@@ -279,7 +279,8 @@ class Fetcher:
                 got = self.downloader.download(
                     request_url, partial, expected_size=exp.size, file_name=art.file_name,
                     resume_unvalidated=exp.has_checksum, algorithms=algorithms,
-                    progress=progress_for(progress, art))
+                    progress=progress_for(progress, art),
+                    size_claimed=exp.sources.get("size") == _HUB)
             except TransferError as e:
                 partial.release()
                 self.health.record(url, ok=False)
@@ -379,9 +380,13 @@ class Fetcher:
         return record, None
 
     def _dead_host(self, url: str) -> str | None:
-        """Why ``url``'s host is skipped in this batch, if it could not be reached already."""
+        """Why ``url``'s host is skipped in this batch: it could not be reached already, or
+        its last answer never came (the downloader's ``silent``: a host that accepts and
+        never answers cost a read timeout per artifact, 300 s for 20 with -j 4)."""
         with self._lock:
             seen = self._unreachable.get(host_of(url))
+            if seen is None and self._downloader is not None:
+                seen = self._downloader.silent.get(host_of(url))
         if seen is None:
             return None
         reason, when = seen
@@ -459,6 +464,9 @@ class Fetcher:
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+_HUB = "the Hub"          # where a source's own claims came from (Expected.sources)
 
 
 def _weak_reason(exp: Expected) -> str:

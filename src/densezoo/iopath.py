@@ -19,7 +19,7 @@ no manifest can list one, so it is warned about, or refused in strict mode, like
 unlisted URL).  iopath matches prefixes as plain strings, so claiming
 only the manifests' hosts let ``http://LOCALHOST:port/…``, an explicit default port
 or a trailing dot reach iopath's own handler and download unverified.  Every URL is
-normalised (``configs._norm``) before the lookup; a URL no entry lists is handed to
+normalised (``urls.url_identity``) before the lookup; a URL no entry lists is handed to
 iopath's HTTP handler with a warning, or refused in strict mode; a checksum failure
 raises densezoo's error.  Nothing unverified is handed out silently.
 Install with ``pip install 'densezoo[iopath]'``.

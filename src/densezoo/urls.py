@@ -116,3 +116,26 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
+
+
+def url_identity(url: str) -> str:
+    """One spelling per URL, as the server sees it: scheme and host lower-cased, a
+    trailing dot and the scheme's default port dropped (``HTTPS://Host.:443/p`` is
+    ``https://host/p``), credentials ignored.  The path stays as written."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    scheme = scheme.lower()
+    host = netloc.rsplit("@", 1)[-1].lower()
+    port = ""
+    if host.startswith("["):                          # [v6]:port
+        end = host.find("]")
+        host, port = host[:end + 1], host[end + 2:] if host[end + 1:end + 2] == ":" else ""
+    elif ":" in host:
+        host, port = host.rsplit(":", 1)
+    host = host.rstrip(".")
+    if port == DEFAULT_PORTS.get(scheme):
+        port = ""
+    return f"{scheme}://{host}{':' + port if port else ''}/{path}"

@@ -33,6 +33,7 @@ cli.lazy = {
     **dict.fromkeys(("manifest", "settings", "adopt"), "authoring"),
     **dict.fromkeys(("check", "identify"), "weights"),
     "convert": "convert",
+    "ledger": "ledger",
 }
 
 __all__ = ["cli", "main"]

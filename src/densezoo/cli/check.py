@@ -42,9 +42,16 @@ def verify_summary(report) -> str:
 @click.option("--scan", is_flag=True, help="Also scan .pkl files for disallowed imports.")
 @click.option("--cross-check", is_flag=True,
               help="First ask the Hub for each weak file's Hub copy sha256 (network).")
+@click.option("--signature", type=click.Path(dir_okay=False), metavar="LEDGER.sig",
+              help="Check a signed ledger (`ledger export --key`) against the store.")
+@click.option("--key", type=click.Path(dir_okay=False), metavar="PUBLIC.pem",
+              help="With --signature: the signer's EC public key.")
+@click.option("--ledger", type=click.Path(dir_okay=False), metavar="LEDGER.json",
+              help="With --signature: the ledger (default: the signature's name with .json).")
 @json_option
 @pass_app
-def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -> None:
+def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, signature, key, ledger,
+               as_json) -> None:
     """Re-check cached files against their checksums or pins.  Never uses the network
     (except --cross-check: the Hub's sha256 of each weak file's Hub copy, no body).
 
@@ -60,9 +67,15 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, as_json) -
     Exit 0 only if all are ok, whatever their strength; 4 if any is corrupt (or was,
     and is still missing); 9 if any is unsafe (same) or weak; 6 if a named one is
     missing; 1 if one is unpinned.
+
+    With --signature and --key: check, offline, that every file a signed ledger lists
+    is in the store with the bytes that were signed: exit 4 naming the first that is
+    missing or differs, 9 for a bad signature (altered, another key, another ledger).
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
+    if signature or key or ledger:
+        _verify_signature(app, names, signature, key, ledger, as_json)
     report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan,
                             cross_check=cross_check)
     code = verify_exit(report)
@@ -108,6 +121,26 @@ def _verify_errors(report) -> list[dict]:
                                                + (f" ({e.detail})" if e.detail else "")),
                         "hint": f"run `densezoo fetch {e.name}`"})
     return out
+
+
+def _verify_signature(app: App, names, signature, key, ledger, as_json) -> None:
+    from pathlib import Path
+
+    if not (signature and key):
+        raise click.UsageError("--signature and --key go together (and --ledger with them)")
+    if names:
+        raise click.UsageError("--signature checks every file the ledger lists; drop NAMES")
+    result = app.zoo.verify_signature(Path(signature), Path(key),
+                                      ledger=Path(ledger) if ledger else None)
+    d = result.to_dict()
+    if as_json:
+        app.emit(d["items"], summary={"counts": d["counts"], "strengths": d["strengths"],
+                                      "notes": []})
+    else:
+        for item in d["items"]:
+            click.echo(f"{item['state']:<9} {item['name']}")
+        app.say(f"{plural(len(result.files), 'file')} as signed in {result.signature}")
+    sys.exit(EXIT_OK)
 
 
 @click.command("scan")

@@ -101,6 +101,9 @@ ADDED = record({"name": S, "url": S, "file_name": S, "size": I, "md5": (S, NULL)
 CONVERT = record({"name": (S, NULL), "source": S, "source_sha256": S, "path": S, "format": S,
                   "layout": S, "tensors": I, "nbytes": I, "stored": B, "reused": B})
 
+LEDGER_FILE = record({"path": S, "name": S, "size": I, "md5": S, "sha256": S,
+                      "vouchers": {"type": "array", "items": VOUCHER}})
+
 _REMOVAL_SUMMARY = record({"total": I, "freed": I, "removed": B},
                           {"skipped": {"type": "array", "items": record({"path": S,
                                                                          "reason": S})}})
@@ -140,6 +143,7 @@ COMMANDS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
                              "already_cached": I, "refused": I, "no_match": I,
                              "skipped": I, "places": STRINGS})),
     "manifest add": (ADDED, record({"manifest": S, "written": B})),
+    "ledger export": (LEDGER_FILE, record({"ledger": S, "signature": (S, NULL), "files": I})),
     "settings show": (SETTING, record({"file": S})),
     "settings get": (SETTING, None),
     "settings set": (SETTING, record({"file": S})),

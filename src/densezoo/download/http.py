@@ -21,15 +21,18 @@ import requests
 
 from ..version import __version__
 from ..content.sniff import sniff_wrong_content
-from ..disk import WriteBehind, check_free_space, store_errors
+from ..disk import WriteBehind, allocated, check_free_space, store_errors
 from ..errors import (Cancelled, FailureKind, InsecureRedirectError, PolicyError, StoreError,
                       TransferError)
 from ..hashing import ALGORITHMS, CHUNK
 from ..progress import Progress
 from ..urls import is_loopback, redact
 from .transfer import DownloadResult, Sink, Transfer, same_version, validator_of
-from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, RetryPolicy, content_range,
-                   network_error, retry_after, to_int)
+from .guard import Guard, GuardedAdapter, no_answer
+from .guard import current as current_guard
+from .health import host_of
+from .wire import (NETWORK_ERRORS, RETRY_STATUS, Body, LengthConflict, NoAnswer, RetryPolicy,
+                   content_range, length_conflict, network_error, retry_after, to_int)
 
 USER_AGENT = f"densezoo/{__version__} (+https://github.com/densezoo/densezoo)"
 MAX_REDIRECTS = 10
@@ -53,7 +56,8 @@ def new_session() -> requests.Session:
     requests already honours HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE.
     """
     s = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+    # Its connections tell the running attempt's Guard their socket (see guard.py).
+    adapter = GuardedAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
@@ -90,7 +94,11 @@ class Downloader:
         self.cancel = cancel or threading.Event()   # set: every transfer stops (Ctrl-C)
         # URLs whose server misanswered a Range request: one connection from then on.
         self.no_ranges: set[str] = set()
-        
+        # Hosts whose last answer to a file request never came (host -> (why, when)): the
+        # fetcher asks them for no other file in this run (a silent host cost a timeout
+        # per artifact); any answer from the host clears it.
+        self.silent: dict[str, tuple[str, float]] = {}
+
     # -- policy and redirects -------------------------------------------------------------
 
     def check_url_allowed(self, url: str) -> None:
@@ -112,11 +120,17 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             self.check_url_allowed(current)
             seen.append(current)
+            guard = current_guard()
             try:
                 resp = self.session.get(current, headers=headers, stream=True,
                                         allow_redirects=False, timeout=self.timeout)
             except NETWORK_ERRORS as e:
-                raise network_error(redact(url), e, self.timeout) from None
+                err = network_error(redact(url), e, self.timeout)
+                if (guard is not None and guard.fired) or err.reason.startswith("read timed"):
+                    raise NoAnswer(redact(url), no_answer(self.timeout[1])) from None
+                raise err from None
+            if guard is not None:
+                guard.answered()
             if resp.status_code in (301, 302, 303, 307, 308):
                 location = resp.headers.get("Location")
                 resp.close()
@@ -139,10 +153,11 @@ class Downloader:
     def get_small(self, url: str, limit: int = 64 * 1024) -> bytes:
         """GET a small text resource (an ``.md5sum``) with the same retries."""
         def once() -> bytes:
-            resp = self._open(url, {"Accept-Encoding": "identity"})
-            with resp:
-                self.raise_for_status(url, resp)
-                data = resp.raw.read(limit + 1, decode_content=True)
+            with Guard(self.timeout[1], self.min_rate):
+                resp = self._open(url, {"Accept-Encoding": "identity"})
+                with resp:
+                    self.raise_for_status(url, resp)
+                    data = resp.raw.read(limit + 1, decode_content=True)
             if len(data) > limit:
                 raise TransferError(redact(url), f"larger than {limit} bytes", retryable=False)
             return data
@@ -153,16 +168,20 @@ class Downloader:
     def download(self, url: str, sink: Sink, *, expected_size: int | None,
                  file_name: str, resume_unvalidated: bool = True,
                  algorithms: tuple[str, ...] = ALGORITHMS,
-                 progress: Progress | None = None) -> DownloadResult:
+                 progress: Progress | None = None,
+                 size_claimed: bool = False) -> DownloadResult:
         """Fill ``sink`` from ``url`` (resuming what is in it) and hash every byte once.
 
         Bytes already in the sink are kept only if the server can confirm they
         belong to the same file (an ETag/Last-Modified for ``If-Range``), or if
         ``resume_unvalidated`` says a published checksum will catch a stitched file.
+        ``size_claimed``: ``expected_size`` is only what this source said of itself
+        (the Hub's X-Linked-Size), not the manifest's: it cannot fail the disk.
         """
         t = Transfer(sink, algorithms=algorithms, expected_size=expected_size,
                      file_name=file_name, resume_unvalidated=resume_unvalidated,
                      progress=progress)
+        t.size_claimed = size_claimed
         try:
             return self.retry.run(lambda: self._attempt(url, t), progress_made=t.progress_mark)
         finally:
@@ -177,19 +196,32 @@ class Downloader:
             reason += " (forbidden or missing key: check the id/path in the URL)"
         elif code == 404:
             reason += " (not found)"
-        raise TransferError(redact(url), reason, status=code, retryable=code in RETRY_STATUS,
-                            retry_after=retry_after(resp.headers.get("Retry-After")))
+        busy = code in RETRY_STATUS          # "not now", not "no such file": no 403 advice
+        raise TransferError(redact(url), reason, status=code, retryable=busy,
+                            retry_after=retry_after(resp.headers.get("Retry-After")),
+                            kind=FailureKind.BUSY if busy else None)
 
     def _attempt(self, url: str, t: Transfer) -> DownloadResult:
         """One request: resume where the kept bytes end, check the answer, take the body."""
         offset = t.resume_offset()
-        resp = self._open(url, t.request_headers(offset))
+        with Guard(self.timeout[1], self.min_rate) as guard:
+            try:
+                resp = self._open(url, t.request_headers(offset))
+            except NoAnswer as e:
+                self.silent[host_of(url)] = (e.reason, time.monotonic())
+                raise
+            self.silent.pop(host_of(url), None)
+            return self._take(url, t, resp, offset, guard)
+
+    def _take(self, url: str, t: Transfer, resp: requests.Response, offset: int,
+              guard: Guard) -> DownloadResult:
+        """Accept the answer and receive its body (the rest of ``_attempt``)."""
         with resp:
             body = self._accept(url, t, resp, offset)
             f = t.open_at(body.start)
             t.progress.start(t.file_name, body.total, body.start)
             try:
-                self._receive(url, t, resp, f, body)
+                self._receive(url, t, resp, f, body, guard)
             finally:
                 # Closing flushes what is buffered: on a full disk this may be the write
                 # that fails, and the message still says how much more is needed.
@@ -225,11 +257,13 @@ class Downloader:
                                 f"{t.expected_size} are expected: a different file (a "
                                 "pointer, a placeholder or a truncated copy)", retryable=False)
         if self.space_check and total is not None:
-            self._check_space(url, t, total - start)
+            # Bytes the partial already holds (the prefix, blocks an earlier run kept, even
+            # half-written ones) are rewritten in place, never asked of the free space.
+            self._check_space(url, t, max(0, total - allocated(t.sink.path)))
         served = resp.url or url
         validators = {"etag": resp.headers.get("ETag"),
                       "last_modified": resp.headers.get("Last-Modified")}
-        t.accepted(redact(served), validators, start)
+        t.accepted(redact(served), validators, start, total)
         ranges_ok = (self.connections != 1 and total is not None and not encoded
                      and url not in self.no_ranges
                      and bool(validator_of(validators))
@@ -251,29 +285,35 @@ class Downloader:
             t.reset()
             raise TransferError(redact(url), "the server resumed with a different version of "
                                 "the file (its ETag/Last-Modified changed); restarting")
+        # The same version, so the same size as the answer the kept bytes came from.
+        conflict = length_conflict(resp, t.record.total)
+        if conflict is not None:
+            t.reset()
+            raise LengthConflict(redact(url), conflict)
         return parsed[1]
 
     def _check_space(self, url: str, t: Transfer, needed: int) -> None:
-        """A size the manifest states is the file's: not fitting is the disk's problem (exit
-        8).  A size only the server states may be a lie: this URL fails, the next is tried."""
+        """A size the manifest (or our own pin) states is the file's: not fitting is the
+        disk's problem (exit 8).  A size only a source states -- its Content-Length, the
+        Hub's X-Linked-Size -- may be a lie: this URL fails with the disk's facts, and the
+        next URL is still tried (a 1 PB claim from one copy must not end the fetch)."""
         try:
             check_free_space(t.sink.path.parent, needed)
         except StoreError as e:
-            if t.expected_size is not None:
+            if t.expected_size is not None and not t.size_claimed:
                 raise
-            raise TransferError(redact(url), f"the server declares {needed} bytes, more than "
-                                "the disk has free; not trying this URL",
+            raise TransferError(redact(url), f"{e.message} (a size only the server states: "
+                                "the next URL is tried)",
                                 retryable=False, kind=FailureKind.DISK) from e
 
     def _receive(self, url: str, t: Transfer, resp: requests.Response, f: BinaryIO,
-                 body: Body) -> None:
+                 body: Body, guard: Guard) -> None:
         """Write, hash and count the body; hand the rest to segmented download if it pays."""
         assert t.hasher is not None
         # Blocks an interrupted segmented run completed are on disk: go segmented at once
         # and fetch only the missing ones.
         forced = (self.connections or 0) > 1 or bool(t.kept_ranges())
         began = time.monotonic()
-        pace = _Pace(self.min_rate, self.timeout[1])
         # No byte past the size the server or the manifest states: a body without a
         # length (or an encoding never asked for) cannot fill the disk with junk.
         cap = body.total if body.total is not None else t.expected_size
@@ -290,8 +330,11 @@ class Downloader:
                     try:
                         chunk = read(CHUNK, decode_content=body.encoded)
                     except NETWORK_ERRORS as e:
+                        guard.raise_if_fired(redact(url))
                         raise network_error(redact(url), e, self.timeout) from None
                     if not chunk:
+                        if body.total is None or t.hashed < body.total:
+                            guard.raise_if_fired(redact(url))   # cut, not complete
                         break
                     if first and body.start == 0:
                         self._sniff(url, t, chunk)
@@ -304,11 +347,8 @@ class Downloader:
                     f.write(chunk)
                     t.hasher.update(chunk)
                     t.count(len(chunk))
+                    guard.got(len(chunk))
                     behind.wrote(t.hashed)
-                    if pace.too_slow(len(chunk)):
-                        raise TransferError(redact(url), f"slower than {self.min_rate:g} "
-                                            f"bytes/s for {pace.window:g} s; trying the next "
-                                            "URL (the bytes so far are kept)", retryable=False)
                 f.flush()
         except StoreError as e:
             if cap is not None or getattr(e.__cause__, "errno", None) != errno.ENOSPC:
@@ -318,6 +358,7 @@ class Downloader:
                                 "stated size; its bytes were discarded", retryable=False,
                                 kind=FailureKind.DISK) from None
         if body.ranges_ok and body.total is not None and t.hashed < body.total:
+            guard.stop()           # each segment's connection runs under its own guard
             resp.close()
             from .segmented import RangeRefused, SegmentedFetch
 
@@ -327,7 +368,13 @@ class Downloader:
             try:
                 SegmentedFetch(lambda b, first, last: self.open_range(b, url, first, last),
                                self.retry, self.cancel, t, body, f.fileno(),
-                               self.connections, one_rate).run()
+                               self.connections, one_rate,
+                               new_guard=lambda n: Guard(self.timeout[1],
+                                                         self.min_rate / n)).run()
+            except LengthConflict as e:
+                t.reset()        # which size is the file's cannot be told: keep nothing
+                e.url = redact(url)
+                raise
             except RangeRefused as e:
                 # Server misbehaviour is no reason to fail: one connection from the hashed
                 # prefix (the record vouches for it), or from zero when the file changed.
@@ -337,6 +384,9 @@ class Downloader:
                 raise TransferError(redact(url), f"{e.reason}; "
                                     + ("starting again on one connection" if e.changed
                                        else "continuing on one connection")) from None
+            except TransferError as e:
+                e.url = redact(url)      # a segment names the URL that answered it, raw
+                raise
 
     @staticmethod
     def _sniff(url: str, t: Transfer, first: bytes) -> None:
@@ -367,25 +417,3 @@ class Downloader:
         resp = self._open(body.url, headers)
         self.raise_for_status(url, resp)
         return resp
-
-
-class _Pace:
-    """The minimum-rate rule: below ``rate`` bytes/s over ``window`` seconds, give up on
-    this URL.  A server trickling one byte a second never hits a read timeout."""
-
-    def __init__(self, rate: float, window: float) -> None:
-        self.rate = rate
-        self.window = max(window, 1.0)
-        self._start = time.monotonic()
-        self._bytes = 0
-
-    def too_slow(self, n: int) -> bool:
-        if self.rate <= 0:
-            return False
-        self._bytes += n
-        elapsed = time.monotonic() - self._start
-        if elapsed < self.window:
-            return False
-        slow = self._bytes / elapsed < self.rate
-        self._start, self._bytes = time.monotonic(), 0
-        return slow

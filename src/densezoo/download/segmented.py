@@ -32,11 +32,13 @@ from typing import Callable
 
 import requests
 
-from ..disk import store_errors
+from ..disk import pwrite_all, store_errors
 from ..errors import Cancelled, DensezooError, TransferError
 from ..hashing import CHUNK
+from .guard import Guard
 from .transfer import Transfer, same_version
-from .wire import NETWORK_ERRORS, Body, RetryPolicy, content_range, describe
+from .wire import (NETWORK_ERRORS, Body, LengthConflict, RetryPolicy, content_range, describe,
+                   length_conflict)
 
 BLOCK = 8 << 20
 AUTO_CONNECTIONS = 4          # connections to start with when segmentation was automatic
@@ -83,9 +85,15 @@ class SegmentedFetch:
 
     def __init__(self, open_range: OpenRange, retry: RetryPolicy, cancel: threading.Event,
                  transfer: Transfer, body: Body, fd: int, connections: int | None,
-                 one_rate: float | None = None) -> None:
+                 one_rate: float | None = None,
+                 new_guard: Callable[[int], Guard] | None = None) -> None:
         assert body.total is not None
         self.open_range = open_range
+        # Each connection's attempt runs under its own guard: an answer in time, then its
+        # share of the minimum rate when ``n`` connections run (a Range answer dripping
+        # 100 B/s held a fetch for minutes; a link slow for all of them is not cut sooner
+        # than one connection would be).
+        self.new_guard = new_guard or (lambda n: Guard(60.0))
         self.retry = retry
         self.cancel = cancel
         self.transfer = transfer
@@ -172,17 +180,24 @@ class SegmentedFetch:
 
         try:
             self.retry.run(attempt, progress_made=lambda: pos[0], give_up=self._stop.is_set)
+            # Recording the block writes a file too: on a full disk this is the write that
+            # fails (ENOSPC), and the block must be released like any other failure, or
+            # the follower waits on it forever.
+            self.transfer.block_done(b.start, b.end)
         except _Surplus:
             raise
         except BaseException:
             b.done.set()
             raise
-        self.transfer.block_done(b.start, b.end)
         b.ok = True
         b.done.set()
 
     def _fetch_from(self, b: _Block, pos: list[int]) -> None:
         """One request for the rest of block ``b`` from ``pos[0]`` (advanced as bytes land)."""
+        with self.new_guard(max(self.limit, 1)) as guard:
+            self._fetch_guarded(b, pos, guard)
+
+    def _fetch_guarded(self, b: _Block, pos: list[int], guard: Guard) -> None:
         resp = self.open_range(self.body, pos[0], b.end - 1)
         with resp:
             parsed = content_range(resp)
@@ -193,6 +208,9 @@ class SegmentedFetch:
                 raise RangeRefused(resp.url or "", f"the server answered a Range request "
                                    f"with HTTP {resp.status_code} (it ignores Range)",
                                    changed=False)
+            conflict = length_conflict(resp, self.body.total)
+            if conflict is not None:
+                raise LengthConflict(resp.url or "", conflict)
             if parsed is None or parsed[0] != pos[0]:
                 raise RangeRefused(resp.url or "", "the server answered a Range request with "
                                    f"a wrong Content-Range ({resp.headers.get('Content-Range')!r})",
@@ -204,20 +222,26 @@ class SegmentedFetch:
                 try:
                     chunk = read(min(CHUNK, b.end - pos[0]))
                 except NETWORK_ERRORS as e:
+                    guard.raise_if_fired(resp.url or "")
                     raise TransferError(resp.url or "", describe(e)) from None
                 if not chunk:
+                    guard.raise_if_fired(resp.url or "")
                     raise TransferError(resp.url or "", "connection closed early")
                 with store_errors("write the download", self.transfer.sink.path.parent,
                                   self._missing):
-                    os.pwrite(self.fd, chunk, pos[0])
+                    pwrite_all(self.fd, chunk, pos[0])
                 pos[0] += len(chunk)
                 self.transfer.count(len(chunk))
+                guard.got(len(chunk))
 
     def _missing(self) -> int:
         """Bytes of the file not on disk yet (for a disk-full message)."""
         assert self.body.total is not None
         on_disk = sum(b.end - b.start for b in self.blocks if b.ok)
         return max(0, self.body.total - self.blocks[0].start - on_disk) if self.blocks else 0
+
+    def _workers_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     # -- how many connections --------------------------------------------------------------
 
@@ -294,6 +318,8 @@ class SegmentedFetch:
             for b in self.blocks:
                 while not b.done.wait(0.1):
                     self._judge()
+                    if not b.done.is_set() and not self._workers_alive():
+                        break         # nobody left to finish it: never wait unbounded
                 if not b.ok:          # blocks before it are hashed: a clean prefix to keep
                     break
                 pos = b.start

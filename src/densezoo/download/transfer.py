@@ -35,6 +35,7 @@ class Sink(Protocol):
     def size(self) -> int: ...
     def open(self, offset: int, keep_tail: bool = False) -> BinaryIO: ...
     def save_meta(self, record: dict[str, Any]) -> None: ...
+    def drop_meta(self) -> None: ...
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ResumeRecord:
     last_modified: str | None = None
     segmented: bool = False
     ranges: list[tuple[int, int]] = field(default_factory=list)
+    total: int | None = None      # the file's size as the server stated it
 
     @classmethod
     def load(cls, raw: Any) -> "ResumeRecord":
@@ -64,6 +66,9 @@ class ResumeRecord:
             return v if isinstance(v, str) else None
 
         rec = cls(text("url"), text("etag"), text("last_modified"))
+        total = raw.get("total")
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            rec.total = total
         if "blocks" in raw or "prefix" in raw:          # written before records were typed
             rec.segmented = True
         if raw.get("segmented") is True:
@@ -80,6 +85,8 @@ class ResumeRecord:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"url": self.url, "etag": self.etag,
                              "last_modified": self.last_modified}
+        if self.total is not None:
+            d["total"] = self.total
         if self.segmented:
             d.update(segmented=True, ranges=[list(r) for r in self.ranges])
         return d
@@ -152,6 +159,7 @@ class Transfer:
         self.record = ResumeRecord.load(sink.meta)
         self.algorithms = algorithms
         self.expected_size = expected_size
+        self.size_claimed = False      # expected_size is only the source's own claim
         self.file_name = file_name
         self.resume_unvalidated = resume_unvalidated
         self.progress = progress or NoProgress()
@@ -178,7 +186,8 @@ class Transfer:
                 else self.sink.size)
         return max(0, self.expected_size - have)
 
-    def accepted(self, url: str, validators: dict[str, str | None], start: int) -> None:
+    def accepted(self, url: str, validators: dict[str, str | None], start: int,
+                 total: int | None = None) -> None:
         """A response was accepted for bytes from ``start``: record which version they are.
         Kept blocks continue only this exact response: same version, at the prefix."""
         as_headers = {"ETag": validators.get("etag"),
@@ -189,6 +198,7 @@ class Transfer:
         self.record.url = url
         self.record.etag = validators.get("etag")
         self.record.last_modified = validators.get("last_modified")
+        self.record.total = total
         self._save()
 
     def begin_segmented(self) -> None:
@@ -231,6 +241,8 @@ class Transfer:
 
     def resume_offset(self) -> int:
         """Where the next request starts: the kept bytes, if they can be trusted to belong."""
+        if self.record.url is None:
+            return 0            # no record (dropped by ``reset``): nothing vouches for the bytes
         if not (validator_of(self.record.validators) or self.resume_unvalidated):
             return 0
         offset = self.record.prefix(self.sink.size)
@@ -254,11 +266,19 @@ class Transfer:
             self.progress.advance(n)
 
     def reset(self) -> None:
-        """Forget every kept byte: the next attempt starts from zero."""
+        """Forget every kept byte: the next attempt starts from zero.
+
+        The record goes *before* the file is cut: a kill between the two leaves no
+        record (which keeps nothing) beside bytes that are still whole, never a record
+        that lists kept blocks beside a file truncated under them (a resume trusted
+        the holes, published them and pinned them)."""
         if self.hasher is not None:
             self.hasher.abort()
         self.hasher = None
+        # Dropping the record needs no space (a full disk is a common reason to reset),
+        # and a partial with no record keeps nothing (``resume_offset``).
         with store_errors("write the download", self.sink.path.parent):
+            self.sink.drop_meta()
             self.sink.open(0).close()
         self.record = ResumeRecord()
         self._save()
@@ -282,7 +302,8 @@ class Transfer:
                         self.hasher.abort()
                         self.hasher = StreamHasher(self.algorithms)
                         self.record = ResumeRecord(self.record.url, self.record.etag,
-                                                   self.record.last_modified)
+                                                   self.record.last_modified,
+                                                   total=self.record.total)
                         offset = 0
             keep = bool(self.kept_ranges())
             f = self.sink.open(offset, keep_tail=keep)

@@ -75,19 +75,30 @@ class RetryPolicy:
                 failures += 1
                 delay = self.backoff(failures)
                 if e.retry_after is not None:
-                    delay = min(max(delay, e.retry_after), max(self.cap, 60.0))
-                late = (self.deadline is not None
-                        and time.monotonic() - since + delay > self.deadline)
+                    # Honoured in full up to the deadline; with no deadline, capped.
+                    delay = max(delay, e.retry_after)
+                    if self.deadline is None:
+                        delay = min(delay, max(self.cap, 60.0))
+                waited = time.monotonic() - since
+                late = self.deadline is not None and waited + delay > self.deadline
                 if (not e.retryable or failures >= self.attempts or late
                         or (give_up is not None and give_up())):
                     if late and e.retryable:
-                        e.reason += (f" (gave up: no data for {self.deadline:g} s; "
-                                     "DENSEZOO_DEADLINE sets it)")
+                        e.reason += self._late(e.retry_after, waited)
                     raise
                 from ..events import retrying
 
                 retrying(e.url, delay, failures + 1, self.attempts, e.reason)
                 self.sleep(delay)
+
+
+    def _late(self, asked: float | None, waited: float) -> str:
+        """Why no further attempt: the server's own Retry-After, or no data for too long."""
+        assert self.deadline is not None
+        if asked is not None and waited + asked > self.deadline:
+            return (f" (the server asks to retry after {asked:g} s, past DENSEZOO_DEADLINE "
+                    f"({self.deadline:g} s): not waiting)")
+        return f" (gave up: no data for {self.deadline:g} s; DENSEZOO_DEADLINE sets it)"
 
 
 def retry_after(value: str | None) -> float | None:
@@ -110,6 +121,44 @@ def content_range(resp) -> tuple[int, int | None] | None:
     if not m:
         return None
     return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
+
+
+class NoAnswer(TransferError):
+    """A request was sent and no complete answer (status line and headers) came within
+    the read timeout: the server accepts and stays silent, or drips its headers.  Still
+    retried within the deadline, but the host is not asked for other files in this run."""
+
+
+class LengthConflict(TransferError):
+    """Two lengths the server stated for the same file disagree (a Content-Length against
+    a Content-Range, one Content-Range's complete-length against the size stated
+    before): it cannot be told which is the truth, so that URL fails and its bytes are
+    dropped.  A short Content-Length believed got a truncated file published and pinned."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, f"the server contradicts itself on the file's size: {reason}",
+                         retryable=False)
+
+
+def length_conflict(resp, total: int | None) -> str | None:
+    """Why the lengths a 206 states disagree with each other or with ``total`` (the size
+    stated earlier for the same file), or None.  Content-Length is compared only for
+    identity bodies (an encoded one counts encoded bytes)."""
+    header = resp.headers.get("Content-Range", "")
+    m = _CONTENT_RANGE.match(header)
+    if resp.status_code != 206 or not m:
+        return None
+    first, last = int(m.group(1)), int(m.group(2))
+    whole = int(m.group(3)) if m.group(3) != "*" else None
+    length = to_int(resp.headers.get("Content-Length"))
+    encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+    if last < first or (whole is not None and last >= whole):
+        return f"Content-Range {header!r} is not a range of the file"
+    if length is not None and not encoded and length != last - first + 1:
+        return f"Content-Length {length} for Content-Range {header!r} ({last - first + 1} bytes)"
+    if whole is not None and total is not None and whole != total:
+        return f"Content-Range {header!r} says {whole} bytes, an earlier answer said {total}"
+    return None
 
 
 def to_int(value: str | None) -> int | None:

@@ -22,7 +22,8 @@ from typing import IO, TYPE_CHECKING, Iterable, Iterator
 from ..disk import store_errors, write_text_under
 from ..errors import BundleError, DensezooError, PolicyError, StoreError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
-from ..manifest import Artifact, parse_manifest
+from ..catalog import claim_index, clashes
+from ..manifest import Artifact, Manifest, parse_manifest
 from .mirror import entry_json, known_digests, publishable
 from ..results.share import ImportResult
 from ..store.trust import declared, has_full, voucher_for
@@ -107,6 +108,7 @@ def _import_all(core: "Core", tar: tarfile.TarFile,
     results = []
     text = _read_manifest(tar, tar_path)
     manifest = parse_manifest(text, f"{tar_path}:{BUNDLE_MANIFEST}")
+    _refuse_shadowing(core, manifest)
     lay = core.store.layout
     saved = lay.private_folder(lay.imported_dir) / f"{tar_path.stem}.yaml"
     with store_errors("save the bundle's manifest", saved.parent):
@@ -118,6 +120,30 @@ def _import_all(core: "Core", tar: tarfile.TarFile,
         except DensezooError as e:
             results.append(ImportResult(art.name, core.store.path_for(art), "failed", e))
     return results, saved
+
+
+def _refuse_shadowing(core: "Core", manifest: Manifest) -> None:
+    """Refuse the whole import, before anything is saved or admitted, when an entry claims
+    a key a loaded entry (shipped, your own, imported earlier) answers to: a name, alias,
+    file name, URL, store file or config (``catalog.claims``).  Otherwise `fetch <URL>`,
+    `config` and detectron2's PathManager would hand out the bundle's bytes where they
+    asked for the shipped file.  An entry with a loaded entry's own URL is a copy of that
+    entry, not a clash: its bytes are checked against the local manifest and its entry
+    never loads (``catalog._imported``)."""
+    taken = claim_index(core.catalog.artifacts)
+    for art in manifest.artifacts:
+        found = [] if _local_twin(core, art) is not None else clashes(art, taken)
+        if found:
+            what, other = found[0]
+            more = f" (and {len(found) - 1} more key(s))" if len(found) > 1 else ""
+            raise BundleError(manifest.source, f"claims {what}{more}, which "
+                              f"{other.zoo}:{other.name} ({other.source}) answers to: an "
+                              "imported manifest never shadows a loaded entry; nothing was "
+                              "imported", entry=art.name,
+                              hint="rename the entry and give it its own URL and config in "
+                                   "the bundle, or, if you trust it to replace "
+                                   f"{other.name}, load that manifest yourself with "
+                                   "--manifest")
 
 
 def _read_manifest(tar: tarfile.TarFile, tar_path: Path) -> str:

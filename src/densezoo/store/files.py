@@ -74,6 +74,12 @@ class Partial:
         # the download needs (``Transfer._save``).
         write_json_atomic(self.meta_path, self.meta)
 
+    def drop_meta(self) -> None:
+        """Remove the resume record: the bytes beside it vouch for nothing now."""
+        self.meta = {}
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.meta_path)
+
     def release(self) -> None:
         """Leave the partial where the next run (or another process) can resume it."""
         with contextlib.suppress(OSError):

@@ -170,6 +170,15 @@ def published(art: Artifact, sidecar_md5: str | None = None,
     return tuple(out)
 
 
+def listed(art: Artifact, record: Record,
+           which: str | None = None) -> tuple[dict[str, Any], ...]:
+    """Every voucher of ``art``'s bytes as plain records, the manifest's word first
+    (``which``: whose manifest, as ``published``): what ``info`` shows and the ledger
+    signs."""
+    return (*published(art, record.sidecar_md5, which),
+            *(v.to_dict() for v in record.vouchers))
+
+
 def _uid() -> int | None:
     getuid = getattr(os, "getuid", None)
     return getuid() if getuid else None

@@ -66,13 +66,14 @@ class Verifier:
         return notes
 
     def check(self, art: Artifact, expected: Expected, *, quick: bool,
-              record: bool = True) -> Check:
-        """Is the cached file right?  Hashes only the algorithms the check needs.
+              record: bool = True, want: tuple[str, ...] = ()) -> Check:
+        """Is the cached file right?  Hashes only the algorithms the check needs, plus
+        ``want`` (a ledger needs sha256 where only an md5 is published), in one pass.
 
         ``record`` False for read-only callers (``path``, ``verify --quick``): a fresh
         hash is not written back to the metadata."""
         path = self.store.path_for(art)
-        algorithms = expected.algorithms() or ALGORITHMS   # nothing to check: hash to pin
+        algorithms = tuple(dict.fromkeys((*(expected.algorithms() or ALGORITHMS), *want)))
         meta = self.store.read_meta(art)
         if quick and meta and self.store.memo_valid(art, meta):
             memo = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
