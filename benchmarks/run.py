@@ -582,8 +582,8 @@ def latency_rows(M, work, dz, nginx, files, md5, reps, compare_src: Path | None 
     for cmd in (["path", "own"], ["verify", "--quick"]):
         label = " ".join(cmd[:1] + [c for c in cmd[1:] if c.startswith("-")])
         interleaved([(f"densezoo {label} (this checkout)", [*base, *cmd], None, env),
-                     (f"densezoo {label} ({Path(compare_src).name})", [*base, *cmd], None,
-                      old_env)], max(reps, 5) * 3, M.results)
+                     (f"densezoo {label} (compare: {Path(compare_src).name})", [*base, *cmd],
+                      None, old_env)], max(reps, 5) * 3, M.results)
 
 
 def many_rows(M, base, work, dl, md5, nginx, cache, env, smalls, sizes, reps) -> None:
@@ -792,40 +792,25 @@ def round4(results: dict[str, Result], sizes: Sizes) -> list[str]:
     for size in (sizes.capped_small, sizes.capped):
         r[f"floor: {size // MiB} MiB at 16 connections"] = Result(
             "wire", [size / (16 * rate)], [0], "size / (16 x limit_rate)")
+    def capped(mib: int, host: str, peer: str, target: str, ok) -> tuple:
+        peers = {"x4": ("aria2c -x4 -s4 -k1M", f"aria2c -x4 -s4 -k1M --checksum, capped {mib} MiB"),
+                 "x16": ("aria2c -x16 -s16 -k1M",
+                         f"aria2c -x16 -s16 -k1M --checksum, capped {mib} MiB"),
+                 "curl": ("curl -o + md5sum", f"curl -o + md5sum, capped {mib} MiB")}
+        shown, row = peers[peer]
+        return (f"capped {mib} MiB, {host} / {shown}",
+                f"densezoo fetch capped {mib} MiB (auto, {host})", row,
+                f"floor: {mib} MiB at 16 connections", target, ok)
     rows = [
         # (figure, densezoo row, peer row, floor row, target text, test)
-        (f"capped {c64} MiB, new host / aria2c -x4 -s4 -k1M",
-         f"densezoo fetch capped {c64} MiB (auto, new host)",
-         f"aria2c -x4 -s4 -k1M --checksum, capped {c64} MiB",
-         f"floor: {c64} MiB at 16 connections", "≤ 0.8", lambda x: x <= 0.8),
-        (f"capped {c64} MiB, new host / aria2c -x16 -s16 -k1M",
-         f"densezoo fetch capped {c64} MiB (auto, new host)",
-         f"aria2c -x16 -s16 -k1M --checksum, capped {c64} MiB",
-         f"floor: {c64} MiB at 16 connections", "≤ 1.0", lambda x: x <= 1.0),
-        (f"capped {c64} MiB, host known / aria2c -x4 -s4 -k1M",
-         f"densezoo fetch capped {c64} MiB (auto, host known)",
-         f"aria2c -x4 -s4 -k1M --checksum, capped {c64} MiB",
-         f"floor: {c64} MiB at 16 connections", "≤ 0.8", lambda x: x <= 0.8),
-        (f"capped {c64} MiB, host known / aria2c -x16 -s16 -k1M",
-         f"densezoo fetch capped {c64} MiB (auto, host known)",
-         f"aria2c -x16 -s16 -k1M --checksum, capped {c64} MiB",
-         f"floor: {c64} MiB at 16 connections", "≤ 1.0", lambda x: x <= 1.0),
-        (f"capped {c64} MiB, new host / curl -o + md5sum",
-         f"densezoo fetch capped {c64} MiB (auto, new host)",
-         f"curl -o + md5sum, capped {c64} MiB", f"floor: {c64} MiB at 16 connections",
-         "--", None),
-        (f"capped {c256} MiB, new host / aria2c -x4 -s4 -k1M",
-         f"densezoo fetch capped {c256} MiB (auto, new host)",
-         f"aria2c -x4 -s4 -k1M --checksum, capped {c256} MiB",
-         f"floor: {c256} MiB at 16 connections", "≤ 0.7", lambda x: x <= 0.7),
-        (f"capped {c256} MiB, host known / aria2c -x4 -s4 -k1M",
-         f"densezoo fetch capped {c256} MiB (auto, host known)",
-         f"aria2c -x4 -s4 -k1M --checksum, capped {c256} MiB",
-         f"floor: {c256} MiB at 16 connections", "≤ 0.7", lambda x: x <= 0.7),
-        (f"capped {c256} MiB, new host / aria2c -x16 -s16 -k1M",
-         f"densezoo fetch capped {c256} MiB (auto, new host)",
-         f"aria2c -x16 -s16 -k1M --checksum, capped {c256} MiB",
-         f"floor: {c256} MiB at 16 connections", "--", None),
+        capped(c64, "new host", "x4", "≤ 0.8", lambda x: x <= 0.8),
+        capped(c64, "new host", "x16", "≤ 1.0", lambda x: x <= 1.0),
+        capped(c64, "host known", "x4", "≤ 0.8", lambda x: x <= 0.8),
+        capped(c64, "host known", "x16", "≤ 1.0", lambda x: x <= 1.0),
+        capped(c64, "new host", "curl", "--", None),
+        capped(c256, "new host", "x4", "≤ 0.7", lambda x: x <= 0.7),
+        capped(c256, "host known", "x4", "≤ 0.7", lambda x: x <= 0.7),
+        capped(c256, "new host", "x16", "--", None),
         (f"fetch {big} MiB / hashlib md5 in-process (the floor itself)", "densezoo fetch",
          md5_floor, md5_floor, "≤ 1.15", lambda x: x <= 1.15),
         (f"fetch {big} MiB / curl -o (no hash)", "densezoo fetch",
@@ -856,10 +841,10 @@ def round4(results: dict[str, Result], sizes: Sizes) -> list[str]:
                    f"{target} | {met} | {fl} |")
     for label in ("path", "verify --quick"):
         this = [k for k in r if k == f"densezoo {label} (this checkout)"]
-        other = [k for k in r if k.startswith(f"densezoo {label} (") and k not in this]
+        other = [k for k in r if k.startswith(f"densezoo {label} (compare: ")]
         if this and other:
             delta = (r[this[0]].median - r[other[0]].median) * 1000
-            out.append(f"| {label}: this checkout - {other[0].split('(')[-1].rstrip(')')}, ms | "
+            out.append(f"| {label}: this checkout - {other[0].split(': ')[-1].rstrip(')')}, ms | "
                        f"{r[this[0]].median:.4f} | {r[other[0]].median:.4f} | {delta:+.1f} ms | "
                        f"≤ +5 ms | {'yes' if delta <= 5 else '**no**'} | -- | -- |")
     return out
