@@ -12,17 +12,18 @@ in flight.
 
 How many connections, when the count was not given (``start_count``): a host whose
 last transfer was split and grew without pushback (kept in ``health.json``) gets that
-count at once, split from the first byte; otherwise the probe's rate decides: enough
+count at once, split from the first chunk; otherwise the probe's rate decides: enough
 connections to finish the rest within ``QUICK_FINISH`` seconds at that rate, at least
 ``AUTO_CONNECTIONS`` and at most ``START_MAX`` (a 64 MiB file on a capped CDN gets its
 connections while there is still something to fetch).  After half of ``JUDGE_AFTER``
-to settle (new connections opening) and ``JUDGE_AFTER`` to measure, if each connection still gets at least ``SCALES``
-of the rate one connection had alone (the cap is per connection, so more connections
-bring more bytes), double the count, up to ``MAX_AUTO_CONNECTIONS``; once the rate
-per connection falls (the link or the server is the limit now) it stops growing.  A
-server that pushes back -- a 429, a 503, a reset or a dropped connection on any
-block -- gets one connection fewer at once and no growth after (and nothing is
-learned from that transfer): a given ``--connections N`` is a maximum in the same way.
+to settle (new connections opening) and ``JUDGE_AFTER`` to measure, if each
+connection still gets at least ``SCALES`` of the rate one connection had alone (the
+cap is per connection, so more connections bring more bytes), double the count, up to
+``MAX_AUTO_CONNECTIONS``; once the rate per connection falls (the link or the server
+is the limit now) it stops growing.  A server that pushes back -- a 429, a 503, a
+reset or a dropped connection on any block -- gets one connection fewer at once and
+no growth after (and nothing is learned from that transfer): a given
+``--connections N`` is a maximum in the same way.
 """
 
 from __future__ import annotations
