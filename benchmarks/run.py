@@ -874,14 +874,26 @@ NOTES = textwrap.dedent("""\
       faster than a sub-second full check: the interpreter alone is most of it.  The
       in-process row times the verification work itself: well over 100x.
     - **capped server.** nginx `limit_rate` per connection imitates a CDN that caps each
-      connection.  Automatic mode decides by projected time: after a 0.25 s probe, if
-      ranges are accepted and the rest would take more than 1.5 s at the measured
-      per-connection rate, it splits the rest into 8 MiB Range blocks over 4
-      connections, hashing them in order as they complete; when each of the 4 still
-      gets 60% of the one-connection rate after a settling and a measuring window, it
-      doubles to 8 (the most it opens unasked; a 429/503 or a reset takes one away).
-      The 64 MiB file is mostly done before that judgement; the 256 MiB one runs at 8.
-      aria2c stops at the 4 it is given and checks the md5 in a separate pass after its download.""")
+      connection, from a request's first byte (`sendfile_max_chunk 64k`: with nginx's
+      default one 2 MiB send goes out whole before the cap applies, and 1 MiB Range
+      blocks rode past it).  Automatic mode: after a 0.2 s probe, if ranges are accepted
+      and the rest would take more than 1.5 s at the measured rate, it splits the rest
+      over as many connections as would finish it in 0.5 s (4 to 8), in 1-8 MiB blocks
+      hashed in order as they complete; when each still gets 60% of the one-connection
+      rate (0.1 s settling, 0.2 s measured) it doubles, to 16 at most.  "host known":
+      health.json from the previous rep is kept (a second download from the same CDN
+      within 15 min), so the split comes right after the first chunk, at the width the
+      last transfer reached.  aria2c is run as its users paste it (`-x4 -s4 -k1M`,
+      `-x16 -s16 -k1M`) plus `--checksum=md5=` (densezoo verifies: the same job), which
+      it checks in a pass after the download.  The floor is the wire at 16 connections
+      (size / (16 x limit_rate)), computed.
+    - **floors.** hashlib md5 and sha256 over the file's bytes already in memory (8 MiB
+      updates, no start-up, no read), and `dd` of the file after `posix_fadvise
+      DONTNEED` on it (cold read).  verify's warm floor is md5 on two cores (half the
+      in-process time for the same GiB); its cold floor is the cold `dd` of the files.
+    - **hf:// copy.** hf-xet is not installed: the loopback Hub stand-in answers with
+      plain redirects to nginx (no Xet headers), so `hf_hub_download` takes its HTTP
+      path, as it would for a non-Xet repository.""")
 
 
 def render(results: dict[str, Result], sizes: Sizes, reps: int, tiny: bool) -> str:
