@@ -878,7 +878,7 @@ NOTES = textwrap.dedent("""\
       default one 2 MiB send goes out whole before the cap applies, and 1 MiB Range
       blocks rode past it).  Automatic mode: after a 0.2 s probe, if ranges are accepted
       and the rest would take more than 1.5 s at the measured rate, it splits the rest
-      over as many connections as would finish it in 0.5 s (4 to 8), in 1-8 MiB blocks
+      over as many connections as would finish it in 0.3 s (4 to 8), in 1-8 MiB blocks
       hashed in order as they complete; when each still gets 60% of the one-connection
       rate (0.1 s settling, 0.2 s measured) it doubles, to 16 at most.  "host known":
       health.json from the previous rep is kept (a second download from the same CDN

@@ -18,13 +18,13 @@ MiB = 1 << 20
 
 
 def test_a_64_mib_file_on_a_16_mb_s_cap_gets_its_connections_at_the_split():
-    # 60 MB left at 16 MB/s per connection: 4 would take ~0.9 s, longer than the
-    # judgement that grows them -- start at the most that opens unjudged.
+    # 60 MB left at 16 MB/s per connection: 4 would take ~0.9 s, far longer than the
+    # first judgement (0.3 s) -- start at the most that opens unjudged.
     assert start_count(16e6, 60 * MiB) == START_MAX
 
 
 def test_a_short_rest_is_split_no_wider_than_it_needs_but_never_under_four():
-    assert start_count(16e6, 40 * MiB) == 6          # ceil(40 MiB / (16 MB/s * 0.5 s))
+    assert start_count(16e6, 20 * MiB) == 5          # ceil(20 MiB / (16 MB/s * 0.3 s))
     assert start_count(100e6, 9 * MiB) == AUTO_CONNECTIONS
 
 

@@ -50,8 +50,9 @@ MIN_BLOCK = 1 << 20           # aria2c's -k1M: below this a request's overhead s
 AUTO_CONNECTIONS = 4          # the fewest to split into when segmentation was automatic
 START_MAX = 8                 # the most to open before a judgement has seen them keep rate
 MAX_AUTO_CONNECTIONS = 16     # never more without being asked: aria2c's own ceiling (-x16)
-QUICK_FINISH = 0.5            # seconds the first split aims to finish the rest in
 JUDGE_AFTER = 0.2             # seconds measured at one connection count before judging it
+QUICK_FINISH = 1.5 * JUDGE_AFTER   # the first judgement's time (settle + measure): a rest
+                              # the split finishes before then, growth could not speed up
 SCALES = 0.6                  # the share of the one-connection rate each must keep to grow
                               # (a shared link leaves each of 4 a quarter, a per-connection
                               # cap all of it; TCP ramp-up and block hand-offs cost some)
@@ -63,8 +64,9 @@ def start_count(one_rate: float | None, remaining: int, learned: int | None = No
     ``learned``: the count the host's last split reached without pushback -- trusted
     again as it is (capped to the ceiling).  Otherwise ``one_rate`` (bytes/s of the one
     connection's probe) says how many would finish ``remaining`` bytes within
-    QUICK_FINISH s; growing from 4 by judged doublings takes ~1 s per step, which is
-    the whole download of a 64 MiB file at 16 MB/s per connection.  Unknown rate: 4.
+    QUICK_FINISH s (the time until the first judgement could add any); growing from 4
+    by judged doublings took ~1 s per step, the whole download of a 64 MiB file at
+    16 MB/s per connection.  Unknown rate: 4.
     """
     if learned:
         return max(1, min(learned, MAX_AUTO_CONNECTIONS))
