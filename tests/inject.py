@@ -72,7 +72,27 @@ def _fill_disk_when_a_block_is_recorded() -> None:
     transfer.Transfer.block_done = block_done
 
 
+def _kill_before_a_temp_is_renamed() -> None:
+    """SIGKILL when a temp file or folder (``disk.temp_path``'s name) is complete and about
+    to be renamed into place as ``$DZ_KILL_NAME``: the moment a kill leaves the most
+    behind (a whole bundle, a whole unpacked archive)."""
+    from densezoo.disk import TEMP
+
+    name = os.environ["DZ_KILL_NAME"]
+
+    def killing(real):
+        def rename(src, dst, *args, **kwargs):
+            if TEMP in os.fsdecode(src) and os.path.basename(os.fsdecode(dst)) == name:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst, *args, **kwargs)
+        return rename
+
+    os.replace = killing(os.replace)
+    os.rename = killing(os.rename)
+
+
 HOOKS = {"kill-after-reset-truncates": _kill_after_reset_truncates,
+         "kill-before-a-temp-is-renamed": _kill_before_a_temp_is_renamed,
          "short-write-once": _short_write_once,
          "fill-disk-when-a-block-is-recorded": _fill_disk_when_a_block_is_recorded}
 

@@ -16,7 +16,9 @@ does not call ``extractall`` at all:
   hard links are made to files already written, and symlinks are created last,
   so no write ever goes through a link even if a check were wrong;
 - all of it happens in a fresh temporary folder that is renamed into place, and
-  removed on any refusal: nothing is left behind.
+  removed on any refusal: nothing is left behind.  The folder's name carries its
+  writer's token (``disk.temp_path``), so after a SIGKILL the next unpack of the same
+  archive, or ``cache prune``, removes it once that process is gone.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import re
 import hashlib
 import stat
 import tarfile
-import uuid
 import gzip
 import lzma
 import zlib
@@ -37,7 +38,8 @@ from typing import TYPE_CHECKING
 
 from .sniff import TAR_SUFFIXES
 from .tarstream import DEFAULT_MAX_MEMBERS, Limits, open_tar  # noqa: F401 - re-exported
-from ..disk import check_free_space, fd_path, open_dir_under, private_file, rmtree_at
+from ..disk import (check_free_space, fd_path, open_dir_under, private_file, rmtree_at,
+                    stale_temps, temp_path)
 from ..errors import DensezooError, PolicyError
 from ..hashing import CHUNK, Digests
 
@@ -370,7 +372,10 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
     parts = target.parent.relative_to(base).parts
     name = target.name
     with open_dir_under(base, parts, create=True) as pfd:
-        tmp_name = f"{name}.tmp-{uuid.uuid4().hex[:8]}"
+        for dead in stale_temps(fd_path(pfd, target.parent), name):    # a killed unpack's folder
+            with contextlib.suppress(OSError):
+                rmtree_at(pfd, dead.name)
+        tmp_name = temp_path(target).name      # names its writer: prune knows if it died
         os.mkdir(tmp_name, 0o700, dir_fd=pfd)
         tmp = fd_path(pfd, target.parent) / tmp_name
         try:
@@ -395,7 +400,7 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
             old = None
             with contextlib.suppress(FileNotFoundError):
                 os.stat(name, dir_fd=pfd, follow_symlinks=False)
-                old = f"{name}.old-{uuid.uuid4().hex[:8]}"
+                old = temp_path(target).name
                 os.rename(name, old, src_dir_fd=pfd, dst_dir_fd=pfd)
             os.rename(tmp_name, name, src_dir_fd=pfd, dst_dir_fd=pfd)
             if old is not None:

@@ -14,12 +14,11 @@ import io
 import lzma
 import os
 import tarfile
-import uuid
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Iterable, Iterator
 
-from ..disk import store_errors, write_text_under
+from ..disk import store_errors, sweep_temps, temp_path, write_text_under
 from ..errors import BundleError, DensezooError, PolicyError, StoreError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..catalog import claim_index, clashes
@@ -40,7 +39,8 @@ def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
     arts = core.resolve(names)
     lines = ["schema: 1", "zoo: bundle", "artifacts:"]
     sums = []
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    sweep_temps(out.parent, out.name)       # a killed bundle's leftover (its writer is gone)
+    tmp = temp_path(out)
     paths = [(art, core.fetch(art).path) for art in arts]     # fetched before anything is written
     try:
         with store_errors("write the bundle", out.parent), tarfile.open(tmp, "w") as tar:

@@ -11,13 +11,12 @@ import errno
 import os
 import posixpath
 import shutil
-import uuid
 from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import urlsplit
 
-from ..disk import store_errors
+from ..disk import store_errors, sweep_temps, temp_path
 from ..errors import DensezooError, UsageError
 from ..hashing import hash_file
 from ..content.unpack import EXTRACT_STAMP
@@ -51,7 +50,8 @@ def place(src: Path, dest: Path, mode: str, force: bool) -> str:
         raise DensezooError(f"{dest} already exists and is not this artifact's file",
                             hint="pass --force to replace it, or export somewhere else")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    sweep_temps(dest.parent, dest.name)     # a killed export's or mirror build's leftover
+    tmp = temp_path(dest)
     used = mode
     try:
         if mode == "symlink":

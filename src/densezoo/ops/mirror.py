@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..disk import store_errors, write_text_atomic
+from ..disk import store_errors, sweep_temps, write_text_atomic
 from ..errors import DensezooError, NotCachedError, PolicyError
 from .export import place
 from ..hashing import hash_file
@@ -81,6 +81,7 @@ class _Folder:
         dest = self.root.joinpath(*key)
         with store_errors("build the mirror", dest.parent):
             dest.parent.mkdir(parents=True, exist_ok=True)
+            sweep_temps(dest.parent, dest.name)      # a killed build's leftover
             write_text_atomic(dest, text)            # the tree may be served live
 
     def location(self, name: str) -> str:
