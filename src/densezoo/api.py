@@ -320,7 +320,7 @@ def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int
            scan: bool = False, cross_check: bool = False,
            signature: str | os.PathLike[str] | None = None,
            key: str | os.PathLike[str] | None = None,
-           ledger: str | os.PathLike[str] | None = None,
+           ledger: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
            **settings: Any) -> "VerifyReport | LedgerCheck":
     """``densezoo verify``: offline re-check of the cache (``quick``: stat memos;
     ``cross_check``: first ask the Hub what each weak file's Hub copy is).
@@ -336,7 +336,7 @@ def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int
                              "and no names", hint="verify(signature=SIG, key=PUBLIC_PEM)")
         return Zoo(**settings).verify_signature(signature, key, ledger=ledger)
     return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan,
-                                  cross_check=cross_check)
+                                  cross_check=cross_check, progress=progress)
 
 
 def ledger_export(names: Iterable[str] = (), *, output: str | os.PathLike[str],

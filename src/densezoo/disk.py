@@ -247,16 +247,20 @@ def allocated(path: Path) -> int:
         return 0
 
 
-def check_free_space(directory: Path, needed: int) -> None:
-    """Refuse before the first byte when the filesystem says the file cannot fit."""
+def check_free_space(directory: Path, needed: int, *, what: str = "the download",
+                     shown: Path | None = None) -> None:
+    """Refuse before the first byte when the filesystem says the file cannot fit.
+    ``what`` needs the bytes; ``shown``: the folder to name (a temp folder is gone by the
+    time the user reads the message)."""
     try:
         free = shutil.disk_usage(directory).free
     except OSError:
         return            # cannot tell: let the write itself report a full disk
     if needed > free:
+        where = shown or directory
         raise StoreError(
-            f"not enough space in {directory}: the download needs {needed} more bytes "
-            f"and {free} are free", path=str(directory),
+            f"not enough space in {where}: {what} needs {needed} more bytes "
+            f"and {free} are free", path=str(where),
             hint="free some space, point --cache-dir / DENSEZOO_CACHE_DIR elsewhere, or pass "
                  "--no-space-check if this filesystem misreports its free space")
 

@@ -346,8 +346,10 @@ class Fetcher:
             resolver = self._resolvers[src.scheme]
         return resolver.request_url(url)  # type: ignore[attr-defined]
 
-    def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
-        """Unpack a fetched archive once into ``<root>/extracted/...``."""
+    def extract(self, art: Artifact, fetched: FetchResult,
+                progress: ProgressArg = None) -> ExtractResult:
+        """Unpack a fetched archive once into ``<root>/extracted/...`` (bytes unpacked
+        reported on ``progress``)."""
         from .disk import store_errors
         from .content.unpack import Limits, extract_once
 
@@ -358,7 +360,8 @@ class Fetcher:
         with store_errors("extract", target.parent):
             action, changes = extract_once(fetched.path, target, fetched.digests,
                                            limits=limits, space_check=s.space_check,
-                                           scan_imports=s.scan, root=self.store.layout.root)
+                                           scan_imports=s.scan, root=self.store.layout.root,
+                                           progress=progress_for(progress, art))
         return ExtractResult(art.name, fetched.path, target, action, tuple(changes))
 
     # -- several ------------------------------------------------------------------------
@@ -384,7 +387,7 @@ class Fetcher:
             if not (extract and is_archive(res.path.name)):
                 return FetchOutcome(art.name, res)
             try:
-                return FetchOutcome(art.name, res, extracted=self.extract(art, res))
+                return FetchOutcome(art.name, res, extracted=self.extract(art, res, progress))
             except DensezooError as e:
                 return FetchOutcome(art.name, res, error=e)
 

@@ -336,11 +336,13 @@ class RichProgress:
         self.task = None
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
-        label = self.name or label
+        from ..progress import bar_label
+
+        label = bar_label(label, self.name)
         if self.task is None:
             self.task = self.display.add_task(label, total=total, completed=initial)
         else:
-            self.display.reset(self.task, total=total, completed=initial)
+            self.display.reset(self.task, total=total, completed=initial, description=label)
 
     def advance(self, n: int) -> None:
         self.display.advance(self.task, n)
