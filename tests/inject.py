@@ -92,7 +92,7 @@ def _kill_before_a_temp_is_renamed() -> None:
 
 
 def _slow_progress() -> None:
-    """Every ``Progress.advance`` waits ``$DZ_SLOW`` seconds first: a long operation
+    """Every ``Progress.advance`` waits ``$DZ_SLOW`` seconds per MiB first: a long operation
     (hashing, unpacking, copying) on small test files, so a bar is on screen long enough
     to be drawn, or a signal lands in the middle of the work."""
     import time
@@ -110,7 +110,7 @@ def _slow_progress() -> None:
             self.inner.start(label, total, initial)
 
         def advance(self, n):
-            time.sleep(delay)
+            time.sleep(delay * n / (1 << 20))
             self.inner.advance(n)
 
         def close(self):

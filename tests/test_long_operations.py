@@ -20,6 +20,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import entry, run_in_pty
 
 INJECT = Path(__file__).with_name("inject.py")
@@ -46,7 +48,7 @@ def test_verify_draws_a_named_hashing_bar_on_a_terminal_within_80_columns(
     b = big_blob(blob, "densepose_verify_bar")
     m = str(manifest(entry(b, aliases=["vbar"])))
     assert cli("--manifest", m, "fetch", b.name).code == 0
-    env = {**os.environ, "TERM": "xterm", "DZ_SLOW": "0.3"}
+    env = {**os.environ, "TERM": "xterm", "DZ_SLOW": "0.1"}
     code, out = run_in_pty(slow("--manifest", m, "verify", b.name), env, columns=80)
     assert code == 0, out[-500:]
     lines = frames(out)
@@ -64,7 +66,7 @@ def test_verify_piped_draws_no_bar(blob, manifest, cli):
     m = str(manifest(entry(b)))
     assert cli("--manifest", m, "fetch", b.name).code == 0
     r = subprocess.run(slow("--manifest", m, "verify", b.name), capture_output=True,
-                       text=True, env={**os.environ, "DZ_SLOW": "0.05"}, timeout=120)
+                       text=True, env={**os.environ, "DZ_SLOW": "0.02"}, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "MiB/" not in r.stderr and "\x1b[" not in r.stderr and "━" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == "1 verified", r.stderr
@@ -81,7 +83,7 @@ def test_fetch_extract_draws_an_unpack_bar(server, manifest, tmp_path):
     m = str(manifest({"name": "densepose_uv_data", "url": url,
                       "md5": hashlib.md5(buf.getvalue()).hexdigest()}))
     env = {**os.environ, "TERM": "xterm", "DZ_SLOW": "0.3",
-           "DENSEZOO_CACHE_DIR": str(tmp_path / "c")}
+           "DENSEZOO_CACHE_DIR": str(tmp_path / "c")}        # ~2 s to unpack
     code, out = run_in_pty(slow("--manifest", m, "fetch", "densepose_uv_data", "--extract"),
                            env, columns=80)
     assert code == 0, out[-500:]
@@ -96,7 +98,7 @@ def test_ctrl_c_in_verify_says_verify_was_interrupted_not_partials(blob, manifes
     assert cli("--manifest", m, "fetch", b.name).code == 0
     p = subprocess.Popen(slow("--manifest", m, "verify", b.name), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "DZ_SLOW": "2"})
+                         env={**os.environ, "DZ_SLOW": "0.5"})             # ~6 s to hash
     time.sleep(1.5)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
@@ -131,3 +133,44 @@ def test_unpack_out_of_space_says_unpack_and_names_archive_and_size(server, mani
         assert "extracted/127.0.0.1" in error, error          # the folder that stays
         left = [p for p in (disk / "cache").rglob("*") if ".dztmp-" in p.name]
         assert left == []
+
+
+SHARE = {   # command -> (its arguments after the artifact's name, what its bar says)
+    "bundle": (lambda tmp: ["bundle", "{name}", "-o", str(tmp / "b.tar")], "copy"),
+    "export": (lambda tmp: ["export", "{name}", "--to", str(tmp / "x"), "--link", "copy"],
+               "copy"),
+    "mirror build": (lambda tmp: ["mirror", "build", str(tmp / "m"), "{name}", "--link",
+                                  "copy"], "copy"),
+    "import": (lambda tmp: ["import", str(tmp / "b.tar")], "import"),
+}
+
+
+@pytest.mark.parametrize("command", list(SHARE))
+def test_share_commands_draw_a_named_bar_on_a_terminal_and_none_piped(command, blob,
+                                                                      manifest, cli,
+                                                                      tmp_path):
+    b = blob(f"densepose_{command.split()[0]}_bar", 6 << 20)
+    m = str(manifest(entry(b, aliases=["sbar"])))
+    assert cli("--manifest", m, "fetch", b.name).code == 0
+    env = {**os.environ, "TERM": "xterm", "DZ_SLOW": "0.3"}           # ~2 s to copy
+    if command == "import":
+        assert cli("--manifest", m, "bundle", b.name, "-o", str(tmp_path / "b.tar")).code == 0
+        env["DENSEZOO_CACHE_DIR"] = str(tmp_path / "other-cache")    # imports into it
+    args, verb = SHARE[command]
+    argv = [a.format(name=b.name) for a in args(tmp_path)]
+    code, out = run_in_pty(slow("--manifest", m, *argv), env, columns=80)
+    assert code == 0, out[-500:]
+    bars = [ln for ln in frames(out) if "/6.0 MiB" in ln]
+    assert bars, frames(out)[-10:]
+    shown = b.name if command == "import" else "sbar"     # a bundle carries no aliases
+    assert all(len(bar) <= 80 and bar.startswith(f"{verb} {shown} ") for bar in bars), bars
+    if command == "import":
+        env["DENSEZOO_CACHE_DIR"] = str(tmp_path / "third-cache")
+    else:
+        argv = [a.format(name=b.name) for a in args(tmp_path / "piped")]
+        (tmp_path / "piped").mkdir()
+    r = subprocess.run(slow("--manifest", m, *argv), capture_output=True, text=True,
+                       env={**env, "DZ_SLOW": "0.01"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "MiB/" not in r.stderr and "\x1b[" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) >= 1          # the one-line summary

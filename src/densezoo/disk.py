@@ -17,9 +17,12 @@ import time
 import platform
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import DensezooError, StoreError
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 
 # Work in progress is named for its writer (docs/cache.md, "Temporary files"): a partial
@@ -117,6 +120,22 @@ def sweep_temps(folder: Path, name: str | None = None) -> int:
         except OSError:
             pass
     return gone
+
+
+def copy_file(src: Path, dest: Path, progress: "Progress | None" = None) -> None:
+    """``shutil.copyfile``; with ``progress`` (export, mirror build) a chunked copy that
+    reports every MiB copied, labelled ``copy <file>``."""
+    if progress is None:
+        shutil.copyfile(src, dest)
+        return
+    from .progress import Reading
+
+    progress.start(f"copy {src.name}", os.path.getsize(src))
+    try:
+        with open(src, "rb") as fi, open(dest, "wb") as fo:
+            shutil.copyfileobj(Reading(fi, progress), fo, 1 << 20)
+    finally:
+        progress.close()
 
 
 def utc_now() -> str:

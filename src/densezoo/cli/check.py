@@ -225,20 +225,13 @@ def _verify_with_bars(app: App, names, as_json: bool, **kw):
     """``Zoo.verify`` with a bar per file being hashed on a terminal (bytes hashed, rate,
     time left), none when piped; Ctrl-C says what an interrupted verify leaves."""
     from . import Interrupted
-    from .render import progress_bars, progress_display
+    from .render import bars
 
-    display = progress_display() if app.show_progress(as_json) else None
-    if display:
-        display.start()
     try:
-        return app.zoo.verify(names, progress=progress_bars(display,
-                                                            app.zoo.catalog.shortest_name),
-                              **kw)
+        with bars(app, as_json) as progress:
+            return app.zoo.verify(names, progress=progress, **kw)
     except KeyboardInterrupt as e:
         raise Interrupted("verify", "no file was changed; a corrupt or unsafe copy found "
                           "before the interrupt may already be moved aside to "
                           f"{app.zoo.store.layout.bad_dir} (run verify again to check the "
                           "rest)") from e
-    finally:
-        if display:
-            display.stop()

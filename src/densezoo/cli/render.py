@@ -7,6 +7,7 @@ rich is imported only when a table or a bar is drawn, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -357,6 +358,21 @@ def progress_bars(display, short: "Callable[[Any], str]"):
     """The ``progress=`` factory for the API: one bar per artifact on ``display``, named
     by ``short(artifact)`` (the catalog's shortest accepted name); None without one."""
     return (lambda art: RichProgress(display, short(art))) if display else None
+
+
+@contextlib.contextmanager
+def bars(app, as_json: bool):
+    """The ``progress=`` for one command's API call: a bar per artifact on a terminal
+    (``App.show_progress``), None when piped or with --json/--quiet/--no-progress; the
+    display is stopped however the call ends."""
+    display = progress_display() if app.show_progress(as_json) else None
+    if display:
+        display.start()
+    try:
+        yield progress_bars(display, app.zoo.catalog.shortest_name)
+    finally:
+        if display:
+            display.stop()
 
 
 def progress_display():
