@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 from conftest import entry
@@ -133,3 +134,21 @@ def test_prune_never_removes_a_live_writers_temp(blob, manifest, cli, cache_dir)
         writer.wait()
     assert cli("--manifest", m, "cache", "prune", "--yes").code == 0
     assert not live.exists(), "its writer is dead: prune removes it"
+
+
+def test_prune_removes_an_older_densezoos_unpack_leftovers_by_age(blob, manifest, cli,
+                                                                  cache_dir):
+    """Before temps named their writer, a killed unpack left ``<name>.tmp-<hex>``: with no
+    writer to ask, prune removes one untouched for 15 minutes and keeps a fresh one."""
+    b = blob("aged", 1000)
+    m = str(manifest(entry(b)))
+    host = cache_dir / "extracted" / "127.0.0.1_1"
+    old, fresh = host / "x.tar.gz.tmp-0123abcd", host / "y.tar.gz.old-89abcdef"
+    for folder in (old, fresh):
+        (folder / "UV_data").mkdir(parents=True)
+        (folder / "UV_data" / "a.mat").write_bytes(b"u" * 4000)
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    assert cli("--manifest", m, "cache", "du", "--json").json["summary"]["temp_bytes"] == 8000
+    assert cli("--manifest", m, "cache", "prune", "--yes").code == 0
+    assert not old.exists() and fresh.exists()

@@ -15,6 +15,7 @@ import stat
 import shutil
 import time
 import platform
+import re
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -77,9 +78,16 @@ def temp_path(path: Path, token: str | None = None) -> Path:
     return path.with_name(f".{path.name[:60]}{TEMP}{token or new_token()}{TMP}")
 
 
-def is_temp(name: str) -> bool:
-    """A name ``temp_path`` made, or an older densezoo's ``….tmp`` (no writer named)."""
-    return name.endswith(TMP)
+# An older densezoo's unpack folders (``<name>.tmp-<hex>``, ``<name>.old-<hex>``): no writer
+# named, so only their age tells (what issue 39 found: 476 MiB of them after a few kills).
+_OLD_UNPACK = re.compile(r"\.(?:tmp|old)-[0-9a-f]{8}$")
+
+
+def is_temp(name: str, unpacked: bool = False) -> bool:
+    """A name ``temp_path`` made, or an older densezoo's ``….tmp``; with ``unpacked`` (a
+    folder under ``extracted/``, where no artifact's own name lives) also an older
+    densezoo's unpack folder.  None of the older names says who wrote it."""
+    return name.endswith(TMP) or (unpacked and _OLD_UNPACK.search(name) is not None)
 
 
 def temp_is_stale(path: Path) -> bool:

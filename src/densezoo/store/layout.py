@@ -221,7 +221,8 @@ class Layout:
             here = Path(dirpath)
             if here == self.root and "bad" in dirs:
                 dirs.remove("bad")
-            for d in [d for d in dirs if is_temp(d)]:
+            unpacked = here == self.extracted_dir or self.extracted_dir in here.parents
+            for d in [d for d in dirs if is_temp(d, unpacked)]:
                 dirs.remove(d)
                 yield here / d
             for n in names:
