@@ -39,6 +39,18 @@ def frames(text: str) -> list[str]:
     return [ln for ln in text.split("\n") if ln.strip()]
 
 
+def serve_uv_archive(server, manifest, data: bytes) -> str:
+    """densepose_uv_data as a .tar.gz holding ``data`` as one file; the manifest's path."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("UV_data/UV_Processed.mat")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    url = server.add("/densepose/densepose_uv_data.tar.gz", buf.getvalue())
+    return str(manifest({"name": "densepose_uv_data", "url": url,
+                         "md5": hashlib.md5(buf.getvalue()).hexdigest()}))
+
+
 def big_blob(blob, name: str):
     return blob(name, SIZE)
 
@@ -73,15 +85,7 @@ def test_verify_piped_draws_no_bar(blob, manifest, cli):
 
 
 def test_fetch_extract_draws_an_unpack_bar(server, manifest, tmp_path):
-    data = os.urandom(6 << 20)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("UV_data/UV_Processed.mat")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    url = server.add("/densepose/densepose_uv_data.tar.gz", buf.getvalue())
-    m = str(manifest({"name": "densepose_uv_data", "url": url,
-                      "md5": hashlib.md5(buf.getvalue()).hexdigest()}))
+    m = serve_uv_archive(server, manifest, os.urandom(6 << 20))
     env = {**os.environ, "TERM": "xterm", "DZ_SLOW": "0.3",
            "DENSEZOO_CACHE_DIR": str(tmp_path / "c")}        # ~2 s to unpack
     code, out = run_in_pty(slow("--manifest", m, "fetch", "densepose_uv_data", "--extract"),
@@ -111,15 +115,7 @@ def test_ctrl_c_in_verify_says_verify_was_interrupted_not_partials(blob, manifes
 def test_unpack_out_of_space_says_unpack_and_names_archive_and_size(server, manifest,
                                                                    tmpfs):
     disk = tmpfs("2m")
-    data = bytes(3 << 20)                   # 3 MiB of zeros: a 3 KiB archive
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("UV_data/UV_Processed.mat")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    url = server.add("/densepose/densepose_uv_data.tar.gz", buf.getvalue())
-    m = str(manifest({"name": "densepose_uv_data", "url": url,
-                      "md5": hashlib.md5(buf.getvalue()).hexdigest()}))
+    m = serve_uv_archive(server, manifest, bytes(3 << 20))   # zeros: a 3 KiB archive
     env = {**os.environ, "DENSEZOO_CACHE_DIR": str(disk / "cache")}
     for extra in ((), ("--no-space-check",)):
         r = subprocess.run([sys.executable, "-m", "densezoo", "--manifest", m, "fetch",
