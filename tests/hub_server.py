@@ -24,6 +24,8 @@ class HubFile:
     claim_size: int | None = None        # what X-Linked-Size says (default: the real one)
     token: str | None = None             # a gated repo: 401 without this bearer token
     cdn_data: bytes | None = None        # what the CDN serves (default: data)
+    xet_hash: str | None = None          # an X-Xet-Hash header (never with the real client:
+                                         # it would then speak Xet, which this stand-in does not)
 
 
 @dataclass
@@ -82,6 +84,8 @@ def start(cdn) -> tuple[Hub, ThreadingHTTPServer]:
             self.send_header("X-Linked-Size", str(f.claim_size if f.claim_size is not None
                                                   else len(f.data)))
             self.send_header("X-Repo-Commit", f.commit)
+            if f.xet_hash:
+                self.send_header("X-Xet-Hash", f.xet_hash)
             self.send_header("ETag", '"' + "e" * 64 + '"')
             self.send_header("Content-Length", "0")
             self.end_headers()

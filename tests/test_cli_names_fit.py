@@ -9,7 +9,7 @@ import sys
 
 from conftest import entry, run_in_pty
 
-HEADINGS = ("densepose-v1", "detectron2", "test", "name ")
+HEADINGS = ("densepose-v1", "detectron2", "community", "test", "name ")
 
 
 def _visible(text: str) -> str:

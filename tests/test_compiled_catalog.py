@@ -20,7 +20,7 @@ def test_built_once_then_used_rebuilt_when_a_manifest_changes(cli, blob, manifes
     m = manifest({"name": "cc", "url": b.url, "md5": b.md5})
     assert cli("--manifest", str(m), "path", "cc").code == 6
     files = compiled_files(cache_dir)
-    assert len(files) == 3                         # the two shipped manifests and this one
+    assert len(files) == 4                         # the three shipped manifests and this one
 
     def no_yaml(*a, **k):
         raise AssertionError("the YAML was parsed again")
@@ -34,7 +34,7 @@ def test_built_once_then_used_rebuilt_when_a_manifest_changes(cli, blob, manifes
         assert r.code == 1 and "the YAML was parsed again" in r.err
     r = cli("--manifest", str(m), "info", "cc", "--json")
     assert r.code == 0, r.err
-    assert r.items[0]["md5"] == "a" * 32 and len(compiled_files(cache_dir)) == 4
+    assert r.items[0]["md5"] == "a" * 32 and len(compiled_files(cache_dir)) == 5
 
 
 @pytest.mark.parametrize("damage", ["garbage", "wrong-key", "invalid-entry"])

@@ -130,9 +130,11 @@ def test_zoo_selection(cli, manifest, server):
     v1 = cli("list", "--zoo", "densepose-v1", "--json").items
     d2rows = cli("list", "--zoo", "detectron2", "--json").items
     both = cli("list", "--json").json
-    assert len(v1) == 29 and len(d2rows) == 138 and len(both["items"]) == 167
-    assert both["summary"] == {"count": 167, "hidden_metrics": 41}     # metrics-only entries
-    assert len(cli("list", "--all-kinds", "--json").items) == 208
+    community = cli("list", "--zoo", "community", "--json").items      # TorchScript exports
+    assert len(v1) == 29 and len(d2rows) == 138 and len(community) == 6
+    assert len(both["items"]) == 173
+    assert both["summary"] == {"count": 173, "hidden_metrics": 41}     # metrics-only entries
+    assert len(cli("list", "--all-kinds", "--json").items) == 214
     assert len(cli("list", "--kind", "metrics", "--json").items) == 41
     cse = cli("list", "--zoo", "detectron2", "--kind", "model", "cse", "--json").items
     assert len(cse) == 16

@@ -129,6 +129,7 @@ def test_hf_as_a_mirror_prefix_and_a_gated_repo_without_token(server, hub, manif
     r = cli("--manifest", str(m), "--mirror", "hf://org/zoo-mirror/tree", "fetch", b.name,
             "--force")
     assert r.code == 5 and "gated or private" in r.err and "HF_TOKEN" in r.err
+    assert "`hf auth login`" in r.err and "huggingface-cli" not in r.err
     assert cli("--mirror", "hf://just-a-name", "list").code == 2
 
 

@@ -151,7 +151,8 @@ def test_list_at_80_columns_never_breaks_a_name(tmp_path, manifest, server):
     assert max(len(ln) for ln in lines) <= 80, max(lines, key=len)
     catalog = Zoo(manifests=[str(m)]).catalog
     rows = [ln for ln in lines if ln and not ln.startswith(("densepose-v1", "detectron2",
-                                                              "test", "name", "2"))
+                                                              "community", "test", "name",
+                                                              "2"))
             and "artifacts" not in ln]
     for row in rows:
         assert "…" not in row

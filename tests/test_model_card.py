@@ -121,7 +121,8 @@ def test_list_fits_80_columns_and_cuts_no_value():
     flat = text.replace("\n", "")
     # A column is shown whole or left out (issue 37: names are never cut, other columns
     # make room); every value of a shown column is there.
-    sections = dict(re.findall(r"^(densepose-v1|detectron2)\b.*\n(name .*)$", text, re.M))
+    sections = dict(re.findall(r"^(densepose-v1|detectron2|community)\b.*\n(name .*)$", text,
+                               re.M))
     for i in infos:
         header = sections[i.artifact.zoo].split()
         ap = i.to_dict()["ap"]

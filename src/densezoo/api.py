@@ -217,7 +217,8 @@ class Zoo(Core):
     def adopt(self, paths: Sequence[str] = (), *, known: bool = False,
               dry_run: bool = False) -> "AdoptReport":
         """Files already on disk into the store when their bytes are an entry's
-        (``ops.adopt``): linked, never moved; the same checks as a download."""
+        (``ops.adopt``): never moved, never lent (a copy or reflink unless the file is
+        yours alone); the same checks as a download."""
         from .ops.adopt import adopt
 
         return adopt(self, list(paths), known=known, dry_run=dry_run)

@@ -492,3 +492,34 @@ def write_text_under(root: Path, path: Path, text: str, *, mode: int = 0o600,
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=pfd)
+
+
+FICLONE = 0x40049409          # linux/fs.h: share the extents (a reflink), no bytes copied
+
+
+def reflink(src: Path, dst: Path) -> bool:
+    """Make ``dst`` (absent) a reflink of ``src``: shared extents, its own inode, no bytes
+    copied; False (``dst`` absent again) where the filesystem cannot."""
+    try:
+        import fcntl
+
+        with open(src, "rb") as s, open(dst, "xb") as d:
+            fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+        return True
+    except (OSError, ImportError):
+        with contextlib.suppress(FileNotFoundError):
+            dst.unlink()
+        return False
+
+
+def clone_or_copy(src: Path, dst: Path) -> str:
+    """Put ``src``'s bytes at ``dst`` as a new inode: a reflink where the filesystem can
+    (no bytes copied, yet a later write to either side stays its own), else a copy.
+    Returns ``"reflink"`` or ``"copy"``.  Never a hard link: the caller does not own
+    ``src``'s inode, or must not lend it (see ops/adopt.py)."""
+    with contextlib.suppress(FileNotFoundError):
+        dst.unlink()
+    if reflink(src, dst):
+        return "reflink"
+    shutil.copyfile(src, dst)
+    return "copy"

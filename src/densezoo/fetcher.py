@@ -17,14 +17,16 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, NotCachedError, PolicyError, StoreError,
                      StrictModeError, StructureMismatchError, TransferError,
-                     UnsafeContentError, UrlFailure, WeakTrustError, WrongContentError)
+                     UnsafeContentError, UrlFailure, UsageError, WeakTrustError,
+                     WrongContentError)
 from .hashing import ALGORITHMS, Digests, Expected, parse_md5_sidecar
 from .catalog import unique
 from .download.health import Health, host_of
+from .store.hf_cache import fill_advice, hub_offline_reason
 from .store.intake import Intake
 from .manifest import Artifact
 from .progress import ProgressArg, progress_for
-from .sources import source_for
+from .sources import scheme_of, source_for
 from .results import WEAK, Checksum, FetchAction, Strength, required_strength
 from .results.fetch import ExtractResult, FetchOutcome, FetchResult
 from .settings import Settings
@@ -110,12 +112,13 @@ class Fetcher:
         warnings: list[str] = []
         record = self.trust.record_of(art)
         if not force:
-            cached = self.copies.get(art, record, warnings)
+            cached = self.copies.get(art, record, warnings) or \
+                self._from_hf_cache(art, record, warnings)
             if cached is not None:
                 return cached
         if self.settings.offline:
             raise NotCachedError(art.name, hint="offline mode is on (--offline / DENSEZOO_OFFLINE); "
-                                                "fetch it once with network access"
+                                                + fill_advice(self._hub_urls(art))
                                  + ("; " + warnings[0] if warnings else ""))
         marker = self.store.marker(art)
         if self.settings.markers:
@@ -132,6 +135,37 @@ class Fetcher:
         finally:
             if self.settings.markers:
                 marker.release()
+
+    def _hub_urls(self, art: Artifact) -> list[str]:
+        return [u for u in self.candidate_urls(art.url, art.mirrors) if scheme_of(u) == "hf"]
+
+    def _from_hf_cache(self, art: Artifact, record: Record,
+                       warnings: list[str]) -> FetchResult | None:
+        """A copy the Hub's client already has (``store/hf_cache.py``), hashed and admitted
+        with no request to anyone -- a copy voucher naming the HF cache's repo@commit/path;
+        only where a copy can reach the required strength."""
+        urls = self._hub_urls(art)
+        weak = not has_full(self.trust.expected(art, record, origin=True))
+        if not urls or (weak and not Strength.COPY_PINNED.meets(self.bar)):
+            return None
+        from .store import hf_cache
+
+        exp = self.trust.expected(art, record, origin=False)
+        got = hf_cache.admit_copy(art, urls, exp, self.store, self.intake, record, warnings)
+        if got is None:
+            return None
+        served = hf_cache.provenance_url(got.hit)
+        record = got.admitted.record
+        strength = self.trust.strength(art, record, got.digests)
+        if strength in WEAK:
+            warnings.append(weak_line(art, strength, record))
+        if not strength.meets(self.bar):
+            raise WeakTrustError(art.name, str(strength), str(self.bar),
+                                 path=str(got.admitted.path),
+                                 how=f"was copied from {got.hit.describe()} and recorded")
+        return FetchResult(art.name, got.admitted.path, FetchAction.COPIED, served, 0,
+                           got.digests, strength, got.admitted.pinned,
+                           (*warnings, *got.admitted.warnings), entered=True)
 
     def _with_sidecar(self, art: Artifact, record: Record, warnings: list[str]) -> Record:
         """The md5 from the upstream ``.md5sum``, never from a mirror.
@@ -203,7 +237,7 @@ class Fetcher:
             # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
             will_pin = self.trust.needs_pin(art, record, origin=from_origin)
             algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
-            dead = self._dead_host(url)
+            dead = self._dead_host(url) or hub_offline_reason(url)
             if dead is not None:
                 failures.append(UrlFailure(redact(url), dead, FailureKind.DOWNLOAD))
                 continue
@@ -212,7 +246,16 @@ class Fetcher:
             except TransferError as e:
                 failures.append(UrlFailure(redact(e.url), e.reason, e.kind))
                 continue
+            except UsageError as e:
+                if url not in art.mirrors:   # a mirror the user configured: say so, exit 2
+                    raise
+                # A manifest's copy this machine cannot use (boto3 missing): the next one.
+                failures.append(UrlFailure(redact(url), f"{e.message} ({e.hint})" if e.hint
+                                           else e.message, FailureKind.POLICY))
+                continue
             request_url = resolved if isinstance(resolved, str) else resolved.url
+            size_claimed = not isinstance(resolved, str) and resolved.size is not None \
+                and exp.size is None          # only the source says how big it is
             claims: tuple[Voucher, ...] = ()
             if not isinstance(resolved, str):
                 # What the source says of the file before its body (the Hub's sha256 and
@@ -253,20 +296,36 @@ class Fetcher:
                 partial.release()
                 failures.append(UrlFailure(redact(url), str(e), FailureKind.POLICY))
                 continue
+            except StoreError as e:
+                if not size_claimed:
+                    partial.release()
+                    raise
+                # A size only this source claims (the Hub's X-Linked-Size of 1 PB) rules out
+                # this source, never the fetch: the next URL may be the real file.
+                partial.discard()
+                failures.append(UrlFailure(redact(url), f"{e.message} (the size only this "
+                                           "source claims)", FailureKind.DOWNLOAD))
+                continue
             except BaseException:
                 partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
                 raise
             self.health.record(url, ok=True,
                                bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6),
                                ranges=False if request_url in self.downloader.no_ranges else None)
+            hub = {} if isinstance(resolved, str) else resolved.provenance()
             try:
                 served = got.url if isinstance(resolved, str) else redact(url)
-                voucher = received(art, served, got.digests, from_origin=from_origin,
+                # A Hub copy's voucher names repo@commit/path and keeps the commit and Xet
+                # hash; the store's metadata records them too (hub_commit, xet_hash).
+                voucher = received(art, got.url if not hub else resolved.pinned_url(),
+                                   got.digests, from_origin=from_origin,
                                    detail=None if isinstance(resolved, str) else
                                    _hub_detail(resolved))
-                admitted = self.intake.admit(art, partial, got.digests, exp, url=got.url,
-                                             validators=got.validators, origin=got.url,
-                                             record=record, voucher=voucher, claims=claims)
+                admitted = self.intake.admit(art, partial, got.digests, exp,
+                                             url=resolved.pinned_url() if hub else got.url,
+                                             validators={**got.validators, **hub},
+                                             origin=got.url, record=record, voucher=voucher,
+                                             claims=claims)
             except ChecksumMismatchError as e:
                 failures.append(UrlFailure(got.url, f"{e.algorithm} mismatch: expected "
                                                     f"{e.expected}, got {e.actual}",
@@ -340,9 +399,10 @@ class Fetcher:
         src = source_for(url)
         if src is None or src.module is None:
             return url
+        downloader = self.downloader       # its transport policy governs the source's requests
         with self._lock:
             if src.scheme not in self._resolvers:
-                self._resolvers[src.scheme] = src.load().connect()
+                self._resolvers[src.scheme] = src.load().connect(downloader)
             resolver = self._resolvers[src.scheme]
         return resolver.request_url(url)  # type: ignore[attr-defined]
 
@@ -436,7 +496,11 @@ def hub_copies(art: Artifact) -> tuple[str, ...]:
 
 
 def _hub_detail(resolved) -> str | None:
-    return f"commit {resolved.commit}" if getattr(resolved, "commit", None) else None
+    """The commit the revision resolved to (X-Repo-Commit) and the Xet hash, when given."""
+    parts = [f"{label} {value}" for label, value in (
+        ("commit", getattr(resolved, "commit", None)),
+        ("xet", getattr(resolved, "xet_hash", None))) if value]
+    return "; ".join(parts) or None
 
 
 def _claim(url: str, resolved) -> Voucher:

@@ -24,7 +24,7 @@ REQUIRED_KEYS = ("name", "url", "md5")
 OPTIONAL_KEYS = {
     "kind", "sha256", "size", "mirrors", "md5_url", "md5_prefix", "legacy_urls", "description",
     "config", "metrics", "license", "filename", "requires", "aliases", "deprecated", "note",
-    "advisory",
+    "advisory", "derived_from",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -59,6 +59,9 @@ class Artifact:
     # A known problem with the upstream file itself (e.g. a placeholder of zeros): warned
     # about by every command that hands the file out, marked in `list`.
     advisory: str | None = None
+    # Not upstream's bytes but made from them (a TorchScript export of a checkpoint): the
+    # name of the entry it was made from; its checksum is its host's, never upstream's.
+    derived_from: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -241,6 +244,8 @@ def parse_entry(raw: object, source: str, zoo: str, index: int) -> Artifact:
         note=_str(raw.get("note"), source, name, "note"),
         source=source,
         advisory=_str(raw.get("advisory"), source, name, "advisory"),
+        derived_from=(check_name(raw["derived_from"], source, name, "derived_from")
+                      if raw.get("derived_from") is not None else None),
     )
 
 

@@ -8,7 +8,8 @@ a new source is its module plus one line here.  Modules are named, not
 imported: nothing is loaded until a URL of that scheme is fetched.
 
 A source module provides ``check(url) -> bool`` (is the address well formed),
-``connect() -> resolver`` (set up once per fetcher) where the resolver has
+``connect(downloader) -> resolver`` (set up once per fetcher; its requests obey the
+downloader's transport policy) where the resolver has
 ``request_url(url)``, and ``explain(url, TransferError) -> TransferError``.
 ``request_url`` answers the URL to GET, or an object with ``url`` and what the source
 says of the file before its body (``size``, ``sha256``; the Hub's ``hf.Resolved``),
@@ -40,7 +41,7 @@ SOURCES: dict[str, Source] = {s.scheme: s for s in (
     Source("https", "https://HOST[:PORT]/PATH", origin=True),
     Source("http", "http://HOST[:PORT]/PATH", origin=True),
     Source("s3", "s3://BUCKET/PREFIX", "densezoo.download.s3"),
-    Source("hf", "hf://[spaces/|datasets/]OWNER/REPO[@REVISION]/PATH", "densezoo.download.hf"),
+    Source("hf", "hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/PATH]", "densezoo.download.hf"),
 )}
 
 

@@ -59,7 +59,11 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return url.split("?", 1)[0].rsplit("@", 1)[-1]
+        # Not parseable (``hf://[datasets/|spaces/]...`` in a message, a bad port): drop
+        # the query and any user:password@ before the first '/', keep the rest as written.
+        scheme, sep, rest = url.split("?", 1)[0].partition("://")
+        netloc, slash, path = rest.partition("/")
+        return scheme + sep + netloc.rsplit("@", 1)[-1] + slash + path
     netloc = parts.netloc
     if parts.username or parts.password:
         host = parts.hostname or ""

@@ -31,13 +31,16 @@ Exit codes:
 
 \b
 Environment: DENSEZOO_CACHE_DIR, DENSEZOO_MANIFEST, DENSEZOO_MIRROR
-(http(s):// or s3://), DENSEZOO_STRICT, DENSEZOO_OFFLINE, DENSEZOO_ALLOW_HTTP,
-DENSEZOO_JOBS, DENSEZOO_CONNECTIONS, DENSEZOO_NO_PROGRESS, DENSEZOO_TIMEOUT,
-DENSEZOO_MIN_RATE, DENSEZOO_SCAN, DENSEZOO_NO_MARKERS,
-DENSEZOO_MAX_UNPACK_BYTES, DENSEZOO_MAX_UNPACK_MEMBERS, DENSEZOO_DEBUG (show
-tracebacks); for s3:// the standard AWS_* variables (AWS_ENDPOINT_URL for
-MinIO/Ceph); FVCORE_CACHE for --layout iopath; DENSEZOO_SETTINGS (the settings
-file: `densezoo settings`)."""
+(http(s)://, s3:// or hf://), DENSEZOO_STRICT, DENSEZOO_OFFLINE,
+DENSEZOO_ALLOW_HTTP, DENSEZOO_JOBS, DENSEZOO_CONNECTIONS,
+DENSEZOO_NO_PROGRESS, DENSEZOO_TIMEOUT, DENSEZOO_MIN_RATE, DENSEZOO_SCAN,
+DENSEZOO_NO_MARKERS, DENSEZOO_MAX_UNPACK_BYTES, DENSEZOO_MAX_UNPACK_MEMBERS,
+DENSEZOO_DEBUG (show tracebacks); for s3:// the standard AWS_* variables
+(AWS_ENDPOINT_URL for MinIO/Ceph); FVCORE_CACHE for --layout iopath;
+DENSEZOO_SETTINGS (the settings file: `densezoo settings`); for hf://
+HF_ENDPOINT, HF_TOKEN (or `hf auth login`), HF_HUB_CACHE / HF_HOME (the HF
+cache, read before the Hub is asked) and HF_HUB_OFFLINE=1 (the Hub is never
+asked); `densezoo doctor` shows them."""
 
 
 

@@ -180,9 +180,10 @@ def settings_edit_cmd(app: App) -> None:
 @click.command("adopt")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--known", is_flag=True,
-              help="Also look where detectron2/iopath ($FVCORE_CACHE, ~/.torch/iopath_cache), "
-                   "Detectron (/tmp/detectron-download-cache) and the Hugging Face Hub "
-                   "($HF_HOME/hub) keep downloads.")
+              help="Also look where detectron2/iopath ($FVCORE_CACHE, ~/.torch/iopath_cache, "
+                   "$TMPDIR/iopath_cache), Detectron (/tmp/detectron-download-cache) and the "
+                   "Hugging Face Hub ($HF_HUB_CACHE, $HF_HOME/hub) keep downloads -- only in "
+                   "folders you own and nobody else can write.")
 @click.option("--dry-run", is_flag=True, help="Say what would be adopted; change nothing.")
 @json_option
 @pass_app
@@ -196,14 +197,18 @@ def adopt_cmd(app: App, paths, known, dry_run, as_json) -> None:
     PATHs are files or folders (searched recursively).  A file is adopted only when
     its bytes match an entry's full checksums (size first, then md5/sha256: the name
     proves nothing -- renamed copies work, placeholders and LFS pointers do not) and
-    it passes the same content check and pickle scan as a download.  It is linked
-    (reflink, else hard link, else copy), never moved.  Entries that publish only an
-    md5 prefix cannot be matched.  Exit 9 if a matching file was refused (unsafe).
+    it passes the same content check and pickle scan as a download.  It is never
+    moved, and never lent: files of the Hugging Face cache, of other users or in
+    folders others can write are reflinked or copied; only a file you own alone, in a
+    folder only you can write, may be hard-linked.  A Hugging Face snapshot folder
+    adopts (its links into the cache's blobs/ are followed; a link leaving the cache is
+    listed as skipped).  Entries that publish only an md5 prefix cannot be matched.
+    Exit 9 if a matching file was refused (unsafe).
     """
     report = app.zoo.adopt(list(paths), known=known, dry_run=dry_run)
     code = 9 if report.count("refused") else 0
     counts = {k.replace(" ", "_"): report.count(k) for k in
-              ("adopted", "would adopt", "already cached", "refused", "no match")}
+              ("adopted", "would adopt", "already cached", "refused", "no match", "skipped")}
     if as_json:
         app.emit([i.to_dict() for i in report.items], exit_code=code,
                  summary={"looked_at": report.looked_at, **counts, "places": report.places})

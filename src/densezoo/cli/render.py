@@ -282,6 +282,9 @@ def info_lines(info: "ArtifactInfo"):
     if a.description:
         yield "description", a.description
     yield "file", a.file_name
+    if a.derived_from:
+        yield "derived from", (f"{a.derived_from} (a conversion, not upstream's bytes: its "
+                               "checksum is its host's -- the Hub's -- not upstream's)")
     yield "checksum", f"{info.checksum} (published)"
     if info.path is not None:
         yield "strength", str(info.strength) if info.strength else (

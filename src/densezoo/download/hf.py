@@ -1,4 +1,4 @@
-"""Hugging Face Hub copies: ``hf://[spaces/|datasets/]OWNER/REPO[@REVISION]/PATH``.
+"""Hugging Face Hub copies: ``hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/PATH]``.
 
 The spelling is huggingface_hub's own file-system one.  A copy is fetched the way the
 Hub's client fetches it, in plain HTTP: one ``HEAD`` of
@@ -27,9 +27,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urljoin, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from ..errors import FailureKind, TransferError
+from ..errors import FailureKind, PolicyError, TransferError
+from ..urls import redact
+
+if TYPE_CHECKING:
+    from .http import Downloader
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_TYPES = ("spaces", "datasets")
@@ -52,29 +57,36 @@ class HubPath:
                 f"{quote(self.revision, safe='')}/{quote(self.path)}")
 
 
-def parse(url: str) -> HubPath:
-    """Split an ``hf://`` URL; ValueError for one that is not well formed."""
+GRAMMAR = "hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/PATH]"
+
+
+def parse(url: str, *, need_path: bool = True) -> HubPath:
+    """Split an ``hf://`` URL (huggingface_hub's grammar: models by default, revision
+    ``main`` by default); ValueError for one that is not well formed.  Without
+    ``need_path`` a repo root is accepted (a mirror: files are then at
+    ``<host>/<url path>`` inside it, as in an http mirror)."""
     if not url.startswith("hf://"):
         raise ValueError("not an hf:// URL")
-    parts = url[len("hf://"):].split("/")
+    parts = url[len("hf://"):].rstrip("/").split("/")
     repo_type = parts.pop(0) if parts and parts[0] in REPO_TYPES else None
-    if len(parts) < 3:
-        raise ValueError("expected hf://[spaces/|datasets/]OWNER/REPO[@REVISION]/PATH")
+    if len(parts) < (3 if need_path else 2):
+        raise ValueError(f"expected {GRAMMAR}")
     owner, name = parts[0], parts[1]
     revision = "main"
     if "@" in name:
         name, revision = name.split("@", 1)
+        revision = unquote(revision)          # refs%2Fpr%2F3, as the Hub's client writes it
     path = "/".join(parts[2:])
-    if not (_PART.match(owner) and _PART.match(name) and revision and path
-            and ".." not in parts and "" not in parts[2:]):
-        raise ValueError("expected hf://[spaces/|datasets/]OWNER/REPO[@REVISION]/PATH")
+    if not (_PART.match(owner) and _PART.match(name) and revision
+            and ".." not in parts and "" not in parts[2:] and ".." not in revision.split("/")):
+        raise ValueError(f"expected {GRAMMAR}")
     return HubPath(repo_type, f"{owner}/{name}", revision, path)
 
 
 def check(url: str) -> bool:
-    """Well formed (a mirror prefix is a repo and a folder: the same shape)."""
+    """Well formed as a mirror: a repo root, or a folder inside one."""
     try:
-        parse(url.rstrip("/"))
+        parse(url, need_path=False)
     except ValueError:
         return False
     return True
@@ -86,9 +98,19 @@ def endpoint() -> str:
 
 def token() -> str | None:
     """HF_TOKEN, else the Hub's token file (HF_TOKEN_PATH, else $HF_HOME/token)."""
-    value = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if value and value.strip():
-        return value.strip()
+    return _token()[0]
+
+
+def token_source() -> str | None:
+    """Where the token comes from (a variable's name or the token file), never its value."""
+    return _token()[1]
+
+
+def _token() -> tuple[str | None, str | None]:
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        value = os.environ.get(var)
+        if value and value.strip():
+            return value.strip(), var
     path = os.environ.get("HF_TOKEN_PATH") or os.path.join(
         os.environ.get("HF_HOME") or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"),
@@ -96,8 +118,8 @@ def token() -> str | None:
     try:
         text = Path(path).read_text().strip()
     except OSError:
-        return None
-    return text or None
+        return None, None
+    return (text, path) if text else (None, None)
 
 
 @dataclass(frozen=True)
@@ -110,19 +132,37 @@ class Resolved:
     size: int | None = None    # X-Linked-Size
     commit: str | None = None  # X-Repo-Commit
     served_as: str | None = None   # how to name the source in messages (the hf:// URL)
+    xet_hash: str | None = None    # X-Xet-Hash (Xet-backed files)
+
+    def pinned_url(self) -> str:
+        """The source as it was served: ``hf://[TYPE/]OWNER/NAME@<commit>/PATH``."""
+        if not (self.commit and self.served_as):
+            return self.served_as or self.url
+        hp = parse(self.served_as)
+        kind = f"{hp.repo_type}/" if hp.repo_type else ""
+        return f"hf://{kind}{hp.repo}@{self.commit}/{hp.path}"
+
+    def provenance(self) -> dict[str, str | None]:
+        """What is recorded with the copy: the commit the revision resolved to, the Xet hash."""
+        return {"hub_commit": self.commit, "xet_hash": self.xet_hash}
 
 
-def connect() -> "Hub":
-    return Hub()
+def connect(downloader: "Downloader | None" = None) -> "Hub":
+    return Hub(downloader)
 
 
 class Hub:
-    """Resolves hf:// URLs against the endpoint (read at each call, as every variable)."""
+    """Resolves hf:// URLs against the endpoint (read at each call, as every variable).
 
-    def __init__(self) -> None:
-        from .http import new_session
+    Its requests go through the downloader's session and transport policy: a plain-http
+    ``HF_ENDPOINT`` off loopback is refused without ``--allow-http`` before the token is
+    sent, as any plain-http URL is."""
 
-        self.session = new_session()
+    def __init__(self, downloader: "Downloader | None" = None) -> None:
+        from .http import Downloader
+
+        self.downloader = downloader or Downloader()
+        self.session = self.downloader.session
 
     def request_url(self, url: str) -> Resolved:
         try:
@@ -135,6 +175,12 @@ class Hub:
         headers = {"Accept-Encoding": "identity"}
         secret = token()
         for _ in range(MAX_RELATIVE_REDIRECTS + 1):
+            try:
+                self.downloader.check_url_allowed(target)
+            except PolicyError as e:
+                raise TransferError(url, f"the Hub endpoint {redact(target)}: {e.message}"
+                                    f"{f' ({e.hint})' if e.hint else ''}", retryable=False,
+                                    kind=FailureKind.POLICY) from None
             # The token only ever goes to the endpoint's own host.
             same_host = urlsplit(target).netloc == urlsplit(base).netloc
             send = {**headers, **({"Authorization": f"Bearer {secret}"}
@@ -177,14 +223,15 @@ class Hub:
             size = r.headers.get("Content-Length")
         return Resolved(location, etag if _SHA256.match(etag) else None,
                         int(size) if size and re.fullmatch(r"[0-9]{1,20}", size) else None,
-                        r.headers.get("X-Repo-Commit"), url)
+                        r.headers.get("X-Repo-Commit"), url,
+                        (r.headers.get("X-Xet-Hash") or "").strip() or None)
 
 
 def explain(url: str, e: TransferError) -> TransferError:
     """The same failure, in the Hub's terms (a gated repo needs a token, ...)."""
     if e.status in (401, 403):
         why = ("access denied by the Hub: the repo is gated or private -- accept its terms "
-               "and set HF_TOKEN (or `huggingface-cli login`)")
+               "and set HF_TOKEN (or run `hf auth login`)")
     elif e.status == 404:
         why = "not on the Hub at that revision (repo, revision or path gone)"
     else:

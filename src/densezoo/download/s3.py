@@ -41,8 +41,9 @@ def check(url: str) -> bool:
     return 3 <= len(bucket) <= 63 and valid_host(bucket)
 
 
-def connect() -> "Bucket":
-    """The resolver for the source table (``sources.py``): one client per fetcher."""
+def connect(downloader: object = None) -> "Bucket":
+    """The resolver for the source table (``sources.py``): one client per fetcher (the
+    downloader is not needed: a presigned URL is fetched through it, policy and all)."""
     return Bucket.connect()
 
 

@@ -6,8 +6,24 @@ proves nothing: renamed copies, 31-byte "put model_final_162be9.pkl here" placeh
 and Git-LFS pointer files are common.  A file is adopted only when its size and then
 its full hashes match an entry's (a published md5/sha256, or a pin taken from the
 origin), and it passes the same content check and pickle scan as a download: it goes
-through the one intake door (``Intake.admit``).  It is linked into the store (a reflink
-where the filesystem can, else a hard link, else a copy), never moved.
+through the one intake door (``Intake.admit``).  It is never moved, and never lent:
+
+- A file of the Hugging Face cache, or of a folder another user can write, or owned by
+  someone else, is reflinked or copied (a new inode).  The HF cache is the Hub client's:
+  a hard link would keep ``hf cache rm`` from freeing the space and let an in-place
+  rewrite of the blob reach the store; a file someone else can write could be changed
+  between our hash and our load.
+- Only a file you own, that nobody else can write, in a folder only you can write, may
+  be hard-linked (no bytes copied) -- and then into a name no fetch ever claims
+  (``<file>.dzpart+adopt-<token>``, never a resumable ``.dzpart-<token>``): a partial left by
+  a killed adopt must never be resumed by a later fetch, whose reset would truncate the
+  user's own inode and download into it.
+
+Snapshots (what ``snapshot_download`` returns) are symlinks into the HF cache's
+``blobs/``: such links are followed when they stay inside the cache's ``blobs/``, and
+only those; a link leaving the cache is named and skipped.  ``--known`` looks only in
+folders the user owns and nobody else can write (``$TMPDIR/iopath_cache`` can be made by
+anyone).
 
 An entry that publishes only an md5 prefix (24 bits) is matched only where detectron2
 itself put the file (its iopath cache path) and only when the file's tensors are that
@@ -19,15 +35,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..disk import clone_or_copy, mine_alone, reflink
 from ..errors import DensezooError, UnsafeContentError, UsageError, WrongContentError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_file
 from ..manifest import Artifact
+from ..store import hf_cache
 from ..store.trust import has_full, voucher_for
 from ..urls import redact
 
@@ -35,7 +53,6 @@ if TYPE_CHECKING:
     from ..core import Core
 
 SKIP_SUFFIXES = (".tmp", ".incomplete", ".lock", ".dzpart", ".dzmeta", ".part")
-FICLONE = 0x40049409          # linux/fs.h: share the extents (a reflink), no bytes copied
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,7 @@ class AdoptItem:
     """One file looked at: what it was matched to and what happened to it."""
 
     path: str
-    state: str                    # adopted | would adopt | already cached | refused | no match
+    state: str    # adopted | would adopt | already cached | refused | no match | skipped
     name: str | None = None       # the artifact it matched (or was named like)
     reason: str | None = None     # why refused / why no match
     mode: str | None = None       # reflink | hardlink | copy
@@ -69,20 +86,37 @@ def known_places() -> list[Path]:
     env = os.environ.get
     iopath = env("FVCORE_CACHE")
     places = [Path(iopath) if iopath else Path("~/.torch/iopath_cache").expanduser(),
-              Path(tempfile.gettempdir()) / "iopath_cache",
+              Path(env("TMPDIR") or tempfile.gettempdir()) / "iopath_cache",
               Path("/tmp/detectron-download-cache")]
-    hub = env("HF_HUB_CACHE") or env("HUGGINGFACE_HUB_CACHE") or (
-        os.path.join(env("HF_HOME"), "hub") if env("HF_HOME") else os.path.join(
-            env("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface", "hub"))
-    places.append(Path(hub))
+    places.append(hf_cache.hub_cache())
     return places
 
 
-def _walk(root: Path, store_root: Path) -> Iterator[Path]:
-    """Regular files under ``root`` (symlinks are not followed: the Hub's snapshots are
-    links to its blobs, which are walked), never the store's own files."""
-    if root.is_file():
+def _not_yours(folder: Path) -> str | None:
+    """Why ``--known`` does not look in ``folder``: only folders the user owns and nobody
+    else can write (a co-tenant can create ``$TMPDIR/iopath_cache`` and fill it)."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "a symlink: --known looks only in folders you own"
+    if not mine_alone(st):
+        return (f"owned by uid {st.st_uid} or writable by others (mode "
+                f"{stat.S_IMODE(st.st_mode):o}): --known looks only in folders you own; "
+                "name it as a PATH if you trust it")
+    return None
+
+
+def _walk(root: Path, store_root: Path, skipped: list["AdoptItem"]) -> Iterator[Path]:
+    """Regular files under ``root``, never the store's own files.  A symlink is followed
+    only into the HF cache's ``blobs/`` (a snapshot's files); any other link is named in
+    ``skipped`` (a link leaving the cache), or passed over (the blobs are walked)."""
+    if root.is_file() and not root.is_symlink():
         yield root
+        return
+    if root.is_symlink() and not root.is_dir():
+        yield from _follow(root, skipped)
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
@@ -92,8 +126,38 @@ def _walk(root: Path, store_root: Path) -> Iterator[Path]:
         dirnames.sort()
         for name in sorted(filenames):
             p = here / name
-            if not name.endswith(SKIP_SUFFIXES) and not p.is_symlink() and p.is_file():
+            if name.endswith(SKIP_SUFFIXES):
+                continue
+            if p.is_symlink():
+                yield from _follow(p, skipped)
+            elif p.is_file():
                 yield p
+
+
+def _follow(link: Path, skipped: list["AdoptItem"]) -> Iterator[Path]:
+    """The blob a snapshot link leads to, if it stays inside the HF cache's ``blobs/``."""
+    root = _hub_root_of(link)
+    blob = hf_cache.blob_target(link, root)
+    if blob is not None:
+        yield blob
+        return
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    skipped.append(AdoptItem(str(link), "skipped", None,
+                             f"a symlink to {target}, outside the Hugging Face cache's blobs/: "
+                             "not followed (adopt the file itself if you trust it)"))
+
+
+def _hub_root_of(link: Path) -> Path:
+    """The HF cache a snapshot entry belongs to: ``<root>/<repo>/snapshots/<commit>/...``
+    (any cache folder, not only the configured one), else the configured cache."""
+    parts = link.absolute().parts
+    for i in range(len(parts) - 1, 1, -1):
+        if parts[i] == "snapshots" and "--" in parts[i - 1]:
+            return Path(*parts[: i - 1])
+    return hf_cache.hub_cache()
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -169,15 +233,20 @@ def adopt(core: "Core", paths: list[str], *, known: bool = False,
         if not path.exists():
             raise UsageError(f"{p}: no such file or folder")
         roots.append(path)
+    skipped: list[AdoptItem] = []
     if known:
-        found = [p for p in known_places() if p.is_dir()]
         report.places = [str(p) for p in known_places()]
-        roots += found
+        for place in known_places():
+            why = _not_yours(place)
+            if why is not None:
+                skipped.append(AdoptItem(str(place), "skipped", None, why))
+            elif place.is_dir():
+                roots.append(place)
     index = _Index(core)
     store_root = core.store.root
     seen: set[tuple[int, int]] = set()
     for root in roots:
-        for f in _walk(root, store_root):
+        for f in _walk(root, store_root, skipped):
             try:
                 st = f.stat()
             except OSError:
@@ -189,6 +258,7 @@ def adopt(core: "Core", paths: list[str], *, known: bool = False,
             item = _one(core, index, f, st.st_size, dry_run, explicit=f in roots)
             if item is not None:
                 report.items.append(item)
+    report.items += skipped
     return report
 
 
@@ -239,8 +309,9 @@ def _other_bytes(path: Path, like: Artifact, digests: Digests) -> AdoptItem:
 
 def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
            cached: list[Artifact]) -> AdoptItem:
-    """Link (or copy) ``src`` into a partial, hash what is there -- once: the bytes
-    matched and checked are the bytes published -- and hand it to the intake."""
+    """Place ``src``'s bytes in a partial of our own (see the module's docstring for how),
+    hash what is there -- once: the bytes matched and checked are the bytes published --
+    and hand it to the intake."""
     from ..disk import store_errors
 
     try:
@@ -248,12 +319,13 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
             pass
     except OSError as e:
         return AdoptItem(str(src), "refused", None, f"cannot read it ({e.strerror or e})")
+    may_link = _may_hardlink(src)
     target = next(a for a in cands if a not in cached)
-    partial = core.store.claim_partial(target, resume=False)
+    partial = core.store.claim_adopt_partial(target)
     match: Artifact | None = None
     try:
         with store_errors("adopt into", partial.path.parent):
-            mode = _place(src, partial.path)
+            mode = _place(src, partial.path, may_link)
             digests = hash_file(partial.path, ALGORITHMS)
         match = index.match(cands, digests)
         if match is None:
@@ -262,16 +334,17 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
             return AdoptItem(str(src), "already cached", match.name)
         if match is not target:      # two entries of one size: the partial is the other's
             partial.discard()
-            partial = core.store.claim_partial(match, resume=False)
+            partial = core.store.claim_adopt_partial(match)
             with store_errors("adopt into", partial.path.parent):
-                mode = _place(src, partial.path)
+                mode = _place(src, partial.path, may_link)
                 digests = hash_file(partial.path, ALGORITHMS)
+        # Who vouches: the file on disk (adopted) -- or, for a blob of the Hub client's
+        # cache, a copy voucher naming that cache.
         weak = index.prefix_only(match)   # a prefix alone: the structure must match too
         core.intake.admit(match, partial, digests, index.expected[match.name],
                           url=redact(match.url),
                           validators={"etag": None, "last_modified": None}, origin=str(src),
-                          record=core.trust.record_of(match),
-                          voucher=voucher_for("adopted", str(src), digests),
+                          record=core.trust.record_of(match), voucher=_voucher(src, digests),
                           mismatch_hint="the file changed while it was adopted; nothing "
                                         "was added", require_structure=weak)
     except (UnsafeContentError, WrongContentError) as e:
@@ -283,24 +356,37 @@ def _admit(core: "Core", index: _Index, src: Path, cands: list[Artifact],
     return AdoptItem(str(src), "adopted", match.name, mode=mode)
 
 
-def _place(src: Path, dst: Path) -> str:
+def _voucher(src: Path, digests: Digests):
+    """``adopted`` for a file of the user's; ``copy`` naming the HF cache for one of the
+    Hub client's blobs: its bytes are what the Hub's client downloaded."""
+    if hf_cache.inside(src):
+        return voucher_for("copy", f"the HF cache ({src})", digests, detail="adopt")
+    return voucher_for("adopted", str(src), digests)
+
+
+def _may_hardlink(src: Path) -> bool:
+    """Only a file the user owns and nobody else can write, in a folder only the user can
+    write, and never a file of the Hub's cache (see the module's docstring)."""
+    if hf_cache.inside(src):
+        return False
+    try:
+        return mine_alone(os.lstat(src)) and mine_alone(os.stat(src.parent))
+    except OSError:
+        return False
+
+
+def _place(src: Path, dst: Path, may_link: bool) -> str:
+    """Reflink, else (only when ``may_link``) hard-link, else copy ``src`` to ``dst``."""
     with contextlib.suppress(FileNotFoundError):
         dst.unlink()
-    try:
-        import fcntl
-
-        with open(src, "rb") as s, open(dst, "wb") as d:
-            fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+    if reflink(src, dst):
         return "reflink"
-    except (OSError, ImportError):
-        with contextlib.suppress(FileNotFoundError):
-            dst.unlink()
-    try:
-        os.link(src, dst)
-        return "hardlink"
-    except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
-                           errno.EOPNOTSUPP):
-            raise
-    shutil.copyfile(src, dst)
-    return "copy"
+    if may_link:
+        try:
+            os.link(src, dst)
+            return "hardlink"
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK,
+                               errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+    return clone_or_copy(src, dst)

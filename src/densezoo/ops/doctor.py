@@ -122,6 +122,30 @@ def _setting_checks(core: "Core", flags: dict[str, Any]) -> list[Check]:
             for r in rows]
 
 
+def _hub_check(core: "Core") -> Check:
+    """The Hugging Face Hub variables in effect: where hf:// sources are asked, with which
+    credentials (named, never shown), and which HF cache a fetch reads through."""
+    from ..download import hf
+    from ..store.hf_cache import hub_cache, hub_offline
+    from ..urls import is_loopback
+
+    base = hf.endpoint()
+    where = hf.token_source()
+    cache = hub_cache()
+    parts = [f"HF_ENDPOINT={redact(base)}" + ("" if os.environ.get("HF_ENDPOINT") else
+                                              " (default)"),
+             f"token: {'from ' + where if where else 'none (gated repos need `hf auth login` or HF_TOKEN)'}",
+             f"HF cache: {cache}" + ("" if cache.is_dir() else " (not there yet)"),
+             f"HF_HUB_OFFLINE={'1: the Hub is not asked' if hub_offline() else 'unset'}"]
+    clear = base.startswith("http://") and not is_loopback(base)
+    ok = not clear or core.settings.allow_http
+    if clear:
+        parts.append("plain http: " + ("allowed by --allow-http" if ok else
+                                       "refused without --allow-http (the token would travel "
+                                       "in clear text)"))
+    return Check("hugging face hub", ok, "; ".join(parts))
+
+
 def diagnose(core: "Core", *, probe_hosts: bool = True,
              flags: dict[str, Any] | None = None) -> Diagnosis:
     checks = [Check("versions", True, f"python {platform.python_version()}, " + ", ".join(
@@ -159,6 +183,7 @@ def diagnose(core: "Core", *, probe_hosts: bool = True,
     mode = "offline" if s.offline else "online"
     checks.append(Check("mode", True, f"{mode}; strict={s.strict}; mirrors: "
                         + (", ".join(redact(m) for m in s.mirrors) or "none")))
+    checks.append(_hub_check(core))
     try:
         checks += _setting_checks(core, flags or {})
     except DensezooError as e:

@@ -119,7 +119,7 @@ def iopath_paths(art: "Artifact", root: Path) -> list[Path]:
     query string stays in the file name) and skips the network when that file exists.
     """
     out = []
-    for url in (art.url, *art.mirrors, *art.legacy_urls):
+    for url in _iopath_urls(art):
         parts = urlsplit(url)
         folder = posixpath.dirname(parts.path.lstrip("/"))
         name = url.split("/")[-1]
@@ -129,6 +129,27 @@ def iopath_paths(art: "Artifact", root: Path) -> list[Path]:
         if path not in out:
             out.append(path)
     return out
+
+
+def _iopath_urls(art: "Artifact") -> list[str]:
+    """The URLs iopath could be handed for this artifact: the upstream URL first, then the
+    http(s) mirrors and legacy URLs, and an ``hf://`` copy as the Hub's https resolve URL
+    (what a script passes to apply_net).  Other schemes (``s3://``) iopath never caches,
+    and an ``hf://`` spelling itself is no path iopath looks at -- whichever source served
+    the bytes, the upstream URL's path is seeded."""
+    from ..download import hf
+    from ..sources import scheme_of
+
+    urls = []
+    for url in (art.url, *art.mirrors, *art.legacy_urls):
+        if scheme_of(url) == "hf":
+            try:
+                url = hf.parse(url).resolve_url(hf.DEFAULT_ENDPOINT)
+            except ValueError:
+                continue
+        if scheme_of(url) in ("http", "https"):
+            urls.append(url)
+    return urls
 
 
 def _export_flat(core: "Core", arts: list["Artifact"], to: Path, link: str, force: bool,

@@ -75,6 +75,7 @@ class FetchAction(Label):
     CACHED = "cached"          # a verified copy was already in the store
     DOWNLOADED = "downloaded"
     RESUMED = "resumed"        # continued from bytes kept by an earlier attempt
+    COPIED = "copied"          # from a cache of another tool (the HF cache): no network
 
 
 class VerifyStatus(Label):

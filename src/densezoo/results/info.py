@@ -22,7 +22,7 @@ def artifact_dict(a: Artifact) -> dict[str, Any]:
         "description": a.description, "config": a.config, "metrics": dict(a.metrics),
         "license": a.license, "requires": list(a.requires), "aliases": list(a.aliases),
         "deprecated": a.deprecated, "note": a.note, "advisory": a.advisory,
-        "manifest": a.source,
+        "derived_from": a.derived_from, "manifest": a.source,
     }
 
 
@@ -99,7 +99,9 @@ class ArtifactInfo:
         full = [k for k in ("sha256", "md5") if getattr(a, k)]
         size = " and size" if a.size is not None else ""
         if full:
-            origin_check = copy_check = f"published {' and '.join(full)}{size}"
+            # A derived file (a conversion) has no upstream checksum: its host's is the one.
+            by = " by its host (the Hub), not upstream" if a.derived_from else ""
+            origin_check = copy_check = f"published {' and '.join(full)}{size}{by}"
         elif a.md5_url:
             origin_check = "the md5 published next to it (.md5sum), then a first-use pin"
             copy_check = "the upstream .md5sum when upstream answers, else a mirror copy"
@@ -118,7 +120,8 @@ class ArtifactInfo:
             hub = m.startswith("hf://")
             out.append({"role": "hub copy" if hub else "mirror", "url": redact(m),
                         "verified_by": copy_check + ("; the Hub's own sha256 and size are "
-                                                     "checked before and after" if hub
+                                                     "checked before and after; a copy in "
+                                                     "the HF cache is used first" if hub
                                                      else "")})
         out += [{"role": "legacy", "url": redact(u), "verified_by": "not tried (historical)"}
                 for u in a.legacy_urls]

@@ -275,6 +275,16 @@ class Store:
             mine.touch(exist_ok=False)
         return Partial(mine, slot, {}, lay.meta(mine))
 
+    def claim_adopt_partial(self, art: Artifact) -> Partial:
+        """A partial for bytes adopt takes from a file on disk: a name no fetch claims
+        (``layout.ADOPTING``), so it may share the user's inode without a later fetch
+        ever resuming into it.  It is never released to the resumable slot."""
+        lay = self.layout
+        slot = lay.slot(art)
+        self.ensure_dir(slot.parent)
+        mine = lay.adopting(art, new_token())
+        return Partial(mine, mine, {}, lay.meta(mine))
+
     def publish(self, art: Artifact, partial: Partial, digests: Digests, *, url: str,
                 validators: dict[str, str | None]) -> Path:
         """Atomically move a verified partial into place and record its metadata."""

@@ -12,6 +12,7 @@ Layout (see docs/cache.md)::
     <root>/files/<host>/<url path>.dzmeta             its metadata (JSON)
     <root>/files/<host>/<url path>.dzpart             a resumable partial nobody holds
     <root>/files/<host>/<url path>.dzpart-<token>     a partial one process is writing
+    <root>/files/<host>/<url path>.dzpart+adopt-<token>  a file adopt is checking (never claimed)
     <root>/files/<host>/<url path>.dzpart….dzmeta     what the partial's bytes are (validator)
     <root>/files/<host>/<url path>.dzlock             "a process is fetching this" marker
     <root>/pins/<host>/<url path>.json                checksums pinned on first download
@@ -40,6 +41,10 @@ from ..manifest import Artifact, is_plain_name
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
 
+# A partial adopt fills from a file on disk (possibly the user's own inode, hard-linked):
+# no fetch ever claims or resumes it (``held_partials`` matches ``.dzpart-`` only), so a
+# killed adopt can never lead a later fetch to truncate and rewrite the user's file.
+ADOPTING = PART + "+adopt-"
 PARTIAL_STALE_SECONDS = TEMP_STALE_SECONDS  # an unchanged partial of a holder we cannot see is up for grabs
 MARKER_STALE_SECONDS = 30.0       # a marker whose heartbeat stopped this long ago is ignored
 HEARTBEAT_SECONDS = 5.0
@@ -58,6 +63,8 @@ def is_partial(name: str) -> bool:
 def partial_is_stale(path: Path) -> bool:
     """A partial whose writer died (same host) or has been silent too long (any host)."""
     _, sep, token = path.name.partition(PART + "-")
+    if not sep:
+        _, sep, token = path.name.partition(ADOPTING)
     alive = holder_alive(token) if sep else None
     if alive is not None:
         return not alive
@@ -171,6 +178,10 @@ class Layout:
 
     def partial(self, art: Artifact, token: str) -> Path:
         return with_suffix(self.file(art), f"{PART}-{token}")
+
+    def adopting(self, art: Artifact, token: str) -> Path:
+        """Where adopt puts a file's bytes while it checks them (see ``ADOPTING``)."""
+        return with_suffix(self.file(art), f"{ADOPTING}{token}")
 
     def held_partials(self, art: Artifact) -> list[Path]:
         """Partials some process named as its own (alive or not)."""
