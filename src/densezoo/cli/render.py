@@ -107,7 +107,7 @@ def _size(info: "ArtifactInfo") -> int | None:
 
 def list_tsv(infos: "list[ArtifactInfo]") -> str:
     """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
-    checksum strength, DensePose AP in percent, which AP, inference s/im, cached, and a
+    published checksum, DensePose AP in percent, which AP, inference s/im, cached, and a
     note: ``deprecated`` and/or ``advisory`` (the upstream file has a known problem)."""
     from ..results.info import headline_ap, inference_time
 
