@@ -72,7 +72,56 @@ def _fill_disk_when_a_block_is_recorded() -> None:
     transfer.Transfer.block_done = block_done
 
 
+def _kill_before_a_temp_is_renamed() -> None:
+    """SIGKILL when a temp file or folder (``disk.temp_path``'s name) is complete and about
+    to be renamed into place as ``$DZ_KILL_NAME``: the moment a kill leaves the most
+    behind (a whole bundle, a whole unpacked archive)."""
+    from densezoo.disk import TEMP
+
+    name = os.environ["DZ_KILL_NAME"]
+
+    def killing(real):
+        def rename(src, dst, *args, **kwargs):
+            if TEMP in os.fsdecode(src) and os.path.basename(os.fsdecode(dst)) == name:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst, *args, **kwargs)
+        return rename
+
+    os.replace = killing(os.replace)
+    os.rename = killing(os.rename)
+
+
+def _slow_progress() -> None:
+    """Every ``Progress.advance`` waits ``$DZ_SLOW`` seconds per MiB first: a long operation
+    (hashing, unpacking, copying) on small test files, so a bar is on screen long enough
+    to be drawn, or a signal lands in the middle of the work."""
+    import time
+
+    from densezoo import progress
+
+    real = progress.progress_for
+    delay = float(os.environ.get("DZ_SLOW", "0.2"))
+
+    class Slow:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def start(self, label, total, initial=0):
+            self.inner.start(label, total, initial)
+
+        def advance(self, n):
+            time.sleep(delay * n / (1 << 20))
+            self.inner.advance(n)
+
+        def close(self):
+            self.inner.close()
+
+    progress.progress_for = lambda arg, item: Slow(real(arg, item))
+
+
 HOOKS = {"kill-after-reset-truncates": _kill_after_reset_truncates,
+         "slow-progress": _slow_progress,
+         "kill-before-a-temp-is-renamed": _kill_before_a_temp_is_renamed,
          "short-write-once": _short_write_once,
          "fill-disk-when-a-block-is-recorded": _fill_disk_when_a_block_is_recorded}
 

@@ -226,8 +226,8 @@ def test_verify_leaves_a_file_repaired_while_it_was_hashed(server, blob, manifes
     path.write_bytes(b"x" * len(b.data))                       # corrupt copy
     real = verifier.hash_with_identity
 
-    def hash_then_repair(p, algorithms):
-        result = real(p, algorithms)
+    def hash_then_repair(p, algorithms, progress=None):
+        result = real(p, algorithms, progress)
         fresh = Path(str(p) + ".fresh")
         fresh.write_bytes(b.data)
         os.replace(fresh, p)                                   # what a concurrent fetch does

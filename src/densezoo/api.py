@@ -145,32 +145,35 @@ class Zoo(Core):
 
     def export(self, names: Iterable[str], to: str | os.PathLike[str] | None, *,
                link: str = "symlink", layout: str | None = None,
-               force: bool = False) -> list[ExportResult]:
+               force: bool = False, progress: ProgressArg = None) -> list[ExportResult]:
         """Verified copies (links by default) in ``to``; ``layout`` "densepose" (the v1
         checkout's folders) or "iopath" (detectron2's download cache, ``to`` optional)."""
         from .ops.export import export
 
         return export(self, names, Path(to) if to is not None else None, link=link,
-                      layout=layout, force=force)
+                      layout=layout, force=force, progress=progress)
 
     def mirror_build(self, target: str | os.PathLike[str], names: Iterable[str] | None,
                      *, base_url: str | None = None, link: str = "hardlink",
-                     cached: bool = False) -> "MirrorResult":
+                     cached: bool = False, progress: ProgressArg = None) -> "MirrorResult":
         """A mirror tree (files, densezoo-mirror.yaml, index.html) in a folder or under
         ``s3://bucket/prefix``; ``cached``: only what the cache holds."""
         from .ops.mirror import mirror_build
 
-        return mirror_build(self, target, names, base_url=base_url, link=link, cached=cached)
+        return mirror_build(self, target, names, base_url=base_url, link=link, cached=cached,
+                            progress=progress)
 
-    def bundle(self, names: Iterable[str], out: str | os.PathLike[str]) -> list[str]:
+    def bundle(self, names: Iterable[str], out: str | os.PathLike[str], *,
+               progress: ProgressArg = None) -> list[str]:
         from .ops.bundle import bundle
 
-        return bundle(self, names, Path(out))
+        return bundle(self, names, Path(out), progress)
 
-    def import_bundle(self, path: str | os.PathLike[str]) -> tuple[list[ImportResult], Path]:
+    def import_bundle(self, path: str | os.PathLike[str], *,
+                      progress: ProgressArg = None) -> tuple[list[ImportResult], Path]:
         from .ops.bundle import import_bundle
 
-        return import_bundle(self, Path(path))
+        return import_bundle(self, Path(path), progress)
 
     def ledger_export(self, names: Iterable[str], out: str | os.PathLike[str], *,
                       key: str | os.PathLike[str] | None = None,
@@ -321,7 +324,7 @@ def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int
            scan: bool = False, cross_check: bool = False,
            signature: str | os.PathLike[str] | None = None,
            key: str | os.PathLike[str] | None = None,
-           ledger: str | os.PathLike[str] | None = None,
+           ledger: str | os.PathLike[str] | None = None, progress: ProgressArg = None,
            **settings: Any) -> "VerifyReport | LedgerCheck":
     """``densezoo verify``: offline re-check of the cache (``quick``: stat memos;
     ``cross_check``: first ask the Hub what each weak file's Hub copy is).
@@ -337,7 +340,7 @@ def verify(names: Iterable[str] | None = None, *, quick: bool = False, jobs: int
                              "and no names", hint="verify(signature=SIG, key=PUBLIC_PEM)")
         return Zoo(**settings).verify_signature(signature, key, ledger=ledger)
     return Zoo(**settings).verify(names, quick=quick, jobs=jobs, scan=scan,
-                                  cross_check=cross_check)
+                                  cross_check=cross_check, progress=progress)
 
 
 def ledger_export(names: Iterable[str] = (), *, output: str | os.PathLike[str],

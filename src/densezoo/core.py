@@ -266,7 +266,7 @@ class Core:
         if not is_archive(art.file_name):
             raise DensezooError(f"{art.name} ({art.file_name}) is not a tar archive",
                                 hint="--extract applies to .tar/.tar.gz/.tgz artifacts")
-        return self.fetcher.extract(art, self.fetcher.fetch(art, progress=progress))
+        return self.fetcher.extract(art, self.fetcher.fetch(art, progress=progress), progress)
 
     def path(self, name: NameOrArtifact) -> Path:
         """The verified cached path; never downloads, moves or pins anything
@@ -288,7 +288,7 @@ class Core:
 
     def verify(self, names: Iterable[str] | None = None, *, quick: bool = False,
                jobs: int | None = None, scan: bool = False,
-               cross_check: bool = False) -> VerifyReport:
+               cross_check: bool = False, progress: ProgressArg = None) -> VerifyReport:
         """Re-check cached files against published checksums or pins.  Never uses the
         network -- except ``cross_check``, which first asks the Hub what each weakly
         vouched file's Hub copy is (sha256 and size, no body) and records its word.
@@ -296,17 +296,19 @@ class Core:
         With no names, every cached artifact is checked; named artifacts that are
         not cached are reported as missing.  Corrupt files are moved aside, and with
         ``scan`` so are ``.pkl`` files that import anything off the allow-list.
+        The bytes hashed are reported on ``progress`` (as ``fetch``'s are).
         """
         if names is not None:
             arts = self.resolve(names)
             if cross_check:
                 self.cross_check(arts)
-            return self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan, bar=self.bar)
+            return self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan, bar=self.bar,
+                                        progress=progress)
         arts, strangers = self.stored()
         if cross_check:
             self.cross_check(arts)
         report = self.verifier.verify(arts, quick=quick, jobs=jobs, scan=scan,
-                                      bar=self.bar)
+                                      bar=self.bar, progress=progress)
         if strangers:
             report = report.with_note(
                 f"{len(strangers)} file(s) in the store that no loaded manifest names and no "

@@ -14,11 +14,136 @@ import os
 import stat
 import shutil
 import time
+import platform
+import re
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import DensezooError, StoreError
+
+if TYPE_CHECKING:
+    from .progress import Progress
+
+
+# Work in progress is named for its writer (docs/cache.md, "Temporary files"): a partial
+# download (``.dzpart-<token>``) and every temp file or folder (``temp_path``) carry a
+# ``pid@host.random`` token, so a reader can tell a dead writer's leftover from live work.
+TMP = ".tmp"
+TEMP_STALE_SECONDS = 15 * 60   # unchanged this long, a temp whose writer we cannot see is dead
+
+
+def _host_label() -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in platform.node())[:40]
+
+
+def new_token() -> str:
+    """``pid@host.random``: unique per holder, and tells a same-host reader who holds it."""
+    return f"{os.getpid()}@{_host_label() or 'host'}.{uuid.uuid4().hex[:8]}"
+
+
+def holder_alive(token: str) -> bool | None:
+    """True/False for a holder on this host; None if it lives elsewhere (cannot tell)."""
+    pid_s, _, rest = token.partition("@")
+    host = rest.rsplit(".", 1)[0]
+    if host != _host_label() or not pid_s.isdigit():
+        return None
+    pid = int(pid_s)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def idle_seconds(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+TEMP = ".dztmp-"      # .<name>.dztmp-<pid@host.random>.tmp: a temp file or folder, and its writer
+
+
+def temp_path(path: Path, token: str | None = None) -> Path:
+    """Where one process stages ``path`` (a file or a folder) before renaming it into
+    place.  The name carries the writer's token, so whoever finds it after a SIGKILL
+    (``cache prune``, the next run of the same operation) can tell a dead writer's
+    leftover from a live writer's work (``temp_is_stale``)."""
+    return path.with_name(f".{path.name[:60]}{TEMP}{token or new_token()}{TMP}")
+
+
+# An older densezoo's unpack folders (``<name>.tmp-<hex>``, ``<name>.old-<hex>``): no writer
+# named, so only their age tells (what issue 39 found: 476 MiB of them after a few kills).
+_OLD_UNPACK = re.compile(r"\.(?:tmp|old)-[0-9a-f]{8}$")
+
+
+def is_temp(name: str, unpacked: bool = False) -> bool:
+    """A name ``temp_path`` made, or an older densezoo's ``….tmp``; with ``unpacked`` (a
+    folder under ``extracted/``, where no artifact's own name lives) also an older
+    densezoo's unpack folder.  None of the older names says who wrote it."""
+    return name.endswith(TMP) or (unpacked and _OLD_UNPACK.search(name) is not None)
+
+
+def temp_is_stale(path: Path) -> bool:
+    """A temp whose writer died (same host), or, when the name cannot say (another host,
+    an older densezoo's name), one untouched for as long as a partial may be."""
+    _, sep, rest = path.name.rpartition(TEMP)
+    alive = holder_alive(rest[:-len(TMP)]) if sep and rest.endswith(TMP) else None
+    if alive is not None:
+        return not alive
+    idle = idle_seconds(path)
+    return idle is not None and idle > TEMP_STALE_SECONDS
+
+
+def stale_temps(folder: Path, name: str | None = None) -> list[Path]:
+    """The dead writers' temps directly in ``folder`` (only those staging ``name`` when
+    given): what the next run of an operation sweeps before writing there again."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    want = f".{name[:60]}{TEMP}" if name is not None else None
+    return [folder / n for n in names
+            if is_temp(n) and TEMP in n and (want is None or n.startswith(want))
+            and temp_is_stale(folder / n)]
+
+
+def sweep_temps(folder: Path, name: str | None = None) -> int:
+    """Remove ``stale_temps(folder, name)`` (files, links, folders; nothing followed);
+    how many went.  Run before an operation writes into ``folder`` again."""
+    gone = 0
+    for path in stale_temps(folder, name):
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            gone += 1
+        except OSError:
+            pass
+    return gone
+
+
+def copy_file(src: Path, dest: Path, progress: "Progress | None" = None) -> None:
+    """``shutil.copyfile``; with ``progress`` (export, mirror build) a chunked copy that
+    reports every MiB copied, labelled ``copy <file>``."""
+    if progress is None:
+        shutil.copyfile(src, dest)
+        return
+    from .progress import Reading
+
+    progress.start(f"copy {src.name}", os.path.getsize(src))
+    try:
+        with open(src, "rb") as fi, open(dest, "wb") as fo:
+            shutil.copyfileobj(Reading(fi, progress), fo, 1 << 20)
+    finally:
+        progress.close()
 
 
 def utc_now() -> str:
@@ -56,7 +181,7 @@ def private_file(path: Path) -> bool:
 def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
     """Readers see the old file or the new one, never half of one; ``mode``: the new
     file's permissions from its first byte (a secret is never readable by others)."""
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path(path)
     try:
         if mode is None:
             tmp.write_text(text, encoding="utf-8")
@@ -149,16 +274,20 @@ def allocated(path: Path) -> int:
         return 0
 
 
-def check_free_space(directory: Path, needed: int) -> None:
-    """Refuse before the first byte when the filesystem says the file cannot fit."""
+def check_free_space(directory: Path, needed: int, *, what: str = "the download",
+                     shown: Path | None = None) -> None:
+    """Refuse before the first byte when the filesystem says the file cannot fit.
+    ``what`` needs the bytes; ``shown``: the folder to name (a temp folder is gone by the
+    time the user reads the message)."""
     try:
         free = shutil.disk_usage(directory).free
     except OSError:
         return            # cannot tell: let the write itself report a full disk
     if needed > free:
+        where = shown or directory
         raise StoreError(
-            f"not enough space in {directory}: the download needs {needed} more bytes "
-            f"and {free} are free", path=str(directory),
+            f"not enough space in {where}: {what} needs {needed} more bytes "
+            f"and {free} are free", path=str(where),
             hint="free some space, point --cache-dir / DENSEZOO_CACHE_DIR elsewhere, or pass "
                  "--no-space-check if this filesystem misreports its free space")
 
@@ -322,7 +451,7 @@ def remove_under(root: Path, path: Path, *, identity: tuple[int, int] | None = N
             rmtree_at(pfd, name)
             return 0
         if keep is not None:
-            tomb = f"{name[:40]}.dzprune-{uuid.uuid4().hex[:8]}.tmp"
+            tomb = temp_path(Path(name)).name
             os.rename(name, tomb, src_dir_fd=pfd, dst_dir_fd=pfd)
             now = os.stat(tomb, dir_fd=pfd, follow_symlinks=False)
             if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or keep():
@@ -353,7 +482,7 @@ def write_text_under(root: Path, path: Path, text: str, *, mode: int = 0o600,
             from .errors import ForeignFolderError
 
             raise ForeignFolderError(str(path.parent), owner)
-        tmp = f".{rel.parts[-1][:60]}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = temp_path(Path(rel.parts[-1])).name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_CLOEXEC", 0), mode, dir_fd=pfd)
         try:

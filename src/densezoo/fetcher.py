@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import (ChecksumMismatchError, DensezooError, DownloadFailedError,
                      FailureKind, NotCachedError, PolicyError, StoreError,
@@ -218,151 +219,168 @@ class Fetcher:
 
     def _download(self, art: Artifact, record: Record, warnings: list[str],
                   progress: ProgressArg) -> FetchResult:
+        """Each candidate URL in turn until one yields bytes the intake admits: plan the
+        attempt (what these bytes must be, what the source claims), transfer, admit,
+        then say how strong the bytes are.  Every refusal is that URL's failure."""
         failures: list[UrlFailure] = []
-        bar = self.bar
         for url in self.candidate_urls(art.url, art.mirrors):
-            # The entry's own URL is the origin; anything else (a manifest mirror,
-            # DENSEZOO_MIRROR, S3, the Hub) is a copy, verified only by a full checksum.
-            from_origin = url == art.url
-            exp = self.trust.expected(art, record, origin=from_origin)
-            # A copy's bytes with no full checksum from the manifest, the sidecar or an
-            # origin pin are copy-pinned at best: below a bar of prefix or more.
-            weak = not from_origin and not has_full(self.trust.expected(art, record,
-                                                                        origin=True))
-            if weak and not Strength.COPY_PINNED.meets(bar):
-                failures.append(UrlFailure(redact(url), _weak_reason(exp) + f"; a copy's bytes "
-                                           f"are copy-pinned at best, below the required {bar}",
-                                           FailureKind.POLICY))
+            plan = self._plan(art, url, record)
+            if isinstance(plan, UrlFailure):
+                failures.append(plan)
                 continue
-            # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
-            will_pin = self.trust.needs_pin(art, record, origin=from_origin)
-            algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
-            dead = self._dead_host(url) or hub_offline_reason(url)
-            if dead is not None:
-                failures.append(UrlFailure(redact(url), dead, FailureKind.DOWNLOAD))
+            got = self._transfer(art, plan, progress)
+            if isinstance(got, UrlFailure):
+                failures.append(got)
                 continue
-            try:
-                resolved = self._signed(url)
-            except TransferError as e:
-                failures.append(UrlFailure(redact(e.url), e.reason, e.kind))
+            admitted = self._admit(art, plan, got, record)
+            if isinstance(admitted, UrlFailure):
+                failures.append(admitted)
                 continue
-            except UsageError as e:
-                if url not in art.mirrors:   # a mirror the user configured: say so, exit 2
-                    raise
-                # A manifest's copy this machine cannot use (boto3 missing): the next one.
-                failures.append(UrlFailure(redact(url), f"{e.message} ({e.hint})" if e.hint
-                                           else e.message, FailureKind.POLICY))
-                continue
-            request_url = resolved if isinstance(resolved, str) else resolved.url
-            size_claimed = not isinstance(resolved, str) and resolved.size is not None \
-                and exp.size is None          # only the source says how big it is
-            claims: tuple[Voucher, ...] = ()
-            if not isinstance(resolved, str):
-                # What the source says of the file before its body (the Hub's sha256 and
-                # size): a contradiction refuses the copy now; agreement is checked again
-                # on the bytes.  It is the copy's own party: no cross-check.
-                clash = _contradiction(resolved, exp)
-                if clash is not None:
-                    failures.append(UrlFailure(redact(url), clash, FailureKind.CHECKSUM))
-                    continue
-                exp = exp.merged(Expected(size=resolved.size, sha256=resolved.sha256, sources={
-                    k: _HUB for k in ("size", "sha256") if getattr(resolved, k)}))
-                if exp.sha256 and "sha256" not in algorithms:
-                    algorithms = (*algorithms, "sha256")
-                if resolved.sha256:
-                    claims = (_claim(url, resolved),)
-            if self.health.ranges_refused(url):
-                self.downloader.no_ranges.add(request_url)   # remembered: one connection
-            elif (split := self.health.learned_split(url)) is not None:
-                self.downloader.learned[request_url] = split  # remembered: split at once
-            partial = self.store.claim_partial(art)
-            began = time.monotonic()
-            try:
-                got = self.downloader.download(
-                    request_url, partial, expected_size=exp.size, file_name=art.file_name,
-                    resume_unvalidated=exp.has_checksum, algorithms=algorithms,
-                    progress=progress_for(progress, art),
-                    size_claimed=exp.sources.get("size") == _HUB)
-            except TransferError as e:
-                partial.release()
-                self.health.record(url, ok=False)
-                if e.unreachable:
-                    with self._lock:
-                        self._unreachable[host_of(url)] = (e.reason, time.monotonic())
-                src = source_for(url)
-                if src is not None and src.module is not None:
-                    e = src.load().explain(url, e)
-                failures.append(UrlFailure(e.url, e.reason, e.kind))
-                continue
-            except PolicyError as e:
-                partial.release()
-                failures.append(UrlFailure(redact(url), str(e), FailureKind.POLICY))
-                continue
-            except StoreError as e:
-                if not size_claimed:
-                    partial.release()
-                    raise
-                # A size only this source claims (the Hub's X-Linked-Size of 1 PB) rules out
-                # this source, never the fetch: the next URL may be the real file.
-                partial.discard()
-                failures.append(UrlFailure(redact(url), f"{e.message} (the size only this "
-                                           "source claims)", FailureKind.DOWNLOAD))
-                continue
-            except BaseException:
-                partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
-                raise
-            self.health.record(url, ok=True,
-                               bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6),
-                               ranges=False if request_url in self.downloader.no_ranges else None,
-                               split=self.downloader.taught.pop(request_url, None))
-            hub = {} if isinstance(resolved, str) else resolved.provenance()
-            try:
-                served = got.url if isinstance(resolved, str) else redact(url)
-                # A Hub copy's voucher names repo@commit/path and keeps the commit and Xet
-                # hash; the store's metadata records them too (hub_commit, xet_hash).
-                voucher = received(art, got.url if not hub else resolved.pinned_url(),
-                                   got.digests, from_origin=from_origin,
-                                   detail=None if isinstance(resolved, str) else
-                                   _hub_detail(resolved))
-                admitted = self.intake.admit(art, partial, got.digests, exp,
-                                             url=resolved.pinned_url() if hub else got.url,
-                                             validators={**got.validators, **hub},
-                                             origin=got.url, record=record, voucher=voucher,
-                                             claims=claims)
-            except ChecksumMismatchError as e:
-                failures.append(UrlFailure(got.url, f"{e.algorithm} mismatch: expected "
-                                                    f"{e.expected}, got {e.actual}",
-                                           FailureKind.CHECKSUM))
-                continue
-            except UnsafeContentError as e:
-                failures.append(UrlFailure(got.url, f"{e.reason} (kept in {e.moved_to})",
-                                           FailureKind.UNSAFE))
-                continue
-            except WrongContentError as e:
-                failures.append(UrlFailure(got.url, e.reason, FailureKind.CHECKSUM if isinstance(
-                    e, StructureMismatchError) else FailureKind.CONTENT))   # other weights: 4
-                continue
-            action = FetchAction.RESUMED if got.resumed_from else FetchAction.DOWNLOADED
-            warnings.extend(admitted.warnings)     # what the bytes showed (a zero mesh)
-            record = admitted.record
-            strength = self.trust.strength(art, record, got.digests)
-            if from_origin and strength is not Strength.VERIFIED:
-                record, note = self._cross_check(art, record, got.digests)
-                if note:
-                    warnings.append(note)
-                strength = self.trust.strength(art, record, got.digests)
-            if strength in WEAK:
-                warnings.append(weak_line(art, strength, record))
-            if not from_origin and failures:
-                warnings.append(f"{art.name}: served by {served} after the origin failed "
-                                f"({failures[-1].reason})")
-            if not strength.meets(bar):
-                raise WeakTrustError(art.name, str(strength), str(bar), path=str(admitted.path),
-                                     how=f"was fetched from {served} and recorded")
-            return FetchResult(art.name, admitted.path, action, served, got.transferred,
-                               got.digests, strength, admitted.pinned, tuple(warnings),
-                               got.connections, entered=True)
+            return self._conclude(art, plan, got, admitted, warnings, failures)
         raise DownloadFailedError(art.name, failures)
+
+    def _plan(self, art: Artifact, url: str, record: Record) -> "_Plan | UrlFailure":
+        """What bytes from ``url`` must be, and where to ask for them -- or why not to."""
+        # The entry's own URL is the origin; anything else (a manifest mirror,
+        # DENSEZOO_MIRROR, S3, the Hub) is a copy, verified only by a full checksum.
+        from_origin = url == art.url
+        exp = self.trust.expected(art, record, origin=from_origin)
+        # A copy's bytes with no full checksum from the manifest, the sidecar or an origin
+        # pin are copy-pinned at best: below a bar of prefix or more.
+        weak = not from_origin and not has_full(self.trust.expected(art, record, origin=True))
+        if weak and not Strength.COPY_PINNED.meets(self.bar):
+            return UrlFailure(redact(url), _weak_reason(exp) + "; a copy's bytes are "
+                              f"copy-pinned at best, below the required {self.bar}",
+                              FailureKind.POLICY)
+        # md5 costs a core; sha256 is only worth its CPU when checked or to be pinned.
+        will_pin = self.trust.needs_pin(art, record, origin=from_origin)
+        algorithms = ALGORITHMS if will_pin else (exp.algorithms() or ALGORITHMS)
+        dead = self._dead_host(url) or hub_offline_reason(url)
+        if dead is not None:
+            return UrlFailure(redact(url), dead, FailureKind.DOWNLOAD)
+        try:
+            resolved = self._signed(url)
+        except TransferError as e:
+            return UrlFailure(redact(e.url), e.reason, e.kind)
+        except UsageError as e:
+            if url not in art.mirrors:   # a mirror the user configured: say so, exit 2
+                raise
+            # A manifest's copy this machine cannot use (boto3 missing): the next one.
+            return UrlFailure(redact(url), f"{e.message} ({e.hint})" if e.hint else e.message,
+                              FailureKind.POLICY)
+        if isinstance(resolved, str):
+            return _Plan(url, from_origin, exp, algorithms, resolved)
+        # What the source says of the file before its body (the Hub's sha256 and size): a
+        # contradiction refuses the copy now; agreement is checked again on the bytes.  It
+        # is the copy's own party: no cross-check.
+        clash = _contradiction(resolved, exp)
+        if clash is not None:
+            return UrlFailure(redact(url), clash, FailureKind.CHECKSUM)
+        size_claimed = resolved.size is not None and exp.size is None   # only the source
+        exp = exp.merged(Expected(size=resolved.size, sha256=resolved.sha256, sources={
+            k: _HUB for k in ("size", "sha256") if getattr(resolved, k)}))
+        if exp.sha256 and "sha256" not in algorithms:
+            algorithms = (*algorithms, "sha256")
+        claims = (_claim(url, resolved),) if resolved.sha256 else ()
+        return _Plan(url, from_origin, exp, algorithms, resolved.url, resolved, claims,
+                     size_claimed)
+
+    def _transfer(self, art: Artifact, plan: "_Plan", progress: ProgressArg):
+        """The bytes into a partial (resumed where they can be), or this URL's failure."""
+        url, request_url, exp = plan.url, plan.request_url, plan.expected
+        if self.health.ranges_refused(url):
+            self.downloader.no_ranges.add(request_url)   # remembered: one connection
+        elif (split := self.health.learned_split(url)) is not None:
+            self.downloader.learned[request_url] = split  # remembered: split at once
+        partial = self.store.claim_partial(art)
+        began = time.monotonic()
+        try:
+            got = self.downloader.download(
+                request_url, partial, expected_size=exp.size, file_name=art.file_name,
+                resume_unvalidated=exp.has_checksum, algorithms=plan.algorithms,
+                progress=progress_for(progress, art),
+                size_claimed=exp.sources.get("size") == _HUB)
+        except TransferError as e:
+            partial.release()
+            self.health.record(url, ok=False)
+            if e.unreachable:
+                with self._lock:
+                    self._unreachable[host_of(url)] = (e.reason, time.monotonic())
+            src = source_for(url)
+            if src is not None and src.module is not None:
+                e = src.load().explain(url, e)
+            return UrlFailure(e.url, e.reason, e.kind)
+        except PolicyError as e:
+            partial.release()
+            return UrlFailure(redact(url), str(e), FailureKind.POLICY)
+        except StoreError as e:
+            if not plan.size_claimed:
+                partial.release()
+                raise
+            # A size only this source claims (the Hub's X-Linked-Size of 1 PB) rules out
+            # this source, never the fetch: the next URL may be the real file.
+            partial.discard()
+            return UrlFailure(redact(url), f"{e.message} (the size only this source "
+                              "claims)", FailureKind.DOWNLOAD)
+        except BaseException:
+            partial.release()        # Ctrl-C, disk full: keep the bytes for a resume
+            raise
+        self.health.record(url, ok=True,
+                           bytes_per_s=got.transferred / max(time.monotonic() - began, 1e-6),
+                           ranges=False if request_url in self.downloader.no_ranges else None,
+                           split=self.downloader.taught.pop(request_url, None))
+        return _Got(got, partial)
+
+    def _admit(self, art: Artifact, plan: "_Plan", got: "_Got", record: Record):
+        """The intake's verdict on the bytes, with the voucher for who delivered them."""
+        resolved, res = plan.resolved, got.result
+        hub = {} if resolved is None else resolved.provenance()
+        # A Hub copy's voucher names repo@commit/path and keeps the commit and Xet hash;
+        # the store's metadata records them too (hub_commit, xet_hash).
+        voucher = received(art, res.url if not hub else resolved.pinned_url(), res.digests,
+                           from_origin=plan.from_origin,
+                           detail=None if resolved is None else _hub_detail(resolved))
+        try:
+            return self.intake.admit(art, got.partial, res.digests, plan.expected,
+                                     url=resolved.pinned_url() if hub else res.url,
+                                     validators={**res.validators, **hub}, origin=res.url,
+                                     record=record, voucher=voucher, claims=plan.claims)
+        except ChecksumMismatchError as e:
+            return UrlFailure(res.url, f"{e.algorithm} mismatch: expected {e.expected}, got "
+                              f"{e.actual}", FailureKind.CHECKSUM)
+        except UnsafeContentError as e:
+            return UrlFailure(res.url, f"{e.reason} (kept in {e.moved_to})", FailureKind.UNSAFE)
+        except WrongContentError as e:
+            return UrlFailure(res.url, e.reason, FailureKind.CHECKSUM if isinstance(
+                e, StructureMismatchError) else FailureKind.CONTENT)   # other weights: 4
+
+    def _conclude(self, art: Artifact, plan: "_Plan", got: "_Got", admitted,
+                  warnings: list[str], failures: list[UrlFailure]) -> FetchResult:
+        """How strong the admitted bytes are (asking the Hub for a second word when the
+        origin's alone is not ``verified``), what to tell the user, and the bar."""
+        res = got.result
+        served = res.url if plan.resolved is None else redact(plan.url)
+        warnings.extend(admitted.warnings)     # what the bytes showed (a zero mesh)
+        record = admitted.record
+        strength = self.trust.strength(art, record, res.digests)
+        if plan.from_origin and strength is not Strength.VERIFIED:
+            record, note = self._cross_check(art, record, res.digests)
+            if note:
+                warnings.append(note)
+            strength = self.trust.strength(art, record, res.digests)
+        if strength in WEAK:
+            warnings.append(weak_line(art, strength, record))
+        if not plan.from_origin and failures:
+            warnings.append(f"{art.name}: served by {served} after the origin failed "
+                            f"({failures[-1].reason})")
+        if not strength.meets(self.bar):
+            raise WeakTrustError(art.name, str(strength), str(self.bar),
+                                 path=str(admitted.path),
+                                 how=f"was fetched from {served} and recorded")
+        action = FetchAction.RESUMED if res.resumed_from else FetchAction.DOWNLOADED
+        return FetchResult(art.name, admitted.path, action, served, res.transferred,
+                           res.digests, strength, admitted.pinned, tuple(warnings),
+                           res.connections, entered=True)
 
     def _cross_check(self, art: Artifact, record: Record,
                      digests: Digests) -> tuple[Record, str | None]:
@@ -409,8 +427,10 @@ class Fetcher:
             resolver = self._resolvers[src.scheme]
         return resolver.request_url(url)  # type: ignore[attr-defined]
 
-    def extract(self, art: Artifact, fetched: FetchResult) -> ExtractResult:
-        """Unpack a fetched archive once into ``<root>/extracted/...``."""
+    def extract(self, art: Artifact, fetched: FetchResult,
+                progress: ProgressArg = None) -> ExtractResult:
+        """Unpack a fetched archive once into ``<root>/extracted/...`` (bytes unpacked
+        reported on ``progress``)."""
         from .disk import store_errors
         from .content.unpack import Limits, extract_once
 
@@ -421,7 +441,8 @@ class Fetcher:
         with store_errors("extract", target.parent):
             action, changes = extract_once(fetched.path, target, fetched.digests,
                                            limits=limits, space_check=s.space_check,
-                                           scan_imports=s.scan, root=self.store.layout.root)
+                                           scan_imports=s.scan, root=self.store.layout.root,
+                                           progress=progress_for(progress, art))
         return ExtractResult(art.name, fetched.path, target, action, tuple(changes))
 
     # -- several ------------------------------------------------------------------------
@@ -447,7 +468,7 @@ class Fetcher:
             if not (extract and is_archive(res.path.name)):
                 return FetchOutcome(art.name, res)
             try:
-                return FetchOutcome(art.name, res, extracted=self.extract(art, res))
+                return FetchOutcome(art.name, res, extracted=self.extract(art, res, progress))
             except DensezooError as e:
                 return FetchOutcome(art.name, res, error=e)
 
@@ -470,6 +491,28 @@ class Fetcher:
 
 
 _HUB = "the Hub"          # where a source's own claims came from (Expected.sources)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One candidate URL, ready to ask: what its bytes must be and where to GET them."""
+
+    url: str
+    from_origin: bool
+    expected: Expected
+    algorithms: tuple[str, ...]
+    request_url: str
+    resolved: Any = None                 # what a source module answered (the Hub's claims)
+    claims: tuple[Voucher, ...] = ()
+    size_claimed: bool = False           # only the source says how big the file is
+
+
+@dataclass(frozen=True)
+class _Got:
+    """Bytes received into a partial, not yet admitted."""
+
+    result: Any                          # download.Downloaded
+    partial: Any                         # store.files.Partial
 
 
 def _weak_reason(exp: Expected) -> str:

@@ -10,8 +10,23 @@ import threading
 from typing import Any, Callable, Protocol, Union
 
 
+# A label that is not a download's starts with its phase: "hash model_final.pkl",
+# "unpack UV_data.tar.gz", "copy ..." (bundle, export, mirror build), "import ...".
+PHASES = ("hash", "unpack", "copy", "import")
+
+
+def bar_label(label: str, name: str | None) -> str:
+    """What a bar says: the artifact's ``name`` (when the display knows it) in place of the
+    file name, after the phase ("unpack densepose_uv_data"); a download: just the name."""
+    if not name:
+        return label
+    verb = label.split(" ", 1)[0]
+    return f"{verb} {name}" if verb in PHASES else name
+
+
 class Progress(Protocol):
-    """``start`` may be called again for the same file when a retry restarts it."""
+    """``start`` may be called again for the same file when a retry restarts it, or with
+    a new phase's label (a download, then ``unpack``) on the same bar."""
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None: ...
     def advance(self, n: int) -> None: ...
@@ -70,8 +85,7 @@ class TqdmProgress:
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
         from tqdm.auto import tqdm
 
-        label = self.name or label
-
+        label = bar_label(label, self.name)
         self.close()          # a retry that restarts from zero starts a fresh bar
         _REDIRECT.enter()
         self._bar = tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True,
@@ -102,3 +116,16 @@ def progress_for(progress: ProgressArg, item: Any) -> Progress:
     if callable(progress) and not hasattr(progress, "advance"):
         return progress(item)
     return progress  # type: ignore[return-value]
+
+
+class Reading:
+    """A binary file whose ``read`` tells ``progress`` of every byte read: what a copy
+    through someone else's loop (``tarfile.addfile``) reports with."""
+
+    def __init__(self, f: Any, progress: Progress) -> None:
+        self.f, self.progress = f, progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.progress.advance(len(data))
+        return data

@@ -43,15 +43,29 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (what Slurm and Kubernetes send): handled like Ctrl-C, exit 143."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM in a command that downloads nothing (``verify``): what the
+    command was and what it leaves, said instead of the note about partial downloads."""
+
+    def __init__(self, command: str, leaves: str) -> None:
+        super().__init__(command)
+        self.command, self.leaves = command, leaves
+
+
 def _on_sigterm(signum, frame) -> None:
     raise Terminated()
 
 
 def _interrupted(e: BaseException) -> None:
-    """Partials are kept and markers released by the code unwinding; say so once."""
-    term = isinstance(e, Terminated)
-    click.echo(f"{label('error')} {'terminated' if term else 'interrupted'}; partial "
-               "downloads are kept and resume next time", err=True)
+    """Partials are kept and markers released by the code unwinding; say so once (or
+    what an ``Interrupted`` command leaves)."""
+    term = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)
+    how = "terminated" if term else "interrupted"
+    if isinstance(e, Interrupted):
+        click.echo(f"{label('error')} {e.command} {how}; {e.leaves}", err=True)
+    else:
+        click.echo(f"{label('error')} {how}; partial downloads are kept and resume next "
+                   "time", err=True)
     sys.exit(143 if term else 130)
 
 

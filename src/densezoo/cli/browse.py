@@ -29,7 +29,7 @@ from .render import (human_size, info_lines, list_table, list_tsv, progress_bars
 @json_option
 @pass_app
 def list_cmd(app: App, text, kind, zoo, all_kinds, sort, wide, as_json) -> None:
-    """List artifacts: name, kind, size, checksum strength, DensePose AP, cached state.
+    """List artifacts: name, kind, size, published checksum, DensePose AP, cached strength.
 
     TEXT filters by a substring of the name, file name or description, or is a shell
     pattern ('ResNet*': the names `fetch 'ResNet*'` would get).  On a terminal

@@ -104,15 +104,16 @@ def cache_dir_cmd(app: App, as_json) -> None:
 @json_option
 @pass_app
 def cache_du(app: App, as_json) -> None:
-    """Disk usage of the store: files, partial downloads, unpacked archives, bad copies."""
+    """Disk usage of the store: files, partial downloads, unpacked archives, bad copies,
+    temporary files (work in progress, or left by a killed process: `cache prune`)."""
     u = app.zoo.cache_usage()
     if as_json:
         app.emit(summary=u.to_dict())
         return
     for label, n in (("files", u.file_bytes), ("partials", u.partial_bytes),
                      ("unpacked", u.extracted_bytes), ("bad", u.bad_bytes),
-                     ("total", u.total)):
-        click.echo(f"{label:<9} {human_size(n):>10}")
+                     ("temporary", u.temp_bytes), ("total", u.total)):
+        click.echo(f"{label:<10} {human_size(n):>10}")
     app.say(f"{plural(u.files, 'file')} in {u.root}")
 
 

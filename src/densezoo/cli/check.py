@@ -76,8 +76,8 @@ def verify_cmd(app: App, names, quick, full, jobs, scan, cross_check, signature,
         raise click.UsageError("--quick and --full exclude each other")
     if signature or key or ledger:
         _verify_signature(app, names, signature, key, ledger, as_json)
-    report = app.zoo.verify(names or None, quick=quick, jobs=jobs, scan=scan,
-                            cross_check=cross_check)
+    report = _verify_with_bars(app, names or None, as_json, quick=quick, jobs=jobs,
+                               scan=scan, cross_check=cross_check)
     code = verify_exit(report)
     if as_json:
         d = report.to_dict()
@@ -219,3 +219,19 @@ def pin_cmd(app: App, names, manifest_out, as_json) -> None:
 
 
 COMMANDS = (verify_cmd, scan_cmd, pin_cmd)
+
+
+def _verify_with_bars(app: App, names, as_json: bool, **kw):
+    """``Zoo.verify`` with a bar per file being hashed on a terminal (bytes hashed, rate,
+    time left), none when piped; Ctrl-C says what an interrupted verify leaves."""
+    from . import Interrupted
+    from .render import bars
+
+    try:
+        with bars(app, as_json) as progress:
+            return app.zoo.verify(names, progress=progress, **kw)
+    except KeyboardInterrupt as e:
+        raise Interrupted("verify", "no file was changed; a corrupt or unsafe copy found "
+                          "before the interrupt may already be moved aside to "
+                          f"{app.zoo.store.layout.bad_dir} (run verify again to check the "
+                          "rest)") from e

@@ -7,6 +7,7 @@ rich is imported only when a table or a bar is drawn, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -106,7 +107,7 @@ def _size(info: "ArtifactInfo") -> int | None:
 
 def list_tsv(infos: "list[ArtifactInfo]") -> str:
     """One tab-separated row per artifact, for pipes: name, zoo, kind, size in bytes,
-    checksum strength, DensePose AP in percent, which AP, inference s/im, cached, and a
+    published checksum, DensePose AP in percent, which AP, inference s/im, cached, and a
     note: ``deprecated`` and/or ``advisory`` (the upstream file has a known problem)."""
     from ..results.info import headline_ap, inference_time
 
@@ -339,11 +340,13 @@ class RichProgress:
         self.task = None
 
     def start(self, label: str, total: int | None, initial: int = 0) -> None:
-        label = self.name or label
+        from ..progress import bar_label
+
+        label = bar_label(label, self.name)
         if self.task is None:
             self.task = self.display.add_task(label, total=total, completed=initial)
         else:
-            self.display.reset(self.task, total=total, completed=initial)
+            self.display.reset(self.task, total=total, completed=initial, description=label)
 
     def advance(self, n: int) -> None:
         self.display.advance(self.task, n)
@@ -358,6 +361,21 @@ def progress_bars(display, short: "Callable[[Any], str]"):
     """The ``progress=`` factory for the API: one bar per artifact on ``display``, named
     by ``short(artifact)`` (the catalog's shortest accepted name); None without one."""
     return (lambda art: RichProgress(display, short(art))) if display else None
+
+
+@contextlib.contextmanager
+def bars(app, as_json: bool):
+    """The ``progress=`` for one command's API call: a bar per artifact on a terminal
+    (``App.show_progress``), None when piped or with --json/--quiet/--no-progress; the
+    display is stopped however the call ends."""
+    display = progress_display() if app.show_progress(as_json) else None
+    if display:
+        display.start()
+    try:
+        yield progress_bars(display, app.zoo.catalog.shortest_name)
+    finally:
+        if display:
+            display.stop()
 
 
 def progress_display():

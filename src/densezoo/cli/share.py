@@ -7,6 +7,7 @@ import sys
 import click
 
 from .app import App, LazyChoice, complete_names, json_option, names_argument, pass_app
+from .render import bars
 from ..errors import EXIT_OK
 from ..results import error_record
 from ..printable import printable
@@ -42,8 +43,10 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
       python apply_net.py show cfg.yaml \\
           https://dl.fbaipublicfiles.com/... img.jpg dp_segm
     """
-    results = app.zoo.export(names, to, link=link, layout=None if layout == "flat" else layout,
-                             force=force)
+    with bars(app, as_json) as progress:
+        results = app.zoo.export(names, to, link=link,
+                                 layout=None if layout == "flat" else layout, force=force,
+                                 progress=progress)
     fallbacks = [r for r in results if r.mode == "copy" and link != "copy"]
     if as_json:
         app.emit([r.to_dict() for r in results], summary={"copied_instead": len(fallbacks)})
@@ -53,6 +56,12 @@ def export_cmd(app: App, names, to, link, layout, force, as_json) -> None:
     if fallbacks:
         app.warn(f"{plural(len(fallbacks), 'file')} copied because {link}s are not possible "
                  "there")
+    modes: dict[str, int] = {}
+    for r in results:
+        modes[r.mode] = modes.get(r.mode, 0) + 1
+    app.say(f"exported {plural(len(results), 'file')}: "
+            + ", ".join(f"{n} {'as ' if m != 'unchanged' else ''}{m}"
+                        for m, n in sorted(modes.items())))
 
 
 @click.group("mirror")
@@ -86,8 +95,10 @@ def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_j
     """
     if not names and not all_:
         raise click.UsageError("name artifacts, or pass --all")
-    result = app.zoo.mirror_build(target, None if all_ else list(names), base_url=base_url,
-                                  link=link, cached=cached)
+    with bars(app, as_json) as progress:
+        result = app.zoo.mirror_build(target, None if all_ else list(names),
+                                      base_url=base_url, link=link, cached=cached,
+                                      progress=progress)
     code = result.failed[0][1].exit_code if result.failed else EXIT_OK
     if as_json:
         app.emit([{"name": n, "state": "written"} for n in result.written]
@@ -116,7 +127,8 @@ def mirror_build_cmd(app: App, target, names, all_, base_url, link, cached, as_j
 @pass_app
 def bundle_cmd(app: App, names, output, as_json) -> None:
     """Pack verified artifacts, a manifest subset and checksums into one tar (air gaps)."""
-    packed = app.zoo.bundle(names, output)
+    with bars(app, as_json) as progress:
+        packed = app.zoo.bundle(names, output, progress=progress)
     if as_json:
         app.emit([{"name": n, "state": "bundled"} for n in packed],
                  summary={"path": str(output)})
@@ -138,7 +150,8 @@ def import_cmd(app: App, bundle_path, as_json) -> None:
     loads automatically from then on.  Exit 0 if every entry is in the store, else
     the exit code of the first failure (4 checksum, 9 unsafe, ...).
     """
-    results, saved = app.zoo.import_bundle(bundle_path)
+    with bars(app, as_json) as progress:
+        results, saved = app.zoo.import_bundle(bundle_path, progress=progress)
     failed = [r for r in results if r.error is not None]
     code = failed[0].error.exit_code if failed else EXIT_OK
     if as_json:

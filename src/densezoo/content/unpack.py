@@ -16,19 +16,21 @@ does not call ``extractall`` at all:
   hard links are made to files already written, and symlinks are created last,
   so no write ever goes through a link even if a check were wrong;
 - all of it happens in a fresh temporary folder that is renamed into place, and
-  removed on any refusal: nothing is left behind.
+  removed on any refusal: nothing is left behind.  The folder's name carries its
+  writer's token (``disk.temp_path``), so after a SIGKILL the next unpack of the same
+  archive, or ``cache prune``, removes it once that process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import hashlib
 import stat
 import tarfile
-import uuid
 import gzip
 import lzma
 import zlib
@@ -37,9 +39,11 @@ from typing import TYPE_CHECKING
 
 from .sniff import TAR_SUFFIXES
 from .tarstream import DEFAULT_MAX_MEMBERS, Limits, open_tar  # noqa: F401 - re-exported
-from ..disk import check_free_space, fd_path, open_dir_under, private_file, rmtree_at
-from ..errors import DensezooError, PolicyError
+from ..disk import (check_free_space, fd_path, open_dir_under, private_file, rmtree_at,
+                    stale_temps, temp_path)
+from ..errors import DensezooError, PolicyError, StoreError
 from ..hashing import CHUNK, Digests
+from ..progress import NoProgress, Progress
 
 if TYPE_CHECKING:
     from .inspect import Finding
@@ -166,14 +170,26 @@ Tree = dict    # {"files": {relpath: [size, sha256]}, "links": {relpath: target}
 
 
 def _write(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[str, ...]]],
-           root: Path, archive: str, *, scan_imports: bool = True) -> Tree:
+           root: Path, archive: str, *, scan_imports: bool = True,
+           progress: Progress | None = None, total: int | None = None) -> Tree:
     """Folders and files, then hard links, then symlinks: nothing is written through a link.
 
     Each file is hashed as it is written and, when its name says it is a pickle, checked
     by ``content.inspect`` -- the door every download goes through -- before the next
     member is read: an ``os.system`` pickle inside a tarball refuses the extraction.
     Returns what was written (each file's size and sha256, each link's target), which
-    the stamp records so a later look notices an edited, added or removed file."""
+    the stamp records so a later look notices an edited, added or removed file.  The
+    bytes written are reported on ``progress`` (``unpack <archive>``, of ``total``)."""
+    progress = progress or NoProgress()
+    progress.start(f"unpack {archive}", total)
+    try:
+        return _write_members(tar, members, root, archive, scan_imports, progress)
+    finally:
+        progress.close()
+
+
+def _write_members(tar, members, root: Path, archive: str, scan_imports: bool,
+                   progress: Progress) -> Tree:
     from .inspect import inspect, is_pickle
 
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -194,6 +210,7 @@ def _write(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[str,
                     f.write(chunk)
                     sha.update(chunk)
                     size += len(chunk)
+                    progress.advance(len(chunk))
             os.utime(dest, (m.mtime, m.mtime))
             files["/".join(parts)] = [size, sha.hexdigest()]
             if is_pickle(parts[-1]):
@@ -349,7 +366,8 @@ def unpacked_state(archive: Path, target: Path, digests: Digests, *,
 
 def extract_once(archive: Path, target: Path, digests: Digests, *,
                  limits: Limits = Limits(), space_check: bool = True,
-                 scan_imports: bool = True, root: Path | None = None) -> tuple[str, list[str]]:
+                 scan_imports: bool = True, root: Path | None = None,
+                 progress: Progress | None = None) -> tuple[str, list[str]]:
     """Extract ``archive`` into ``target`` unless already done for these exact bytes.
 
     Returns the action and the changes found: ``extracted`` (unpacked now), ``cached``
@@ -370,7 +388,10 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
     parts = target.parent.relative_to(base).parts
     name = target.name
     with open_dir_under(base, parts, create=True) as pfd:
-        tmp_name = f"{name}.tmp-{uuid.uuid4().hex[:8]}"
+        for dead in stale_temps(fd_path(pfd, target.parent), name):    # a killed unpack's folder
+            with contextlib.suppress(OSError):
+                rmtree_at(pfd, dead.name)
+        tmp_name = temp_path(target).name      # names its writer: prune knows if it died
         os.mkdir(tmp_name, 0o700, dir_fd=pfd)
         tmp = fd_path(pfd, target.parent) / tmp_name
         try:
@@ -378,13 +399,24 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
                 size = archive.stat().st_size
                 with open_tar(archive, limits.bytes_for(size), limits.max_members) as tar:
                     members = plan(tar, archive.name, size, limits)
+                    total = sum(m.size for m, _ in members if m.isfile())
                     if space_check:
-                        check_free_space(tmp, sum(m.size for m, _ in members if m.isfile()))
-                    tree = _write(tar, members, tmp, archive.name, scan_imports=scan_imports)
+                        check_free_space(tmp, total, what=f"unpacking {archive.name}",
+                                         shown=target.parent)
+                    tree = _write(tar, members, tmp, archive.name, scan_imports=scan_imports,
+                                  progress=progress, total=total)
             except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
                     gzip.BadGzipFile) as e:
                 raise DensezooError(f"cannot extract {archive.name}: {e}",
                                     hint="the file is not a readable tar archive") from None
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise StoreError(f"cannot unpack {archive.name} in {target.parent}: "
+                                 f"{e.strerror} (unpacked it takes {total} bytes; nothing "
+                                 "was kept)", path=str(target.parent),
+                                 hint="free some space, or point --cache-dir / "
+                                      "DENSEZOO_CACHE_DIR at a larger disk") from None
             fd = os.open(tmp / EXTRACT_STAMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | getattr(os, "O_NOFOLLOW", 0), 0o644)
             with os.fdopen(fd, "w") as f:
@@ -395,7 +427,7 @@ def extract_once(archive: Path, target: Path, digests: Digests, *,
             old = None
             with contextlib.suppress(FileNotFoundError):
                 os.stat(name, dir_fd=pfd, follow_symlinks=False)
-                old = f"{name}.old-{uuid.uuid4().hex[:8]}"
+                old = temp_path(target).name
                 os.rename(name, old, src_dir_fd=pfd, dst_dir_fd=pfd)
             os.rename(tmp_name, name, src_dir_fd=pfd, dst_dir_fd=pfd)
             if old is not None:

@@ -14,16 +14,16 @@ import io
 import lzma
 import os
 import tarfile
-import uuid
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Iterable, Iterator
 
-from ..disk import store_errors, write_text_under
+from ..disk import store_errors, sweep_temps, temp_path, write_text_under
 from ..errors import BundleError, DensezooError, PolicyError, StoreError
 from ..hashing import ALGORITHMS, CHUNK, Expected, StreamHasher
 from ..catalog import claim_index, clashes
 from ..manifest import Artifact, Manifest, parse_manifest
+from ..progress import NoProgress, Progress, ProgressArg, Reading, progress_for
 from .mirror import entry_json, known_digests, publishable
 from ..results.share import ImportResult
 from ..store.trust import declared, has_full, voucher_for
@@ -35,19 +35,23 @@ if TYPE_CHECKING:
 BUNDLE_MANIFEST = "densezoo-bundle.yaml"
 
 
-def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
-    """Write a tar with the verified files, a manifest subset and an md5 list."""
+def bundle(core: "Core", names: Iterable[str], out: Path,
+           progress: ProgressArg = None) -> list[str]:
+    """Write a tar with the verified files, a manifest subset and an md5 list; the bytes
+    fetched and copied into it are reported on ``progress``."""
     arts = core.resolve(names)
     lines = ["schema: 1", "zoo: bundle", "artifacts:"]
     sums = []
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    paths = [(art, core.fetch(art).path) for art in arts]     # fetched before anything is written
+    sweep_temps(out.parent, out.name)       # a killed bundle's leftover (its writer is gone)
+    tmp = temp_path(out)
+    paths = [(art, core.fetch(art, progress=progress).path)   # fetched before anything
+             for art in arts]                                  # is written
     try:
         with store_errors("write the bundle", out.parent), tarfile.open(tmp, "w") as tar:
             for art, src in paths:
                 digests = known_digests(core, art, src)
                 arc = "files/" + "/".join(url_key(art.url))
-                tar.add(src, arcname=arc)
+                _add(tar, src, arc, progress_for(progress, art))
                 lines.append("  - " + entry_json(art, publishable(core, art, digests), art.url,
                                                  list(art.mirrors)))
                 sums.append(f"{digests['md5']}  {arc}")
@@ -65,19 +69,32 @@ def bundle(core: "Core", names: Iterable[str], out: Path) -> list[str]:
     return [a.name for a in arts]
 
 
+def _add(tar: tarfile.TarFile, src: Path, arc: str, progress: Progress) -> None:
+    """``tar.add`` of one regular file, its bytes reported (``copy <file>``)."""
+    info = tar.gettarinfo(src, arcname=arc)
+    progress.start(f"copy {src.name}", info.size)
+    try:
+        with open(src, "rb") as f:
+            tar.addfile(info, Reading(f, progress))
+    finally:
+        progress.close()
+
+
 MAX_BUNDLE_MANIFEST = 16 * 1024 * 1024   # a manifest of ~50,000 entries; read into memory
 
 
-def import_bundle(core: "Core", tar_path: Path) -> tuple[list[ImportResult], Path]:
+def import_bundle(core: "Core", tar_path: Path,
+                  progress: ProgressArg = None) -> tuple[list[ImportResult], Path]:
     """Add a bundle's files to the store, each admitted only if right and safe.
 
     Every entry is attempted, and each gets its own result (imported,
     already-cached or failed, with the error): one bad file neither hides the
     others nor stops them.  Returns the results and where the bundle's manifest was
     saved; it loads automatically from then on (``Catalog.load``'s ``imported``).
+    The bytes read from the bundle are reported on ``progress`` (``import <file>``).
     """
     with _open_bundle(core, tar_path) as tar:
-        return _import_all(core, tar, tar_path)
+        return _import_all(core, tar, tar_path, progress)
 
 
 @contextlib.contextmanager
@@ -103,8 +120,8 @@ def _open_bundle(core: "Core", tar_path: Path) -> Iterator[tarfile.TarFile]:
                          hint="check the path and its permissions") from None
 
 
-def _import_all(core: "Core", tar: tarfile.TarFile,
-                tar_path: Path) -> tuple[list[ImportResult], Path]:
+def _import_all(core: "Core", tar: tarfile.TarFile, tar_path: Path,
+                progress: ProgressArg = None) -> tuple[list[ImportResult], Path]:
     results = []
     text = _read_manifest(tar, tar_path)
     manifest = parse_manifest(text, f"{tar_path}:{BUNDLE_MANIFEST}")
@@ -116,7 +133,8 @@ def _import_all(core: "Core", tar: tarfile.TarFile,
     sums = _read_sums(tar)
     for art in manifest.artifacts:
         try:
-            results.append(_import_entry(core, tar, tar_path, art, sums))
+            results.append(_import_entry(core, tar, tar_path, art, sums,
+                                         progress_for(progress, art)))
         except DensezooError as e:
             results.append(ImportResult(art.name, core.store.path_for(art), "failed", e))
     return results, saved
@@ -187,7 +205,8 @@ def _read_sums(tar: tarfile.TarFile) -> dict[str, str]:
 
 
 def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
-                  art: Artifact, sums: dict[str, str]) -> ImportResult:
+                  art: Artifact, sums: dict[str, str],
+                  progress: Progress | None = None) -> ImportResult:
     arc = "files/" + "/".join(url_key(art.url))
     if ".." in PurePosixPath(arc).parts:
         raise BundleError(str(tar_path), "unsafe path in bundle", entry=art.name)
@@ -221,7 +240,8 @@ def _import_entry(core: "Core", tar: tarfile.TarFile, tar_path: Path,
         raise DensezooError(f"bundle {tar_path} lists {art.name} but holds no file {arc}",
                             hint="the bundle is incomplete; write it again with "
                                  "`densezoo bundle`")
-    path = _import_one(core, target, src, expected, str(tar_path))
+    path = _import_one(core, target, src, expected, str(tar_path),
+                       progress or NoProgress(), member.size)
     warnings = (f"{art.name}: copy-pinned -- only the bundle {tar_path} vouched for it "
                 "(nothing stronger than an md5 prefix is published for it)",) if weak else ()
     return ImportResult(art.name, path, "imported", warnings=warnings)
@@ -235,17 +255,19 @@ def _local_twin(core: "Core", art: Artifact) -> Artifact | None:
 
 
 def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
-                origin: str) -> Path:
+                origin: str, progress: Progress, size: int) -> Path:
     if not expected.has_checksum:
         raise DensezooError(f"bundle entry {art.name} carries no checksum",
                             hint="bundles written by `densezoo bundle` always do")
     partial = core.store.claim_partial(art)
     hasher = StreamHasher(ALGORITHMS)
+    progress.start(f"import {art.file_name}", size)
     try:
         with store_errors("import", partial.path.parent), partial.open(0) as f:
             while chunk := src.read(CHUNK):
                 f.write(chunk)
                 hasher.update(chunk)
+                progress.advance(len(chunk))
         digests = hasher.finish()
         return core.intake.admit(
             art, partial, digests, expected, url=redact(art.url),
@@ -255,5 +277,6 @@ def _import_one(core: "Core", art: Artifact, src: IO[bytes], expected: Expected,
             mismatch_hint="the bundle is damaged or was altered; nothing was imported for "
                           "this artifact").path
     finally:
+        progress.close()
         hasher.abort()
         partial.discard()

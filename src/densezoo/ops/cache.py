@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..disk import read_json
 from ..content.unpack import EXTRACT_STAMP
 from ..store.layout import (Layout, is_internal, marker_is_stale, partial_is_stale,
-                            with_suffix)
+                            temp_is_stale, with_suffix)
 from ..urls import LOCK, META, url_key
 
 if TYPE_CHECKING:
@@ -49,15 +49,18 @@ class CacheUsage:
     partial_bytes: int
     extracted_bytes: int
     bad_bytes: int
+    temp_bytes: int = 0           # work in progress, live or left by a killed process
 
     @property
     def total(self) -> int:
-        return self.file_bytes + self.partial_bytes + self.extracted_bytes + self.bad_bytes
+        return (self.file_bytes + self.partial_bytes + self.extracted_bytes + self.bad_bytes
+                + self.temp_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": str(self.root), "files": self.files, "file_bytes": self.file_bytes,
                 "partial_bytes": self.partial_bytes, "extracted_bytes": self.extracted_bytes,
-                "bad_bytes": self.bad_bytes, "total": self.total}
+                "bad_bytes": self.bad_bytes, "temp_bytes": self.temp_bytes,
+                "total": self.total}
 
 
 @dataclass
@@ -214,9 +217,13 @@ def usage(core: "Core") -> CacheUsage:
     lay = core.store.layout
     files = list(lay.published_files())
     partial = sum(_size(p) for p in lay.partials())
+    temps = {p: _size(p) for p in lay.temps()}
+    in_extracted = sum(n for p, n in temps.items() if lay.extracted_dir in p.parents)
     return CacheUsage(lay.root, len(files), sum(_size(p) for p in files), partial,
-                      _size(lay.extracted_dir) if lay.extracted_dir.exists() else 0,
-                      _size(lay.bad_dir) if lay.bad_dir.exists() else 0)
+                      (_size(lay.extracted_dir) - in_extracted
+                       if lay.extracted_dir.exists() else 0),
+                      _size(lay.bad_dir) if lay.bad_dir.exists() else 0,
+                      sum(temps.values()))
 
 
 def plan_remove(core: "Core", names: list[str] | None) -> RemovalPlan:
@@ -277,7 +284,7 @@ def _resolve_with_records(core: "Core", names: list[str]) -> list[Any]:
 
 
 def plan_prune(core: "Core", *, orphans: bool = False) -> RemovalPlan:
-    """Stale partials and locks, corrupt copies kept aside, and files nobody can vouch
+    """Stale partials, locks and temps (a killed process's), corrupt copies kept aside, and files nobody can vouch
     for: no loaded manifest names them and no record says what they were verified
     against.  A recorded file is kept (it is checked by ``verify``) unless ``orphans``:
     then every file no loaded manifest names goes."""
@@ -291,6 +298,11 @@ def plan_prune(core: "Core", *, orphans: bool = False) -> RemovalPlan:
     for p in lay.markers():
         if marker_is_stale(p):
             plan.add(p, "stale fetch marker")
+    temps = set()
+    for p in lay.temps():
+        temps.add(p)
+        if temp_is_stale(p):
+            plan.add(p, "temporary file of a process that is gone (killed mid-write)")
     for p in lay.published_files():
         if p in known:
             continue
@@ -307,6 +319,8 @@ def plan_prune(core: "Core", *, orphans: bool = False) -> RemovalPlan:
     if lay.extracted_dir.exists():
         for stamp in lay.extracted_dir.rglob(EXTRACT_STAMP):
             folder = stamp.parent
+            if folder in temps or temps & set(folder.parents):
+                continue
             if tuple(folder.relative_to(lay.extracted_dir).parts) not in keys:
                 plan.add(folder, "unpacked archive no manifest or record names")
     return plan

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..disk import read_json, store_errors, utc_now, write_json_atomic
+from ..disk import read_json, store_errors, temp_path, utc_now, write_json_atomic
 from ..errors import UsageError
 from ..hashing import hash_file
 from ..results.convert import ConvertResult
@@ -65,7 +64,7 @@ def convert(core: "Core", target: str | os.PathLike[str], *, to: str = "safetens
             reused = False                    # damaged since: made again below
     if not reused:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = temp_path(dest)              # names its writer: prune knows if it was killed
         try:
             with store_errors("cannot write the converted file", dest.parent):
                 write_safetensors(weights, tmp, source_sha256=sha256)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import shutil
-import uuid
 from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import urlsplit
 
-from ..disk import store_errors
+from ..disk import copy_file, store_errors, sweep_temps, temp_path
+from ..progress import ProgressArg, progress_for
 from ..errors import DensezooError, UsageError
 from ..hashing import hash_file
 from ..content.unpack import EXTRACT_STAMP
@@ -26,6 +25,7 @@ from ..results.share import ExportResult
 if TYPE_CHECKING:
     from ..core import Core
     from ..manifest import Artifact
+    from ..progress import Progress
 
 LINK_MODES = ("symlink", "hardlink", "copy")
 IOPATH_MAX_NAME = 250            # iopath's HTTPURLHandler.MAX_FILENAME_LEN
@@ -40,8 +40,10 @@ DENSEPOSE_LAYOUT = {
 }
 
 
-def place(src: Path, dest: Path, mode: str, force: bool) -> str:
-    """Link or copy src to dest atomically; falls back to a copy where links fail."""
+def place(src: Path, dest: Path, mode: str, force: bool,
+          progress: "Progress | None" = None) -> str:
+    """Link or copy src to dest atomically; falls back to a copy where links fail.  A
+    copy's bytes are reported on ``progress`` (a link is instant: nothing to report)."""
     if dest.is_symlink() and os.path.realpath(dest) == str(src.resolve()):
         return "unchanged"
     if dest.exists() and not dest.is_symlink() and dest.is_file() and (
@@ -51,7 +53,8 @@ def place(src: Path, dest: Path, mode: str, force: bool) -> str:
         raise DensezooError(f"{dest} already exists and is not this artifact's file",
                             hint="pass --force to replace it, or export somewhere else")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    sweep_temps(dest.parent, dest.name)     # a killed export's or mirror build's leftover
+    tmp = temp_path(dest)
     used = mode
     try:
         if mode == "symlink":
@@ -67,7 +70,7 @@ def place(src: Path, dest: Path, mode: str, force: bool) -> str:
                     raise
                 used = "copy"
         if used == "copy":
-            shutil.copyfile(src, tmp)
+            copy_file(src, tmp, progress)
         os.replace(tmp, dest)
     finally:
         if tmp.exists() or tmp.is_symlink():
@@ -82,13 +85,14 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 def _export_iopath(core: "Core", arts: list["Artifact"], root: Path, link: str,
-                   force: bool) -> list[ExportResult]:
+                   force: bool, progress: ProgressArg = None) -> list[ExportResult]:
     out = []
     for art in arts:
-        src = core.fetch(art).path
+        src = core.fetch(art, progress=progress).path
         for dest in iopath_paths(art, root):
             with store_errors("export", dest.parent):
-                out.append(ExportResult(art.name, dest, place(src, dest, link, force)))
+                out.append(ExportResult(art.name, dest, place(src, dest, link, force,
+                                                              progress_for(progress, art))))
     return out
 
 
@@ -149,7 +153,7 @@ def _iopath_urls(art: "Artifact") -> list[str]:
 
 
 def _export_flat(core: "Core", arts: list["Artifact"], to: Path, link: str, force: bool,
-                 densepose: bool = False) -> list[ExportResult]:
+                 progress: ProgressArg = None, densepose: bool = False) -> list[ExportResult]:
     """Every file in ``to`` (two ``model_final.pkl`` get a folder each); ``densepose``: in
     the folders of a DensePose v1 checkout, data tarballs unpacked."""
     counts: dict[str, int] = {}
@@ -159,7 +163,7 @@ def _export_flat(core: "Core", arts: list["Artifact"], to: Path, link: str, forc
     for art in arts:
         sub = DENSEPOSE_LAYOUT.get(art.name, "") if densepose else ""
         if sub and art.kind == "data":
-            unpacked = core.extract(art).path
+            unpacked = core.extract(art, progress=progress).path
             for child in sorted(unpacked.iterdir()):
                 if child.name == EXTRACT_STAMP:
                     continue
@@ -167,23 +171,24 @@ def _export_flat(core: "Core", arts: list["Artifact"], to: Path, link: str, forc
                 mode = (_place_tree if child.is_dir() else place)(child, dest, link, force)
                 out.append(ExportResult(art.name, dest, mode))
             continue
-        src = core.fetch(art).path
+        src = core.fetch(art, progress=progress).path
         folder = to / sub if sub else to
         if counts[art.file_name] > 1:       # two model_final.pkl: one folder each
             folder = folder / art.name
         dest = folder / art.file_name
         with store_errors("export", dest.parent):
-            out.append(ExportResult(art.name, dest, place(src, dest, link, force)))
+            out.append(ExportResult(art.name, dest, place(src, dest, link, force,
+                                                          progress_for(progress, art))))
     return out
 
 
-def _export_densepose(core, arts, to, link, force):
-    return _export_flat(core, arts, to, link, force, densepose=True)
+def _export_densepose(core, arts, to, link, force, progress=None):
+    return _export_flat(core, arts, to, link, force, progress, densepose=True)
 
 
 @dataclass(frozen=True)
 class ExportLayout:
-    place: Callable[..., list[ExportResult]]     # (core, arts, to, link, force)
+    place: Callable[..., list[ExportResult]]     # (core, arts, to, link, force, progress)
     default_dir: Callable[[], Path] | None = None
     help: str = ""
 
@@ -198,9 +203,11 @@ LAYOUTS: dict[str, ExportLayout] = {
 
 
 def export(core: "Core", names: Iterable[str], to: Path | None, *, link: str = "symlink",
-           layout: str | None = None, force: bool = False) -> list[ExportResult]:
+           layout: str | None = None, force: bool = False,
+           progress: ProgressArg = None) -> list[ExportResult]:
     """Put verified copies (links by default) of artifacts into ``to``, placed as
-    ``LAYOUTS[layout]`` says (``None``: flat).
+    ``LAYOUTS[layout]`` says (``None``: flat); the bytes fetched, unpacked and copied
+    are reported on ``progress``.
 
     ``layout="iopath"`` places each file where detectron2's download cache expects
     it (``to`` defaults to that cache), so unmodified scripts read verified bytes.
@@ -216,4 +223,4 @@ def export(core: "Core", names: Iterable[str], to: Path | None, *, link: str = "
             raise UsageError("name a target folder with --to",
                              hint="only --layout iopath has a default folder")
         to = chosen.default_dir()
-    return chosen.place(core, arts, to, link, force)
+    return chosen.place(core, arts, to, link, force, progress)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..disk import store_errors, write_text_atomic
+from ..disk import store_errors, sweep_temps, write_text_atomic
 from ..errors import DensezooError, NotCachedError, PolicyError
 from .export import place
 from ..hashing import hash_file
+from ..progress import ProgressArg, progress_for
 from ..manifest import Artifact
 from .mirror_page import render_index
 from ..results.info import headline_ap, inference_time
@@ -26,6 +27,7 @@ from ..urls import has_secret, redact, url_key
 
 if TYPE_CHECKING:
     from ..core import Core
+    from ..progress import Progress
 
 MIRROR_MANIFEST = "densezoo-mirror.yaml"
 INDEX = "index.html"
@@ -72,15 +74,17 @@ class _Folder:
     def __init__(self, root: Path, link: str) -> None:
         self.root, self.link = root, link
 
-    def put_file(self, src: Path, key: tuple[str, ...], digests: dict[str, Any]) -> bool:
+    def put_file(self, src: Path, key: tuple[str, ...], digests: dict[str, Any],
+                 progress: "Progress | None" = None) -> bool:
         dest = self.root.joinpath(*key)
         with store_errors("build the mirror", dest.parent):
-            return place(src, dest, self.link, force=True) != "unchanged"
+            return place(src, dest, self.link, force=True, progress=progress) != "unchanged"
 
     def put_text(self, key: tuple[str, ...], text: str, content_type: str) -> None:
         dest = self.root.joinpath(*key)
         with store_errors("build the mirror", dest.parent):
             dest.parent.mkdir(parents=True, exist_ok=True)
+            sweep_temps(dest.parent, dest.name)      # a killed build's leftover
             write_text_atomic(dest, text)            # the tree may be served live
 
     def location(self, name: str) -> str:
@@ -100,7 +104,9 @@ class _Bucket:
     def _key(self, key: tuple[str, ...]) -> str:
         return "/".join(filter(None, (self.prefix, *key)))
 
-    def put_file(self, src: Path, key: tuple[str, ...], digests: dict[str, Any]) -> bool:
+    def put_file(self, src: Path, key: tuple[str, ...], digests: dict[str, Any],
+                 progress: "Progress | None" = None) -> bool:
+        # (an upload's own progress is s3.py's; not reported here yet)
         return self.s3.upload(src, self.bucket, self._key(key), md5=digests["md5"],
                               sha256=digests.get("sha256"), size=digests["size"])
 
@@ -143,12 +149,13 @@ class MirrorResult:
 
 def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
                  base_url: str | None = None, link: str = "hardlink",
-                 cached: bool = False) -> MirrorResult:
+                 cached: bool = False, progress: ProgressArg = None) -> MirrorResult:
     """Write ``<target>/<host>/<path>`` for each artifact, the mirror manifest and the
     index page; ``target`` is a folder or ``s3://bucket/prefix``.  Only verified store
     files are written.  An artifact that cannot be fetched does not stop the others:
     the manifest and page describe what the mirror holds, and ``missing`` says what it
-    lacks and why.  ``cached``: only what the cache holds (verified), no network."""
+    lacks and why.  ``cached``: only what the cache holds (verified), no network.  The
+    bytes fetched and copied are reported on ``progress`` (links are instant)."""
     target = str(target)
     writer = _Bucket(target) if target.startswith("s3://") else _Folder(Path(target), link)
     arts = core.resolve(names) if names else list(core.catalog.artifacts)
@@ -165,13 +172,14 @@ def mirror_build(core: "Core", target: str | Path, names: Iterable[str] | None,
                 hint="pass --base-url so the manifest points at the mirror's own copy")))
             continue
         try:
-            src = core.path(art) if cached else core.fetch(art).path
+            src = core.path(art) if cached else core.fetch(art, progress=progress).path
         except DensezooError as e:
             missing.append((art.name, e))
             continue
         key = url_key(art.url)
         digests = known_digests(core, art, src)
-        (written if writer.put_file(src, key, digests) else unchanged).append(art.name)
+        put = writer.put_file(src, key, digests, progress_for(progress, art))
+        (written if put else unchanged).append(art.name)
         vouched = publishable(core, art, digests)
         if art.md5_url and vouched["md5"]:   # the sidecar too, for tools that read it
             writer.put_text(url_key(art.md5_url), f"{digests['md5']}  {art.file_name}\n",

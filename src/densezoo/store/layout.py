@@ -20,30 +20,32 @@ Layout (see docs/cache.md)::
     <root>/extracted/<host>/<url path>/               unpacked archives
     <root>/derived/<host>/<url path>.safetensors      a converted checkpoint (+ .dzmeta)
     <root>/catalog/<sha256>.json                      a manifest pre-parsed (by content hash)
+    <any folder>/.<name>.dztmp-<token>.tmp            work in progress of one process
+                                                      (an unpack, a bundle, a mirror file)
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import stat
 import time
 import uuid
 from pathlib import Path
 from typing import Iterator
 
+from ..disk import (TEMP, TEMP_STALE_SECONDS, TMP, holder_alive, idle_seconds,  # noqa: F401
+                    is_temp, new_token, stale_temps, sweep_temps, temp_is_stale, temp_path)
 from ..errors import ForeignFolderError, ManifestError, PlantedLinkError
 from ..manifest import Artifact, is_plain_name
 from ..urls import LOCK, META, PART, key_is_safe, redact, url_key, valid_host
 
 
-TMP = ".tmp"
 # A partial adopt fills from a file on disk (possibly the user's own inode, hard-linked):
 # no fetch ever claims or resumes it (``held_partials`` matches ``.dzpart-`` only), so a
 # killed adopt can never lead a later fetch to truncate and rewrite the user's file.
 ADOPTING = PART + "+adopt-"
-PARTIAL_STALE_SECONDS = 15 * 60   # an unchanged partial of a holder we cannot see is up for grabs
+PARTIAL_STALE_SECONDS = TEMP_STALE_SECONDS  # an unchanged partial of a holder we cannot see is up for grabs
 MARKER_STALE_SECONDS = 30.0       # a marker whose heartbeat stopped this long ago is ignored
 HEARTBEAT_SECONDS = 5.0
 
@@ -58,40 +60,6 @@ def is_partial(name: str) -> bool:
     return PART in name and not name.endswith((META, TMP))
 
 
-def _host_label() -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "_" for c in platform.node())[:40]
-
-
-def new_token() -> str:
-    """``pid@host.random``: unique per holder, and tells a same-host reader who holds it."""
-    return f"{os.getpid()}@{_host_label() or 'host'}.{uuid.uuid4().hex[:8]}"
-
-
-def holder_alive(token: str) -> bool | None:
-    """True/False for a holder on this host; None if it lives elsewhere (cannot tell)."""
-    pid_s, _, rest = token.partition("@")
-    host = rest.rsplit(".", 1)[0]
-    if host != _host_label() or not pid_s.isdigit():
-        return None
-    pid = int(pid_s)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _idle_seconds(path: Path) -> float | None:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return None
-
-
 def partial_is_stale(path: Path) -> bool:
     """A partial whose writer died (same host) or has been silent too long (any host)."""
     _, sep, token = path.name.partition(PART + "-")
@@ -100,7 +68,7 @@ def partial_is_stale(path: Path) -> bool:
     alive = holder_alive(token) if sep else None
     if alive is not None:
         return not alive
-    idle = _idle_seconds(path)
+    idle = idle_seconds(path)
     return idle is not None and idle > PARTIAL_STALE_SECONDS
 
 
@@ -110,7 +78,7 @@ def marker_is_stale(path: Path) -> bool:
         token = path.read_text()
     except OSError:
         return True
-    idle = _idle_seconds(path)
+    idle = idle_seconds(path)
     return holder_alive(token) is False or idle is None or idle > MARKER_STALE_SECONDS
 
 
@@ -256,6 +224,21 @@ class Layout:
 
     def markers(self) -> Iterator[Path]:
         yield from self._walk(lambda n: n.endswith(LOCK))
+
+    def temps(self) -> Iterator[Path]:
+        """Every temp file or folder anywhere under the root (``bad/`` aside: it goes
+        whole), writers alive or dead; folders are not entered (links never followed)."""
+        for dirpath, dirs, names in os.walk(self.root):
+            here = Path(dirpath)
+            if here == self.root and "bad" in dirs:
+                dirs.remove("bad")
+            unpacked = here == self.extracted_dir or self.extracted_dir in here.parents
+            for d in [d for d in dirs if is_temp(d, unpacked)]:
+                dirs.remove(d)
+                yield here / d
+            for n in names:
+                if is_temp(n):
+                    yield here / n
 
     def _walk(self, keep) -> Iterator[Path]:
         if not self.files_dir.is_dir():

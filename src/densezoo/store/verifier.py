@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..progress import Progress, ProgressArg, progress_for
 from ..errors import NotCachedError, StoreError
 from ..hashing import ALGORITHMS, Digests, Expected, hash_open_file
 from ..manifest import Artifact
@@ -40,11 +41,12 @@ class Check:
     identity: tuple[int, int] | None = None     # (device, inode) of the bytes checked
 
 
-def hash_with_identity(path, algorithms: tuple[str, ...]) -> tuple[Digests, tuple[int, int]]:
+def hash_with_identity(path, algorithms: tuple[str, ...], progress: Progress | None = None
+                       ) -> tuple[Digests, tuple[int, int]]:
     """Digests of the file, and which file (device, inode) they are of."""
     with open(path, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
-        return hash_open_file(f, algorithms), (st.st_dev, st.st_ino)
+        return hash_open_file(f, algorithms, progress), (st.st_dev, st.st_ino)
 
 
 class Verifier:
@@ -66,7 +68,8 @@ class Verifier:
         return notes
 
     def check(self, art: Artifact, expected: Expected, *, quick: bool,
-              record: bool = True, want: tuple[str, ...] = ()) -> Check:
+              record: bool = True, want: tuple[str, ...] = (),
+              progress: Progress | None = None) -> Check:
         """Is the cached file right?  Hashes only the algorithms the check needs, plus
         ``want`` (a ledger needs sha256 where only an md5 is published), in one pass.
 
@@ -84,7 +87,7 @@ class Verifier:
                                  "quick", ident)
                 if expected.mismatch(memo) is None:
                     return Check(VerifyStatus.OK, memo, method="quick", identity=ident)
-        digests, ident = hash_with_identity(path, algorithms)
+        digests, ident = hash_with_identity(path, algorithms, progress)
         if not expected.has_checksum:
             return Check(VerifyStatus.UNPINNED, digests, "no published checksum and no pin",
                          identity=ident)
@@ -103,13 +106,16 @@ class Verifier:
         return Check(VerifyStatus.OK, digests, identity=ident)
 
     def verify(self, arts: Sequence[Artifact], *, quick: bool = False, jobs: int | None = None,
-               scan: bool = False, bar: Strength | None = None) -> VerifyReport:
+               scan: bool = False, bar: Strength | None = None,
+               progress: ProgressArg = None) -> VerifyReport:
         """Check each artifact's cached copy.  A full verify moves corrupt (and, with
         ``scan``, unsafe) copies aside; ``quick`` is read-only and only reports them.
-        hashlib releases the GIL, so files hash in parallel on every core."""
+        hashlib releases the GIL, so files hash in parallel on every core; the bytes
+        hashed are reported on ``progress`` (one Progress per artifact)."""
         def one(art: Artifact) -> VerifyEntry:
             for _ in range(2):           # once more if the file was replaced while we looked
-                entry = self._one(art, quick=quick, scan=scan, bar=bar)
+                entry = self._one(art, quick=quick, scan=scan, bar=bar,
+                                  progress=progress_for(progress, art))
                 if entry is not None:
                     return entry
             return VerifyEntry(art.name, VerifyStatus.CORRUPT, str(self.store.path_for(art)),
@@ -126,7 +132,8 @@ class Verifier:
         return VerifyReport(tuple(entries), self.take_notes())
 
     def _one(self, art: Artifact, *, quick: bool, scan: bool,
-             bar: Strength | None = None) -> VerifyEntry | None:
+             bar: Strength | None = None,
+             progress: Progress | None = None) -> VerifyEntry | None:
         path = self.store.cached_path(art)
         if path is None:
             gone = self.store.quarantined(art)
@@ -139,7 +146,7 @@ class Verifier:
             return VerifyEntry(art.name, VerifyStatus.MISSING, detail="not in the cache")
         record = self.trust.record_of(art)
         check = self.check(art, self.trust.expected(art, record), quick=quick,
-                           record=not quick)
+                           record=not quick, progress=progress)
         status, detail = check.status, check.detail
         strength = None
         if status is VerifyStatus.OK and check.digests is not None:
