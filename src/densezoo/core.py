@@ -191,14 +191,7 @@ class Core:
         if not (meta and self.store.memo_valid(art, meta)):
             return None if record.pin is not None or meta else Strength.NONE
         digests = Digests(int(meta.get("size") or -1), meta.get("md5"), meta.get("sha256"))
-        strength = self.trust.strength(art, record, digests)
-        if strength is Strength.NONE and digests is not None:
-            from dataclasses import replace as _replace
-
-            found = self.trust.found_in_store(art, digests)
-            strength = self.trust.strength(
-                art, _replace(record, vouchers=(*record.vouchers, found)), digests)
-        return strength
+        return self.trust.strength_in_store(art, record, digests)[0]
 
     def list(self, *, kind: str | None = None, zoo: str | None = None,
              text: str | None = None, sort: str | None = None,

@@ -51,21 +51,15 @@ class CachedCopies:
                                     record=repair)
         if check.status is VerifyStatus.OK:
             assert check.digests is not None
-            strength = self.trust.strength(art, record, check.digests)
+            strength, seen, found = self.trust.strength_in_store(art, record, check.digests)
             entered = False
-            if strength is Strength.NONE:            # nothing of this user's vouches yet
-                voucher = self.trust.found_in_store(art, check.digests)
-                if repair:
-                    try:
-                        record = self.trust.records.add(art, record, voucher)
-                        entered = True
-                    except StoreError:
-                        pass
-                else:
-                    from dataclasses import replace
-
-                    record = replace(record, vouchers=(*record.vouchers, voucher))
-                strength = self.trust.strength(art, record, check.digests)
+            if found is not None and repair:         # nothing of this user's vouched yet
+                try:
+                    self.trust.records.add(art, record, found)
+                    entered = True
+                except StoreError:
+                    pass
+            record = seen
             self._meets_bar(art, path, strength)
             if check.method != "quick" and not self.store.private(art):
                 self._rescan_shared(art, path)

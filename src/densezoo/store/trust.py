@@ -10,6 +10,7 @@ its word is a ``copy`` voucher, which no later reader mistakes for the origin's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ..hashing import Digests, Expected
@@ -165,6 +166,18 @@ class Trust:
         if "adopted" in kinds:
             return Strength.ADOPTED
         return Strength.NONE
+
+    def strength_in_store(self, art: Artifact, record: Record,
+                          digests: Digests) -> tuple[Strength, Record, Voucher | None]:
+        """``strength`` of a file already in the store; when nothing of this user's vouches
+        for it, who put it there (``found_in_store``) is counted -- returned as the third
+        value, for a caller that records it -- with the record it makes."""
+        strength = self.strength(art, record, digests)
+        if strength is not Strength.NONE:
+            return strength, record, None
+        found = self.found_in_store(art, digests)
+        record = replace(record, vouchers=(*record.vouchers, found))
+        return self.strength(art, record, digests), record, found
 
     def disagreeing_claims(self, record: Record, digests: Digests) -> tuple[Voucher, ...]:
         """Hub claims that name other bytes than these (one loud warning each)."""

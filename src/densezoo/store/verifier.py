@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..progress import Progress, ProgressArg, progress_for
@@ -150,11 +150,8 @@ class Verifier:
         status, detail = check.status, check.detail
         strength = None
         if status is VerifyStatus.OK and check.digests is not None:
-            strength = self.trust.strength(art, record, check.digests)
-            if strength is Strength.NONE:      # read-only: who put it there, not recorded
-                found = self.trust.found_in_store(art, check.digests)
-                strength = self.trust.strength(
-                    art, replace(record, vouchers=(*record.vouchers, found)), check.digests)
+            # read-only: who put it there counts, and is not recorded
+            strength = self.trust.strength_in_store(art, record, check.digests)[0]
             if not strength.meets(bar):
                 status, detail = VerifyStatus.WEAK, (f"{strength}, below the required {bar} "
                                                      "(--strict / --require)")
